@@ -1,0 +1,95 @@
+// Loads the compiled addon. The addon is a thin shim: every export takes and
+// returns opaque tensor handles; all user-facing behaviour lives in TypeScript.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** An opaque native tensor handle (a napi External). */
+export type Handle = { readonly __handle: unique symbol };
+/** An opaque native operator handle. */
+export type OpHandle = { readonly __op: unique symbol };
+
+export interface NativeAddon {
+  fromBuffer(buffer: ArrayBufferLike, byteOffset: number, shape: number[], dtype: number, copy: boolean): Handle;
+  toArrayBuffer(h: Handle): ArrayBuffer;
+  toArrayBufferAsync(h: Handle): Promise<ArrayBuffer>;
+  item(h: Handle): number | boolean;
+  meta(h: Handle): [number[], number, string];
+  strides(h: Handle): number[];
+  isContiguous(h: Handle): boolean;
+  sameStorage(a: Handle, b: Handle): boolean;
+  dispose(h: Handle): void;
+  isDisposed(h: Handle): boolean;
+  memory(): { tensors: number; bytes: number };
+  op(name: string, overload: string): OpHandle;
+  call(op: OpHandle, ...args: unknown[]): any;
+  schema(op: OpHandle): string;
+  backward(h: Handle, gradient: Handle | null, retainGraph: boolean | undefined, createGraph: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  requiresGrad(h: Handle): boolean;
+  isLeaf(h: Handle): boolean;
+  gradFnName(h: Handle): string | null;
+  isGradEnabled(): boolean;
+  setGradEnabled(enabled: boolean): void;
+  enterInferenceMode(enabled: boolean): void;
+  exitInferenceMode(): void;
+  isInferenceModeEnabled(): boolean;
+  manualSeed(seed: number | bigint): void;
+  initialSeed(): bigint;
+  getRngState(): Handle;
+  setRngState(h: Handle): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  usableCores(): number;
+  parallelInfo(): string;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(device?: number): void;
+  cudaMemoryAllocated(device?: number): number;
+  setCudnnBenchmark(enabled: boolean): void;
+  getCudnnBenchmark(): boolean;
+  cudnnAvailable(): boolean;
+  compiledWithCuda(): boolean;
+}
+
+function here(): string {
+  // tsup's shims make import.meta.url work in the CommonJS build too.
+  return dirname(fileURLToPath(import.meta.url));
+}
+
+function findAddon(): string {
+  let dir = here();
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'vgg_torch.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(
+    'vgg-torch: the native addon is not built (build/Release/vgg_torch.node is missing). ' +
+      'Run `npm rebuild vgg-torch` (or `npx cmake-js compile` in the package folder).',
+  );
+}
+
+/** The loaded addon; one instance per JS environment (main thread or worker). */
+export const native: NativeAddon = createRequire(import.meta.url)(findAddon());
+
+const opCache = new Map<string, OpHandle>();
+
+/** Resolves a libtorch operator once (e.g. `op('aten::add', 'Tensor')`). */
+export function op(name: string, overload = ''): OpHandle {
+  const key = `${name}.${overload}`;
+  let handle = opCache.get(key);
+  if (handle === undefined) {
+    handle = native.op(name, overload);
+    opCache.set(key, handle);
+  }
+  return handle;
+}
+
+// libtorch defaults to one intra-op thread on some builds (Debian's among them);
+// PyTorch users expect every core they may run on, unless OMP_NUM_THREADS says otherwise.
+if (!process.env.OMP_NUM_THREADS && native.getNumThreads() < native.usableCores()) {
+  native.setNumThreads(native.usableCores());
+}

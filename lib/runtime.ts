@@ -1,0 +1,48 @@
+// Seeds, RNG state, threads, CUDA and cuDNN switches.
+import { native } from './native.js';
+import { Tensor, handleOf, wrap } from './tensor/tensor.js';
+
+/** Seeds the CPU generator and every CUDA device's, like `torch.manual_seed`. */
+export function manualSeed(seed: number | bigint): void {
+  if (typeof seed === 'number' && !Number.isInteger(seed)) throw new TypeError(`manualSeed(): seed must be an integer, got ${seed}`);
+  if (typeof seed !== 'number' && typeof seed !== 'bigint') throw new TypeError(`manualSeed(): seed must be an integer, got ${typeof seed}`);
+  native.manualSeed(seed);
+}
+/** The seed the CPU generator was last seeded with. */
+export const initialSeed = (): bigint => native.initialSeed();
+/** The CPU generator's state as a uint8 tensor, byte-identical to `torch.get_rng_state()`. */
+export const getRngState = (): Tensor => wrap(native.getRngState());
+/** Restores a state from {@link getRngState} (or from PyTorch's `torch.get_rng_state()`). */
+export const setRngState = (state: Tensor): void => native.setRngState(handleOf(state, 'state'));
+
+/** Intra-op threads libtorch uses (default: every core this process may run on, or OMP_NUM_THREADS). */
+export const getNumThreads = (): number => native.getNumThreads();
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n)) throw new TypeError(`setNumThreads(): expected an integer, got ${n}`);
+  native.setNumThreads(n);
+}
+
+/** `torch.cuda`: devices are named `'cuda'` or `'cuda:N'` wherever a device is taken. */
+export const cuda = {
+  /** True when libtorch was built with CUDA and a GPU is visible. */
+  isAvailable: (): boolean => native.cudaIsAvailable(),
+  deviceCount: (): number => native.cudaDeviceCount(),
+  /** Waits for all kernels on `device` (default: the current one) to finish. */
+  synchronize: (device?: number): void => native.cudaSynchronize(device),
+  /** Bytes currently allocated by tensors on `device` through libtorch's caching allocator. */
+  memoryAllocated: (device?: number): number => native.cudaMemoryAllocated(device),
+};
+
+/** `torch.backends`. */
+export const backends = {
+  cudnn: {
+    /** Let cuDNN benchmark convolution algorithms for each new input shape. */
+    get benchmark(): boolean {
+      return native.getCudnnBenchmark();
+    },
+    set benchmark(enabled: boolean) {
+      native.setCudnnBenchmark(enabled);
+    },
+    isAvailable: (): boolean => native.cudnnAvailable(),
+  },
+};

@@ -1,0 +1,110 @@
+// Scoped cleanup. Native memory is invisible to the JS garbage collector, so
+// tensors are freed deterministically: `dispose()`, or `tidy(fn)`, which frees
+// every tensor created inside fn that fn does not return. Scopes follow async
+// continuations (AsyncLocalStorage), so `await` inside tidy is safe.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { native } from '../native.js';
+
+/** What a scope needs of a tensor. */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+interface Scope {
+  readonly tracked: Disposable[];
+  readonly kept: Set<Disposable>;
+  readonly parent: Scope | undefined;
+}
+
+const storage = new AsyncLocalStorage<Scope>();
+
+/** Called by every Tensor constructor. */
+export function track(t: Disposable): void {
+  storage.getStore()?.tracked.push(t);
+}
+
+/** Marks `t` to survive the enclosing `tidy` scopes; returns it. */
+export function keep<T extends Disposable>(t: T): T {
+  for (let s = storage.getStore(); s; s = s.parent) s.kept.add(t);
+  return t;
+}
+
+function collect(value: unknown, into: Set<Disposable>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ('dispose' in value && 'isDisposed' in value) {
+    into.add(value as Disposable);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const [k, v] of value) {
+      collect(k, into, seen);
+      collect(v, into, seen);
+    }
+  } else if (Array.isArray(value) || value instanceof Set) {
+    for (const v of value) collect(v, into, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, into, seen);
+  }
+}
+
+function close(scope: Scope, result: unknown): void {
+  const survivors = new Set<Disposable>();
+  collect(result, survivors);
+  for (const t of scope.tracked) {
+    if (survivors.has(t) || scope.kept.has(t)) {
+      scope.parent?.tracked.push(t);
+    } else if (!t.isDisposed) {
+      t.dispose();
+    }
+  }
+  scope.tracked.length = 0;
+}
+
+/**
+ * Runs `fn` and disposes every tensor created inside it, except those it
+ * returns (found in arrays, Maps, Sets and plain objects) and those passed to
+ * {@link keep}. Scopes nest; returned tensors move to the enclosing scope.
+ * An async `fn` is awaited before cleanup.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Scope = { tracked: [], kept: new Set(), parent: storage.getStore() };
+  let result: T;
+  try {
+    result = storage.run(scope, fn);
+  } catch (e) {
+    close(scope, undefined);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (value) => {
+        close(scope, value);
+        return value;
+      },
+      (e) => {
+        close(scope, undefined);
+        throw e;
+      },
+    ) as T;
+  }
+  close(scope, result);
+  return result;
+}
+
+/** Disposes every tensor found in `values` (arrays, Maps, plain objects). */
+export function dispose(...values: unknown[]): void {
+  const found = new Set<Disposable>();
+  collect(values, found);
+  for (const t of found) t.dispose();
+}
+
+/**
+ * Native tensor memory held by live handles in this thread: the number of
+ * handles and the bytes of the distinct storages they keep alive (views of one
+ * storage count once). Exact, not sampled.
+ */
+export function memory(): { tensors: number; bytes: number } {
+  return native.memory();
+}

@@ -1,0 +1,704 @@
+// The Tensor class: a JS handle on an at::Tensor with PyTorch's method names in
+// camelCase. Every method is one dispatcher call; no math runs in JS.
+import { inspect } from 'node:util';
+import { native, op, type Handle } from '../native.js';
+import {
+  type AnyTypedArray, type DType, dtypeCode, dtypeName, isFloatingDtype, normalizeDtype, viewBytes,
+} from './dtype.js';
+import { formatTensor } from './format.js';
+import { track } from './scope.js';
+
+/** A device string: `'cpu'`, `'cuda'` or `'cuda:N'`. */
+export type Device = string;
+
+/** Options accepted by the creation functions. */
+export interface TensorOptions {
+  dtype?: DType;
+  device?: Device;
+  requiresGrad?: boolean;
+}
+
+/** A Python-style slice for {@link Tensor.index}; any field may be left out. */
+export interface Slice {
+  start?: number | null;
+  stop?: number | null;
+  step?: number;
+}
+
+/**
+ * One index for {@link Tensor.index}: an integer (selects), a slice (as an
+ * object or a string such as `':'`, `'1:5'`, `'::2'`), `null` (a new axis, like
+ * Python's `None`), `'...'` (ellipsis), or an integer/bool Tensor (advanced indexing).
+ */
+export type IndexSpec = number | null | string | Slice | Tensor;
+
+export type Scalar = number | boolean;
+
+/** Converts a JS value to what the dispatcher takes for a Tensor-or-Scalar argument. */
+function isTensor(x: unknown): x is Tensor {
+  return x instanceof Tensor;
+}
+
+/** The handle of `x`, with a TypeError naming the argument if `x` is not a Tensor. */
+export function handleOf(x: unknown, what: string): Handle {
+  if (x instanceof Tensor) return x._h;
+  throw new TypeError(`argument '${what}' must be a Tensor, got ${describe(x)}`);
+}
+
+export function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array';
+  if (typeof x === 'object') return (x as object).constructor?.name ?? 'an object';
+  return typeof x;
+}
+
+function checkScalar(x: unknown, what: string): Scalar {
+  if (typeof x === 'number' || typeof x === 'boolean') return x;
+  throw new TypeError(`argument '${what}' must be a Tensor or a number, got ${describe(x)}`);
+}
+
+/** `(2, 3)` or `([2, 3])` → `[2, 3]`, as PyTorch's size arguments allow. */
+export function sizeArgs(args: (number | readonly number[])[], what = 'size'): number[] {
+  const list = args.length === 1 && Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
+  for (const s of list) {
+    if (typeof s !== 'number' || !Number.isInteger(s)) {
+      throw new TypeError(`argument '${what}' must be a list of integers, got ${JSON.stringify(args)}`);
+    }
+  }
+  return [...list];
+}
+
+/** Wraps a native result: handle → Tensor, array of handles → Tensor[]. */
+export function wrap(h: Handle): Tensor {
+  return new Tensor(h);
+}
+function wrapList(hs: Handle[]): Tensor[] {
+  return hs.map((h) => new Tensor(h));
+}
+
+const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
+export type Reduction = keyof typeof REDUCTIONS;
+export function reductionCode(r: Reduction): number {
+  const code = REDUCTIONS[r];
+  if (code === undefined) throw new TypeError(`reduction must be 'none', 'mean' or 'sum', got '${r}'`);
+  return code;
+}
+
+// Binary ops come in Tensor and Scalar overloads; `other` picks one.
+function binary(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
+  if (isTensor(other)) return wrap(native.call(op(name, 'Tensor'), self._h, other._h, ...rest));
+  return wrap(native.call(op(name, 'Scalar'), self._h, checkScalar(other, 'other'), ...rest));
+}
+function binaryInPlace(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
+  if (isTensor(other)) native.call(op(name, 'Tensor'), self._h, other._h, ...rest);
+  else native.call(op(name, 'Scalar'), self._h, checkScalar(other, 'other'), ...rest);
+  return self;
+}
+
+function parseSlice(s: string): Slice {
+  const parts = s.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new TypeError(`invalid slice '${s}'; expected 'start:stop' or 'start:stop:step'`);
+  const num = (p: string | undefined): number | null => {
+    if (p === undefined || p.trim() === '') return null;
+    const v = Number(p);
+    if (!Number.isInteger(v)) throw new TypeError(`invalid slice '${s}': '${p}' is not an integer`);
+    return v;
+  };
+  return { start: num(parts[0]), stop: num(parts[1]), step: num(parts[2]) ?? 1 };
+}
+
+/**
+ * A multi-dimensional array on CPU or CUDA, backed by libtorch's at::Tensor.
+ *
+ * Native memory is not seen by the garbage collector: call {@link Tensor.dispose}
+ * or create tensors inside {@link tidy}. A tensor that is only dropped is still
+ * freed when V8 collects its handle, but later and at V8's pace.
+ */
+export class Tensor {
+  /** @internal the native handle */
+  readonly _h: Handle;
+  private _meta: [number[], number, string] | undefined;
+
+  /** @internal use the creation functions (`tensor`, `zeros`, …). */
+  constructor(h: Handle) {
+    this._h = h;
+    track(this);
+  }
+
+  private meta(): [number[], number, string] {
+    return (this._meta ??= native.meta(this._h));
+  }
+
+  // ---- properties -------------------------------------------------------
+
+  /** The size of each dimension, like `tensor.shape` in PyTorch. */
+  get shape(): number[] {
+    return [...this.meta()[0]];
+  }
+  /** Same as {@link shape}; with `dim`, that dimension's size (negative counts from the end). */
+  size(dim?: number): number | number[] {
+    if (dim === undefined) return this.shape;
+    const s = this.meta()[0];
+    const d = dim < 0 ? dim + s.length : dim;
+    if (d < 0 || d >= s.length) {
+      throw new RangeError(`Dimension out of range (expected to be in range of [${-s.length}, ${s.length - 1}], but got ${dim})`);
+    }
+    return s[d];
+  }
+  get dtype(): DType {
+    return dtypeName(this.meta()[1]);
+  }
+  get device(): Device {
+    return this.meta()[2];
+  }
+  get ndim(): number {
+    return this.meta()[0].length;
+  }
+  dim(): number {
+    return this.ndim;
+  }
+  numel(): number {
+    return this.meta()[0].reduce((a, b) => a * b, 1);
+  }
+  /** Element strides, as `tensor.stride()` in PyTorch. */
+  stride(): number[] {
+    return native.strides(this._h);
+  }
+  isContiguous(): boolean {
+    return native.isContiguous(this._h);
+  }
+  get isCuda(): boolean {
+    return this.device.startsWith('cuda');
+  }
+
+  // ---- lifetime ---------------------------------------------------------
+
+  /** Releases this handle now. Storage shared with other tensors stays alive while they do. */
+  dispose(): void {
+    native.dispose(this._h);
+  }
+  get isDisposed(): boolean {
+    return native.isDisposed(this._h);
+  }
+  /** Whether this tensor and `other` view the same storage. */
+  sharesStorageWith(other: Tensor): boolean {
+    return native.sameStorage(this._h, handleOf(other, 'other'));
+  }
+
+  // ---- data out ---------------------------------------------------------
+
+  /** The single value of a one-element tensor. */
+  item(): number | boolean {
+    return native.item(this._h);
+  }
+  /** All elements, row-major, in a typed array (BigInt64Array for int64, Float32Array for half types). */
+  toTypedArray(): AnyTypedArray {
+    return viewBytes(this.dtype, native.toArrayBuffer(this._h));
+  }
+  /** Like {@link toTypedArray}, but the copy (and a device transfer) runs off the main thread. */
+  async data(): Promise<AnyTypedArray> {
+    return viewBytes(this.dtype, await native.toArrayBufferAsync(this._h));
+  }
+  /** Nested arrays of numbers (or booleans), like `tensor.tolist()`. */
+  tolist(): unknown {
+    const flat = this.toTypedArray();
+    const isBool = this.dtype === 'bool';
+    const at = (i: number): number | boolean => {
+      const v = flat[i];
+      return isBool ? v !== 0 : Number(v);
+    };
+    const shape = this.meta()[0];
+    if (shape.length === 0) return at(0);
+    let offset = 0;
+    const build = (d: number): unknown[] => {
+      const out: unknown[] = [];
+      for (let i = 0; i < shape[d]; i++) out.push(d === shape.length - 1 ? at(offset++) : build(d + 1));
+      return out;
+    };
+    return build(0);
+  }
+
+  // ---- printing ---------------------------------------------------------
+
+  /** PyTorch's `repr`: `tensor([[1., 2.]], requires_grad=True)`. */
+  toString(): string {
+    if (this.isDisposed) return 'tensor(<disposed>)';
+    const gradFn = native.gradFnName(this._h);
+    return formatTensor({
+      shape: this.shape,
+      dtype: this.dtype,
+      values: this.toTypedArray(),
+      device: this.device,
+      requiresGrad: this.requiresGrad,
+      gradFn,
+    });
+  }
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  // ---- conversion -------------------------------------------------------
+
+  /**
+   * Moves and/or casts: `to('cuda')`, `to('float64')`, `to({ device, dtype })`,
+   * `to(other)` (other's device and dtype). When nothing changes the result
+   * shares this tensor's storage, as in PyTorch, unless `copy` is set.
+   */
+  to(target: Device | DType | Tensor | { device?: Device; dtype?: DType }, opts: { copy?: boolean; nonBlocking?: boolean } = {}): Tensor {
+    let device: Device | undefined;
+    let dtype: DType | undefined;
+    if (isTensor(target)) {
+      device = target.device;
+      dtype = target.dtype;
+    } else if (typeof target === 'string') {
+      if (/^(cpu|cuda|meta|mps)(:\d+)?$/.test(target)) device = target;
+      else dtype = normalizeDtype(target);
+    } else if (target && typeof target === 'object') {
+      device = target.device;
+      dtype = target.dtype === undefined ? undefined : normalizeDtype(target.dtype);
+    } else {
+      throw new TypeError(`to(): expected a device, a dtype or { device, dtype }, got ${describe(target)}`);
+    }
+    const out: Handle = native.call(
+      op('aten::to', 'dtype_layout'), this._h, dtype === undefined ? undefined : dtypeCode(dtype),
+      undefined, device, undefined, opts.nonBlocking ?? false, opts.copy ?? false,
+    );
+    return wrap(out);
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
+  cuda(index?: number): Tensor {
+    return this.to(index === undefined ? 'cuda' : `cuda:${index}`);
+  }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  double(): Tensor {
+    return this.to('float64');
+  }
+  half(): Tensor {
+    return this.to('float16');
+  }
+  long(): Tensor {
+    return this.to('int64');
+  }
+  int(): Tensor {
+    return this.to('int32');
+  }
+  bool(): Tensor {
+    return this.to('bool');
+  }
+  clone(): Tensor {
+    return wrap(native.call(op('aten::clone'), this._h));
+  }
+  /** A tensor sharing storage, cut from the autograd graph. */
+  detach(): Tensor {
+    return wrap(native.call(op('aten::detach'), this._h));
+  }
+  detach_(): Tensor {
+    native.call(op('aten::detach_'), this._h);
+    return this;
+  }
+
+  // ---- autograd ---------------------------------------------------------
+
+  get requiresGrad(): boolean {
+    return native.requiresGrad(this._h);
+  }
+  set requiresGrad(flag: boolean) {
+    this.requiresGrad_(flag);
+  }
+  requiresGrad_(flag = true): Tensor {
+    native.call(op('aten::requires_grad_'), this._h, flag);
+    return this;
+  }
+  /** The accumulated gradient, or null. Each read returns a new handle on the same storage. */
+  get grad(): Tensor | null {
+    const g = native.grad(this._h);
+    return g === null ? null : wrap(g);
+  }
+  set grad(g: Tensor | null) {
+    native.setGrad(this._h, g === null ? null : handleOf(g, 'grad'));
+  }
+  get isLeaf(): boolean {
+    return native.isLeaf(this._h);
+  }
+  /** The name of the autograd node that made this tensor (`'AddBackward0'`), or null for leaves. */
+  get gradFn(): string | null {
+    return native.gradFnName(this._h);
+  }
+  retainGrad(): void {
+    native.call(op('aten::retain_grad'), this._h);
+  }
+  /** Computes gradients of this tensor with libtorch's autograd engine. */
+  backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    native.backward(this._h, gradient === undefined ? null : handleOf(gradient, 'gradient'), opts.retainGraph, opts.createGraph ?? false);
+  }
+
+  // ---- shape and views -------------------------------------------------------
+
+  view(...shape: (number | readonly number[])[]): Tensor {
+    return wrap(native.call(op('aten::view'), this._h, sizeArgs(shape, 'shape')));
+  }
+  reshape(...shape: (number | readonly number[])[]): Tensor {
+    return wrap(native.call(op('aten::reshape'), this._h, sizeArgs(shape, 'shape')));
+  }
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return wrap(native.call(op('aten::flatten', 'using_ints'), this._h, startDim, endDim));
+  }
+  permute(...dims: (number | readonly number[])[]): Tensor {
+    return wrap(native.call(op('aten::permute'), this._h, sizeArgs(dims, 'dims')));
+  }
+  transpose(dim0: number, dim1: number): Tensor {
+    return wrap(native.call(op('aten::transpose', 'int'), this._h, dim0, dim1));
+  }
+  /** Transpose of a tensor with at most 2 dimensions. */
+  t(): Tensor {
+    return wrap(native.call(op('aten::t'), this._h));
+  }
+  squeeze(dim?: number): Tensor {
+    if (dim === undefined) return wrap(native.call(op('aten::squeeze'), this._h));
+    return wrap(native.call(op('aten::squeeze', 'dim'), this._h, dim));
+  }
+  unsqueeze(dim: number): Tensor {
+    return wrap(native.call(op('aten::unsqueeze'), this._h, dim));
+  }
+  expand(...sizes: (number | readonly number[])[]): Tensor {
+    return wrap(native.call(op('aten::expand'), this._h, sizeArgs(sizes, 'size')));
+  }
+  expandAs(other: Tensor): Tensor {
+    return this.expand(other.shape);
+  }
+  contiguous(): Tensor {
+    return wrap(native.call(op('aten::contiguous'), this._h));
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return wrap(native.call(op('aten::narrow'), this._h, dim, start, length));
+  }
+  select(dim: number, index: number): Tensor {
+    return wrap(native.call(op('aten::select', 'int'), this._h, dim, index));
+  }
+  /** `aten::slice`: elements `start` to `end` (exclusive) of `dim`, every `step`-th. */
+  slice(dim = 0, start: number | null = null, end: number | null = null, step = 1): Tensor {
+    return wrap(native.call(op('aten::slice', 'Tensor'), this._h, dim, start, end, step));
+  }
+  split(splitSizeOrSections: number | number[], dim = 0): Tensor[] {
+    if (Array.isArray(splitSizeOrSections)) {
+      return wrapList(native.call(op('aten::split_with_sizes'), this._h, splitSizeOrSections, dim));
+    }
+    return wrapList(native.call(op('aten::split', 'Tensor'), this._h, splitSizeOrSections, dim));
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return wrapList(native.call(op('aten::chunk'), this._h, chunks, dim));
+  }
+
+  /**
+   * Python's `t[...]`: `x.index(':', 0, null, '1::2', idx)` is `x[:, 0, None, 1::2, idx]`.
+   * Integers select, slices narrow, null adds an axis, `'...'` fills the rest,
+   * and tensors index as in NumPy's advanced indexing.
+   */
+  index(...specs: IndexSpec[]): Tensor {
+    const ndim = this.ndim;
+    const consumed = specs.reduce<number>((n, s) => {
+      if (s === null || s === '...') return n;
+      if (isTensor(s) && s.dtype === 'bool') return n + s.ndim;
+      return n + 1;
+    }, 0);
+    if (specs.filter((s) => s === '...').length > 1) throw new TypeError("index(): an index can only have a single ellipsis ('...')");
+    if (consumed > ndim) throw new RangeError(`too many indices for tensor of dimension ${ndim}`);
+    const intermediates: Tensor[] = [];
+    let result: Tensor = this;
+    const step = (t: Tensor): void => {
+      if (result !== this) intermediates.push(result);
+      result = t;
+    };
+    const tensorIndices: (Tensor | null)[] = [];
+    let dim = 0;
+    try {
+      for (const s of specs) {
+        if (typeof s === 'number') {
+          if (!Number.isInteger(s)) throw new TypeError(`index(): ${s} is not an integer index`);
+          const size = result.shape[dim];
+          if (s >= size || s < -size) throw new RangeError(`index ${s} is out of bounds for dimension ${dim} with size ${size}`);
+          step(result.select(dim, s));
+        } else if (s === null) {
+          step(result.unsqueeze(dim));
+          tensorIndices.push(null);
+          dim++;
+        } else if (s === '...') {
+          const n = ndim - consumed;
+          for (let i = 0; i < n; i++) tensorIndices.push(null);
+          dim += n;
+        } else if (isTensor(s)) {
+          tensorIndices.push(s);
+          dim += s.dtype === 'bool' ? s.ndim : 1;
+        } else if (typeof s === 'string' || (typeof s === 'object' && s !== null)) {
+          const sl = typeof s === 'string' ? parseSlice(s) : s;
+          const stepBy = sl.step ?? 1;
+          if (!(stepBy > 0)) throw new RangeError('index(): slice step must be greater than zero');
+          if (!(sl.start == null && sl.stop == null && stepBy === 1)) {
+            step(result.slice(dim, sl.start ?? null, sl.stop ?? null, stepBy));
+          }
+          tensorIndices.push(null);
+          dim++;
+        } else {
+          throw new TypeError(`index(): unsupported index ${describe(s)}`);
+        }
+      }
+      const lastTensor = tensorIndices.map((t) => t !== null).lastIndexOf(true);
+      if (lastTensor >= 0) {
+        const list = tensorIndices.slice(0, lastTensor + 1).map((t) => (t === null ? null : t._h));
+        step(wrap(native.call(op('aten::index', 'Tensor'), result._h, list)));
+      }
+      if (result === this) step(wrap(native.call(op('aten::alias'), this._h)));
+      return result;
+    } finally {
+      for (const t of intermediates) t.dispose();
+    }
+  }
+
+  // ---- elementwise math --------------------------------------------------------
+
+  add(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
+    return binary('aten::add', this, other, alpha);
+  }
+  sub(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
+    return binary('aten::sub', this, other, alpha);
+  }
+  mul(other: Tensor | Scalar): Tensor {
+    return binary('aten::mul', this, other);
+  }
+  div(other: Tensor | Scalar): Tensor {
+    return binary('aten::div', this, other);
+  }
+  pow(exponent: Tensor | Scalar): Tensor {
+    if (isTensor(exponent)) return wrap(native.call(op('aten::pow', 'Tensor_Tensor'), this._h, exponent._h));
+    return wrap(native.call(op('aten::pow', 'Tensor_Scalar'), this._h, checkScalar(exponent, 'exponent')));
+  }
+  neg(): Tensor {
+    return wrap(native.call(op('aten::neg'), this._h));
+  }
+  abs(): Tensor {
+    return wrap(native.call(op('aten::abs'), this._h));
+  }
+  sqrt(): Tensor {
+    return wrap(native.call(op('aten::sqrt'), this._h));
+  }
+  exp(): Tensor {
+    return wrap(native.call(op('aten::exp'), this._h));
+  }
+  log(): Tensor {
+    return wrap(native.call(op('aten::log'), this._h));
+  }
+  relu(): Tensor {
+    return wrap(native.call(op('aten::relu'), this._h));
+  }
+  sigmoid(): Tensor {
+    return wrap(native.call(op('aten::sigmoid'), this._h));
+  }
+  tanh(): Tensor {
+    return wrap(native.call(op('aten::tanh'), this._h));
+  }
+  clamp(min?: Scalar | Tensor | null, max?: Scalar | Tensor | null): Tensor {
+    if (isTensor(min) || isTensor(max)) {
+      return wrap(native.call(op('aten::clamp', 'Tensor'), this._h, (min as Tensor | null | undefined)?._h ?? null, (max as Tensor | null | undefined)?._h ?? null));
+    }
+    if (min == null && max == null) throw new TypeError("clamp(): at least one of 'min' or 'max' must not be null");
+    return wrap(native.call(op('aten::clamp'), this._h, min ?? null, max ?? null));
+  }
+  matmul(other: Tensor): Tensor {
+    return wrap(native.call(op('aten::matmul'), this._h, handleOf(other, 'other')));
+  }
+  mm(other: Tensor): Tensor {
+    return wrap(native.call(op('aten::mm'), this._h, handleOf(other, 'mat2')));
+  }
+
+  // ---- comparisons -------------------------------------------------------------
+
+  eq(other: Tensor | Scalar): Tensor {
+    return binary('aten::eq', this, other);
+  }
+  ne(other: Tensor | Scalar): Tensor {
+    return binary('aten::ne', this, other);
+  }
+  lt(other: Tensor | Scalar): Tensor {
+    return binary('aten::lt', this, other);
+  }
+  le(other: Tensor | Scalar): Tensor {
+    return binary('aten::le', this, other);
+  }
+  gt(other: Tensor | Scalar): Tensor {
+    return binary('aten::gt', this, other);
+  }
+  ge(other: Tensor | Scalar): Tensor {
+    return binary('aten::ge', this, other);
+  }
+  /** `torch.where(condition, this, other)`. */
+  where(condition: Tensor, other: Tensor | Scalar): Tensor {
+    return where(condition, this, other);
+  }
+  /** True when both have the same shape and elements (`torch.equal`). */
+  equal(other: Tensor): boolean {
+    return native.call(op('aten::equal'), this._h, handleOf(other, 'other'));
+  }
+  allclose(other: Tensor, rtol = 1e-5, atol = 1e-8, equalNan = false): boolean {
+    return native.call(op('aten::allclose'), this._h, handleOf(other, 'other'), rtol, atol, equalNan);
+  }
+
+  // ---- reductions ---------------------------------------------------------------
+
+  sum(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    const dtype = opts.dtype === undefined ? undefined : dtypeCode(opts.dtype);
+    if (dim == null) return wrap(native.call(op('aten::sum'), this._h, dtype));
+    return wrap(native.call(op('aten::sum', 'dim_IntList'), this._h, dim, keepdim, dtype));
+  }
+  mean(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    const dtype = opts.dtype === undefined ? undefined : dtypeCode(opts.dtype);
+    if (dim == null) return wrap(native.call(op('aten::mean'), this._h, dtype));
+    return wrap(native.call(op('aten::mean', 'dim'), this._h, dim, keepdim, dtype));
+  }
+  /** `max()` → the largest element; `max(dim)` → `[values, indices]`; `max(other)` → elementwise maximum. */
+  max(): Tensor;
+  max(dim: number, keepdim?: boolean): [Tensor, Tensor];
+  max(other: Tensor): Tensor;
+  max(arg?: number | Tensor, keepdim = false): Tensor | [Tensor, Tensor] {
+    return this.extremum('aten::max', arg, keepdim);
+  }
+  /** `min()` → the smallest element; `min(dim)` → `[values, indices]`; `min(other)` → elementwise minimum. */
+  min(): Tensor;
+  min(dim: number, keepdim?: boolean): [Tensor, Tensor];
+  min(other: Tensor): Tensor;
+  min(arg?: number | Tensor, keepdim = false): Tensor | [Tensor, Tensor] {
+    return this.extremum('aten::min', arg, keepdim);
+  }
+  private extremum(name: string, arg: number | Tensor | undefined, keepdim: boolean): Tensor | [Tensor, Tensor] {
+    if (arg === undefined) return wrap(native.call(op(name), this._h));
+    if (isTensor(arg)) return wrap(native.call(op(name, 'other'), this._h, arg._h));
+    const [values, indices] = native.call(op(name, 'dim'), this._h, arg, keepdim);
+    return [wrap(values), wrap(indices)];
+  }
+  argmax(dim?: number | null, keepdim = false): Tensor {
+    return wrap(native.call(op('aten::argmax'), this._h, dim ?? null, keepdim));
+  }
+  argmin(dim?: number | null, keepdim = false): Tensor {
+    return wrap(native.call(op('aten::argmin'), this._h, dim ?? null, keepdim));
+  }
+  /** Standard deviation; `unbiased` (Bessel's correction) defaults to true as in PyTorch. */
+  std(dim?: number | number[] | null, opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
+    return this.moment('aten::std', dim, opts);
+  }
+  var(dim?: number | number[] | null, opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor {
+    return this.moment('aten::var', dim, opts);
+  }
+  private moment(name: string, dim: number | number[] | null | undefined, opts: { unbiased?: boolean; keepdim?: boolean }): Tensor {
+    const unbiased = opts.unbiased ?? true;
+    if (dim == null && !opts.keepdim) return wrap(native.call(op(name), this._h, unbiased));
+    return wrap(native.call(op(name, 'dim'), this._h, dim ?? null, unbiased, opts.keepdim ?? false));
+  }
+  softmax(dim: number, opts: { dtype?: DType } = {}): Tensor {
+    return wrap(native.call(op('aten::softmax', 'int'), this._h, dim, opts.dtype === undefined ? undefined : dtypeCode(opts.dtype)));
+  }
+  logSoftmax(dim: number, opts: { dtype?: DType } = {}): Tensor {
+    return wrap(native.call(op('aten::log_softmax', 'int'), this._h, dim, opts.dtype === undefined ? undefined : dtypeCode(opts.dtype)));
+  }
+  /** The `k` largest (or smallest) elements along `dim`: `[values, indices]`. */
+  topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] {
+    const [values, indices] = native.call(op('aten::topk'), this._h, k, dim, largest, sorted);
+    return [wrap(values), wrap(indices)];
+  }
+  sort(dim = -1, descending = false): [Tensor, Tensor] {
+    const [values, indices] = native.call(op('aten::sort'), this._h, dim, descending);
+    return [wrap(values), wrap(indices)];
+  }
+
+  // ---- in place (the optimizers' toolkit) -------------------------------------------
+
+  add_(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
+    return binaryInPlace('aten::add_', this, other, alpha);
+  }
+  sub_(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
+    return binaryInPlace('aten::sub_', this, other, alpha);
+  }
+  mul_(other: Tensor | Scalar): Tensor {
+    return binaryInPlace('aten::mul_', this, other);
+  }
+  div_(other: Tensor | Scalar): Tensor {
+    return binaryInPlace('aten::div_', this, other);
+  }
+  /** `this += value * tensor1 * tensor2` */
+  addcmul_(tensor1: Tensor, tensor2: Tensor, value: Scalar = 1): Tensor {
+    native.call(op('aten::addcmul_'), this._h, handleOf(tensor1, 'tensor1'), handleOf(tensor2, 'tensor2'), value);
+    return this;
+  }
+  /** `this += value * tensor1 / tensor2` */
+  addcdiv_(tensor1: Tensor, tensor2: Tensor, value: Scalar = 1): Tensor {
+    native.call(op('aten::addcdiv_'), this._h, handleOf(tensor1, 'tensor1'), handleOf(tensor2, 'tensor2'), value);
+    return this;
+  }
+  copy_(src: Tensor, nonBlocking = false): Tensor {
+    native.call(op('aten::copy_'), this._h, handleOf(src, 'src'), nonBlocking);
+    return this;
+  }
+  zero_(): Tensor {
+    native.call(op('aten::zero_'), this._h);
+    return this;
+  }
+  fill_(value: Scalar): Tensor {
+    native.call(op('aten::fill_', 'Scalar'), this._h, checkScalar(value, 'value'));
+    return this;
+  }
+  clamp_(min?: Scalar | null, max?: Scalar | null): Tensor {
+    if (min == null && max == null) throw new TypeError("clamp_(): at least one of 'min' or 'max' must not be null");
+    native.call(op('aten::clamp_'), this._h, min ?? null, max ?? null);
+    return this;
+  }
+  relu_(): Tensor {
+    native.call(op('aten::relu_'), this._h);
+    return this;
+  }
+  sqrt_(): Tensor {
+    native.call(op('aten::sqrt_'), this._h);
+    return this;
+  }
+  /** Fills with samples of N(mean, std²) from the global generator (see `manualSeed`). */
+  normal_(mean = 0, std = 1): Tensor {
+    native.call(op('aten::normal_'), this._h, mean, std);
+    return this;
+  }
+  /** Fills with samples of U(from, to) from the global generator. */
+  uniform_(from = 0, to = 1): Tensor {
+    native.call(op('aten::uniform_'), this._h, from, to);
+    return this;
+  }
+}
+
+// ---- module-level functions that take several tensors ----------------------------------
+
+/** `torch.where(condition, input, other)`; `input`/`other` may be numbers. */
+export function where(condition: Tensor, input: Tensor | Scalar, other: Tensor | Scalar): Tensor {
+  const c = handleOf(condition, 'condition');
+  if (isTensor(input) && isTensor(other)) return wrap(native.call(op('aten::where', 'self'), c, input._h, other._h));
+  if (isTensor(input)) return wrap(native.call(op('aten::where', 'ScalarOther'), c, input._h, checkScalar(other, 'other')));
+  if (isTensor(other)) return wrap(native.call(op('aten::where', 'ScalarSelf'), c, checkScalar(input, 'input'), other._h));
+  return wrap(native.call(op('aten::where', 'Scalar'), c, checkScalar(input, 'input'), checkScalar(other, 'other')));
+}
+
+function handles(tensors: readonly Tensor[], what: string): Handle[] {
+  if (!Array.isArray(tensors)) throw new TypeError(`argument '${what}' must be an array of Tensors, got ${describe(tensors)}`);
+  return tensors.map((t, i) => handleOf(t, `${what}[${i}]`));
+}
+
+/** Concatenates along an existing dimension. */
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  return wrap(native.call(op('aten::cat'), handles(tensors, 'tensors'), dim));
+}
+/** Stacks along a new dimension. */
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  return wrap(native.call(op('aten::stack'), handles(tensors, 'tensors'), dim));
+}
+export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
+  return wrapList(native.call(op('aten::broadcast_tensors'), handles(tensors, 'tensors')));
+}
+
+export { isFloatingDtype };

@@ -1,0 +1,102 @@
+// Autograd: libtorch's own engine and grad-mode switches, exposed handle by handle.
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include "tensor.h"
+
+namespace vggtorch {
+
+namespace {
+
+// backward(tensor, gradient|null, retainGraph|undefined, createGraph)
+Napi::Value Backward(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  at::Tensor gradient;
+  if (!info[1].IsNull() && !info[1].IsUndefined()) gradient = UnwrapTensor(info[1], "gradient");
+  c10::optional<bool> retain;
+  if (!info[2].IsUndefined() && !info[2].IsNull()) retain = ToBool(info[2], "retainGraph");
+  bool create = info[3].IsUndefined() ? false : ToBool(info[3], "createGraph");
+  t.backward(gradient, retain, create);
+  return info.Env().Undefined();
+}
+
+Napi::Value Grad(const Napi::CallbackInfo& info) {
+  return WrapTensor(info.Env(), UnwrapTensor(info[0], "tensor").grad());
+}
+
+Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  if (info[1].IsNull() || info[1].IsUndefined()) {
+    t.mutable_grad().reset();
+  } else {
+    const at::Tensor& g = UnwrapTensor(info[1], "grad");
+    TORCH_CHECK(g.sizes() == t.sizes(), "assigned grad has shape ", g.sizes(), " but the tensor has shape ", t.sizes());
+    TORCH_CHECK(g.scalar_type() == t.scalar_type(), "assigned grad has dtype ", g.scalar_type(),
+                " but the tensor has dtype ", t.scalar_type());
+    TORCH_CHECK(g.device() == t.device(), "assigned grad is on ", g.device(), " but the tensor is on ", t.device());
+    t.mutable_grad() = g;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value RequiresGrad(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), UnwrapTensor(info[0], "tensor").requires_grad());
+}
+
+Napi::Value IsLeaf(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), UnwrapTensor(info[0], "tensor").is_leaf());
+}
+
+Napi::Value GradFnName(const Napi::CallbackInfo& info) {
+  const auto& fn = torch::autograd::impl::grad_fn_unsafe(UnwrapTensor(info[0], "tensor"));
+  if (!fn) return info.Env().Null();
+  return Napi::String::New(info.Env(), fn->name());
+}
+
+Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled());
+}
+
+Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
+  c10::GradMode::set_enabled(ToBool(info[0], "enabled"));
+  return info.Env().Undefined();
+}
+
+// Inference mode is an RAII guard in libtorch; JS enters and exits it in
+// strictly nested pairs (try/finally), so a per-thread stack of guards suffices.
+thread_local std::vector<std::unique_ptr<c10::InferenceMode>> inferenceGuards;
+
+Napi::Value EnterInferenceMode(const Napi::CallbackInfo& info) {
+  inferenceGuards.push_back(std::make_unique<c10::InferenceMode>(ToBool(info[0], "enabled")));
+  return info.Env().Undefined();
+}
+
+Napi::Value ExitInferenceMode(const Napi::CallbackInfo& info) {
+  if (inferenceGuards.empty()) throw std::runtime_error("exitInferenceMode() without a matching enter");
+  inferenceGuards.pop_back();
+  return info.Env().Undefined();
+}
+
+Napi::Value IsInferenceModeEnabled(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), c10::InferenceMode::is_enabled());
+}
+
+}  // namespace
+
+void InitAutograd(Napi::Env env, Napi::Object exports) {
+  Export<Backward>(env, exports, "backward");
+  Export<Grad>(env, exports, "grad");
+  Export<SetGrad>(env, exports, "setGrad");
+  Export<RequiresGrad>(env, exports, "requiresGrad");
+  Export<IsLeaf>(env, exports, "isLeaf");
+  Export<GradFnName>(env, exports, "gradFnName");
+  Export<IsGradEnabled>(env, exports, "isGradEnabled");
+  Export<SetGradEnabled>(env, exports, "setGradEnabled");
+  Export<EnterInferenceMode>(env, exports, "enterInferenceMode");
+  Export<ExitInferenceMode>(env, exports, "exitInferenceMode");
+  Export<IsInferenceModeEnabled>(env, exports, "isInferenceModeEnabled");
+}
+
+}  // namespace vggtorch

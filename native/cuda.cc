@@ -1,0 +1,98 @@
+// CUDA: availability, devices, synchronisation, allocator statistics, cuDNN switches.
+// Device queries go through ATen's CUDA hooks, which a CPU-only libtorch also
+// has, so one source builds against every libtorch; the allocator statistics
+// need c10_cuda and are compiled in only when the build found torch_cuda.
+#include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+
+#ifdef VGG_TORCH_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/csrc/api/include/torch/version.h>
+#endif
+
+#include "tensor.h"
+
+namespace vggtorch {
+
+namespace {
+
+int DeviceIndex(const Napi::CallbackInfo& info, size_t i) {
+  int count = at::detail::getCUDAHooks().getNumGPUs();
+  if (!at::hasCUDA() || count == 0) {
+    throw Napi::Error::New(info.Env(), "CUDA is not available: this libtorch was built without CUDA or no GPU is visible");
+  }
+  int64_t index = info.Length() > i && !info[i].IsUndefined() && !info[i].IsNull()
+                      ? ToInt(info[i], "device")
+                      : at::detail::getCUDAHooks().current_device();
+  if (index < 0 || index >= count) {
+    throw Napi::RangeError::New(info.Env(), "CUDA device " + std::to_string(index) + " does not exist (" +
+                                                std::to_string(count) + " visible)");
+  }
+  return static_cast<int>(index);
+}
+
+Napi::Value IsAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0);
+}
+
+Napi::Value DeviceCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0);
+}
+
+Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  at::detail::getCUDAHooks().deviceSynchronize(DeviceIndex(info, 0));
+  return info.Env().Undefined();
+}
+
+Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
+  int device = DeviceIndex(info, 0);
+#ifdef VGG_TORCH_WITH_CUDA
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+#else
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+#endif
+  using c10::cuda::CUDACachingAllocator::StatType;
+  return Napi::Number::New(info.Env(),
+                           static_cast<double>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].current));
+#else
+  (void)device;
+  throw Napi::Error::New(info.Env(), "memoryAllocated(): this build of vgg-torch was compiled without CUDA support");
+#endif
+}
+
+Napi::Value SetCudnnBenchmark(const Napi::CallbackInfo& info) {
+  at::globalContext().setBenchmarkCuDNN(ToBool(info[0], "enabled"));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetCudnnBenchmark(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::globalContext().benchmarkCuDNN());
+}
+
+Napi::Value CudnnAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), at::globalContext().hasCuDNN());
+}
+
+Napi::Value CompiledWithCuda(const Napi::CallbackInfo& info) {
+#ifdef VGG_TORCH_WITH_CUDA
+  return Napi::Boolean::New(info.Env(), true);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
+}  // namespace
+
+void InitCuda(Napi::Env env, Napi::Object exports) {
+  Export<IsAvailable>(env, exports, "cudaIsAvailable");
+  Export<DeviceCount>(env, exports, "cudaDeviceCount");
+  Export<Synchronize>(env, exports, "cudaSynchronize");
+  Export<MemoryAllocated>(env, exports, "cudaMemoryAllocated");
+  Export<SetCudnnBenchmark>(env, exports, "setCudnnBenchmark");
+  Export<GetCudnnBenchmark>(env, exports, "getCudnnBenchmark");
+  Export<CudnnAvailable>(env, exports, "cudnnAvailable");
+  Export<CompiledWithCuda>(env, exports, "compiledWithCuda");
+}
+
+}  // namespace vggtorch

@@ -1,0 +1,320 @@
+// Every tensor operation goes through libtorch's dispatcher by schema: the JS
+// side names an operator ("aten::conv2d") once, gets a handle, and calls it with
+// JS values that are converted by the schema's argument types. This gives all of
+// libtorch's arguments and defaults, autograd and CUDA kernels with one small
+// piece of glue, the way TorchScript's interpreter calls operators.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/function_schema.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "tensor.h"
+
+namespace vggtorch {
+
+namespace {
+
+enum class Kind {
+  Tensor, TensorList, OptTensorList, Int, IntList, Float, FloatList, Bool, BoolList,
+  Scalar, String, Device, Generator, Unsupported
+};
+
+struct ArgSpec {
+  std::string name;
+  Kind kind;
+  bool optional;
+  int64_t fixedLength;  // int[2]: a single number is repeated
+  c10::optional<c10::IValue> defaultValue;
+};
+
+struct OpEntry {
+  c10::OperatorHandle handle;
+  std::string display;
+  std::vector<ArgSpec> args;
+  // For each return: index of the argument it writes in place, or -1.
+  std::vector<int> returnsArg;
+};
+
+Kind KindOf(const c10::TypePtr& type) {
+  switch (type->kind()) {
+    case c10::TypeKind::TensorType: return Kind::Tensor;
+    case c10::TypeKind::IntType:
+    case c10::TypeKind::SymIntType: return Kind::Int;
+    case c10::TypeKind::FloatType: return Kind::Float;
+    case c10::TypeKind::BoolType: return Kind::Bool;
+    case c10::TypeKind::NumberType: return Kind::Scalar;
+    case c10::TypeKind::StringType: return Kind::String;
+    case c10::TypeKind::DeviceObjType: return Kind::Device;
+    case c10::TypeKind::GeneratorType: return Kind::Generator;
+    case c10::TypeKind::ListType: {
+      auto elem = type->containedType(0);
+      switch (elem->kind()) {
+        case c10::TypeKind::TensorType: return Kind::TensorList;
+        case c10::TypeKind::IntType:
+        case c10::TypeKind::SymIntType: return Kind::IntList;
+        case c10::TypeKind::FloatType: return Kind::FloatList;
+        case c10::TypeKind::BoolType: return Kind::BoolList;
+        case c10::TypeKind::OptionalType:
+          if (elem->containedType(0)->kind() == c10::TypeKind::TensorType) return Kind::OptTensorList;
+          return Kind::Unsupported;
+        default: return Kind::Unsupported;
+      }
+    }
+    default: return Kind::Unsupported;
+  }
+}
+
+std::mutex registryMutex;
+// Process-wide and never freed: operator handles are immutable and valid for
+// the life of the process, so any worker thread may share them.
+std::unordered_map<std::string, OpEntry*> registry;
+
+OpEntry* Lookup(const std::string& name, const std::string& overload) {
+  std::string key = name + "." + overload;
+  std::lock_guard<std::mutex> lock(registryMutex);
+  auto it = registry.find(key);
+  if (it != registry.end()) return it->second;
+  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!handle) throw std::runtime_error("libtorch has no operator " + (overload.empty() ? name : key));
+  const auto& schema = handle->schema();
+  auto* entry = new OpEntry{*handle, name.substr(name.find("::") + 2), {}, {}};
+  for (const auto& arg : schema.arguments()) {
+    const auto& type = arg.type();
+    bool optional = type->kind() == c10::TypeKind::OptionalType;
+    Kind kind = KindOf(optional ? type->containedType(0) : type);
+    if (kind == Kind::Unsupported && !arg.default_value() && !optional) {
+      throw std::runtime_error("operator " + key + " has an argument type the addon cannot pass: " + arg.name());
+    }
+    int64_t n = arg.N() ? *arg.N() : 0;
+    entry->args.push_back({arg.name(), kind, optional, n, arg.default_value()});
+  }
+  for (const auto& ret : schema.returns()) {
+    int index = -1;
+    if (ret.alias_info() && ret.alias_info()->isWrite()) {
+      for (size_t i = 0; i < schema.arguments().size(); i++) {
+        const auto& a = schema.arguments()[i].alias_info();
+        if (a && a->isWrite() && a->beforeSets() == ret.alias_info()->beforeSets()) {
+          index = static_cast<int>(i);
+          break;
+        }
+      }
+    }
+    entry->returnsArg.push_back(index);
+  }
+  registry.emplace(key, entry);
+  return entry;
+}
+
+[[noreturn]] void BadArg(const OpEntry& op, const ArgSpec& spec, const char* expected) {
+  throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be " + expected);
+}
+
+c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v) {
+  const char* name = spec.name.c_str();
+  switch (spec.kind) {
+    case Kind::Tensor:
+      if (!v.IsExternal()) BadArg(op, spec, "a Tensor");
+      return UnwrapTensor(v, name);
+    case Kind::TensorList:
+    case Kind::OptTensorList: {
+      if (!v.IsArray()) BadArg(op, spec, "an array of Tensors");
+      auto arr = v.As<Napi::Array>();
+      if (spec.kind == Kind::TensorList) {
+        std::vector<at::Tensor> list;
+        list.reserve(arr.Length());
+        for (uint32_t i = 0; i < arr.Length(); i++) {
+          Napi::Value e = arr.Get(i);
+          if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors");
+          list.push_back(UnwrapTensor(e, name));
+        }
+        return list;
+      }
+      c10::List<c10::optional<at::Tensor>> list;
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Value e = arr.Get(i);
+        if (e.IsNull() || e.IsUndefined()) {
+          list.push_back(c10::nullopt);
+        } else {
+          if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors or nulls");
+          list.push_back(UnwrapTensor(e, name));
+        }
+      }
+      return list;
+    }
+    case Kind::Int:
+      if (!v.IsNumber() && !v.IsBigInt()) BadArg(op, spec, "an integer");
+      try {
+        return ToInt(v, name);
+      } catch (const ArgumentError&) {
+        BadArg(op, spec, "an integer");
+      }
+    case Kind::IntList: {
+      std::vector<int64_t> list;
+      if (v.IsNumber() || v.IsBigInt()) {
+        list.assign(spec.fixedLength > 0 ? spec.fixedLength : 1, ToInt(v, name));
+      } else if (v.IsArray()) {
+        auto arr = v.As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); i++) {
+          Napi::Value e = arr.Get(i);
+          if (!e.IsNumber() && !e.IsBigInt()) BadArg(op, spec, "an integer or an array of integers");
+          try {
+            list.push_back(ToInt(e, name));
+          } catch (const ArgumentError&) {
+            BadArg(op, spec, "an integer or an array of integers");
+          }
+        }
+      } else {
+        BadArg(op, spec, "an integer or an array of integers");
+      }
+      return list;
+    }
+    case Kind::Float:
+      if (!v.IsNumber()) BadArg(op, spec, "a number");
+      return v.As<Napi::Number>().DoubleValue();
+    case Kind::FloatList: {
+      std::vector<double> list;
+      if (v.IsNumber()) {
+        list.assign(spec.fixedLength > 0 ? spec.fixedLength : 1, v.As<Napi::Number>().DoubleValue());
+      } else if (v.IsArray()) {
+        auto arr = v.As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); i++) {
+          Napi::Value e = arr.Get(i);
+          if (!e.IsNumber()) BadArg(op, spec, "a number or an array of numbers");
+          list.push_back(e.As<Napi::Number>().DoubleValue());
+        }
+      } else {
+        BadArg(op, spec, "a number or an array of numbers");
+      }
+      return list;
+    }
+    case Kind::Bool:
+      if (!v.IsBoolean()) BadArg(op, spec, "a boolean");
+      return v.As<Napi::Boolean>().Value();
+    case Kind::BoolList: {
+      if (!v.IsArray()) BadArg(op, spec, "an array of booleans");
+      auto arr = v.As<Napi::Array>();
+      c10::List<bool> list;
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Value e = arr.Get(i);
+        if (!e.IsBoolean()) BadArg(op, spec, "an array of booleans");
+        list.push_back(e.As<Napi::Boolean>().Value());
+      }
+      return list;
+    }
+    case Kind::Scalar:
+      // JS has one number type: integral values become integer Scalars, as a
+      // Python int literal would; others are doubles.
+      if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+      if (v.IsBigInt()) return at::Scalar(ToInt(v, name));
+      if (v.IsNumber()) {
+        double d = v.As<Napi::Number>().DoubleValue();
+        if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
+        return at::Scalar(d);
+      }
+      BadArg(op, spec, "a number");
+    case Kind::String:
+      if (!v.IsString()) BadArg(op, spec, "a string");
+      return v.As<Napi::String>().Utf8Value();
+    case Kind::Device:
+      if (!v.IsString()) BadArg(op, spec, "a device string such as 'cpu' or 'cuda:0'");
+      return c10::Device(v.As<Napi::String>().Utf8Value());
+    case Kind::Generator:
+    case Kind::Unsupported:
+      BadArg(op, spec, "left out (the addon passes its default)");
+  }
+  BadArg(op, spec, "valid");
+}
+
+Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
+  if (v.isTensor()) return WrapTensor(env, v.toTensor());
+  if (v.isTensorList()) {
+    auto list = v.toTensorList();
+    auto arr = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) arr.Set(i, WrapTensor(env, list.get(i)));
+    return arr;
+  }
+  if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
+  if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
+  if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
+  if (v.isScalar()) {
+    auto s = v.toScalar();
+    if (s.isBoolean()) return Napi::Boolean::New(env, s.toBool());
+    if (s.isIntegral(false)) return Napi::Number::New(env, static_cast<double>(s.toLong()));
+    return Napi::Number::New(env, s.toDouble());
+  }
+  if (v.isIntList()) {
+    auto list = v.toIntList();
+    auto arr = Napi::Array::New(env, list.size());
+    for (size_t i = 0; i < list.size(); i++) arr.Set(i, Napi::Number::New(env, static_cast<double>(list.get(i))));
+    return arr;
+  }
+  if (v.isNone()) return env.Undefined();
+  if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  throw std::runtime_error("operator returned a value the addon cannot convert: " + v.tagKind());
+}
+
+// op(name, overload) -> handle for call()
+Napi::Value Op(const Napi::CallbackInfo& info) {
+  auto* entry = Lookup(ToString(info[0], "name"), info.Length() > 1 ? ToString(info[1], "overload") : "");
+  return Napi::External<OpEntry>::New(info.Env(), entry);
+}
+
+// call(opHandle, ...args): missing or undefined arguments take the schema's default.
+Napi::Value Call(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsExternal()) throw ArgumentError("call(): first argument must be an operator handle");
+  const OpEntry& op = *info[0].As<Napi::External<OpEntry>>().Data();
+  size_t given = info.Length() - 1;
+  if (given > op.args.size()) {
+    throw ArgumentError(op.display + "() takes " + std::to_string(op.args.size()) + " arguments but " +
+                        std::to_string(given) + " were given");
+  }
+  torch::jit::Stack stack;
+  stack.reserve(op.args.size());
+  for (size_t i = 0; i < op.args.size(); i++) {
+    const ArgSpec& spec = op.args[i];
+    Napi::Value v = i < given ? info[i + 1] : env.Undefined();
+    if (v.IsUndefined() || (v.IsNull() && spec.optional)) {
+      if (spec.defaultValue) {
+        stack.push_back(*spec.defaultValue);
+      } else if (spec.optional) {
+        stack.emplace_back();
+      } else {
+        throw ArgumentError(op.display + "(): missing required argument '" + spec.name + "'");
+      }
+    } else {
+      stack.push_back(ToIValue(op, spec, v));
+    }
+  }
+  op.handle.callBoxed(stack);
+  if (stack.empty()) return env.Undefined();
+  if (stack.size() == 1) {
+    int a = op.returnsArg[0];
+    return a >= 0 ? info[a + 1] : FromIValue(env, stack[0]);
+  }
+  auto arr = Napi::Array::New(env, stack.size());
+  for (size_t i = 0; i < stack.size(); i++) {
+    int a = op.returnsArg[i];
+    arr.Set(i, a >= 0 ? info[a + 1] : FromIValue(env, stack[i]));
+  }
+  return arr;
+}
+
+// schema(handle) -> the operator's schema text, for error messages and docs.
+Napi::Value Schema(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw ArgumentError("schema(): argument must be an operator handle");
+  std::ostringstream os;
+  os << info[0].As<Napi::External<OpEntry>>().Data()->handle.schema();
+  return Napi::String::New(info.Env(), os.str());
+}
+
+}  // namespace
+
+void InitOps(Napi::Env env, Napi::Object exports) {
+  Export<Op>(env, exports, "op");
+  Export<Call>(env, exports, "call");
+  Export<Schema>(env, exports, "schema");
+}
+
+}  // namespace vggtorch

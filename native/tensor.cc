@@ -1,0 +1,307 @@
+// Tensor handles, their memory accounting, and moving bytes between JS and libtorch.
+#include "tensor.h"
+
+#include <cstring>
+
+namespace vggtorch {
+
+namespace {
+
+const void* StorageKey(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return nullptr;
+  return t.storage().unsafeGetStorageImpl();
+}
+
+int64_t StorageBytes(const at::Tensor& t) {
+  if (t.has_storage()) return static_cast<int64_t>(t.storage().nbytes());
+  return static_cast<int64_t>(t.numel() * t.element_size());
+}
+
+// Drops the handle's claim on its storage; reports freed bytes to V8.
+void Release(Napi::Env env, TensorRef* ref) {
+  if (ref->disposed) return;
+  ref->disposed = true;
+  Accounting& acc = *ref->accounting;
+  acc.tensors--;
+  auto it = acc.storages.find(ref->storageKey);
+  if (it != acc.storages.end() && --it->second.first == 0) {
+    acc.bytes -= it->second.second;
+    if (env) Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
+    acc.storages.erase(it);
+  }
+  ref->tensor = at::Tensor();
+}
+
+}  // namespace
+
+void Accounting::DrainPending() {
+  std::vector<Napi::Reference<Napi::Value>*> todo;
+  {
+    std::lock_guard<std::mutex> lock(pendingMutex);
+    todo.swap(pendingRelease);
+  }
+  for (auto* ref : todo) delete ref;
+}
+
+Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  auto& acc = State(env).accounting;
+  auto* ref = new TensorRef{std::move(tensor), acc, nullptr, false};
+  ref->storageKey = StorageKey(ref->tensor);
+  acc->tensors++;
+  auto& entry = acc->storages[ref->storageKey];
+  if (entry.first++ == 0) {
+    entry.second = StorageBytes(ref->tensor);
+    acc->bytes += entry.second;
+    Napi::MemoryManagement::AdjustExternalMemory(env, entry.second);
+  }
+  return Napi::External<TensorRef>::New(env, ref, [](Napi::Env env, TensorRef* r) {
+    Release(env, r);
+    delete r;
+  });
+}
+
+bool IsTensorHandle(const Napi::Value& value) { return value.IsExternal(); }
+
+const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
+  if (!value.IsExternal()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
+  TensorRef* ref = value.As<Napi::External<TensorRef>>().Data();
+  if (ref->disposed) {
+    throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
+  }
+  return ref->tensor;
+}
+
+int64_t ToInt(const Napi::Value& v, const char* what) {
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d == static_cast<double>(static_cast<int64_t>(d)) && d >= -9.3e18 && d <= 9.3e18)
+      return static_cast<int64_t>(d);
+  } else if (v.IsBigInt()) {
+    bool lossless = false;
+    int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (lossless) return r;
+  }
+  throw ArgumentError(std::string("argument '") + what + "' must be an integer");
+}
+
+double ToDouble(const Napi::Value& v, const char* what) {
+  if (v.IsNumber()) return v.As<Napi::Number>().DoubleValue();
+  if (v.IsBigInt()) {
+    bool lossless = false;
+    return static_cast<double>(v.As<Napi::BigInt>().Int64Value(&lossless));
+  }
+  throw ArgumentError(std::string("argument '") + what + "' must be a number");
+}
+
+bool ToBool(const Napi::Value& v, const char* what) {
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
+  throw ArgumentError(std::string("argument '") + what + "' must be a boolean");
+}
+
+std::string ToString(const Napi::Value& v, const char* what) {
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  throw ArgumentError(std::string("argument '") + what + "' must be a string");
+}
+
+std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw ArgumentError(std::string("argument '") + what + "' must be an array of integers");
+  auto arr = v.As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) out[i] = ToInt(arr.Get(i), what);
+  return out;
+}
+
+namespace {
+
+// fromBuffer(arrayBuffer, byteOffset, shape, dtype, copy) -> handle.
+// Without copy the tensor borrows the JS memory and keeps the buffer alive.
+Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  State(env).accounting->DrainPending();
+  if (!info[0].IsArrayBuffer()) throw ArgumentError("argument 'buffer' must be an ArrayBuffer");
+  auto buffer = info[0].As<Napi::ArrayBuffer>();
+  int64_t offset = ToInt(info[1], "byteOffset");
+  auto shape = ToIntList(info[2], "shape");
+  auto dtype = static_cast<at::ScalarType>(ToInt(info[3], "dtype"));
+  bool copy = ToBool(info[4], "copy");
+  int64_t numel = 1;
+  for (auto s : shape) {
+    if (s < 0) throw ArgumentError("shape entries must be non-negative");
+    numel *= s;
+  }
+  int64_t itemsize = static_cast<int64_t>(c10::elementSize(dtype));
+  int64_t need = numel * itemsize;
+  if (offset < 0 || offset + need > static_cast<int64_t>(buffer.ByteLength())) {
+    throw Napi::RangeError::New(env, "buffer holds " + std::to_string(buffer.ByteLength() - offset) +
+                                         " bytes, shape needs " + std::to_string(need));
+  }
+  auto options = at::TensorOptions().dtype(dtype);
+  char* data = static_cast<char*>(buffer.Data()) + offset;
+  bool aligned = reinterpret_cast<uintptr_t>(data) % itemsize == 0;
+  if (copy || !aligned || need == 0) {
+    at::Tensor t = at::empty(shape, options);
+    if (need) std::memcpy(t.data_ptr(), data, need);
+    return WrapTensor(env, std::move(t));
+  }
+  auto* keep = new Napi::Reference<Napi::Value>(Napi::Persistent(info[0]));
+  std::weak_ptr<Accounting> weak = State(env).accounting;
+  at::Tensor t = at::from_blob(
+      data, shape,
+      [keep, weak](void*) {
+        auto acc = weak.lock();
+        if (!acc) return;  // environment gone: V8 already released the buffer
+        if (std::this_thread::get_id() == acc->owner) {
+          delete keep;
+        } else {
+          std::lock_guard<std::mutex> lock(acc->pendingMutex);
+          acc->pendingRelease.push_back(keep);
+        }
+      },
+      options);
+  return WrapTensor(env, std::move(t));
+}
+
+// Copies a tensor's elements (CPU, contiguous, half types widened to float32) into `dst`.
+at::Tensor HostCopySource(const at::Tensor& t) {
+  at::Tensor src = t.detach();
+  if (src.scalar_type() == at::kHalf || src.scalar_type() == at::kBFloat16) src = src.to(at::kFloat);
+  return src.to(at::kCPU).contiguous();
+}
+
+Napi::Value ToArrayBuffer(const Napi::CallbackInfo& info) {
+  at::Tensor src = HostCopySource(UnwrapTensor(info[0], "tensor"));
+  size_t n = src.numel() * src.element_size();
+  auto out = Napi::ArrayBuffer::New(info.Env(), n);
+  if (n) std::memcpy(out.Data(), src.data_ptr(), n);
+  return out;
+}
+
+// The copy runs on libuv's pool; the result buffer was allocated on the JS thread.
+class CopyOutWorker : public Napi::AsyncWorker {
+ public:
+  CopyOutWorker(Napi::Env env, at::Tensor t, Napi::ArrayBuffer out)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), tensor_(std::move(t)),
+        outRef_(Napi::Persistent(out)), dst_(out.Data()), capacity_(out.ByteLength()) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      at::Tensor src = HostCopySource(tensor_);
+      size_t n = src.numel() * src.element_size();
+      if (n != capacity_) throw std::runtime_error("tensor changed size while being copied");
+      if (n) std::memcpy(dst_, src.data_ptr(), n);
+    } catch (const c10::Error& e) {
+      SetError(CleanMessage(e));
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    tensor_ = at::Tensor();  // last reference may be ours: drop it on the JS thread
+    deferred_.Resolve(outRef_.Value());
+  }
+  void OnError(const Napi::Error& e) override {
+    tensor_ = at::Tensor();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  at::Tensor tensor_;
+  Napi::Reference<Napi::ArrayBuffer> outRef_;
+  void* dst_;
+  size_t capacity_;
+};
+
+Napi::Value ToArrayBufferAsync(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  bool widen = t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+  size_t n = t.numel() * (widen ? 4 : t.element_size());
+  auto out = Napi::ArrayBuffer::New(info.Env(), n);
+  auto* worker = new CopyOutWorker(info.Env(), t.detach(), out);
+  auto promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Item(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  if (t.numel() != 1) {
+    throw Napi::RangeError::New(info.Env(), "a Tensor with " + std::to_string(t.numel()) +
+                                                " elements cannot be converted to a scalar");
+  }
+  at::Scalar s = t.item();
+  if (s.isBoolean()) return Napi::Boolean::New(info.Env(), s.toBool());
+  if (s.isIntegral(false)) return Napi::Number::New(info.Env(), static_cast<double>(s.toLong()));
+  return Napi::Number::New(info.Env(), s.toDouble());
+}
+
+// meta(h) -> [shape, dtype, device, requiresGrad]: one crossing for what the JS object caches.
+Napi::Value Meta(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  auto sizes = t.sizes();
+  auto shape = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); i++) shape.Set(i, Napi::Number::New(env, static_cast<double>(sizes[i])));
+  auto out = Napi::Array::New(env, 3);
+  out.Set(0u, shape);
+  out.Set(1u, Napi::Number::New(env, static_cast<int>(t.scalar_type())));
+  out.Set(2u, Napi::String::New(env, t.device().str()));
+  return out;
+}
+
+Napi::Value Strides(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto strides = UnwrapTensor(info[0], "tensor").strides();
+  auto out = Napi::Array::New(env, strides.size());
+  for (size_t i = 0; i < strides.size(); i++) out.Set(i, Napi::Number::New(env, static_cast<double>(strides[i])));
+  return out;
+}
+
+Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), UnwrapTensor(info[0], "tensor").is_contiguous());
+}
+
+Napi::Value SameStorage(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(),
+                            StorageKey(UnwrapTensor(info[0], "a")) == StorageKey(UnwrapTensor(info[1], "b")));
+}
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
+  Release(info.Env(), info[0].As<Napi::External<TensorRef>>().Data());
+  return info.Env().Undefined();
+}
+
+Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
+  return Napi::Boolean::New(info.Env(), info[0].As<Napi::External<TensorRef>>().Data()->disposed);
+}
+
+Napi::Value Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& acc = *State(env).accounting;
+  acc.DrainPending();
+  auto out = Napi::Object::New(env);
+  out.Set("tensors", Napi::Number::New(env, static_cast<double>(acc.tensors)));
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(acc.bytes)));
+  return out;
+}
+
+}  // namespace
+
+void InitTensor(Napi::Env env, Napi::Object exports) {
+  Export<FromBuffer>(env, exports, "fromBuffer");
+  Export<ToArrayBuffer>(env, exports, "toArrayBuffer");
+  Export<ToArrayBufferAsync>(env, exports, "toArrayBufferAsync");
+  Export<Item>(env, exports, "item");
+  Export<Meta>(env, exports, "meta");
+  Export<Strides>(env, exports, "strides");
+  Export<IsContiguous>(env, exports, "isContiguous");
+  Export<SameStorage>(env, exports, "sameStorage");
+  Export<Dispose>(env, exports, "dispose");
+  Export<IsDisposed>(env, exports, "isDisposed");
+  Export<Memory>(env, exports, "memory");
+}
+
+}  // namespace vggtorch

@@ -1,0 +1,74 @@
+// Shared test helpers: fixture tensors in and out, bitwise comparison, the Python oracle.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DType, Tensor, fromBuffer } from '../lib/index.js';
+
+export interface EncodedTensor {
+  dtype: string;
+  shape: number[];
+  data: string; // base64 of the contiguous bytes
+}
+
+const PYTHON = '/usr/bin/python3';
+
+/** Whether Debian's python3-torch is importable, so live oracle runs are possible. */
+export const hasTorchPython: boolean = (() => {
+  if (!existsSync(PYTHON)) return false;
+  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+})();
+
+/** In CI the live oracle must run: a missing python3-torch is a failure, not a skip. */
+export const requireLiveOracle = process.env.CI === 'true';
+
+export function decode(e: EncodedTensor): Tensor {
+  const bytes = Buffer.from(e.data, 'base64');
+  // Copy into a fresh, aligned buffer; the tensor borrows it.
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  return fromBuffer(copy, { dtype: e.dtype as DType, shape: e.shape });
+}
+
+/** Raw bytes of a tensor in its own dtype (half types are compared after widening on both sides). */
+export function bytesOf(t: Tensor): Buffer {
+  const a = t.contiguous().toTypedArray();
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Describes how `actual` differs from `expected`; null when equal bit for bit. */
+export function bitwiseDiff(actual: Tensor, expected: EncodedTensor): string | null {
+  if (actual.dtype !== expected.dtype) return `dtype ${actual.dtype} != ${expected.dtype}`;
+  if (actual.shape.join(',') !== expected.shape.join(',')) return `shape [${actual.shape}] != [${expected.shape}]`;
+  const want = decode(expected);
+  try {
+    if (bytesOf(actual).equals(bytesOf(want))) return null;
+    const a = actual.toTypedArray();
+    const b = want.toTypedArray();
+    let worst = 0;
+    let at = -1;
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(Number(a[i]) - Number(b[i]));
+      if (!(d <= worst)) {
+        worst = d;
+        at = i;
+      }
+    }
+    return `values differ: max |diff| ${worst} at flat index ${at} (${a[at]} vs ${b[at]})`;
+  } finally {
+    want.dispose();
+  }
+}
+
+/** Runs a fixture script with the Python oracle into a temp file and returns its JSON. */
+export function runOracle<T>(script: string, ...args: string[]): T {
+  const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-oracle-'));
+  const out = join(dir, 'out.json');
+  const r = spawnSync(PYTHON, [script, out, ...args], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
+  return JSON.parse(readFileSync(out, 'utf8')) as T;
+}
+
+export function readFixture<T>(name: string): T {
+  return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as T;
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // The addon is loaded once per worker; forks keep libtorch's threads out of vitest's own.
+    pool: 'forks',
+  },
+});
