@@ -5,6 +5,7 @@
 // piece of glue, the way TorchScript's interpreter calls operators.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/function_schema.h>
+#include <ATen/ScalarOps.h>
 
 #include <mutex>
 #include <unordered_map>
@@ -106,16 +107,43 @@ OpEntry* Lookup(const std::string& name, const std::string& overload) {
   return entry;
 }
 
+// JS has one number type: integral values become integer Scalars, as a Python
+// int literal would; others are doubles.
+at::Scalar ToScalar(const Napi::Value& v) {
+  if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
+  if (v.IsBigInt()) return at::Scalar(ToInt(v, "scalar"));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
+  return at::Scalar(d);
+}
+
 [[noreturn]] void BadArg(const OpEntry& op, const ArgSpec& spec, const char* expected) {
   throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be " + expected);
+}
+
+// UnwrapTensor with the operator's name in the message.
+const at::Tensor& OpTensor(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v) {
+  try {
+    return UnwrapTensor(v, spec.name.c_str());
+  } catch (const ArgumentError& e) {
+    throw ArgumentError(op.display + "(): " + e.message);
+  }
 }
 
 c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v) {
   const char* name = spec.name.c_str();
   switch (spec.kind) {
     case Kind::Tensor:
-      if (!v.IsExternal()) BadArg(op, spec, "a Tensor");
-      return UnwrapTensor(v, name);
+      // A number where a Tensor is expected becomes a wrapped-number tensor, as
+      // in Python's argument parser (`x * 2` is mul.Tensor with a wrapped 2):
+      // same type promotion, same autograd node.
+      if (v.IsNumber() || v.IsBoolean()) {
+        at::Tensor t = c10::scalar_to_tensor(ToScalar(v));
+        t.unsafeGetTensorImpl()->set_wrapped_number(true);
+        return t;
+      }
+      if (!v.IsExternal()) BadArg(op, spec, "a Tensor or a number");
+      return OpTensor(op, spec, v);
     case Kind::TensorList:
     case Kind::OptTensorList: {
       if (!v.IsArray()) BadArg(op, spec, "an array of Tensors");
@@ -126,7 +154,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         for (uint32_t i = 0; i < arr.Length(); i++) {
           Napi::Value e = arr.Get(i);
           if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors");
-          list.push_back(UnwrapTensor(e, name));
+          list.push_back(OpTensor(op, spec, e));
         }
         return list;
       }
@@ -137,7 +165,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
           list.push_back(c10::nullopt);
         } else {
           if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors or nulls");
-          list.push_back(UnwrapTensor(e, name));
+          list.push_back(OpTensor(op, spec, e));
         }
       }
       return list;
@@ -203,15 +231,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
       return list;
     }
     case Kind::Scalar:
-      // JS has one number type: integral values become integer Scalars, as a
-      // Python int literal would; others are doubles.
-      if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
-      if (v.IsBigInt()) return at::Scalar(ToInt(v, name));
-      if (v.IsNumber()) {
-        double d = v.As<Napi::Number>().DoubleValue();
-        if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e15) return at::Scalar(static_cast<int64_t>(d));
-        return at::Scalar(d);
-      }
+      if (v.IsBoolean() || v.IsBigInt() || v.IsNumber()) return ToScalar(v);
       BadArg(op, spec, "a number");
     case Kind::String:
       if (!v.IsString()) BadArg(op, spec, "a string");

@@ -84,14 +84,14 @@ export function reductionCode(r: Reduction): number {
   return code;
 }
 
-// Binary ops come in Tensor and Scalar overloads; `other` picks one.
+// Binary ops take a Tensor or a number; the addon turns a number into a
+// wrapped-number tensor exactly as PyTorch's Python binding does.
 function binary(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
-  if (isTensor(other)) return wrap(native.call(op(name, 'Tensor'), self._h, other._h, ...rest));
-  return wrap(native.call(op(name, 'Scalar'), self._h, checkScalar(other, 'other'), ...rest));
+  const o = isTensor(other) ? other._h : checkScalar(other, 'other');
+  return wrap(native.call(op(name, 'Tensor'), self._h, o, ...rest));
 }
 function binaryInPlace(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
-  if (isTensor(other)) native.call(op(name, 'Tensor'), self._h, other._h, ...rest);
-  else native.call(op(name, 'Scalar'), self._h, checkScalar(other, 'other'), ...rest);
+  native.call(op(name, 'Tensor'), self._h, isTensor(other) ? other._h : checkScalar(other, 'other'), ...rest);
   return self;
 }
 
