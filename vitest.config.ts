@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // The addon is loaded once per worker; forks keep libtorch's threads out of vitest's own.
     pool: 'forks',
+    // memory tests call gc() to check the FinalizationRegistry safety net.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
   },
 });

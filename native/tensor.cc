@@ -17,19 +17,35 @@ int64_t StorageBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel() * t.element_size());
 }
 
-// Drops the handle's claim on its storage; reports freed bytes to V8.
-void Release(Napi::Env env, TensorRef* ref) {
-  if (ref->disposed) return;
-  ref->disposed = true;
-  Accounting& acc = *ref->accounting;
+// A handle's External carries (slot + 1) in the low 32 bits and the slot's
+// generation in the high 32 bits; 0 is never a valid handle.
+uintptr_t Pack(uint32_t slot, uint32_t generation) {
+  return (static_cast<uintptr_t>(generation) << 32) | (static_cast<uintptr_t>(slot) + 1);
+}
+
+// The live slot a handle names, or nullptr if it was disposed.
+Slot* Lookup(Accounting& acc, const Napi::Value& value) {
+  uintptr_t packed = reinterpret_cast<uintptr_t>(value.As<Napi::External<void>>().Data());
+  uint64_t index = packed & 0xffffffffu;
+  if (index == 0 || index > acc.slots.size()) return nullptr;
+  Slot& slot = acc.slots[index - 1];
+  if (!slot.live || slot.generation != static_cast<uint32_t>(packed >> 32)) return nullptr;
+  return &slot;
+}
+
+// Drops the slot's claim on its storage; reports freed bytes to V8.
+void Release(Napi::Env env, Accounting& acc, Slot& slot) {
   acc.tensors--;
-  auto it = acc.storages.find(ref->storageKey);
+  auto it = acc.storages.find(slot.storageKey);
   if (it != acc.storages.end() && --it->second.first == 0) {
     acc.bytes -= it->second.second;
-    if (env) Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
     acc.storages.erase(it);
   }
-  ref->tensor = at::Tensor();
+  slot.tensor = at::Tensor();
+  slot.live = false;
+  slot.generation++;
+  acc.freeSlots.push_back(static_cast<uint32_t>(&slot - acc.slots.data()));
 }
 
 }  // namespace
@@ -45,31 +61,37 @@ void Accounting::DrainPending() {
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
-  auto& acc = State(env).accounting;
-  auto* ref = new TensorRef{std::move(tensor), acc, nullptr, false};
-  ref->storageKey = StorageKey(ref->tensor);
-  acc->tensors++;
-  auto& entry = acc->storages[ref->storageKey];
+  Accounting& acc = *State(env).accounting;
+  uint32_t index;
+  if (!acc.freeSlots.empty()) {
+    index = acc.freeSlots.back();
+    acc.freeSlots.pop_back();
+  } else {
+    if (acc.slots.size() >= 0xfffffffeu) throw std::runtime_error("too many live tensors");
+    index = static_cast<uint32_t>(acc.slots.size());
+    acc.slots.emplace_back();
+  }
+  Slot& slot = acc.slots[index];
+  slot.tensor = std::move(tensor);
+  slot.storageKey = StorageKey(slot.tensor);
+  slot.live = true;
+  acc.tensors++;
+  auto& entry = acc.storages[slot.storageKey];
   if (entry.first++ == 0) {
-    entry.second = StorageBytes(ref->tensor);
-    acc->bytes += entry.second;
+    entry.second = StorageBytes(slot.tensor);
+    acc.bytes += entry.second;
     Napi::MemoryManagement::AdjustExternalMemory(env, entry.second);
   }
-  return Napi::External<TensorRef>::New(env, ref, [](Napi::Env env, TensorRef* r) {
-    Release(env, r);
-    delete r;
-  });
+  return Napi::External<void>::New(env, reinterpret_cast<void*>(Pack(index, slot.generation)));
 }
 
 bool IsTensorHandle(const Napi::Value& value) { return value.IsExternal(); }
 
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
   if (!value.IsExternal()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
-  TensorRef* ref = value.As<Napi::External<TensorRef>>().Data();
-  if (ref->disposed) {
-    throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
-  }
-  return ref->tensor;
+  Slot* slot = Lookup(*State(value.Env()).accounting, value);
+  if (!slot) throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
+  return slot->tensor;
 }
 
 int64_t ToInt(const Napi::Value& v, const char* what) {
@@ -267,15 +289,17 @@ Napi::Value SameStorage(const Napi::CallbackInfo& info) {
                             StorageKey(UnwrapTensor(info[0], "a")) == StorageKey(UnwrapTensor(info[1], "b")));
 }
 
+// Disposing twice, or a handle whose slot was reused, is a no-op.
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
-  Release(info.Env(), info[0].As<Napi::External<TensorRef>>().Data());
+  Accounting& acc = *State(info.Env()).accounting;
+  if (Slot* slot = Lookup(acc, info[0])) Release(info.Env(), acc, *slot);
   return info.Env().Undefined();
 }
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
   if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
-  return Napi::Boolean::New(info.Env(), info[0].As<Napi::External<TensorRef>>().Data()->disposed);
+  return Napi::Boolean::New(info.Env(), Lookup(*State(info.Env()).accounting, info[0]) == nullptr);
 }
 
 Napi::Value Memory(const Napi::CallbackInfo& info) {

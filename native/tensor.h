@@ -1,11 +1,16 @@
 // Tensor handles: how an at::Tensor is held by JavaScript.
 //
-// A handle is a napi External around a TensorRef. Each handle owns one
-// reference to the TensorImpl (never the storage directly), so disposing a
+// A handle is a napi External whose pointer field carries a (slot, generation)
+// pair into this environment's slot table, not a pointer: no napi finalizer is
+// involved, so freeing never waits for V8 (Node defers napi finalizers to the
+// event loop, which a tight training loop never reaches). Each live slot owns
+// one reference to the TensorImpl, never the storage directly, so disposing a
 // handle can never free memory that another handle, a view or the autograd
-// graph still uses. Live handles and the storages they keep alive are counted
-// per JS environment (worker-thread safe: no process-wide JS state), and the
-// bytes of each distinct storage are reported to V8 as external memory once.
+// graph still uses. A stale handle (disposed, slot reused) fails the generation
+// check. JS frees slots with dispose()/tidy(), or through a FinalizationRegistry
+// when a Tensor object is collected. Live handles and the distinct storages
+// they keep alive are counted per environment (worker-thread safe), and each
+// storage's bytes are reported to V8 as external memory once.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -21,26 +26,28 @@
 
 namespace vggtorch {
 
-// Per-environment bookkeeping; shared_ptr so handles finalized during
-// environment teardown never outlive it.
+struct Slot {
+  at::Tensor tensor;
+  const void* storageKey = nullptr;
+  uint32_t generation = 0;
+  bool live = false;
+};
+
+// Per-environment bookkeeping. Shared with from_blob deleters (weak), which may
+// run on another thread or after the environment is gone.
 struct Accounting {
   int64_t tensors = 0;
   int64_t bytes = 0;
   // StorageImpl* -> (handles referencing it, bytes reported for it)
   std::unordered_map<const void*, std::pair<int64_t, int64_t>> storages;
+  std::vector<Slot> slots;
+  std::vector<uint32_t> freeSlots;
   std::thread::id owner = std::this_thread::get_id();
   // JS buffers borrowed by fromBuffer whose tensors died off the JS thread;
   // released at the next native call on the owner thread.
   std::mutex pendingMutex;
   std::vector<Napi::Reference<Napi::Value>*> pendingRelease;
   void DrainPending();
-};
-
-struct TensorRef {
-  at::Tensor tensor;
-  std::shared_ptr<Accounting> accounting;
-  const void* storageKey = nullptr;
-  bool disposed = false;
 };
 
 struct AddonState {

@@ -2,13 +2,40 @@
 // tensors are freed deterministically: `dispose()`, or `tidy(fn)`, which frees
 // every tensor created inside fn that fn does not return. Scopes follow async
 // continuations (AsyncLocalStorage), so `await` inside tidy is safe.
+//
+// Tensors that live outside every tidy scope are also registered with a
+// FinalizationRegistry, the safety net for a forgotten dispose(). Tensors inside
+// a scope are not: V8 keeps registry bookkeeping until the event loop turns,
+// which made RSS climb in synchronous training loops; tidy frees them anyway.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { native } from '../native.js';
+import { type Handle, native } from '../native.js';
 
 /** What a scope needs of a tensor. */
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
+}
+
+interface Netted extends Disposable {
+  readonly _h: Handle;
+  _netted: boolean;
+}
+
+const safetyNet = new FinalizationRegistry<Handle>((h) => native.dispose(h));
+
+function net(t: Disposable): void {
+  const n = t as Netted;
+  if (n._h === undefined || n._netted || n.isDisposed) return;
+  n._netted = true;
+  safetyNet.register(n, n._h, n);
+}
+
+/** Called by dispose(): a freed tensor leaves nothing for the safety net. */
+export function untrack(t: Netted): void {
+  if (t._netted) {
+    t._netted = false;
+    safetyNet.unregister(t);
+  }
 }
 
 interface Scope {
@@ -21,7 +48,9 @@ const storage = new AsyncLocalStorage<Scope>();
 
 /** Called by every Tensor constructor. */
 export function track(t: Disposable): void {
-  storage.getStore()?.tracked.push(t);
+  const scope = storage.getStore();
+  if (scope) scope.tracked.push(t);
+  else net(t);
 }
 
 /** Marks `t` to survive the enclosing `tidy` scopes; returns it. */
@@ -54,7 +83,8 @@ function close(scope: Scope, result: unknown): void {
   collect(result, survivors);
   for (const t of scope.tracked) {
     if (survivors.has(t) || scope.kept.has(t)) {
-      scope.parent?.tracked.push(t);
+      if (scope.parent) scope.parent.tracked.push(t);
+      else net(t);
     } else if (!t.isDisposed) {
       t.dispose();
     }

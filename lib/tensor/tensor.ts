@@ -6,7 +6,7 @@ import {
   type AnyTypedArray, type DType, dtypeCode, dtypeName, isFloatingDtype, normalizeDtype, viewBytes,
 } from './dtype.js';
 import { formatTensor } from './format.js';
-import { track } from './scope.js';
+import { track, untrack } from './scope.js';
 
 /** A device string: `'cpu'`, `'cuda'` or `'cuda:N'`. */
 export type Device = string;
@@ -117,6 +117,8 @@ function parseSlice(s: string): Slice {
 export class Tensor {
   /** @internal the native handle */
   readonly _h: Handle;
+  /** @internal registered with the GC safety net */
+  _netted = false;
   private _meta: [number[], number, string] | undefined;
 
   /** @internal use the creation functions (`tensor`, `zeros`, …). */
@@ -176,6 +178,7 @@ export class Tensor {
   /** Releases this handle now. Storage shared with other tensors stays alive while they do. */
   dispose(): void {
     native.dispose(this._h);
+    untrack(this);
   }
   get isDisposed(): boolean {
     return native.isDisposed(this._h);
