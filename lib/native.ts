@@ -5,8 +5,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** An opaque native tensor handle (a napi External). */
-export type Handle = { readonly __handle: unique symbol };
+/** An opaque native tensor handle: a number naming a slot in the addon's handle table. */
+export type Handle = number & { readonly __handle: unique symbol };
 /** An opaque native operator handle. */
 export type OpHandle = { readonly __op: unique symbol };
 

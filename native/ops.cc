@@ -130,20 +130,23 @@ const at::Tensor& OpTensor(const OpEntry& op, const ArgSpec& spec, const Napi::V
   }
 }
 
-c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v) {
+c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v, napi_valuetype type) {
   const char* name = spec.name.c_str();
   switch (spec.kind) {
     case Kind::Tensor:
-      // A number where a Tensor is expected becomes a wrapped-number tensor, as
-      // in Python's argument parser (`x * 2` is mul.Tensor with a wrapped 2):
-      // same type promotion, same autograd node.
-      if (v.IsNumber() || v.IsBoolean()) {
-        at::Tensor t = c10::scalar_to_tensor(ToScalar(v));
+      if (type == napi_number) return OpTensor(op, spec, v);
+      // A scalar where a Tensor is expected (passed as [x], or a boolean)
+      // becomes a wrapped-number tensor, as in Python's argument parser
+      // (`x * 2` is mul.Tensor with a wrapped 2): same type promotion, same
+      // autograd node.
+      if (type == napi_boolean || (v.IsArray() && v.As<Napi::Array>().Length() == 1)) {
+        Napi::Value s = type == napi_boolean ? v : v.As<Napi::Array>().Get(0u);
+        if (!s.IsNumber() && !s.IsBoolean() && !s.IsBigInt()) BadArg(op, spec, "a Tensor or a number");
+        at::Tensor t = c10::scalar_to_tensor(ToScalar(s));
         t.unsafeGetTensorImpl()->set_wrapped_number(true);
         return t;
       }
-      if (!v.IsExternal()) BadArg(op, spec, "a Tensor or a number");
-      return OpTensor(op, spec, v);
+      BadArg(op, spec, "a Tensor or a number");
     case Kind::TensorList:
     case Kind::OptTensorList: {
       if (!v.IsArray()) BadArg(op, spec, "an array of Tensors");
@@ -153,7 +156,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         list.reserve(arr.Length());
         for (uint32_t i = 0; i < arr.Length(); i++) {
           Napi::Value e = arr.Get(i);
-          if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors");
+          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors");
           list.push_back(OpTensor(op, spec, e));
         }
         return list;
@@ -164,7 +167,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         if (e.IsNull() || e.IsUndefined()) {
           list.push_back(c10::nullopt);
         } else {
-          if (!e.IsExternal()) BadArg(op, spec, "an array of Tensors or nulls");
+          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors or nulls");
           list.push_back(OpTensor(op, spec, e));
         }
       }
@@ -290,12 +293,27 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
     throw ArgumentError(op.display + "() takes " + std::to_string(op.args.size()) + " arguments but " +
                         std::to_string(given) + " were given");
   }
-  torch::jit::Stack stack;
-  stack.reserve(op.args.size());
+  // One stack per thread, reused: no allocation per call.
+  thread_local torch::jit::Stack stack;
+  struct ClearOnExit {
+    torch::jit::Stack& s;
+    ~ClearOnExit() { s.clear(); }  // the thread_local stack must not keep tensors alive
+  } clearOnExit{stack};
+  stack.clear();
+  Accounting& acc = *State(env).accounting;
   for (size_t i = 0; i < op.args.size(); i++) {
     const ArgSpec& spec = op.args[i];
     Napi::Value v = i < given ? info[i + 1] : env.Undefined();
-    if (v.IsUndefined() || (v.IsNull() && spec.optional)) {
+    // Fast path for the common case, a tensor handle: one napi call, no typeof.
+    double handle;
+    if (spec.kind == Kind::Tensor && napi_get_value_double(env, v, &handle) == napi_ok) {
+      Slot* slot = FindSlot(acc, handle);
+      if (!slot) throw ArgumentError(op.display + "(): argument '" + spec.name + "' is a Tensor that has been disposed");
+      stack.emplace_back(slot->tensor);
+      continue;
+    }
+    napi_valuetype type = v.Type();
+    if (type == napi_undefined || (type == napi_null && spec.optional)) {
       if (spec.defaultValue) {
         stack.push_back(*spec.defaultValue);
       } else if (spec.optional) {
@@ -304,21 +322,25 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
         throw ArgumentError(op.display + "(): missing required argument '" + spec.name + "'");
       }
     } else {
-      stack.push_back(ToIValue(op, spec, v));
+      stack.push_back(ToIValue(op, spec, v, type));
     }
   }
   op.handle.callBoxed(stack);
-  if (stack.empty()) return env.Undefined();
-  if (stack.size() == 1) {
+  Napi::Value result;
+  if (stack.empty()) {
+    result = env.Undefined();
+  } else if (stack.size() == 1) {
     int a = op.returnsArg[0];
-    return a >= 0 ? info[a + 1] : FromIValue(env, stack[0]);
+    result = a >= 0 ? info[a + 1] : FromIValue(env, stack[0]);
+  } else {
+    auto arr = Napi::Array::New(env, stack.size());
+    for (size_t i = 0; i < stack.size(); i++) {
+      int a = op.returnsArg[i];
+      arr.Set(i, a >= 0 ? info[a + 1] : FromIValue(env, stack[i]));
+    }
+    result = arr;
   }
-  auto arr = Napi::Array::New(env, stack.size());
-  for (size_t i = 0; i < stack.size(); i++) {
-    int a = op.returnsArg[i];
-    arr.Set(i, a >= 0 ? info[a + 1] : FromIValue(env, stack[i]));
-  }
-  return arr;
+  return result;
 }
 
 // schema(handle) -> the operator's schema text, for error messages and docs.

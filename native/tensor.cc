@@ -1,6 +1,7 @@
 // Tensor handles, their memory accounting, and moving bytes between JS and libtorch.
 #include "tensor.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace vggtorch {
@@ -17,20 +18,33 @@ int64_t StorageBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel() * t.element_size());
 }
 
-// A handle's External carries (slot + 1) in the low 32 bits and the slot's
-// generation in the high 32 bits; 0 is never a valid handle.
-uintptr_t Pack(uint32_t slot, uint32_t generation) {
-  return (static_cast<uintptr_t>(generation) << 32) | (static_cast<uintptr_t>(slot) + 1);
+// A handle is a JS number: generation * 2^24 + slot + 1 (exact in a double).
+// A number costs V8 nothing to make or drop, unlike an External, which Node
+// backs with a global handle.
+constexpr double kSlotSpan = 16777216.0;  // 2^24 live tensors per environment
+constexpr uint32_t kMaxGeneration = 1u << 28;
+
+double Pack(uint32_t slot, uint32_t generation) {
+  return static_cast<double>(generation) * kSlotSpan + static_cast<double>(slot) + 1.0;
 }
+
+}  // namespace
+
+Slot* FindSlot(Accounting& acc, double packed) {
+  if (!(packed >= 1.0) || packed != std::floor(packed)) return nullptr;
+  double generation = std::floor(packed / kSlotSpan);
+  uint64_t index = static_cast<uint64_t>(packed - generation * kSlotSpan);
+  if (index == 0 || index > acc.slots.size()) return nullptr;
+  Slot& slot = acc.slots[index - 1];
+  if (!slot.live || slot.generation != static_cast<uint32_t>(generation)) return nullptr;
+  return &slot;
+}
+
+namespace {
 
 // The live slot a handle names, or nullptr if it was disposed.
 Slot* Lookup(Accounting& acc, const Napi::Value& value) {
-  uintptr_t packed = reinterpret_cast<uintptr_t>(value.As<Napi::External<void>>().Data());
-  uint64_t index = packed & 0xffffffffu;
-  if (index == 0 || index > acc.slots.size()) return nullptr;
-  Slot& slot = acc.slots[index - 1];
-  if (!slot.live || slot.generation != static_cast<uint32_t>(packed >> 32)) return nullptr;
-  return &slot;
+  return FindSlot(acc, value.As<Napi::Number>().DoubleValue());
 }
 
 // Drops the slot's claim on its storage; reports freed bytes to V8.
@@ -39,16 +53,24 @@ void Release(Napi::Env env, Accounting& acc, Slot& slot) {
   auto it = acc.storages.find(slot.storageKey);
   if (it != acc.storages.end() && --it->second.first == 0) {
     acc.bytes -= it->second.second;
-    Napi::MemoryManagement::AdjustExternalMemory(env, -it->second.second);
+    acc.Report(env, -it->second.second);
     acc.storages.erase(it);
   }
   slot.tensor = at::Tensor();
   slot.live = false;
-  slot.generation++;
+  slot.generation = (slot.generation + 1) % kMaxGeneration;
   acc.freeSlots.push_back(static_cast<uint32_t>(&slot - acc.slots.data()));
 }
 
 }  // namespace
+
+void Accounting::Report(Napi::Env env, int64_t delta) {
+  unreportedBytes += delta;
+  if (unreportedBytes > (1 << 16) || unreportedBytes < -(1 << 16)) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, unreportedBytes);
+    unreportedBytes = 0;
+  }
+}
 
 void Accounting::DrainPending() {
   std::vector<Napi::Reference<Napi::Value>*> todo;
@@ -67,7 +89,7 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
     index = acc.freeSlots.back();
     acc.freeSlots.pop_back();
   } else {
-    if (acc.slots.size() >= 0xfffffffeu) throw std::runtime_error("too many live tensors");
+    if (acc.slots.size() + 1 >= static_cast<size_t>(kSlotSpan)) throw std::runtime_error("too many live tensors (16,777,215)");
     index = static_cast<uint32_t>(acc.slots.size());
     acc.slots.emplace_back();
   }
@@ -80,15 +102,15 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   if (entry.first++ == 0) {
     entry.second = StorageBytes(slot.tensor);
     acc.bytes += entry.second;
-    Napi::MemoryManagement::AdjustExternalMemory(env, entry.second);
+    acc.Report(env, entry.second);
   }
-  return Napi::External<void>::New(env, reinterpret_cast<void*>(Pack(index, slot.generation)));
+  return Napi::Number::New(env, Pack(index, slot.generation));
 }
 
-bool IsTensorHandle(const Napi::Value& value) { return value.IsExternal(); }
+bool IsTensorHandle(const Napi::Value& value) { return value.IsNumber(); }
 
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
-  if (!value.IsExternal()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
+  if (!value.IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
   Slot* slot = Lookup(*State(value.Env()).accounting, value);
   if (!slot) throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
   return slot->tensor;
@@ -291,14 +313,14 @@ Napi::Value SameStorage(const Napi::CallbackInfo& info) {
 
 // Disposing twice, or a handle whose slot was reused, is a no-op.
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
+  if (!info[0].IsNumber()) throw ArgumentError("argument 'tensor' must be a Tensor");
   Accounting& acc = *State(info.Env()).accounting;
   if (Slot* slot = Lookup(acc, info[0])) Release(info.Env(), acc, *slot);
   return info.Env().Undefined();
 }
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw ArgumentError("argument 'tensor' must be a Tensor");
+  if (!info[0].IsNumber()) throw ArgumentError("argument 'tensor' must be a Tensor");
   return Napi::Boolean::New(info.Env(), Lookup(*State(info.Env()).accounting, info[0]) == nullptr);
 }
 

@@ -1,9 +1,9 @@
 // Tensor handles: how an at::Tensor is held by JavaScript.
 //
-// A handle is a napi External whose pointer field carries a (slot, generation)
-// pair into this environment's slot table, not a pointer: no napi finalizer is
-// involved, so freeing never waits for V8 (Node defers napi finalizers to the
-// event loop, which a tight training loop never reaches). Each live slot owns
+// A handle is a JS number naming a (slot, generation) pair in this
+// environment's slot table. No napi finalizer is involved, so freeing never
+// waits for V8 (Node defers napi finalizers to the event loop, which a tight
+// training loop never reaches). Each live slot owns
 // one reference to the TensorImpl, never the storage directly, so disposing a
 // handle can never free memory that another handle, a view or the autograd
 // graph still uses. A stale handle (disposed, slot reused) fails the generation
@@ -19,7 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
+#include <c10/util/flat_hash_map.h>
 #include <vector>
 
 #include "errors.h"
@@ -39,7 +39,10 @@ struct Accounting {
   int64_t tensors = 0;
   int64_t bytes = 0;
   // StorageImpl* -> (handles referencing it, bytes reported for it)
-  std::unordered_map<const void*, std::pair<int64_t, int64_t>> storages;
+  ska::flat_hash_map<const void*, std::pair<int64_t, int64_t>> storages;
+  // Bytes not yet reported to V8: batched, since V8 needs pressure, not precision.
+  int64_t unreportedBytes = 0;
+  void Report(Napi::Env env, int64_t delta);
   std::vector<Slot> slots;
   std::vector<uint32_t> freeSlots;
   std::thread::id owner = std::this_thread::get_id();
@@ -55,6 +58,9 @@ struct AddonState {
 };
 
 AddonState& State(Napi::Env env);
+
+// The live slot a handle's number names, or nullptr (disposed or never valid).
+Slot* FindSlot(Accounting& acc, double handle);
 
 // at::Tensor -> JS handle (null for an undefined tensor).
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor);

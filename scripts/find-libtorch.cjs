@@ -92,13 +92,17 @@ function describe(found) {
   if (!libDir || !includeDir) throw new Error(`incomplete libtorch at ${dir}: libtorch.so or ATen headers missing`);
   const config = fs.readFileSync(path.join(dir, CONFIG), 'utf8');
   const abi = /_GLIBCXX_USE_CXX11_ABI=(\d)/.exec(config);
+  const cuda = fs.existsSync(path.join(libDir, 'libtorch_cuda.so'));
+  // c10/cuda headers include the CUDA runtime's.
+  const cudaHome = process.env.CUDA_HOME || process.env.CUDA_PATH || '/usr/local/cuda';
+  const cudaInclude = cuda && fs.existsSync(path.join(cudaHome, 'include')) ? [path.join(cudaHome, 'include')] : [];
   return {
     via: found.via,
     cmakeDir: dir,
-    includeDirs: [includeDir, path.join(includeDir, 'torch/csrc/api/include')],
+    includeDirs: [includeDir, path.join(includeDir, 'torch/csrc/api/include'), ...cudaInclude],
     libDir,
     cxxFlags: abi ? [`-D_GLIBCXX_USE_CXX11_ABI=${abi[1]}`] : [],
-    cuda: fs.existsSync(path.join(libDir, 'libtorch_cuda.so')),
+    cuda,
   };
 }
 

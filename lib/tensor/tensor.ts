@@ -1,7 +1,7 @@
 // The Tensor class: a JS handle on an at::Tensor with PyTorch's method names in
 // camelCase. Every method is one dispatcher call; no math runs in JS.
 import { inspect } from 'node:util';
-import { native, op, type Handle } from '../native.js';
+import { native, op, type Handle, type OpHandle } from '../native.js';
 import {
   type AnyTypedArray, type DType, dtypeCode, dtypeName, isFloatingDtype, normalizeDtype, viewBytes,
 } from './dtype.js';
@@ -84,16 +84,30 @@ export function reductionCode(r: Reduction): number {
   return code;
 }
 
-// Binary ops take a Tensor or a number; the addon turns a number into a
-// wrapped-number tensor exactly as PyTorch's Python binding does.
-function binary(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
-  const o = isTensor(other) ? other._h : checkScalar(other, 'other');
-  return wrap(native.call(op(name, 'Tensor'), self._h, o, ...rest));
+// Binary ops take a Tensor or a number. A number goes to the addon as [x],
+// which it turns into a wrapped-number tensor exactly as PyTorch's Python
+// binding does (same type promotion, same autograd node).
+function tensorOrScalar(other: Tensor | Scalar): Handle | [Scalar] {
+  return isTensor(other) ? other._h : [checkScalar(other, 'other')];
 }
-function binaryInPlace(name: string, self: Tensor, other: Tensor | Scalar, ...rest: unknown[]): Tensor {
-  native.call(op(name, 'Tensor'), self._h, isTensor(other) ? other._h : checkScalar(other, 'other'), ...rest);
+function binary(opHandle: OpHandle, self: Tensor, other: Tensor | Scalar, alpha?: Scalar): Tensor {
+  const o = tensorOrScalar(other);
+  return wrap(alpha === undefined ? native.call(opHandle, self._h, o) : native.call(opHandle, self._h, o, alpha));
+}
+function binaryInPlace(opHandle: OpHandle, self: Tensor, other: Tensor | Scalar, alpha?: Scalar): Tensor {
+  const o = tensorOrScalar(other);
+  if (alpha === undefined) native.call(opHandle, self._h, o);
+  else native.call(opHandle, self._h, o, alpha);
   return self;
 }
+
+// Hot operators resolved once at load.
+const OPS = {
+  add: op('aten::add', 'Tensor'), sub: op('aten::sub', 'Tensor'), mul: op('aten::mul', 'Tensor'), div: op('aten::div', 'Tensor'),
+  add_: op('aten::add_', 'Tensor'), sub_: op('aten::sub_', 'Tensor'), mul_: op('aten::mul_', 'Tensor'), div_: op('aten::div_', 'Tensor'),
+  eq: op('aten::eq', 'Tensor'), ne: op('aten::ne', 'Tensor'), lt: op('aten::lt', 'Tensor'), le: op('aten::le', 'Tensor'),
+  gt: op('aten::gt', 'Tensor'), ge: op('aten::ge', 'Tensor'),
+};
 
 function parseSlice(s: string): Slice {
   const parts = s.split(':');
@@ -119,6 +133,8 @@ export class Tensor {
   readonly _h: Handle;
   /** @internal registered with the GC safety net */
   _netted = false;
+  /** @internal dispose() was called */
+  _disposed = false;
   private _meta: [number[], number, string] | undefined;
 
   /** @internal use the creation functions (`tensor`, `zeros`, …). */
@@ -463,17 +479,17 @@ export class Tensor {
 
   // ---- elementwise math --------------------------------------------------------
 
-  add(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
-    return binary('aten::add', this, other, alpha);
+  add(other: Tensor | Scalar, alpha?: Scalar): Tensor {
+    return binary(OPS.add, this, other, alpha);
   }
-  sub(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
-    return binary('aten::sub', this, other, alpha);
+  sub(other: Tensor | Scalar, alpha?: Scalar): Tensor {
+    return binary(OPS.sub, this, other, alpha);
   }
   mul(other: Tensor | Scalar): Tensor {
-    return binary('aten::mul', this, other);
+    return binary(OPS.mul, this, other);
   }
   div(other: Tensor | Scalar): Tensor {
-    return binary('aten::div', this, other);
+    return binary(OPS.div, this, other);
   }
   pow(exponent: Tensor | Scalar): Tensor {
     if (isTensor(exponent)) return wrap(native.call(op('aten::pow', 'Tensor_Tensor'), this._h, exponent._h));
@@ -520,22 +536,22 @@ export class Tensor {
   // ---- comparisons -------------------------------------------------------------
 
   eq(other: Tensor | Scalar): Tensor {
-    return binary('aten::eq', this, other);
+    return binary(OPS.eq, this, other);
   }
   ne(other: Tensor | Scalar): Tensor {
-    return binary('aten::ne', this, other);
+    return binary(OPS.ne, this, other);
   }
   lt(other: Tensor | Scalar): Tensor {
-    return binary('aten::lt', this, other);
+    return binary(OPS.lt, this, other);
   }
   le(other: Tensor | Scalar): Tensor {
-    return binary('aten::le', this, other);
+    return binary(OPS.le, this, other);
   }
   gt(other: Tensor | Scalar): Tensor {
-    return binary('aten::gt', this, other);
+    return binary(OPS.gt, this, other);
   }
   ge(other: Tensor | Scalar): Tensor {
-    return binary('aten::ge', this, other);
+    return binary(OPS.ge, this, other);
   }
   /** `torch.where(condition, this, other)`. */
   where(condition: Tensor, other: Tensor | Scalar): Tensor {
@@ -617,17 +633,17 @@ export class Tensor {
 
   // ---- in place (the optimizers' toolkit) -------------------------------------------
 
-  add_(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
-    return binaryInPlace('aten::add_', this, other, alpha);
+  add_(other: Tensor | Scalar, alpha?: Scalar): Tensor {
+    return binaryInPlace(OPS.add_, this, other, alpha);
   }
-  sub_(other: Tensor | Scalar, alpha: Scalar = 1): Tensor {
-    return binaryInPlace('aten::sub_', this, other, alpha);
+  sub_(other: Tensor | Scalar, alpha?: Scalar): Tensor {
+    return binaryInPlace(OPS.sub_, this, other, alpha);
   }
   mul_(other: Tensor | Scalar): Tensor {
-    return binaryInPlace('aten::mul_', this, other);
+    return binaryInPlace(OPS.mul_, this, other);
   }
   div_(other: Tensor | Scalar): Tensor {
-    return binaryInPlace('aten::div_', this, other);
+    return binaryInPlace(OPS.div_, this, other);
   }
   /** `this += value * tensor1 * tensor2` */
   addcmul_(tensor1: Tensor, tensor2: Tensor, value: Scalar = 1): Tensor {

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian/Ubuntu machine for vgg-torch: the system packages the
+# project and its tests need (only those missing), then `npm ci`, which builds
+# the native addon against the libtorch found by scripts/find-libtorch.cjs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# libtorch-dev: libtorch (CPU) + headers + CMake config, with Debian's optimized BLAS.
+# python3-torch/-torchvision: the test oracle (same libtorch_cpu.so), never used at run time.
+# dataset-fashion-mnist: real data for the offline training examples and tests.
+PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist)
+if [ -n "${LIBTORCH:-}" ] || [ -n "${Torch_DIR:-}" ]; then
+  # A libtorch of the user's own: do not install Debian's.
+  PACKAGES=("${PACKAGES[@]/libtorch-dev}")
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [ -z "$p" ] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs npm); fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: vgg-torch needs Node.js 20 or newer (found $(node --version)); install it from https://nodejs.org or NodeSource" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund
