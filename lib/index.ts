@@ -16,3 +16,9 @@ export {
 } from './runtime.js';
 export * as functional from './nn/functional.js';
 export * as F from './nn/functional.js';
+export * as nn from './nn/index.js';
+export { summary } from './nn/summary.js';
+export {
+  VGG, makeLayers, cfgs, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial,
+} from './models/vgg.js';
+export type { VGGConfig, VGGOptions, VGGFactoryOptions } from './models/vgg.js';

@@ -315,6 +315,14 @@ export class Tensor {
   detach(): Tensor {
     return wrap(native.call(op('aten::detach'), this._h));
   }
+  /**
+   * Replaces this tensor's data with `other`'s, keeping this object, its
+   * autograd identity and `requiresGrad` (PyTorch's `t.data = other`).
+   */
+  setData(other: Tensor): void {
+    native.call(op('aten::set_data'), this._h, handleOf(other, 'other'));
+    this._meta = undefined;
+  }
   detach_(): Tensor {
     native.call(op('aten::detach_'), this._h);
     return this;

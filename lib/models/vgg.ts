@@ -1,0 +1,182 @@
+// VGG (Simonyan & Zisserman, 2014) as torchvision builds it: declarative
+// configurations, one layer builder, one model class, eight factories; plus the
+// 32×32 CIFAR-10 VGG of the tutorial this project grew from.
+import { noGrad } from '../autograd.js';
+import * as init from '../nn/init.js';
+import {
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
+} from '../nn/layers.js';
+import { Module, Sequential } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** A layer configuration: output channels of a 3×3 conv, or `'M'` for a 2×2 max-pool. */
+export type VGGConfig = readonly (number | 'M')[];
+
+/** torchvision's configurations (A = VGG11, B = VGG13, D = VGG16, E = VGG19) and the tutorial's. */
+export const cfgs = {
+  A: [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  B: [64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  D: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
+  E: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
+  /** The CIFAR-10 tutorial's 13-conv VGG for 32×32 input (three pools: 32 → 4). */
+  tutorial: [32, 32, 'M', 64, 64, 128, 128, 128, 'M', 256, 256, 256, 512, 512, 512, 'M'],
+} as const satisfies Record<string, VGGConfig>;
+
+/** torchvision's `make_layers`: conv 3×3 (padding 1) [+ BatchNorm] + ReLU per number, MaxPool 2×2 per `'M'`. */
+export function makeLayers(cfg: VGGConfig, opts: { batchNorm?: boolean; inChannels?: number } = {}): Sequential {
+  const layers: Module<any, any>[] = [];
+  let channels = opts.inChannels ?? 3;
+  for (const v of cfg) {
+    if (v === 'M') {
+      layers.push(new MaxPool2d(2, { stride: 2 }));
+    } else {
+      if (!Number.isInteger(v) || v <= 0) throw new RangeError(`makeLayers: invalid config entry ${String(v)}; use a channel count or 'M'`);
+      layers.push(new Conv2d(channels, v, 3, { padding: 1 }));
+      if (opts.batchNorm) layers.push(new BatchNorm2d(v));
+      layers.push(new ReLU(true));
+      channels = v;
+    }
+  }
+  return new Sequential(...layers);
+}
+
+export interface VGGOptions {
+  numClasses?: number;
+  initWeights?: boolean;
+  dropout?: number;
+  /**
+   * Adaptive 7×7 average pooling before the classifier (torchvision's VGG, any
+   * input size). With `false` the classifier is sized for `inputSize` instead,
+   * as in the CIFAR-10 tutorial's VGG.
+   */
+  avgpool?: boolean;
+  /** The input height and width the classifier is built for when `avgpool` is false (default 224×224). */
+  inputSize?: [number, number];
+  /** Input channels of the first layer, used to size the classifier (default 3). */
+  inChannels?: number;
+}
+
+/**
+ * VGG: `features` → (avgpool) → flatten → classifier, exactly as torchvision's
+ * class, with torchvision's weight initialisation.
+ */
+export class VGG extends Module {
+  features: Sequential;
+  avgpool: AdaptiveAvgPool2d | undefined;
+  classifier: Sequential;
+  private readonly _built: { input: [number, number] | null; flat: number[] };
+
+  constructor(features: Sequential, opts: VGGOptions = {}) {
+    super();
+    const numClasses = opts.numClasses ?? 1000;
+    const dropout = opts.dropout ?? 0.5;
+    const useAvgpool = opts.avgpool ?? true;
+    if (!Number.isInteger(numClasses) || numClasses <= 0) throw new RangeError(`VGG: numClasses must be a positive integer, got ${numClasses}`);
+    this.features = features;
+    this.avgpool = useAvgpool ? new AdaptiveAvgPool2d([7, 7]) : undefined;
+    if (!useAvgpool) delete (this as { avgpool?: unknown }).avgpool; // no such child, as in the tutorial's class
+    const input = useAvgpool ? null : opts.inputSize ?? [224, 224];
+    const probe = [1, opts.inChannels ?? 3, ...(input ?? [224, 224])];
+    const flat = useAvgpool ? this.avgpool!.outputShape(features.outputShape(probe)) : features.outputShape(probe);
+    this._built = { input, flat: flat.slice(1) };
+    const inFeatures = flat.slice(1).reduce((a, b) => a * b, 1);
+    this.classifier = new Sequential(
+      new Linear(inFeatures, 4096), new ReLU(true), new Dropout(dropout),
+      new Linear(4096, 4096), new ReLU(true), new Dropout(dropout),
+      new Linear(4096, numClasses),
+    );
+    if (opts.initWeights ?? true) this.initializeWeights();
+  }
+
+  /** torchvision's rules: conv kaiming-normal (fan_out, relu), bias 0; BatchNorm 1, 0; Linear N(0, 0.01), 0. */
+  private initializeWeights(): void {
+    noGrad(() => {
+      for (const m of this.modules()) {
+        if (m instanceof Conv2d) {
+          init.kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+          if (m.bias) init.constant_(m.bias, 0);
+        } else if (m instanceof BatchNorm2d) {
+          if (m.weight) init.constant_(m.weight, 1);
+          if (m.bias) init.constant_(m.bias, 0);
+        } else if (m instanceof Linear) {
+          init.normal_(m.weight, 0, 0.01);
+          if (m.bias) init.constant_(m.bias, 0);
+        }
+      }
+    });
+  }
+
+  forward(x: Tensor): Tensor {
+    const f = this.features.forward(x);
+    const pooled = this.avgpool ? this.avgpool.forward(f) : f;
+    if (pooled !== f) f.dispose();
+    const first = this.classifier[0] as Linear;
+    const got = pooled.shape.slice(1);
+    if (got.reduce((a, b) => a * b, 1) !== first.inFeatures) {
+      pooled.dispose();
+      throw new RangeError(this.mismatch(x.shape, got));
+    }
+    const flat = pooled.flatten(1);
+    pooled.dispose();
+    try {
+      return this.classifier.forward(flat);
+    } finally {
+      flat.dispose();
+    }
+  }
+
+  private mismatch(inputShape: number[], got: number[]): string {
+    const expected = this._built.flat;
+    const built = this._built.input ? `built for ${this._built.input.join('×')} input` : 'after the 7×7 avgpool';
+    const hw = inputShape.slice(-2).join('×');
+    return `VGG: the classifier takes ${expected.join(' × ')} = ${expected.reduce((a, b) => a * b, 1)} features (${built}), ` +
+      `but a ${hw} input gives ${got.join(' × ')} = ${got.reduce((a, b) => a * b, 1)}. ` +
+      `Build the model with { avgpool: false, inputSize: [${inputShape.slice(-2).join(', ')}] } for this input size, ` +
+      'or keep avgpool (the default) to accept any size.';
+  }
+
+  outputShape(shape: number[]): number[] {
+    const f = this.features.outputShape(shape);
+    const pooled = this.avgpool ? this.avgpool.outputShape(f) : f;
+    return this.classifier.outputShape([pooled[0], pooled.slice(1).reduce((a, b) => a * b, 1)]);
+  }
+}
+
+/** Options of the factories; `weights` selects pretrained ImageNet weights. */
+export interface VGGFactoryOptions extends VGGOptions {
+  weights?: string | null;
+  progress?: boolean;
+}
+
+function build(cfg: VGGConfig, batchNorm: boolean, name: string, opts: VGGFactoryOptions): VGG {
+  if (opts.weights != null) {
+    throw new Error(`${name}({ weights }): pretrained weights are not available yet in this version of vgg-torch`);
+  }
+  return new VGG(makeLayers(cfg, { batchNorm, inChannels: opts.inChannels }), opts);
+}
+
+/** VGG 11-layer model (configuration "A"). */
+export const vgg11 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, false, 'vgg11', opts);
+/** VGG 11-layer model with batch normalization. */
+export const vgg11_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, true, 'vgg11_bn', opts);
+/** VGG 13-layer model (configuration "B"). */
+export const vgg13 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, false, 'vgg13', opts);
+export const vgg13_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, true, 'vgg13_bn', opts);
+/** VGG 16-layer model (configuration "D"). */
+export const vgg16 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, false, 'vgg16', opts);
+export const vgg16_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, true, 'vgg16_bn', opts);
+/** VGG 19-layer model (configuration "E"). */
+export const vgg19 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, false, 'vgg19', opts);
+export const vgg19_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, true, 'vgg19_bn', opts);
+
+/**
+ * The CIFAR-10 tutorial's VGG: configuration `cfgs.tutorial`, no avgpool, a
+ * classifier sized for 32×32 input (`Linear(512 * 4 * 4, 4096)`), 10 classes.
+ * `batchNorm` adds BatchNorm after each conv.
+ */
+export function vggTutorial(opts: Omit<VGGOptions, 'avgpool'> & { batchNorm?: boolean } = {}): VGG {
+  const { batchNorm, ...rest } = opts;
+  return new VGG(makeLayers(cfgs.tutorial, { batchNorm, inChannels: rest.inChannels }), {
+    numClasses: 10, inputSize: [32, 32], ...rest, avgpool: false,
+  });
+}

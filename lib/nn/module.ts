@@ -1,0 +1,335 @@
+// nn.Module: parameters, buffers and submodules found by name, as in PyTorch.
+//
+// Registration follows PyTorch's: assigning a Parameter or a Module to a
+// property registers it (in assignment order); buffers are declared once with
+// registerBuffer() and then assigned like any property. Property names are
+// camelCase in TypeScript and snake_case in state-dict keys (`runningMean` →
+// `running_mean`), so keys are exactly PyTorch's and checkpoints interoperate.
+// Properties whose names start with `_` are private to the module.
+import { native, op } from '../native.js';
+import { noGrad } from '../autograd.js';
+import { type DType } from '../tensor/dtype.js';
+import { keep } from '../tensor/scope.js';
+import { Tensor, type Device, handleOf } from '../tensor/tensor.js';
+import { addIndent } from '../utils/pyrepr.js';
+
+/**
+ * A tensor that is a module's learnable parameter (`nn.Parameter`).
+ * `new Parameter(data)` takes ownership of `data`: the parameter is a new handle on
+ * the same storage, cut from any graph, and `data` itself is disposed.
+ * Parameters survive `tidy` scopes; they are freed with their module's `dispose()`.
+ */
+export class Parameter extends Tensor {
+  constructor(data: Tensor, requiresGrad = true) {
+    super(native.call(op('aten::detach'), handleOf(data, 'data')));
+    data.dispose();
+    if (requiresGrad) native.call(op('aten::requires_grad_'), this._h, true);
+    keep(this);
+  }
+}
+
+/** `runningMean` → `running_mean` */
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** Result of {@link Module.loadStateDict}. */
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+type StateDictInput = Map<string, Tensor> | Record<string, Tensor>;
+
+// Buffers that old checkpoints lack and PyTorch fills in itself.
+const OPTIONAL_BUFFERS = new Set(['num_batches_tracked']);
+
+/**
+ * Base class of every layer and model (`torch.nn.Module`). Subclasses assign
+ * parameters and submodules to properties and implement `forward`; a module is
+ * run by calling `forward` (the one way to run it).
+ */
+export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
+  /** Training mode: affects Dropout and BatchNorm. */
+  training = true;
+  private readonly _bufferNames = new Map<string, boolean>(); // property → persistent
+
+  abstract forward(...args: A): R;
+
+  /** Declares a buffer (persistent state such as BatchNorm's running mean) stored in `this[name]`. */
+  protected registerBuffer(name: string, tensor: Tensor | null, persistent = true): void {
+    if (tensor !== null) keep(tensor);
+    this._bufferNames.set(name, persistent);
+    (this as unknown as Record<string, unknown>)[name] = tensor;
+  }
+
+  private entries(): [string, unknown][] {
+    return Object.entries(this).filter(([k]) => !k.startsWith('_') && k !== 'training');
+  }
+
+  /** Direct submodules with their state-dict names. */
+  *namedChildren(): Generator<[string, Module<any, any>]> {
+    for (const [k, v] of this.entries()) if (v instanceof Module) yield [snake(k), v];
+  }
+  *children(): Generator<Module<any, any>> {
+    for (const [, m] of this.namedChildren()) yield m;
+  }
+  /** This module and every descendant, depth first, each once. */
+  *namedModules(prefix = '', seen = new Set<Module<any, any>>()): Generator<[string, Module<any, any>]> {
+    if (seen.has(this)) return;
+    seen.add(this);
+    yield [prefix, this];
+    for (const [name, child] of this.namedChildren()) {
+      yield* child.namedModules(prefix ? `${prefix}.${name}` : name, seen);
+    }
+  }
+  *modules(): Generator<Module<any, any>> {
+    for (const [, m] of this.namedModules()) yield m;
+  }
+
+  /** This module's own parameters (not its children's). */
+  private *ownParameters(): Generator<[string, Parameter]> {
+    for (const [k, v] of this.entries()) if (v instanceof Parameter) yield [snake(k), v];
+  }
+  private *ownBuffers(persistentOnly: boolean): Generator<[string, Tensor]> {
+    for (const [k, persistent] of this._bufferNames) {
+      const v = (this as unknown as Record<string, unknown>)[k];
+      if (v instanceof Tensor && (persistent || !persistentOnly)) yield [snake(k), v];
+    }
+  }
+
+  /** Every parameter with its dotted name (`features.0.weight`), each once. */
+  *namedParameters(): Generator<[string, Parameter]> {
+    const seen = new Set<Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, p] of m.ownParameters()) {
+        if (seen.has(p)) continue;
+        seen.add(p);
+        yield [prefix ? `${prefix}.${name}` : name, p];
+      }
+    }
+  }
+  *parameters(): Generator<Parameter> {
+    for (const [, p] of this.namedParameters()) yield p;
+  }
+  *namedBuffers(): Generator<[string, Tensor]> {
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, b] of m.ownBuffers(false)) yield [prefix ? `${prefix}.${name}` : name, b];
+    }
+  }
+  *buffers(): Generator<Tensor> {
+    for (const [, b] of this.namedBuffers()) yield b;
+  }
+
+  /** Sets training mode here and in every descendant; returns this. */
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+  /** `train(false)` */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Calls `fn` on every descendant, then on this module (as PyTorch does); returns this. */
+  apply(fn: (m: Module<any, any>) => void): this {
+    for (const child of this.children()) child.apply(fn);
+    fn(this);
+    return this;
+  }
+
+  /** Sets `requiresGrad` of every parameter (e.g. `false` to freeze a feature extractor). */
+  requiresGrad_(flag = true): this {
+    for (const p of this.parameters()) p.requiresGrad_(flag);
+    return this;
+  }
+
+  /** Clears every parameter's gradient: set to null (default), or filled with zeros. */
+  zeroGrad(opts: { setToNone?: boolean } = {}): void {
+    for (const p of this.parameters()) {
+      if (opts.setToNone ?? true) {
+        p.grad = null;
+      } else {
+        const g = p.grad;
+        if (g) {
+          g.zero_();
+          g.dispose();
+        }
+      }
+    }
+  }
+
+  /**
+   * Moves or casts every parameter and buffer in place (`model.to('cuda')`,
+   * `model.to('float64')`); parameter objects stay the same, as in PyTorch.
+   * Integer buffers keep their dtype.
+   */
+  to(target: Device | DType | { device?: Device; dtype?: DType }): this {
+    const opts = typeof target === 'string' ? (/^(cpu|cuda|meta|mps)(:\d+)?$/.test(target) ? { device: target } : { dtype: target as DType }) : target;
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.buffers()]) {
+        const floating = t.dtype.startsWith('float') || t.dtype === 'bfloat16';
+        const moved = t.to({ device: opts.device, dtype: floating ? opts.dtype : undefined });
+        t.setData(moved);
+        moved.dispose();
+      }
+    });
+    return this;
+  }
+
+  /**
+   * The state as PyTorch's `state_dict()`: parameters and persistent buffers in
+   * registration order, with PyTorch's keys. Values are new handles on the same
+   * storage, detached; dispose them (or call this inside `tidy`).
+   */
+  stateDict(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      const p = prefix ? `${prefix}.` : '';
+      for (const [name, t] of m.ownParameters()) out.set(p + name, t.detach());
+      for (const [name, t] of m.ownBuffers(true)) out.set(p + name, t.detach());
+    }
+    return out;
+  }
+
+  /**
+   * Copies a state dict into this module's parameters and buffers in place
+   * (parameter identity is kept). With `strict` (default), one error lists every
+   * missing key, every unexpected key and every shape mismatch. A missing
+   * `num_batches_tracked` (old checkpoints) is accepted, as in PyTorch.
+   */
+  loadStateDict(stateDict: StateDictInput, opts: { strict?: boolean } = {}): LoadResult {
+    const strict = opts.strict ?? true;
+    const given = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
+    const own = new Map<string, Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      const p = prefix ? `${prefix}.` : '';
+      for (const [name, t] of m.ownParameters()) own.set(p + name, t);
+      for (const [name, t] of m.ownBuffers(true)) own.set(p + name, t);
+    }
+    const missingKeys = [...own.keys()].filter((k) => !given.has(k) && !OPTIONAL_BUFFERS.has(k.split('.').pop()!));
+    const unexpectedKeys = [...given.keys()].filter((k) => !own.has(k));
+    const mismatches: string[] = [];
+    for (const [k, src] of given) {
+      const dst = own.get(k);
+      if (!dst) continue;
+      if (!(src instanceof Tensor)) {
+        mismatches.push(`While copying the parameter named "${k}", expected a Tensor in the state dict, got ${typeof src}.`);
+      } else if (src.shape.join(',') !== dst.shape.join(',')) {
+        mismatches.push(
+          `size mismatch for ${k}: copying a param with shape [${src.shape.join(', ')}] from checkpoint, the shape in current model is [${dst.shape.join(', ')}].`,
+        );
+      }
+    }
+    const problems: string[] = [];
+    if (strict && missingKeys.length) problems.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && unexpectedKeys.length) problems.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
+    problems.push(...mismatches);
+    if (problems.length) {
+      throw new Error(`Error(s) in loading state_dict for ${this.typeName()}:\n\t${problems.join('\n\t')}`);
+    }
+    noGrad(() => {
+      for (const [k, src] of given) own.get(k)?.copy_(src);
+    });
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Frees every parameter and buffer of this module and its descendants. */
+  dispose(): void {
+    for (const t of [...this.parameters(), ...this.buffers()]) t.dispose();
+  }
+
+  /** The class name PyTorch would print. */
+  typeName(): string {
+    return this.constructor.name;
+  }
+
+  /** The text inside the parentheses of this module's repr (PyTorch's `extra_repr`). */
+  extraRepr(): string {
+    return '';
+  }
+
+  /** The module tree, line for line as PyTorch's `print(model)`. */
+  toString(): string {
+    const extra = this.extraRepr();
+    const extraLines = extra ? extra.split('\n') : [];
+    const childLines = [...this.namedChildren()].map(([k, m]) => `(${k}): ${addIndent(m.toString(), 2)}`);
+    const lines = [...extraLines, ...childLines];
+    let main = `${this.typeName()}(`;
+    if (lines.length) {
+      main += extraLines.length === 1 && childLines.length === 0 ? extraLines[0] : `\n  ${lines.join('\n  ')}\n`;
+    }
+    return `${main})`;
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
+  /**
+   * The output shape for an input shape, without running the module; used by
+   * `summary` and to size classifiers. Layers that keep the shape need not override it.
+   */
+  outputShape(inputShape: number[]): number[] {
+    return inputShape;
+  }
+}
+
+/** Holds modules under the names `0`, `1`, …; `seq[0]` works as in PyTorch. */
+abstract class IndexedModules<A extends unknown[], R> extends Module<A, R> {
+  [index: number]: Module<any, any>;
+
+  constructor(modules: Module<any, any>[]) {
+    super();
+    modules.forEach((m, i) => this.add(i, m));
+  }
+  protected add(i: number, m: Module<any, any>): void {
+    if (!(m instanceof Module)) throw new TypeError(`${this.typeName()}: item ${i} is not a Module`);
+    (this as unknown as Record<number, Module<any, any>>)[i] = m;
+  }
+  get length(): number {
+    return [...this.children()].length;
+  }
+  /** The module at `index` (negative counts from the end). */
+  at(index: number): Module<any, any> {
+    const n = this.length;
+    const i = index < 0 ? index + n : index;
+    if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`index ${index} is out of range`);
+    return this[i];
+  }
+  append(m: Module<any, any>): this {
+    this.add(this.length, m);
+    return this;
+  }
+  *[Symbol.iterator](): Generator<Module<any, any>> {
+    yield* this.children();
+  }
+}
+
+/** Runs its modules in order (`nn.Sequential`). */
+export class Sequential extends IndexedModules<[Tensor], Tensor> {
+  constructor(...modules: Module<any, any>[]) {
+    super(modules);
+  }
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (const m of this.children()) out = (m as Module<[Tensor], Tensor>).forward(out);
+    return out;
+  }
+  /** A new Sequential of modules `start` to `end` (exclusive), sharing them (`seq[a:b]`). */
+  slice(start = 0, end?: number): Sequential {
+    return new Sequential(...[...this.children()].slice(start, end));
+  }
+  outputShape(inputShape: number[]): number[] {
+    let shape = inputShape;
+    for (const m of this.children()) shape = m.outputShape(shape);
+    return shape;
+  }
+}
+
+/** A list of modules registered as children (`nn.ModuleList`); it has no forward of its own. */
+export class ModuleList extends IndexedModules<never[], never> {
+  constructor(modules: Module<any, any>[] = []) {
+    super(modules);
+  }
+  forward(): never {
+    throw new Error('ModuleList has no forward(); iterate over its modules');
+  }
+}

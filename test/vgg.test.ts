@@ -1,0 +1,252 @@
+// nn.Module, layers, init and the VGG family against torchvision with the same seed.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  VGG, manualSeed, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
+  vgg16_bn, vgg19, vgg19_bn, vggTutorial,
+} from '../lib/index.js';
+import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
+
+interface WeightEntry { key: string; shape: number[]; dtype: string; sha256: string }
+interface Fixture {
+  models: Record<string, { weights: WeightEntry[]; inputShape: number[]; output: EncodedTensor; repr: string }>;
+  keys: Record<string, string[]>;
+  trainStep: { x: EncodedTensor; target: EncodedTensor; logits: EncodedTensor; loss: EncodedTensor; after: WeightEntry[] };
+}
+
+const BUILDERS: Record<string, () => VGG> = {
+  vgg11: () => vgg11(),
+  vgg16_bn: () => vgg16_bn(),
+  tutorial: () => vggTutorial(),
+};
+const FACTORIES = { vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn };
+
+function weightsOf(model: nn.Module<any, any>): WeightEntry[] {
+  return tidy(() =>
+    [...model.stateDict()].map(([key, t]) => ({
+      key, shape: t.shape, dtype: t.dtype, sha256: createHash('sha256').update(bytesOf(t)).digest('hex'),
+    })),
+  );
+}
+
+function checkModel(name: string, fx: Fixture['models'][string]): void {
+  manualSeed(777);
+  const model = BUILDERS[name]().eval();
+  try {
+    expect(weightsOf(model), `${name} weights`).toEqual(fx.weights);
+    tidy(() => {
+      manualSeed(1);
+      const x = randn(fx.inputShape);
+      const y = noGrad(() => model.forward(x));
+      expect(bitwiseDiff(y, fx.output), `${name} eval output`).toBeNull();
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+function checkTrainStep(fx: Fixture['trainStep']): void {
+  manualSeed(777);
+  const model = vggTutorial({ batchNorm: true }).train();
+  try {
+    tidy(() => {
+      const x = decode(fx.x);
+      const target = decode(fx.target);
+      manualSeed(3);
+      randn(4, 3, 32, 32); // advance the generator as the oracle did when drawing x and target
+      randint(0, 10, [4]);
+      const logits = model.forward(x);
+      expect(bitwiseDiff(logits, fx.logits), 'train-mode logits (dropout masks)').toBeNull();
+      const loss = new nn.CrossEntropyLoss().forward(logits, target);
+      expect(bitwiseDiff(loss, fx.loss), 'loss').toBeNull();
+      loss.backward();
+      noGrad(() => {
+        for (const p of model.parameters()) p.sub_(p.grad!.mul(0.01));
+      });
+    });
+    // Parameters after the step and BatchNorm running stats after the train-mode forward.
+    expect(weightsOf(model)).toEqual(fx.after);
+  } finally {
+    model.dispose();
+  }
+}
+
+function checkAll(fx: Fixture): void {
+  setNumThreads(2);
+  for (const [name, m] of Object.entries(fx.models)) checkModel(name, m);
+  checkTrainStep(fx.trainStep);
+}
+
+describe('VGG against torchvision (committed fixture)', () => {
+  const fx = readFixture<Fixture>('vgg.json');
+
+  it('vgg11, vgg16_bn and the tutorial VGG: same weights and eval outputs, bit for bit', () => {
+    for (const [name, m] of Object.entries(fx.models)) checkModel(name, m);
+  });
+
+  it('one training step: BatchNorm running stats, dropout masks, loss and SGD update equal PyTorch', () => {
+    checkTrainStep(fx.trainStep);
+  });
+
+  it('stateDict keys and order equal torchvision for all eight factories', () => {
+    for (const [name, factory] of Object.entries(FACTORIES)) {
+      const model = factory({ initWeights: false });
+      const keys = tidy(() => [...model.stateDict().keys()]);
+      model.dispose();
+      expect(keys, name).toEqual(fx.keys[name]);
+    }
+  });
+
+  it('toString() equals print(model) for vgg11, vgg16_bn and the tutorial VGG', () => {
+    for (const [name, build] of Object.entries(BUILDERS)) {
+      const model = build();
+      expect(model.toString(), name).toBe(fx.models[name].repr);
+      model.dispose();
+    }
+  });
+});
+
+describe.skipIf(!hasTorchPython && !requireLiveOracle)('VGG against torchvision (live oracle)', () => {
+  it('re-runs the oracle now and matches it', () => {
+    checkAll(runOracle<Fixture>('scripts/fixtures/vgg.py'));
+  });
+});
+
+describe('nn.Module behaviour', () => {
+  it('loadStateDict: strict errors name every missing key, unexpected key and shape mismatch', () => {
+    manualSeed(0);
+    const model = vggTutorial();
+    const sd = model.stateDict();
+    try {
+      const broken = new Map(sd);
+      broken.delete('features.0.bias');
+      broken.set('features.99.weight', sd.get('features.0.weight')!);
+      broken.set('classifier.6.weight', sd.get('classifier.3.weight')!);
+      let message = '';
+      try {
+        model.loadStateDict(broken);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message).toContain('Error(s) in loading state_dict for VGG');
+      expect(message).toContain('Missing key(s) in state_dict: "features.0.bias"');
+      expect(message).toContain('Unexpected key(s) in state_dict: "features.99.weight"');
+      expect(message).toContain('size mismatch for classifier.6.weight: copying a param with shape [4096, 4096] from checkpoint, the shape in current model is [10, 4096]');
+      broken.delete('classifier.6.weight');
+      broken.set('classifier.6.weight', sd.get('classifier.6.weight')!);
+      const result = model.loadStateDict(broken, { strict: false });
+      expect(result).toEqual({ missingKeys: ['features.0.bias'], unexpectedKeys: ['features.99.weight'] });
+    } finally {
+      for (const t of sd.values()) t.dispose();
+      model.dispose();
+    }
+  });
+
+  it('loadStateDict copies in place, keeps parameter identity, accepts old checkpoints without num_batches_tracked', () => {
+    manualSeed(1);
+    const a = vggTutorial({ batchNorm: true });
+    manualSeed(2);
+    const b = vggTutorial({ batchNorm: true });
+    const firstParam = b.features[0] as nn.Conv2d;
+    const weightBefore = firstParam.weight;
+    const sd = a.stateDict();
+    for (const k of [...sd.keys()]) if (k.endsWith('num_batches_tracked')) sd.delete(k);
+    const plain = Object.fromEntries(sd);
+    const result = b.loadStateDict(plain);
+    expect(result).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    expect(firstParam.weight).toBe(weightBefore);
+    expect(firstParam.weight.equal((a.features[0] as nn.Conv2d).weight)).toBe(true);
+    for (const t of sd.values()) t.dispose();
+    a.dispose();
+    b.dispose();
+  });
+
+  it('a too-large input gets an error that says what it got, what it expected and how to fix it', () => {
+    const model = vggTutorial();
+    const x = randn(1, 3, 64, 64);
+    expect(() => model.forward(x)).toThrow(
+      /classifier takes 512 × 4 × 4 = 8192 features \(built for 32×32 input\), but a 64×64 input gives 512 × 8 × 8 = 32768\. Build the model with \{ avgpool: false, inputSize: \[64, 64\] \}/,
+    );
+    const sized = vggTutorial({ inputSize: [64, 64] });
+    expect(tidy(() => sized.forward(x).shape)).toEqual([1, 10]);
+    x.dispose();
+    model.dispose();
+    sized.dispose();
+  });
+
+  it('summary(): vgg16 has 138,357,544 parameters and 15.47 G multiply-accumulates at 224×224', () => {
+    const model = vgg16({ initWeights: false });
+    const s = nn.summary(model, [3, 224, 224]);
+    expect(s.totalParams).toBe(138_357_544);
+    expect(s.totalMacs).toBe(15_470_264_320);
+    expect(s.outputShape).toEqual([1, 1000]);
+    expect(s.layers[0]).toEqual({ name: 'features.0', type: 'Conv2d', outputShape: [1, 64, 224, 224], params: 1792, macs: 86_704_128 });
+    expect(s.toString()).toContain('Total params: 138,357,544');
+    expect(model.training).toBe(true); // summary leaves the mode as it was
+    model.dispose();
+  });
+
+  it('Sequential indexing, slicing, iteration and append; module tree queries', () => {
+    const seq = new nn.Sequential(new nn.Linear(4, 3), new nn.ReLU(), new nn.Linear(3, 2));
+    expect(seq.length).toBe(3);
+    expect(seq[0]).toBeInstanceOf(nn.Linear);
+    expect(seq.at(-1)).toBe(seq[2]);
+    expect(seq.slice(1).length).toBe(2);
+    seq.append(new nn.Flatten());
+    expect([...seq].length).toBe(4);
+    expect([...seq.namedParameters()].map(([k]) => k)).toEqual(['0.weight', '0.bias', '2.weight', '2.bias']);
+    expect([...seq.namedModules()].map(([k]) => k)).toEqual(['', '0', '1', '2', '3']);
+    expect(seq.eval().training).toBe(false);
+    expect(seq[1].training).toBe(false);
+    seq.requiresGrad_(false);
+    expect([...seq.parameters()].every((p) => !p.requiresGrad)).toBe(true);
+    seq.dispose();
+  });
+
+  it('to(dtype) converts in place; parameters survive tidy; zeroGrad clears gradients', () => {
+    const lin = tidy(() => new nn.Linear(3, 2));
+    expect(lin.weight.isDisposed).toBe(false);
+    const w = lin.weight;
+    lin.to('float64');
+    expect(lin.weight).toBe(w);
+    expect(w.dtype).toBe('float64');
+    tidy(() => lin.forward(randn([4, 3], { dtype: 'float64' })).sum().backward());
+    expect(lin.weight.grad).not.toBeNull();
+    lin.zeroGrad();
+    expect(lin.weight.grad).toBeNull();
+    lin.dispose();
+  });
+
+  it('BatchNorm2d with momentum null keeps a cumulative average; Dropout and ReLU follow training mode', () => {
+    tidy(() => {
+      const bn = new nn.BatchNorm2d(2, { momentum: null });
+      const a = randn(4, 2, 3, 3);
+      const b = randn(4, 2, 3, 3);
+      bn.forward(a);
+      bn.forward(b);
+      const both = a.transpose(0, 1).flatten(1).mean(1).add(b.transpose(0, 1).flatten(1).mean(1)).div(2);
+      expect(bn.runningMean!.allclose(both, 1e-5, 1e-6)).toBe(true);
+      expect(bn.numBatchesTracked!.item()).toBe(2);
+      expect(() => bn.forward(randn(2, 3))).toThrow('expected 4D input (got 2D input)');
+      const drop = new nn.Dropout(0.5);
+      drop.eval();
+      const x = randn(10);
+      expect(drop.forward(x).equal(x)).toBe(true);
+      expect(new nn.ReLU().toString()).toBe('ReLU()');
+      expect(String(new nn.BatchNorm2d(3, { momentum: null }))).toBe('BatchNorm2d(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)');
+    });
+  });
+
+  it('nn.init: calculateGain values and fan errors as in PyTorch', () => {
+    expect(nn.init.calculateGain('relu')).toBe(Math.sqrt(2));
+    expect(nn.init.calculateGain('leaky_relu', Math.sqrt(5))).toBe(Math.sqrt(2 / 6.000000000000001));
+    expect(nn.init.calculateGain('tanh')).toBe(5 / 3);
+    expect(() => nn.init.kaimingNormal_(randn(3), {})).toThrow('fewer than 2 dimensions');
+    expect(() => nn.init.kaimingNormal_(randn(3, 3), { mode: 'fan_avg' as never })).toThrow('Mode fan_avg not supported');
+  });
+
+  it('the factories refuse pretrained weights clearly until they are available', () => {
+    expect(() => vgg16({ weights: 'IMAGENET1K_V1' })).toThrow(/not available yet/);
+  });
+});
+
