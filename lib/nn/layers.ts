@@ -1,5 +1,6 @@
 // The layers VGG needs, with PyTorch's arguments, defaults, initialisation and repr.
 import * as F from './functional.js';
+import type { AvgPool2dOptions, MaxPool2dOptions } from './functional.js';
 import * as init from './init.js';
 import { Module, Parameter } from './module.js';
 import { type DType } from '../tensor/dtype.js';
@@ -14,6 +15,17 @@ const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v
 export interface FactoryOptions {
   device?: string;
   dtype?: DType;
+}
+
+// PyTorch's reset_parameters of Conv2d and Linear: the same draws in the same order.
+// (fanIn is never 0 here: channel and feature counts are checked to be positive.)
+function resetWeightAndBias(weight: Tensor, bias: Tensor | null): void {
+  init.kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias) {
+    const [fanIn] = init.calculateFanInAndFanOut(weight);
+    const bound = 1 / Math.sqrt(fanIn);
+    init.uniform_(bias, -bound, bound);
+  }
 }
 
 function checkPositiveInt(v: number, what: string, layer: string): void {
@@ -82,14 +94,7 @@ export class Conv2d extends Module {
 
   /** kaiming-uniform with a = √5 for the weight, U(-1/√fanIn, 1/√fanIn) for the bias. */
   resetParameters(): void {
-    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const [fanIn] = init.calculateFanInAndFanOut(this.weight);
-      if (fanIn !== 0) {
-        const bound = 1 / Math.sqrt(fanIn);
-        init.uniform_(this.bias, -bound, bound);
-      }
-    }
+    resetWeightAndBias(this.weight, this.bias);
   }
 
   forward(x: Tensor): Tensor {
@@ -188,14 +193,6 @@ export class BatchNorm2d extends Module {
   }
 }
 
-export interface MaxPool2dOptions {
-  /** Defaults to kernelSize. */
-  stride?: Pair | null;
-  padding?: Pair;
-  dilation?: Pair;
-  ceilMode?: boolean;
-}
-
 /** 2-D max pooling (`nn.MaxPool2d`). */
 export class MaxPool2d extends Module {
   readonly kernelSize: Pair;
@@ -225,14 +222,6 @@ export class MaxPool2d extends Module {
     return `kernel_size=${pyValue(this.kernelSize)}, stride=${pyValue(this.stride)}, padding=${pyValue(this.padding)}, ` +
       `dilation=${pyValue(this.dilation)}, ceil_mode=${pyValue(this.ceilMode)}`;
   }
-}
-
-export interface AvgPool2dOptions {
-  stride?: Pair | null;
-  padding?: Pair;
-  ceilMode?: boolean;
-  countIncludePad?: boolean;
-  divisorOverride?: number | null;
 }
 
 /** 2-D average pooling (`nn.AvgPool2d`). */
@@ -309,13 +298,9 @@ export class Linear extends Module {
     this.bias = (opts.bias ?? true) ? new Parameter(empty([outFeatures], factory)) : null;
     this.resetParameters();
   }
+  /** kaiming-uniform with a = √5 for the weight, U(-1/√fanIn, 1/√fanIn) for the bias. */
   resetParameters(): void {
-    init.kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const [fanIn] = init.calculateFanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      init.uniform_(this.bias, -bound, bound);
-    }
+    resetWeightAndBias(this.weight, this.bias);
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
