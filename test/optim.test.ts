@@ -1,0 +1,450 @@
+// Optimizers against torch.optim: 20 steps from the same start with the same
+// gradients must give PyTorch's parameters and state bit for bit. The committed
+// fixture (scripts/fixtures/optim.py) makes this run without Python; where
+// /usr/bin/python3 has torch, the oracle is re-run live and compared too.
+import { describe, expect, it } from 'vitest';
+import { Tensor, enableGrad, memory, nn, noGrad, tidy, zeros } from '../lib/index.js';
+import * as optim from '../lib/optim/index.js';
+import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
+
+type Plain = null | number | boolean | string | Plain[] | { tensor: EncodedTensor } | { __map__: [unknown, Plain][] } | { [k: string]: Plain };
+interface PyOptState {
+  state: [number, Record<string, Plain>][];
+  param_groups: Record<string, Plain>[];
+}
+interface OptCase {
+  name: string;
+  optimizer: 'SGD' | 'Adam' | 'AdamW';
+  kwargs: Record<string, Plain>;
+  groups: (Record<string, Plain> & { params: number[] })[] | null;
+  lrChanges: [number, number][];
+  init: EncodedTensor[];
+  grads: (EncodedTensor | null)[][];
+  after: EncodedTensor[][];
+  midState: PyOptState;
+  finalState: PyOptState;
+}
+interface Fixture {
+  torch: string;
+  optimizers: OptCase[];
+}
+
+const MID = 10;
+const camel = (k: string): string => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+
+function makeOptimizer(c: OptCase, params: Tensor[]): optim.Optimizer {
+  const input = c.groups === null
+    ? params
+    : c.groups.map((g) => ({ ...camelKeys(g), params: g.params.map((i) => params[i]) }));
+  const opts = camelKeys(c.kwargs);
+  switch (c.optimizer) {
+    case 'SGD': return new optim.SGD(input as Tensor[], opts);
+    case 'Adam': return new optim.Adam(input as Tensor[], opts);
+    case 'AdamW': return new optim.AdamW(input as Tensor[], opts);
+  }
+}
+
+const isTensorPlain = (v: unknown): v is { tensor: EncodedTensor } => v !== null && typeof v === 'object' && 'tensor' in v;
+
+type Layout = 'python' | 'python-object-keys' | 'python-pth-maps';
+
+/**
+ * Python's state dict (JSON form) with tensors decoded: `state` as a Map of
+ * index → state, or as an object keyed by strings; or, as the project's .pth
+ * reader returns it, every dict a Map and every tuple (betas) a frozen array.
+ */
+function pyStateToTs(py: PyOptState, layout: Layout): optim.OptimizerStateDictInput {
+  const entries = py.state.map(([k, s]) => [
+    k,
+    Object.fromEntries(Object.entries(s).map(([n, v]) => [n, isTensorPlain(v) ? decode(v.tensor) : v])),
+  ] as [number, Record<string, unknown>]);
+  if (layout === 'python-object-keys') {
+    return { state: Object.fromEntries(entries.map(([k, v]) => [String(k), v])), param_groups: py.param_groups };
+  }
+  if (layout === 'python-pth-maps') {
+    const groups = py.param_groups.map((g) => new Map(Object.entries(g).map(([k, v]) => [k, k === 'betas' ? Object.freeze(v) : v])));
+    return new Map<string, unknown>([
+      ['state', new Map(entries.map(([k, v]) => [k, new Map(Object.entries(v))]))],
+      ['param_groups', groups],
+    ]) as never;
+  }
+  return { state: new Map(entries), param_groups: py.param_groups };
+}
+
+/** Differences between a TypeScript state dict and PyTorch's, in content and in order. */
+function stateDiff(sd: optim.OptimizerStateDict, py: PyOptState, stateOrder = true): string[] {
+  const problems: string[] = [];
+  const sorted = (k: number[]): number[] => (stateOrder ? k : [...k].sort((a, b) => a - b));
+  const keys = sorted([...sd.state.keys()]);
+  const pyKeys = sorted(py.state.map(([k]) => k));
+  if (keys.join() !== pyKeys.join()) problems.push(`state keys [${keys}] != [${pyKeys}]`);
+  for (const [k, pyState] of py.state) {
+    const s = sd.state.get(k);
+    if (!s) continue;
+    if (Object.keys(s).join() !== Object.keys(pyState).join()) problems.push(`state[${k}] keys ${Object.keys(s)} != ${Object.keys(pyState)}`);
+    for (const [n, v] of Object.entries(pyState)) {
+      const mine = s[n];
+      if (isTensorPlain(v)) {
+        if (!(mine instanceof Tensor)) problems.push(`state[${k}].${n} is not a Tensor`);
+        else {
+          const d = bitwiseDiff(mine, v.tensor);
+          if (d) problems.push(`state[${k}].${n}: ${d}`);
+        }
+      } else if (mine !== v) problems.push(`state[${k}].${n}: ${String(mine)} != ${String(v)}`);
+    }
+  }
+  if (JSON.stringify(sd.param_groups) !== JSON.stringify(py.param_groups)) {
+    problems.push(`param_groups ${JSON.stringify(sd.param_groups)} != ${JSON.stringify(py.param_groups)}`);
+  }
+  return problems;
+}
+
+function setGrads(params: Tensor[], grads: (EncodedTensor | null)[]): void {
+  params.forEach((p, j) => {
+    const g = grads[j];
+    p.grad = g === null ? null : decode(g);
+  });
+}
+
+function applyLrChanges(opt: optim.Optimizer, c: OptCase, step: number): void {
+  for (const [at, lr] of c.lrChanges) if (at === step) for (const g of opt.paramGroups) g.lr = lr;
+}
+
+function checkParams(params: Tensor[], expected: EncodedTensor[], label: string, problems: string[]): void {
+  params.forEach((p, j) => {
+    const d = bitwiseDiff(p, expected[j]);
+    if (d) problems.push(`${label} param ${j}: ${d}`);
+  });
+}
+
+/** Replays a case from the start (or, with `resumeFrom`, from PyTorch's state after MID steps); returns mismatches. */
+function replay(c: OptCase, resumeFrom?: Layout): string[] {
+  return tidy(() => {
+    const problems: string[] = [];
+    const first = resumeFrom ? MID : 0;
+    const start = resumeFrom ? c.after[MID - 1] : c.init;
+    const params = start.map((e) => decode(e).requiresGrad_());
+    const opt = makeOptimizer(c, params);
+    if (resumeFrom) opt.loadStateDict(pyStateToTs(c.midState, resumeFrom));
+    for (let step = first; step < c.after.length; step++) {
+      applyLrChanges(opt, c, step);
+      setGrads(params, c.grads[step]);
+      opt.step();
+      checkParams(params, c.after[step], `step ${step + 1}:`, problems);
+      if (step + 1 === MID) problems.push(...stateDiff(opt.stateDict(), c.midState).map((p) => `after ${MID} steps: ${p}`));
+    }
+    // A plain object orders integer keys ascending, so state loaded from one keeps that order.
+    problems.push(...stateDiff(opt.stateDict(), c.finalState, resumeFrom !== 'python-object-keys').map((p) => `final: ${p}`));
+    opt.dispose();
+    return problems.slice(0, 10);
+  });
+}
+
+function check(fixture: Fixture): void {
+  const failures: string[] = [];
+  for (const c of fixture.optimizers) for (const p of replay(c)) failures.push(`${c.name}: ${p}`);
+  expect(failures).toEqual([]);
+}
+
+const fixture = readFixture<Fixture>('optim.json');
+
+describe('optimizers against torch.optim (committed fixture)', () => {
+  it('covers SGD, Adam and AdamW in every configuration', () => {
+    expect(fixture.optimizers.map((c) => c.name)).toEqual(expect.arrayContaining([
+      'sgd_plain', 'sgd_momentum_dampening', 'sgd_nesterov_wd', 'sgd_maximize', 'adam_default', 'adam_amsgrad_wd', 'adamw',
+      'sgd_groups', 'adam_groups', 'sgd_lr_change', 'adam_lr_change',
+    ]));
+  });
+
+  it('20 steps give PyTorch\'s parameters and state dicts bit for bit', () => {
+    check(fixture);
+  });
+
+  it('loading PyTorch\'s state dict after 10 steps continues exactly as PyTorch', () => {
+    const failures: string[] = [];
+    for (const c of fixture.optimizers) {
+      for (const p of replay(c, 'python')) failures.push(`${c.name}: ${p}`);
+    }
+    // `state` keyed by strings (as a JSON or object-based reader gives it) loads the same.
+    for (const p of replay(fixture.optimizers.find((c) => c.name === 'adam_groups')!, 'python-object-keys')) failures.push(`object keys: ${p}`);
+    // As the .pth reader hands over PyTorch's file: every dict a Map, tuples frozen.
+    for (const c of fixture.optimizers) for (const p of replay(c, 'python-pth-maps')) failures.push(`${c.name} (Maps): ${p}`);
+    expect(failures).toEqual([]);
+  });
+
+  it('stateDict → new optimizer → loadStateDict gives identical next steps', () => {
+    const failures: string[] = [];
+    for (const c of fixture.optimizers) {
+      tidy(() => {
+        const a = c.init.map((e) => decode(e).requiresGrad_());
+        const optA = makeOptimizer(c, a);
+        for (let step = 0; step < MID; step++) {
+          applyLrChanges(optA, c, step);
+          setGrads(a, c.grads[step]);
+          optA.step();
+        }
+        const b = a.map((p) => p.detach().clone().requiresGrad_());
+        const optB = makeOptimizer(c, b);
+        tidy(() => optB.loadStateDict(optA.stateDict()));
+        for (let step = MID; step < c.after.length; step++) {
+          for (const [opt, ps, who] of [[optA, a, 'original'], [optB, b, 'restored']] as const) {
+            applyLrChanges(opt, c, step);
+            setGrads(ps, c.grads[step]);
+            opt.step();
+            checkParams(ps, c.after[step], `${c.name} ${who} step ${step + 1}:`, failures);
+          }
+        }
+        failures.push(...stateDiff(optB.stateDict(), c.finalState).map((p) => `${c.name} restored final: ${p}`));
+        optA.dispose();
+        optB.dispose();
+      });
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('the state dict has PyTorch\'s layout: integer keys, snake_case names, params as index lists', () => {
+    tidy(() => {
+      const w = zeros(2, 2).requiresGrad_();
+      const b = zeros(2).requiresGrad_();
+      const opt = new optim.Adam([{ params: [w], lr: 0.1 }, { params: b, amsgrad: true }], { weightDecay: 0.5 });
+      w.grad = zeros(2, 2).add(1);
+      b.grad = zeros(2).add(1);
+      opt.step();
+      const sd = opt.stateDict();
+      expect(sd.state).toBeInstanceOf(Map);
+      expect([...sd.state.keys()]).toEqual([0, 1]);
+      expect(Object.keys(sd.state.get(0)!)).toEqual(['step', 'exp_avg', 'exp_avg_sq']);
+      expect(Object.keys(sd.state.get(1)!)).toEqual(['step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq']);
+      const step = sd.state.get(0)!.step as Tensor;
+      expect([step.dtype, step.shape, step.item()]).toEqual(['float32', [], 1]);
+      expect(sd.param_groups).toEqual([
+        { lr: 0.1, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.5, amsgrad: false, maximize: false, foreach: null,
+          capturable: false, differentiable: false, fused: false, params: [0] },
+        { amsgrad: true, lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.5, maximize: false, foreach: null,
+          capturable: false, differentiable: false, fused: false, params: [1] },
+      ]);
+      // betas is a tuple in PyTorch: a frozen array, which the .pth writer saves as a tuple.
+      expect(Object.isFrozen(sd.param_groups[0].betas)).toBe(true);
+      expect(Object.isFrozen(sd.param_groups[0].params)).toBe(false);
+      // Plain data only: Maps, objects, arrays, numbers, booleans, null, Tensors.
+      const sgd = new optim.SGD([w], { lr: 0.1 });
+      sgd.step();
+      expect(sgd.stateDict().state.get(0)).toEqual({ momentum_buffer: null });
+      // The state dict's tensors are new handles: disposing them leaves the optimizer's state intact.
+      for (const s of sd.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) v.dispose();
+      expect((opt.state.get(w)!.expAvg as Tensor).isDisposed).toBe(false);
+      opt.dispose();
+      sgd.dispose();
+    });
+  });
+
+  it('an Adam checkpoint with a number step (PyTorch < 1.12) loads with a tensor step', () => {
+    tidy(() => {
+      const w = zeros(3).requiresGrad_();
+      const opt = new optim.Adam([w]);
+      opt.loadStateDict({
+        state: new Map([[0, { step: 4, exp_avg: zeros(3), exp_avg_sq: zeros(3) }]]),
+        param_groups: [{ lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0, amsgrad: false, params: [0] }],
+      });
+      const step = opt.state.get(w)!.step as Tensor;
+      expect([step.dtype, step.item()]).toEqual(['float32', 4]);
+      // Missing options (maximize, foreach, …) are filled in from the defaults, as PyTorch's __setstate__ does.
+      expect(opt.paramGroups[0].maximize).toBe(false);
+      expect(opt.paramGroups[0].params[0]).toBe(w);
+      opt.dispose();
+    });
+  });
+
+  it('loaded state is cast to each parameter\'s dtype, except step', () => {
+    tidy(() => {
+      const w = zeros([2], { dtype: 'float64' }).requiresGrad_();
+      const opt = new optim.Adam([w]);
+      opt.loadStateDict({
+        state: new Map([[0, { step: zeros([]).add(2), exp_avg: zeros(2), exp_avg_sq: zeros(2) }]]),
+        param_groups: [{ ...opt.stateDict().param_groups[0] }],
+      });
+      const s = opt.state.get(w)!;
+      expect([(s.step as Tensor).dtype, (s.expAvg as Tensor).dtype, (s.expAvgSq as Tensor).dtype]).toEqual(['float32', 'float64', 'float64']);
+      opt.dispose();
+    });
+  });
+});
+
+describe('optimizer behaviour', () => {
+  it('zeroGrad sets gradients to null by default, or to zeros', () => {
+    tidy(() => {
+      const w = zeros(3).requiresGrad_();
+      const opt = new optim.SGD([w], { lr: 0.1 });
+      w.grad = zeros(3).add(2);
+      opt.zeroGrad({ setToNone: false });
+      expect(w.grad!.tolist()).toEqual([0, 0, 0]);
+      opt.zeroGrad();
+      expect(w.grad).toBe(null);
+    });
+  });
+
+  it('skips parameters without a gradient and creates no state for them', () => {
+    tidy(() => {
+      const w = zeros(2).requiresGrad_();
+      const v = zeros(2).requiresGrad_();
+      const opt = new optim.Adam([w, v], { lr: 0.1 });
+      v.grad = zeros(2).add(1);
+      opt.step();
+      expect(w.tolist()).toEqual([0, 0]);
+      expect(opt.state.has(w)).toBe(false);
+      expect([...opt.stateDict().state.keys()]).toEqual([1]);
+      opt.dispose();
+    });
+  });
+
+  it('state survives a tidy around the step, and dispose() frees it', () => {
+    const before = memory().tensors;
+    const model = new nn.Linear(4, 3);
+    const opt = new optim.Adam(model.parameters(), { lr: 0.01, amsgrad: true });
+    const withModel = memory().tensors;
+    for (let i = 0; i < 5; i++) {
+      tidy(() => {
+        opt.zeroGrad();
+        const loss = model.forward(zeros(2, 4).add(1)).pow(2).sum();
+        loss.backward();
+        opt.step();
+      });
+    }
+    // 2 parameters × (step, exp_avg, exp_avg_sq, max_exp_avg_sq), and the gradients.
+    const state = [...opt.state.values()].flatMap((s) => Object.values(s));
+    expect(state).toHaveLength(8);
+    expect(state.every((t) => t instanceof Tensor && !t.isDisposed)).toBe(true);
+    opt.zeroGrad();
+    expect(memory().tensors).toBe(withModel + 8);
+    opt.dispose();
+    expect(memory().tensors).toBe(withModel);
+    model.dispose();
+    expect(memory().tensors).toBe(before);
+  });
+
+  it('a step leaves no temporaries behind', () => {
+    tidy(() => {
+      const w = zeros(5).requiresGrad_();
+      const opts = { lr: 0.1 };
+      for (const opt of [new optim.SGD([w], { ...opts, momentum: 0.9, nesterov: true, weightDecay: 0.1 }), new optim.Adam([w], opts), new optim.AdamW([w], { ...opts, maximize: true })]) {
+        w.grad = zeros(5).add(1);
+        opt.step();
+        const n = memory().tensors;
+        opt.step();
+        expect(memory().tensors).toBe(n);
+        opt.dispose();
+      }
+    });
+  });
+
+  it('step(closure) runs the closure with gradients enabled and returns its loss', () => {
+    tidy(() => {
+      const w = zeros(2).requiresGrad_();
+      const opt = new optim.SGD([w], { lr: 0.5 });
+      const loss = noGrad(() => opt.step(() => {
+        opt.zeroGrad();
+        const l = w.sub(1).pow(2).sum();
+        l.backward();
+        return l.item();
+      }));
+      expect(loss).toBe(2);
+      expect(w.tolist()).toEqual([1, 1]);
+      expect(enableGrad(() => w.requiresGrad)).toBe(true);
+    });
+  });
+
+  it('trains a small model: SGD with momentum lowers the loss', () => {
+    tidy(() => {
+      const model = new nn.Linear(3, 1);
+      const opt = new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+      const x = zeros(8, 3).add(0.5);
+      const y = zeros(8, 1).add(2);
+      const lossAt = (): number => tidy(() => model.forward(x).sub(y).pow(2).mean().item() as number);
+      const first = lossAt();
+      for (let i = 0; i < 30; i++) {
+        tidy(() => {
+          opt.zeroGrad();
+          model.forward(x).sub(y).pow(2).mean().backward();
+          opt.step();
+        });
+      }
+      expect(lossAt()).toBeLessThan(first / 10);
+      opt.dispose();
+    });
+  });
+
+  it('prints like PyTorch', () => {
+    tidy(() => {
+      const w = zeros(2).requiresGrad_();
+      const opt = new optim.SGD([{ params: [w], momentum: 0.5 }], { lr: 0.1 });
+      // Python: print(torch.optim.SGD([{'params': [w], 'momentum': 0.5}], lr=0.1))
+      expect(String(opt)).toBe(
+        'SGD (\nParameter Group 0\n    dampening: 0\n    differentiable: False\n    foreach: None\n    lr: 0.1\n' +
+          '    maximize: False\n    momentum: 0.5\n    nesterov: False\n    weight_decay: 0\n)',
+      );
+    });
+  });
+});
+
+describe('optimizer errors', () => {
+  const w = zeros(2).requiresGrad_();
+
+  it('rejects bad options with PyTorch\'s messages', () => {
+    expect(() => new optim.SGD([w], { lr: -0.1 })).toThrow(new RangeError('Invalid learning rate: -0.1'));
+    expect(() => new optim.Adam([w], { lr: -1 })).toThrow(RangeError);
+    expect(() => new optim.SGD([w], { lr: Number.NaN })).toThrow(/Invalid learning rate: NaN/);
+    expect(() => new optim.SGD([w], { lr: 0.1, momentum: -0.5 })).toThrow(/Invalid momentum value: -0.5/);
+    expect(() => new optim.SGD([w], { lr: 0.1, weightDecay: -1 })).toThrow(/Invalid weightDecay value: -1/);
+    expect(() => new optim.SGD([w], { lr: 0.1, nesterov: true })).toThrow(/Nesterov momentum requires a momentum and zero dampening/);
+    expect(() => new optim.SGD([w], { lr: 0.1, momentum: 0.9, dampening: 0.1, nesterov: true })).toThrow(/Nesterov/);
+    expect(() => new optim.Adam([w], { betas: [1, 0.999] })).toThrow(new RangeError('Invalid beta parameter at index 0: 1'));
+    expect(() => new optim.Adam([w], { betas: [0.9, -0.1] })).toThrow(new RangeError('Invalid beta parameter at index 1: -0.1'));
+    expect(() => new optim.AdamW([w], { betas: [0.9, 1] })).toThrow(/Invalid beta parameter at index 1: 1/);
+    expect(() => new optim.Adam([w], { betas: [0.9] as unknown as [number, number] })).toThrow(TypeError);
+    expect(() => new optim.Adam([w], { eps: -1e-8 })).toThrow(/Invalid epsilon value/);
+    expect(() => new optim.AdamW([w], { weightDecay: -0.01 })).toThrow(/Invalid weightDecay value/);
+    expect(() => new optim.Adam([w], { lr: '0.1' as unknown as number })).toThrow(new TypeError('learning rate must be a number, got string'));
+    // Options given to a group are checked too.
+    expect(() => new optim.Adam([{ params: [w], betas: [0.9, 2] }])).toThrow(/index 1: 2/);
+    expect(() => new optim.SGD([w])).toThrow(/didn't specify a value of required optimization parameter lr/);
+  });
+
+  it('rejects parameters that are not leaf Tensors', () => {
+    expect(() => new optim.SGD([1, 2] as unknown as Tensor[], { lr: 0.1 })).toThrow(
+      new TypeError('optimizer can only optimize Tensors, but one of the params is number'),
+    );
+    expect(() => new optim.SGD([w, 'x'] as unknown as Tensor[], { lr: 0.1 })).toThrow(/one of the params is string/);
+    expect(() => new optim.SGD([{ params: [w, {}] }] as never, { lr: 0.1 })).toThrow(/one of the params is Object/);
+    expect(() => new optim.SGD(w as never, { lr: 0.1 })).toThrow(/iterable of Tensors or parameter groups, but got Tensor/);
+    expect(() => new optim.SGD(5 as never, { lr: 0.1 })).toThrow(TypeError);
+    expect(() => new optim.SGD([], { lr: 0.1 })).toThrow(/optimizer got an empty parameter list/);
+    tidy(() => expect(() => new optim.SGD([w.mul(2)], { lr: 0.1 })).toThrow(/can't optimize a non-leaf Tensor/));
+    expect(() => new optim.SGD([{ params: [w] }, { params: [w] }], { lr: 0.1 })).toThrow(/some parameters appear in more than one parameter group/);
+  });
+
+  it('rejects a state dict that does not match the optimizer, and stays unchanged', () => {
+    tidy(() => {
+      const v = zeros(3).requiresGrad_();
+      const one = new optim.SGD([w, v], { lr: 0.1, momentum: 0.9 });
+      const two = new optim.SGD([{ params: [w] }, { params: [v] }], { lr: 0.1, momentum: 0.9 });
+      expect(() => one.loadStateDict(two.stateDict())).toThrow(
+        new Error('loaded state dict has a different number of parameter groups (2, the optimizer has 1)'),
+      );
+      const three = new optim.SGD([{ params: [w, v] }, { params: [zeros(1).requiresGrad_()] }], { lr: 0.1 });
+      expect(() => two.loadStateDict(three.stateDict())).toThrow(/doesn't match the size of optimizer's group/);
+      expect(() => one.loadStateDict({} as never)).toThrow(/no 'param_groups' array/);
+      const bad = one.stateDict();
+      bad.param_groups[0].lr = -1;
+      expect(() => one.loadStateDict(bad)).toThrow(/Invalid learning rate: -1/);
+      expect(one.paramGroups[0].lr).toBe(0.1);
+    });
+  });
+});
+
+describe.skipIf(!hasTorchPython && !requireLiveOracle)('optimizers against torch.optim (live oracle)', () => {
+  it('re-runs the oracle now and matches it bit for bit', () => {
+    check(runOracle<Fixture>('scripts/fixtures/optim.py'));
+  });
+});
