@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['lib/index.ts'],
+  // fetchMain: the child process behind the blocking download of pretrained weights.
+  entry: ['lib/index.ts', 'lib/hub/fetchMain.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -22,3 +22,25 @@ export {
   VGG, makeLayers, cfgs, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial,
 } from './models/vgg.js';
 export type { VGGConfig, VGGOptions, VGGFactoryOptions } from './models/vgg.js';
+export {
+  Weights, VGG11_Weights, VGG11_BN_Weights, VGG13_Weights, VGG13_BN_Weights, VGG16_Weights, VGG16_BN_Weights, VGG19_Weights,
+  VGG19_BN_Weights,
+} from './models/weights.js';
+export type { WeightsMeta, ClassificationPreset } from './models/weights.js';
+export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
+export * as hub from './hub/index.js';
+export * as optim from './optim/index.js';
+export { load, save, loadSafetensors, loadSafetensorsMetadata, saveSafetensors, OrderedDict } from './serialization/index.js';
+export type { LoadOptions, MapLocation, SaveOptions, PathOrBuffer, Tuple } from './serialization/index.js';
+export * as transforms from './transforms/index.js';
+export { ImageClassification, decodeImage } from './transforms/presets.js';
+export {
+  DataLoader, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
+  CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
+  accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers,
+} from './data/index.js';
+export type {
+  Dataset, DataLoaderOptions, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
+} from './data/index.js';
+export { download } from './utils/download.js';
+export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';

@@ -18,6 +18,7 @@ export interface NativeAddon {
   meta(h: Handle): [number[], number, string];
   strides(h: Handle): number[];
   isContiguous(h: Handle): boolean;
+  storageInfo(h: Handle): [offset: number, nbytes: number];
   sameStorage(a: Handle, b: Handle): boolean;
   dispose(h: Handle): void;
   isDisposed(h: Handle): boolean;

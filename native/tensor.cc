@@ -302,6 +302,17 @@ Napi::Value Strides(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// storageInfo(h) -> [storage offset in elements, storage size in bytes]: what the
+// .pth writer needs to keep views of one storage shared.
+Napi::Value StorageInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  auto out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(t.storage_offset())));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(t.has_storage() ? t.storage().nbytes() : 0)));
+  return out;
+}
+
 Napi::Value IsContiguous(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), UnwrapTensor(info[0], "tensor").is_contiguous());
 }
@@ -344,6 +355,7 @@ void InitTensor(Napi::Env env, Napi::Object exports) {
   Export<Meta>(env, exports, "meta");
   Export<Strides>(env, exports, "strides");
   Export<IsContiguous>(env, exports, "isContiguous");
+  Export<StorageInfo>(env, exports, "storageInfo");
   Export<SameStorage>(env, exports, "sameStorage");
   Export<Dispose>(env, exports, "dispose");
   Export<IsDisposed>(env, exports, "isDisposed");

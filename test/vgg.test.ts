@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  VGG, manualSeed, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
+  VGG, VGG11_Weights, manualSeed, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
   vgg16_bn, vgg19, vgg19_bn, vggTutorial,
 } from '../lib/index.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
@@ -245,8 +245,10 @@ describe('nn.Module behaviour', () => {
     expect(() => nn.init.kaimingNormal_(randn(3, 3), { mode: 'fan_avg' as never })).toThrow('Mode fan_avg not supported');
   });
 
-  it('the factories refuse pretrained weights clearly until they are available', () => {
-    expect(() => vgg16({ weights: 'IMAGENET1K_V1' })).toThrow(/not available yet/);
+  it('the factories check the weights option before any download, as torchvision does', () => {
+    expect(() => vgg16({ weights: 'IMAGENET1K_V9' })).toThrow("unknown weights 'IMAGENET1K_V9' for VGG16_Weights; use one of IMAGENET1K_V1, IMAGENET1K_FEATURES, DEFAULT");
+    expect(() => vgg16({ weights: VGG11_Weights.IMAGENET1K_V1 })).toThrow('weights VGG11_Weights.IMAGENET1K_V1 are not VGG16_Weights');
+    expect(() => vgg16({ weights: 'DEFAULT', numClasses: 10 })).toThrow("The parameter 'numClasses' expected value 1000 but got 10 instead.");
   });
 });
 

@@ -8,6 +8,11 @@ import {
 } from '../nn/layers.js';
 import { Module, Sequential } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
+import { loadStateDictFromUrlSync } from '../hub/index.js';
+import {
+  VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
+  VGG19_Weights, Weights, verifyWeights,
+} from './weights.js';
 
 /** A layer configuration: output channels of a 3×3 conv, or `'M'` for a 2×2 max-pool. */
 export type VGGConfig = readonly (number | 'M')[];
@@ -144,30 +149,66 @@ export class VGG extends Module {
 
 /** Options of the factories; `weights` selects pretrained ImageNet weights. */
 export interface VGGFactoryOptions extends VGGOptions {
-  weights?: string | null;
+  /**
+   * Pretrained weights: a member of the factory's enum (`VGG16_Weights.IMAGENET1K_V1`,
+   * `VGG16_Weights.DEFAULT`) or its name (`'IMAGENET1K_V1'`, `'DEFAULT'`). Downloaded
+   * once into torch.hub's cache, checked against the SHA-256 prefix in the file name.
+   */
+  weights?: Weights | string | null;
+  /** Progress bar while downloading weights (default true). */
   progress?: boolean;
 }
 
-function build(cfg: VGGConfig, batchNorm: boolean, name: string, opts: VGGFactoryOptions): VGG {
-  if (opts.weights != null) {
-    throw new Error(`${name}({ weights }): pretrained weights are not available yet in this version of vgg-torch`);
+type WeightsEnum = Readonly<Record<string, Weights>>;
+
+// torchvision's _vgg: pretrained weights fix numClasses and skip initialisation.
+function build(cfg: VGGConfig, batchNorm: boolean, enumName: string, members: WeightsEnum, opts: VGGFactoryOptions): VGG {
+  const weights = verifyWeights(enumName, members, opts.weights);
+  let options: VGGOptions = opts;
+  if (weights) {
+    const categories = weights.meta.categories;
+    if (categories) {
+      if (opts.numClasses !== undefined && opts.numClasses !== categories.length) {
+        throw new Error(`The parameter 'numClasses' expected value ${categories.length} but got ${opts.numClasses} instead.`);
+      }
+      options = { ...options, numClasses: categories.length };
+    }
+    if (opts.avgpool === false) throw new Error(`${weights.name} needs the 7×7 avgpool; leave avgpool at its default`);
+    options = { ...options, initWeights: false };
   }
-  return new VGG(makeLayers(cfg, { batchNorm, inChannels: opts.inChannels }), opts);
+  const model = new VGG(makeLayers(cfg, { batchNorm, inChannels: opts.inChannels }), options);
+  if (weights) {
+    try {
+      const stateDict = loadStateDictFromUrlSync(weights.url, { progress: opts.progress ?? true, checkHash: true });
+      try {
+        model.loadStateDict(stateDict);
+      } finally {
+        for (const t of stateDict.values()) t.dispose();
+      }
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return model;
 }
 
 /** VGG 11-layer model (configuration "A"). */
-export const vgg11 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, false, 'vgg11', opts);
+export const vgg11 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, false, 'VGG11_Weights', VGG11_Weights, opts);
 /** VGG 11-layer model with batch normalization. */
-export const vgg11_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, true, 'vgg11_bn', opts);
+export const vgg11_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.A, true, 'VGG11_BN_Weights', VGG11_BN_Weights, opts);
 /** VGG 13-layer model (configuration "B"). */
-export const vgg13 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, false, 'vgg13', opts);
-export const vgg13_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, true, 'vgg13_bn', opts);
+export const vgg13 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, false, 'VGG13_Weights', VGG13_Weights, opts);
+/** VGG 13-layer model with batch normalization. */
+export const vgg13_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.B, true, 'VGG13_BN_Weights', VGG13_BN_Weights, opts);
 /** VGG 16-layer model (configuration "D"). */
-export const vgg16 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, false, 'vgg16', opts);
-export const vgg16_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, true, 'vgg16_bn', opts);
+export const vgg16 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, false, 'VGG16_Weights', VGG16_Weights, opts);
+/** VGG 16-layer model with batch normalization. */
+export const vgg16_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.D, true, 'VGG16_BN_Weights', VGG16_BN_Weights, opts);
 /** VGG 19-layer model (configuration "E"). */
-export const vgg19 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, false, 'vgg19', opts);
-export const vgg19_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, true, 'vgg19_bn', opts);
+export const vgg19 = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, false, 'VGG19_Weights', VGG19_Weights, opts);
+/** VGG 19-layer model with batch normalization. */
+export const vgg19_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, true, 'VGG19_BN_Weights', VGG19_BN_Weights, opts);
 
 /**
  * The CIFAR-10 tutorial's VGG: configuration `cfgs.tutorial`, no avgpool, a

@@ -1,6 +1,7 @@
 // Pretrained weights: torchvision's WeightsEnum entries for the VGG family, with
 // the same URLs, metadata and preprocessing recipe.
 import { IMAGENET_CATEGORIES } from './imagenetCategories.js';
+import { ImageClassification } from '../transforms/presets.js';
 
 /** How images are prepared for a set of weights (torchvision's ImageClassification preset). */
 export interface ClassificationPreset {
@@ -36,6 +37,10 @@ export class Weights {
     readonly meta: WeightsMeta,
     readonly preset: ClassificationPreset,
   ) {}
+  /** The preprocessing these weights expect (torchvision's `weights.transforms()`). */
+  transforms(): ImageClassification {
+    return new ImageClassification(this.preset);
+  }
   toString(): string {
     return this.name;
   }

@@ -185,6 +185,10 @@ export class Tensor {
   isContiguous(): boolean {
     return native.isContiguous(this._h);
   }
+  /** Offset of the first element in the underlying storage, in elements (`t.storage_offset()`). */
+  storageOffset(): number {
+    return native.storageInfo(this._h)[0];
+  }
   get isCuda(): boolean {
     return this.device.startsWith('cuda');
   }

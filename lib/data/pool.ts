@@ -1,0 +1,244 @@
+// Loader worker threads. Each worker loads its own instance of the addon (addon
+// state is per thread and tensors cannot cross threads) and runs transform
+// plans on batches whose bytes are transferred to it (no copy); the result
+// comes back the same way and is wrapped without a copy. The main thread can
+// wait for a result synchronously (a `for … of` loop, or a training step that
+// never yields) — Atomics.wait on a counter the worker bumps after each
+// postMessage, then receiveMessageOnPort — or asynchronously (`for await`).
+//
+// Workers are shared by all DataLoaders, created on first use, and unref'd: an
+// idle pool never keeps the process alive.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
+import { native } from '../native.js';
+import { type Plan, RUN_PLAN_SOURCE } from '../transforms/plan.js';
+
+/** One input of a job: the bytes of a contiguous tensor. */
+export interface JobInput {
+  buffer: ArrayBuffer;
+  shape: number[];
+  dtype: number;
+}
+/** A job: run `plans[i]` on `inputs[i]`; with `stack`, stack the outputs along a new dim 0. */
+export interface Job {
+  inputs: JobInput[];
+  plans: Plan[];
+  stack: boolean;
+}
+/** A finished job: the output's bytes, or the error message. */
+export type JobResult = { id: number; buffer: ArrayBuffer; shape: number[]; dtype: number; error?: undefined } | { id: number; error: string };
+
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort, workerData } = require('node:worker_threads');
+const native = require(workerData.addon);
+// One intra-op thread: the training step on the main thread has the cores.
+// at::set_num_threads also sets the process-wide default that new threads start
+// from; getNumThreads() settles this thread's own setting, then the main thread
+// restores the default once this thread says it is ready (signal[1]).
+native.setNumThreads(workerData.threads);
+native.getNumThreads();
+const ops = new Map();
+function op(name, overload) {
+  const key = name + '.' + overload;
+  let h = ops.get(key);
+  if (h === undefined) { h = native.op(name, overload); ops.set(key, h); }
+  return h;
+}
+${RUN_PLAN_SOURCE}
+const signal = new Int32Array(workerData.signal);
+const port = workerData.port;
+Atomics.store(signal, 1, 1);
+Atomics.notify(signal, 1);
+function reply(msg, transfer) {
+  port.postMessage(msg, transfer);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+parentPort.on('message', (job) => {
+  const handles = [];
+  try {
+    const outs = [];
+    for (let i = 0; i < job.inputs.length; i++) {
+      const inp = job.inputs[i];
+      const h = native.fromBuffer(inp.buffer, 0, inp.shape, inp.dtype, false);
+      handles.push(h);
+      const o = runPlan(native, op, h, job.plans[i]);
+      if (o !== h) handles.push(o);
+      outs.push(o);
+    }
+    let out = outs[0];
+    if (job.stack) {
+      out = native.call(op('aten::stack', ''), outs, 0);
+      handles.push(out);
+    }
+    const meta = native.meta(out);
+    const buffer = native.toArrayBuffer(out);
+    reply({ id: job.id, buffer, shape: meta[0], dtype: meta[1] }, [buffer]);
+  } catch (e) {
+    reply({ id: job.id, error: (e && e.message) || String(e) });
+  } finally {
+    for (const h of handles) native.dispose(h);
+  }
+});
+`;
+
+/** The addon file this thread loaded (so workers load the very same one). */
+function addonPath(): string {
+  const req = createRequire(import.meta.url);
+  const loaded = Object.keys(req.cache).find((k) => k.endsWith('vgg_torch.node'));
+  if (loaded) return loaded;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'build', 'Release', 'vgg_torch.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('DataLoader: cannot find the native addon (build/Release/vgg_torch.node) for the loader worker');
+}
+
+interface Slot {
+  worker: Worker;
+  port: MessagePort;
+  signal: Int32Array;
+  /** Messages taken off the port so far. */
+  received: number;
+  /** Pending asynchronous waits (the port is ref'd while there are any). */
+  asyncWaits: number;
+  dead: Error | null;
+}
+
+const slots: Slot[] = [];
+const results = new Map<number, JobResult>();
+const waiters = new Map<number, (r: JobResult) => void>();
+const discarded = new Set<number>();
+let nextId = 1;
+
+function deliver(r: JobResult): void {
+  if (discarded.delete(r.id)) return;
+  const w = waiters.get(r.id);
+  if (w) {
+    waiters.delete(r.id);
+    w(r);
+  } else {
+    results.set(r.id, r);
+  }
+}
+
+function slot(k: number): Slot {
+  let s = slots[k];
+  if (s && !s.dead) return s;
+  const signal = new Int32Array(new SharedArrayBuffer(8));
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { addon: addonPath(), threads: 1, signal: signal.buffer, port: port2 },
+    transferList: [port2],
+    stdout: false,
+    stderr: false,
+  });
+  // Wait for the worker's thread setting, then give the process-wide default back
+  // to this thread's value (see WORKER_SOURCE). Once per worker, a few ms.
+  const threads = native.getNumThreads();
+  for (let t = 0; Atomics.load(signal, 1) === 0 && worker.threadId !== -1 && t < 100; t++) Atomics.wait(signal, 1, 0, 100);
+  native.setNumThreads(threads);
+  s = { worker, port: port1, signal, received: 0, asyncWaits: 0, dead: null };
+  const me = s;
+  port1.on('message', (m: JobResult) => {
+    me.received++;
+    deliver(m);
+  });
+  port1.unref();
+  worker.unref();
+  worker.on('error', (e) => {
+    me.dead = e;
+  });
+  worker.on('exit', (code) => {
+    me.dead ??= new Error(`the loader worker exited with code ${code}`);
+    // Fail whoever waits on this worker's jobs.
+    for (const [id, w] of [...waiters]) {
+      if (jobSlot.get(id) === me) {
+        waiters.delete(id);
+        w({ id, error: me.dead.message });
+      }
+    }
+  });
+  slots[k] = s;
+  return s;
+}
+
+const jobSlot = new Map<number, Slot>();
+
+/** Sends `job` to worker `k` (transferring the input buffers); returns the job id. */
+export function submit(k: number, job: Job): number {
+  const s = slot(k);
+  const id = nextId++;
+  jobSlot.set(id, s);
+  s.worker.postMessage({ id, ...job }, job.inputs.map((i) => i.buffer));
+  return id;
+}
+
+function take(id: number): JobResult | undefined {
+  const r = results.get(id);
+  if (r) {
+    results.delete(id);
+    jobSlot.delete(id);
+  }
+  return r;
+}
+
+/** Blocks this thread until job `id` is done. */
+export function waitSync(id: number): JobResult {
+  const s = jobSlot.get(id);
+  if (!s) throw new Error(`DataLoader: unknown loader job ${id}`);
+  for (;;) {
+    const r = take(id);
+    if (r) return r;
+    const m = receiveMessageOnPort(s.port);
+    if (m) {
+      s.received++;
+      deliver(m.message as JobResult);
+      continue;
+    }
+    if (s.dead || s.worker.threadId === -1) {
+      jobSlot.delete(id);
+      throw new Error(`DataLoader: the loader worker stopped: ${s.dead?.message ?? 'it exited'}`);
+    }
+    // The worker bumps the counter after each postMessage: wait until it passes what we took.
+    Atomics.wait(s.signal, 0, s.received, 1000);
+  }
+}
+
+/** Resolves when job `id` is done, without blocking the event loop. */
+export function wait(id: number): Promise<JobResult> {
+  const r = take(id);
+  if (r) return Promise.resolve(r);
+  const s = jobSlot.get(id);
+  if (!s) return Promise.reject(new Error(`DataLoader: unknown loader job ${id}`));
+  if (s.dead) return Promise.reject(new Error(`DataLoader: the loader worker stopped: ${s.dead.message}`));
+  return new Promise((resolve) => {
+    if (s.asyncWaits++ === 0) s.port.ref();
+    waiters.set(id, (res) => {
+      jobSlot.delete(id);
+      if (--s.asyncWaits === 0) s.port.unref();
+      resolve(res);
+    });
+  });
+}
+
+/** Drops job `id`'s result, now or when it arrives. */
+export function discard(id: number): void {
+  if (!take(id)) {
+    discarded.add(id);
+    jobSlot.delete(id);
+  }
+}
+
+/** Stops every loader worker (they restart on demand). */
+export async function shutdownPool(): Promise<void> {
+  const all = slots.splice(0);
+  await Promise.all(all.map((s) => s.worker.terminate()));
+}

@@ -1,0 +1,112 @@
+// torch.hub's checkpoint cache: the same folder, file names and rules, so a cache
+// PyTorch already filled is reused, and one filled here serves PyTorch too.
+//   $TORCH_HOME/hub/checkpoints/<file name from the URL>
+//   TORCH_HOME defaults to $XDG_CACHE_HOME/torch, else ~/.cache/torch.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type LoadOptions, load } from '../serialization/load.js';
+import { Tensor } from '../tensor/tensor.js';
+import { download } from '../utils/download.js';
+
+let hubDir: string | null = null;
+
+/** `torch.hub.get_dir()`: `$TORCH_HOME/hub`, unless set with {@link setDir}. */
+export function getDir(): string {
+  if (hubDir !== null) return hubDir;
+  const expand = (p: string) => (p.startsWith('~') ? join(homedir(), p.slice(1)) : p);
+  const torchHome = process.env.TORCH_HOME ?? join(process.env.XDG_CACHE_HOME ?? '~/.cache', 'torch');
+  return join(expand(torchHome), 'hub');
+}
+
+/** `torch.hub.set_dir()`. */
+export function setDir(dir: string): void {
+  hubDir = dir;
+}
+
+export interface HubOptions {
+  /** Folder of the cache (default `getDir()/checkpoints`). */
+  modelDir?: string;
+  /** Check that the file's SHA-256 starts with the hex digits after the last `-` of its name (`vgg16-397923af.pth`). */
+  checkHash?: boolean;
+  /** Progress bar on stderr while downloading (default true). */
+  progress?: boolean;
+  /** Name in the cache instead of the URL's last path segment. */
+  fileName?: string;
+  mapLocation?: LoadOptions['mapLocation'];
+}
+
+const HASH_REGEX = /-([a-f0-9]*)\./;
+
+/** Where `url` is (or will be) cached. */
+export function cachedFile(url: string, opts: Pick<HubOptions, 'modelDir' | 'fileName'> = {}): string {
+  const dir = opts.modelDir ?? join(getDir(), 'checkpoints');
+  return join(dir, opts.fileName ?? basename(new URL(url).pathname));
+}
+
+function hashPrefix(file: string, checkHash: boolean | undefined): string | undefined {
+  if (!checkHash) return undefined;
+  return HASH_REGEX.exec(basename(file))?.[1] || undefined;
+}
+
+/**
+ * Downloads `url` into the cache unless it is there already (torch.hub checks the
+ * hash only when downloading, so a cached file is trusted); returns its path.
+ */
+export async function downloadToCache(url: string, opts: HubOptions = {}): Promise<string> {
+  const file = cachedFile(url, opts);
+  if (!existsSync(file)) {
+    process.stderr.write(`Downloading: "${url}" to ${file}\n`);
+    await download(url, file, { progress: opts.progress ?? true, sha256Prefix: hashPrefix(file, opts.checkHash) });
+  }
+  return file;
+}
+
+/**
+ * The same as {@link downloadToCache}, blocking: the download runs in a child
+ * Node process (its progress bar on this stderr), so synchronous APIs such as
+ * `vgg16({ weights })` can fetch on first use, as torchvision does.
+ */
+export function downloadToCacheSync(url: string, opts: HubOptions = {}): string {
+  const file = cachedFile(url, opts);
+  if (existsSync(file)) return file;
+  process.stderr.write(`Downloading: "${url}" to ${file}\n`);
+  const here = import.meta.url;
+  // From TypeScript sources (tests, tsx) the child needs tsx; the published build is plain JS.
+  const fromSource = here.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSource ? './fetchMain.ts' : './fetchMain.js', here));
+  const work = mkdtempSync(join(tmpdir(), 'vgg-torch-fetch-'));
+  const resultFile = join(work, 'result.json');
+  try {
+    const job = { url, dest: file, sha256Prefix: hashPrefix(file, opts.checkHash), progress: opts.progress ?? true, resultFile };
+    const r = spawnSync(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), entry, JSON.stringify(job)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const result = existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as { error?: string }) : null;
+    if (r.status !== 0 || !result || result.error) {
+      throw new Error(result?.error ?? `download of ${url} failed (downloader exited with ${r.status ?? r.signal}); put the file at ${file} by hand`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return file;
+}
+
+function asStateDict(obj: unknown, url: string): Map<string, Tensor> {
+  if (obj instanceof Map && [...obj.values()].every((v) => v instanceof Tensor)) return obj as Map<string, Tensor>;
+  throw new Error(`${url} does not hold a state dict (a mapping of names to tensors)`);
+}
+
+/** `torch.hub.load_state_dict_from_url`: downloads once into the cache, then loads with {@link load}. */
+export async function loadStateDictFromUrl(url: string, opts: HubOptions = {}): Promise<Map<string, Tensor>> {
+  const file = await downloadToCache(url, opts);
+  return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
+}
+
+/** Blocking {@link loadStateDictFromUrl}. */
+export function loadStateDictFromUrlSync(url: string, opts: HubOptions = {}): Map<string, Tensor> {
+  const file = downloadToCacheSync(url, opts);
+  return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
+}

@@ -1,0 +1,396 @@
+// download() and CIFAR10's download → MD5 → extraction, against servers this
+// test starts on 127.0.0.1: a file server, a forward/CONNECT proxy, and (where
+// openssl can make a certificate) an HTTPS server reached through the proxy.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create as tarCreate } from 'tar';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CIFAR10 } from '../lib/data/index.js';
+import { bypassesProxy, download } from '../lib/utils/download.js';
+
+const RECORD = 3073;
+const work = mkdtempSync(join(tmpdir(), 'vgg-torch-download-'));
+
+/** A small CIFAR-10 binary batch: label (i + offset) % 10, pseudo-random pixels (so gzip leaves it tens of KiB). */
+function cifarBatch(n: number, offset: number): Buffer {
+  const buf = Buffer.alloc(n * RECORD);
+  let s = offset + 1;
+  for (let i = 0; i < n; i++) {
+    buf[i * RECORD] = (i + offset) % 10;
+    for (let p = 0; p < 3072; p++) {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      buf[i * RECORD + 1 + p] = s >>> 24;
+    }
+  }
+  return buf;
+}
+
+/** cifar-10-binary.tar.gz in the official layout, built with the tar package. */
+async function buildArchive(): Promise<Buffer> {
+  const src = join(work, 'src');
+  const folder = join(src, 'cifar-10-batches-bin');
+  mkdirSync(folder, { recursive: true });
+  for (let b = 1; b <= 5; b++) writeFileSync(join(folder, `data_batch_${b}.bin`), cifarBatch(4, b * 100));
+  writeFileSync(join(folder, 'test_batch.bin'), cifarBatch(3, 0));
+  writeFileSync(join(folder, 'batches.meta.txt'), `${CIFAR10.CLASSES.join('\n')}\n`);
+  writeFileSync(join(folder, 'readme.html'), '<html></html>\n');
+  const file = join(work, 'cifar-10-binary.tar.gz');
+  await tarCreate({ gzip: true, file, cwd: src, portable: true }, ['cifar-10-batches-bin']);
+  return readFileSync(file);
+}
+
+let archive: Buffer;
+let archiveMd5: string;
+let server: http.Server;
+let base: string;
+const hits: Record<string, number> = {};
+
+function listen(s: net.Server): Promise<number> {
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port)));
+}
+function close(s: net.Server): Promise<void> {
+  return new Promise((resolve) => s.close(() => resolve()));
+}
+
+function serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  hits[path] = (hits[path] ?? 0) + 1;
+  if (path === '/cifar-10-binary.tar.gz' || path === '/file.bin') {
+    res.writeHead(200, { 'Content-Length': archive.length, 'Content-Type': 'application/gzip' });
+    // In pieces, so progress is reported more than once.
+    let o = 0;
+    const step = (): void => {
+      if (o >= archive.length) {
+        res.end();
+        return;
+      }
+      res.write(archive.subarray(o, o + 1024), step);
+      o += 1024;
+    };
+    step();
+  } else if (path === '/moved') {
+    res.writeHead(302, { Location: '/hop' }).end();
+  } else if (path === '/hop') {
+    res.writeHead(301, { Location: `${base}/file.bin` }).end();
+  } else if (path === '/truncated') {
+    res.writeHead(200, { 'Content-Length': archive.length });
+    res.write(archive.subarray(0, 1000), () => res.socket?.destroy());
+  } else if (path === '/silent') {
+    // Headers, then nothing: the download must time out.
+    res.writeHead(200, { 'Content-Length': 10 });
+    res.flushHeaders();
+  } else {
+    res.writeHead(404).end('not here');
+  }
+}
+
+// Proxy settings of the machine must not apply to these loopback servers; tests set their own.
+const PROXY_ENV = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+const savedEnv: Record<string, string | undefined> = {};
+
+beforeAll(async () => {
+  for (const k of PROXY_ENV) {
+    savedEnv[k] = process.env[k];
+    delete process.env[k];
+  }
+  archive = await buildArchive();
+  archiveMd5 = createHash('md5').update(archive).digest('hex');
+  server = http.createServer(serve);
+  base = `http://127.0.0.1:${await listen(server)}`;
+});
+
+afterAll(async () => {
+  for (const k of PROXY_ENV) {
+    if (savedEnv[k] === undefined) delete process.env[k];
+    else process.env[k] = savedEnv[k];
+  }
+  server.closeAllConnections();
+  await close(server);
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Files in `dir`, hidden temporaries included. */
+const listing = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
+
+function freshDir(name: string): string {
+  const d = join(work, name);
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+describe('download()', () => {
+  it('streams to the destination, verifies the MD5 and reports progress', async () => {
+    const dir = freshDir('ok');
+    const seen: [number, number | null][] = [];
+    const r = await download(`${base}/file.bin`, join(dir, 'a.tar.gz'), { md5: archiveMd5, progress: (got, total) => seen.push([got, total]), proxy: null });
+    expect(r.bytes).toBe(archive.length);
+    expect(r.md5).toBe(archiveMd5);
+    expect(readFileSync(join(dir, 'a.tar.gz')).equals(archive)).toBe(true);
+    expect(listing(dir)).toEqual(['a.tar.gz']);
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.at(-1)).toEqual([archive.length, archive.length]);
+    expect(seen.every(([, t]) => t === archive.length)).toBe(true);
+  });
+
+  it('prints plain progress lines when stderr is not a TTY', async () => {
+    const dir = freshDir('lines');
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    const isTTY = process.stderr.isTTY;
+    process.stderr.isTTY = false;
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      await download(`${base}/file.bin`, join(dir, 'b.bin'), { proxy: null });
+    } finally {
+      process.stderr.write = write;
+      process.stderr.isTTY = isTTY;
+    }
+    expect(lines.length).toBeGreaterThan(1);
+    expect(lines.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true);
+    expect(lines.at(-1)).toMatch(/^b\.bin: 100% \(/);
+  });
+
+  it('follows redirects (relative and absolute)', async () => {
+    const dir = freshDir('redirect');
+    const before = hits['/file.bin'] ?? 0;
+    await download(`${base}/moved`, join(dir, 'c.bin'), { md5: archiveMd5, progress: false, proxy: null });
+    expect(hits['/hop']).toBeGreaterThan(0);
+    expect(hits['/file.bin']).toBe(before + 1);
+    expect(readFileSync(join(dir, 'c.bin')).equals(archive)).toBe(true);
+  });
+
+  it('rejects a wrong MD5 and leaves no file', async () => {
+    const dir = freshDir('badmd5');
+    const dest = join(dir, 'd.bin');
+    await expect(download(`${base}/file.bin`, dest, { md5: '0'.repeat(32), progress: false, proxy: null }))
+      .rejects.toThrow(/MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/file\.bin: expected 0{32}, got [0-9a-f]{32}; the file was not kept/);
+    expect(listing(dir)).toEqual([]);
+  });
+
+  it('checks a SHA-256 prefix as torch.hub names files', async () => {
+    const dir = freshDir('sha');
+    const sha = createHash('sha256').update(archive).digest('hex');
+    await download(`${base}/file.bin`, join(dir, `w-${sha.slice(0, 8)}.pth`), { sha256Prefix: sha.slice(0, 8), progress: false, proxy: null });
+    await expect(download(`${base}/file.bin`, join(dir, 'x.pth'), { sha256Prefix: 'ffffffff'.replace(/^./, sha[0] === 'f' ? '0' : 'f'), progress: false, proxy: null }))
+      .rejects.toThrow(/SHA-256 mismatch/);
+    expect(listing(dir)).toEqual([`w-${sha.slice(0, 8)}.pth`]);
+  });
+
+  it('a cut connection throws, naming the URL and where to put the file, and leaves nothing', async () => {
+    const dir = freshDir('cut');
+    const dest = join(dir, 'e.bin');
+    const err = await download(`${base}/truncated`, dest, { progress: false, proxy: null }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`${base}/truncated`);
+    expect((err as Error).message).toContain(`save it as ${dest}`);
+    expect(listing(dir)).toEqual([]);
+  });
+
+  it('a refused connection, an HTTP error and a stalled server all throw with the URL and the path', async () => {
+    const dir = freshDir('fail');
+    const dead = net.createServer();
+    const port = await listen(dead);
+    await close(dead); // nothing listens there now
+    const dest = join(dir, 'f.bin');
+    await expect(download(`http://127.0.0.1:${port}/x.bin`, dest, { progress: false, proxy: null }))
+      .rejects.toThrow(new RegExp(`could not fetch http://127\\.0\\.0\\.1:${port}/x\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    await expect(download(`${base}/nothing`, dest, { progress: false, proxy: null })).rejects.toThrow(/answered HTTP 404 Not Found; download it by hand/);
+    await expect(download(`${base}/silent`, dest, { progress: false, proxy: null, timeoutMs: 300 })).rejects.toThrow(/no data for 300 ms/);
+    expect(listing(dir)).toEqual([]);
+  });
+
+  it('reads NO_PROXY as curl does', () => {
+    const u = new URL('http://data.example.com:8080/x');
+    expect(bypassesProxy(u, 'example.com')).toBe(true);
+    expect(bypassesProxy(u, '.example.com')).toBe(true);
+    expect(bypassesProxy(u, '*.example.com')).toBe(true);
+    expect(bypassesProxy(u, 'other.com, example.com:8080')).toBe(true);
+    expect(bypassesProxy(u, 'example.com:9090')).toBe(false);
+    expect(bypassesProxy(u, 'ample.com')).toBe(false);
+    expect(bypassesProxy(u, '*')).toBe(true);
+    expect(bypassesProxy(new URL('http://127.0.0.1/x'), 'localhost,127.0.0.1')).toBe(true);
+  });
+});
+
+describe('download() through a proxy', () => {
+  let proxy: http.Server;
+  let proxyUrl: string;
+  const seen: string[] = [];
+  const tunnels: net.Socket[] = [];
+
+  beforeAll(async () => {
+    // A forward proxy (absolute-form GETs) that also tunnels CONNECT.
+    proxy = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const target = new URL(req.url ?? '');
+      const up = http.request({ host: target.hostname, port: target.port, path: target.pathname + target.search, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.writeHead(502).end());
+      req.pipe(up);
+    });
+    proxy.on('connect', (req, client, head) => {
+      seen.push(`CONNECT ${req.url}`);
+      tunnels.push(client as net.Socket);
+      const [host, port] = (req.url ?? '').split(':');
+      const up = net.connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        up.write(head);
+        up.pipe(client);
+        client.pipe(up);
+      });
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    proxyUrl = `http://127.0.0.1:${await listen(proxy)}`;
+  });
+
+  afterAll(async () => {
+    for (const t of tunnels) t.destroy(); // CONNECT sockets leave the server's bookkeeping
+    proxy.closeAllConnections();
+    await close(proxy);
+  });
+
+  it('sends http:// requests through HTTP_PROXY, unless NO_PROXY names the host', async () => {
+    const dir = freshDir('proxied');
+    process.env.HTTP_PROXY = proxyUrl;
+    try {
+      seen.length = 0;
+      await download(`${base}/file.bin`, join(dir, 'g.bin'), { md5: archiveMd5, progress: false });
+      expect(seen).toEqual([`GET ${base}/file.bin`]);
+      process.env.NO_PROXY = '127.0.0.1';
+      await download(`${base}/file.bin`, join(dir, 'h.bin'), { md5: archiveMd5, progress: false });
+      expect(seen).toHaveLength(1);
+    } finally {
+      delete process.env.HTTP_PROXY;
+      delete process.env.NO_PROXY;
+    }
+    expect(listing(dir)).toEqual(['g.bin', 'h.bin']);
+  });
+
+  it('a dead proxy is a network failure naming the URL', async () => {
+    const dir = freshDir('deadproxy');
+    const dead = net.createServer();
+    const port = await listen(dead);
+    await close(dead);
+    process.env.HTTP_PROXY = `http://127.0.0.1:${port}`;
+    try {
+      await expect(download(`${base}/file.bin`, join(dir, 'i.bin'), { progress: false })).rejects.toThrow(/could not fetch http:\/\/127\.0\.0\.1:\d+\/file\.bin.*ECONNREFUSED/);
+    } finally {
+      delete process.env.HTTP_PROXY;
+    }
+    expect(listing(dir)).toEqual([]);
+  });
+
+  // HTTPS through a CONNECT tunnel needs a certificate: made with openssl where it is installed.
+  const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+  it.skipIf(!hasOpenssl && process.env.CI !== 'true')('tunnels https:// through HTTPS_PROXY with CONNECT', { timeout: 20_000 }, async () => {
+    const dir = freshDir('tls');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    expect(r.status).toBe(0);
+    const cert = readFileSync(join(dir, 'cert.pem'));
+    const tlsServer = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, serve);
+    const port = await listen(tlsServer);
+    process.env.HTTPS_PROXY = proxyUrl;
+    try {
+      seen.length = 0;
+      await download(`https://127.0.0.1:${port}/file.bin`, join(dir, 'j.bin'), { md5: archiveMd5, progress: false, ca: cert });
+      expect(seen).toEqual([`CONNECT 127.0.0.1:${port}`]);
+      // Without the CA the certificate is refused: TLS really runs inside the tunnel.
+      await expect(download(`https://127.0.0.1:${port}/file.bin`, join(dir, 'k.bin'), { progress: false })).rejects.toThrow(/could not fetch https:.*(self[- ]signed|certificate)/i);
+    } finally {
+      delete process.env.HTTPS_PROXY;
+      tlsServer.closeAllConnections();
+      await close(tlsServer);
+    }
+    expect(readFileSync(join(dir, 'j.bin')).equals(archive)).toBe(true);
+    expect(existsSync(join(dir, 'k.bin'))).toBe(false);
+  });
+});
+
+describe('CIFAR10 download', () => {
+  it('downloads once, checks the MD5, extracts cifar-10-batches-bin/ and parses it', async () => {
+    const root = freshDir('cifar');
+    const url = `${base}/cifar-10-binary.tar.gz`;
+    const before = hits['/cifar-10-binary.tar.gz'] ?? 0;
+    const train = await CIFAR10.load({ root, train: true, download: true, url, md5: archiveMd5, progress: false });
+    expect(hits['/cifar-10-binary.tar.gz']).toBe(before + 1);
+    expect(listing(root)).toEqual(['cifar-10-batches-bin', 'cifar-10-binary.tar.gz']);
+    expect(listing(join(root, 'cifar-10-batches-bin'))).toEqual([
+      'batches.meta.txt', 'data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'readme.html', 'test_batch.bin',
+    ]);
+    expect(train.length).toBe(20);
+    expect(train.data.shape).toEqual([20, 3, 32, 32]);
+    expect(Array.from({ length: 20 }, (_, i) => train.target(i))).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    // Present now: no second download, for either split.
+    const test = await CIFAR10.load({ root, train: false, download: true, url, md5: archiveMd5, progress: false });
+    expect(test.length).toBe(3);
+    expect(hits['/cifar-10-binary.tar.gz']).toBe(before + 1);
+    // A removed folder is re-extracted from the kept archive, still without downloading.
+    rmSync(join(root, 'cifar-10-batches-bin'), { recursive: true });
+    const again = await CIFAR10.load({ root, download: true, url, md5: archiveMd5, progress: false });
+    expect(again.data.equal(train.data)).toBe(true);
+    expect(hits['/cifar-10-binary.tar.gz']).toBe(before + 1);
+    for (const d of [train, test, again]) d.dispose();
+  });
+
+  it('keeps the official MD5 as the default, and a mismatch leaves neither archive nor folder', async () => {
+    const root = freshDir('cifar-bad');
+    expect(CIFAR10.MD5).toBe('c32a1d4ab5d03f1284b67883e8d87530');
+    expect(CIFAR10.URL).toBe('https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz');
+    // The served archive is not the real one, so the default MD5 rejects it.
+    await expect(CIFAR10.load({ root, download: true, url: `${base}/cifar-10-binary.tar.gz`, progress: false }))
+      .rejects.toThrow(/^CIFAR10: MD5 mismatch for .*expected c32a1d4ab5d03f1284b67883e8d87530/);
+    expect(listing(root)).toEqual([]);
+  });
+
+  it('without the files and without download, says where to put what', async () => {
+    const root = freshDir('cifar-missing');
+    expect(() => new CIFAR10({ root })).toThrow(/^CIFAR10: .*data_batch_1\.bin not found\. Pass download: true, or download https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10-binary\.tar\.gz \(the binary version, MD5 c32a1d4ab5d03f1284b67883e8d87530\) and extract it in .*cifar-missing, so that .*cifar-10-batches-bin holds data_batch_1\.bin … data_batch_5\.bin and test_batch\.bin/);
+    await expect(CIFAR10.load({ root, train: false })).rejects.toThrow(/test_batch\.bin not found/);
+  });
+
+  it('new CIFAR10({ download: true }) downloads synchronously (a child process), checking the MD5', async () => {
+    // The parent blocks while the child downloads, so the server runs in a thread of its own.
+    const file = join(work, 'cifar-10-binary.tar.gz');
+    const w = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const http = require('node:http');
+      const fs = require('node:fs');
+      const s = http.createServer((req, res) => {
+        const body = fs.readFileSync(workerData.file);
+        res.writeHead(200, { 'Content-Length': body.length });
+        res.end(body);
+      });
+      s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
+    `, { eval: true, workerData: { file } });
+    const port = await new Promise<number>((r) => w.once('message', r));
+    const url = `http://127.0.0.1:${port}/cifar-10-binary.tar.gz`;
+    try {
+      const root = freshDir('cifar-sync');
+      const ds = new CIFAR10({ root, train: false, download: true, url, md5: archiveMd5, progress: false });
+      expect(ds.length).toBe(3);
+      expect(listing(root)).toEqual(['cifar-10-batches-bin', 'cifar-10-binary.tar.gz']);
+      ds.dispose();
+      const bad = freshDir('cifar-sync-bad');
+      expect(() => new CIFAR10({ root: bad, download: true, url, md5: 'f'.repeat(32), progress: false }))
+        .toThrow(/^CIFAR10: MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/cifar-10-binary\.tar\.gz: expected f{32}, got [0-9a-f]{32}; the file was not kept/);
+      expect(listing(bad)).toEqual([]);
+    } finally {
+      await w.terminate();
+    }
+  }, 60_000);
+});
