@@ -118,8 +118,9 @@ export function adamUpdate(
  * `step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`.
  */
 export class Adam extends Optimizer<AdamParamGroup> {
-  constructor(params: ParamsInput<AdamOptions>, opts: AdamOptions = {}) {
-    super(params, {
+  /** @param defaults internal: the group defaults of a subclass (AdamW), in its PyTorch key order. */
+  constructor(params: ParamsInput<AdamOptions>, opts: AdamOptions = {}, defaults?: Record<string, unknown>) {
+    super(params, defaults ?? {
       lr: opts.lr ?? 1e-3,
       betas: opts.betas ?? [0.9, 0.999],
       eps: opts.eps ?? 1e-8,
@@ -131,6 +132,11 @@ export class Adam extends Optimizer<AdamParamGroup> {
       differentiable: false,
       fused: false,
     });
+  }
+
+  /** Adam's L2 penalty enters the gradient; AdamW overrides this with decoupled decay. */
+  protected weightDecay(param: Tensor, grad: Tensor, group: AdamParamGroup): Tensor {
+    return group.weightDecay !== 0 ? grad.add(param, group.weightDecay) : grad;
   }
 
   protected checkOptions(o: Record<string, unknown>): void {
@@ -154,10 +160,9 @@ export class Adam extends Optimizer<AdamParamGroup> {
             if (g === null) return;
             const state = this.stateOf(param);
             if (Object.keys(state).length === 0) initAdamState(state, param, group.amsgrad);
-            let grad = group.maximize ? g.neg() : g;
             const stepT = state.step as Tensor;
+            const grad = this.weightDecay(param, group.maximize ? g.neg() : g, group);
             stepT.add_(1);
-            if (group.weightDecay !== 0) grad = grad.add(param, group.weightDecay);
             const expAvg = state.expAvg as Tensor;
             const expAvgSq = state.expAvgSq as Tensor;
             expAvg.mul_(beta1).add_(grad, 1 - beta1);
