@@ -2,7 +2,7 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig({
   // fetchMain: the child process behind the blocking download of pretrained weights.
-  entry: ['lib/index.ts', 'lib/hub/fetchMain.ts'],
+  entry: { index: 'lib/index.ts', fetchMain: 'lib/hub/fetchMain.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,
