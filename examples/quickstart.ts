@@ -8,7 +8,7 @@
 //   loss.backward(); print(w.grad.sum())
 //
 // Then a few steps of plain SGD on a small conv net, to show training memory stays flat.
-// Run: npm run demo
+// Run: npm run quickstart
 import { F, getNumThreads, manualSeed, memory, noGrad, randint, randn, tensor, tidy } from '../lib/index.js';
 
 manualSeed(777);
