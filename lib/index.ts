@@ -44,3 +44,5 @@ export type {
 } from './data/index.js';
 export { download } from './utils/download.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
+export { makeGrid, saveImage } from './utils/image.js';
+export type { MakeGridOptions } from './utils/image.js';
