@@ -55,8 +55,8 @@ describe("DataLoader's order is PyTorch's", () => {
     expect(fixture.loaders.flatMap(replay)).toEqual([]);
   });
 
-  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', () => {
-    const live = runOracle<{ loaders: LoaderCase[] }>('scripts/fixtures/data.py');
+  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', async () => {
+    const live = await runOracle<{ loaders: LoaderCase[] }>('scripts/fixtures/data.py');
     expect(live.loaders.flatMap(replay)).toEqual([]);
   });
 });

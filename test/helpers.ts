@@ -1,5 +1,5 @@
 // Shared test helpers: fixture tensors in and out, bitwise comparison, the Python oracle.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,11 +60,31 @@ export function bitwiseDiff(actual: Tensor, expected: EncodedTensor): string | n
   }
 }
 
+/**
+ * Runs /usr/bin/python3 without blocking this process's event loop (vitest's
+ * worker must keep answering its RPC while a long oracle runs).
+ */
+export function python(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 /** Runs a fixture script with the Python oracle into a temp file and returns its JSON. */
-export function runOracle<T>(script: string, ...args: string[]): T {
+export async function runOracle<T>(script: string, ...args: string[]): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-oracle-'));
   const out = join(dir, 'out.json');
-  const r = spawnSync(PYTHON, [script, out, ...args], { encoding: 'utf8', timeout: 600_000 });
+  const r = await python([script, out, ...args]);
   if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`);
   return JSON.parse(readFileSync(out, 'utf8')) as T;
 }

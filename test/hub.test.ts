@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hub, manualSeed, noGrad, randn, tidy, vgg11 } from '../lib/index.js';
-import { type EncodedTensor, bitwiseDiff, hasTorchPython, requireLiveOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const live = hasTorchPython || requireLiveOracle;
 
@@ -121,7 +121,7 @@ describe.skipIf(!live)('torch.hub cache', () => {
     expect(readdirSync(modelDir)).toEqual([fileName]);
   });
 
-  it('vgg11({ weights }) loads a checkpoint PyTorch put in the cache, the 2017 legacy format, and computes as PyTorch does', () => {
+  it('vgg11({ weights }) loads a checkpoint PyTorch put in the cache, the 2017 legacy format, and computes as PyTorch does', async () => {
     const torchHome = join(work, 'torch-home');
     const outJson = join(work, 'vgg11-out.json');
     // What torch.hub would have left: the file under its official name (trusted once cached, as in torch.hub).
@@ -138,7 +138,7 @@ x = torch.randn(1, 3, 224, 224)
 with torch.no_grad(): y = m(x).contiguous()
 json.dump({'dtype': 'float32', 'shape': list(y.shape), 'data': base64.b64encode(y.numpy().tobytes()).decode()}, open(sys.argv[2], 'w'))
 `;
-    const r = spawnSync('/usr/bin/python3', ['-c', script, torchHome, outJson], { encoding: 'utf8' });
+    const r = await python(['-c', script, torchHome, outJson]);
     if (r.status !== 0) throw new Error(r.stderr);
     const expected = JSON.parse(readFileSync(outJson, 'utf8')) as EncodedTensor;
     const saved = process.env.TORCH_HOME;

@@ -314,10 +314,10 @@ describe('scheduler errors', () => {
 });
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('LR schedulers against torch.optim.lr_scheduler (live oracle)', () => {
-  it('re-runs the oracle now and matches it exactly', () => {
+  it('re-runs the oracle now and matches it exactly', async () => {
     vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     try {
-      check(runOracle<Fixture>('scripts/fixtures/optim.py'));
+      check(await runOracle<Fixture>('scripts/fixtures/optim.py'));
     } finally {
       vi.restoreAllMocks();
     }

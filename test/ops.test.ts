@@ -198,7 +198,7 @@ describe('ops against PyTorch (committed fixture)', () => {
 });
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('ops against PyTorch (live oracle)', () => {
-  it('re-runs the oracle now and matches it bitwise', () => {
-    check(runOracle<Fixture>('scripts/fixtures/ops.py'));
+  it('re-runs the oracle now and matches it bitwise', async () => {
+    check(await runOracle<Fixture>('scripts/fixtures/ops.py'));
   });
 });

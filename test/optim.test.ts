@@ -444,7 +444,7 @@ describe('optimizer errors', () => {
 });
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('optimizers against torch.optim (live oracle)', () => {
-  it('re-runs the oracle now and matches it bit for bit', () => {
-    check(runOracle<Fixture>('scripts/fixtures/optim.py'));
+  it('re-runs the oracle now and matches it bit for bit', async () => {
+    check(await runOracle<Fixture>('scripts/fixtures/optim.py'));
   });
 });

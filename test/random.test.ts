@@ -82,8 +82,8 @@ describe('random numbers and creation against PyTorch', () => {
   it('matches the committed fixture bit for bit', () => {
     checkAll(readFixture<Fixture>('rng.json'));
   });
-  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', () => {
-    checkAll(runOracle<Fixture>('scripts/fixtures/rng.py'));
+  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', async () => {
+    checkAll(await runOracle<Fixture>('scripts/fixtures/rng.py'));
   });
   it('the same seed gives the same stream, another seed another', () => {
     tidy(() => {

@@ -4,7 +4,6 @@
 // as long as torch.load. Needs /usr/bin/python3 with torch, ~1.2 GB of disk and
 // ~3 GB of memory; VGG_TORCH_SKIP_LARGE=1 skips it. Runs in its own process
 // (vitest forks per file), so the RSS it measures is its own.
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { freemem, tmpdir } from 'node:os';
@@ -14,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Tensor, dispose, tidy } from '../lib/index.js';
 import { load } from '../lib/serialization/index.js';
 import { tensorBytes } from '../lib/serialization/bytes.js';
-import { hasTorchPython, requireLiveOracle } from './helpers.js';
+import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 interface Meta {
   keys: string[];
@@ -72,10 +71,10 @@ describe.skipIf(!run)('load(): a VGG16-sized checkpoint (528 MiB)', () => {
   let dir = '';
   let meta: Meta;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vgg-torch-large-'));
-    const r = spawnSync('/usr/bin/python3', ['scripts/fixtures/pth_large.py', dir], { encoding: 'utf8', timeout: 280_000 });
-    if (r.status !== 0) throw new Error(`pth_large.py failed: ${r.stderr || r.error}`);
+    const r = await python(['scripts/fixtures/pth_large.py', dir], { timeoutMs: 280_000 });
+    if (r.status !== 0) throw new Error(`pth_large.py failed: ${r.stderr}`);
     meta = JSON.parse(readFileSync(join(dir, 'vgg16.json'), 'utf8')) as Meta;
   }, 300_000);
 

@@ -15,7 +15,7 @@ import { tensorBytes } from '../lib/serialization/bytes.js';
 import { PickleWriter } from '../lib/serialization/pickle.js';
 import { ZipWriter } from '../lib/serialization/zip.js';
 import { probeStorage } from '../lib/serialization/save.js';
-import { hasTorchPython, requireLiveOracle } from './helpers.js';
+import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = new URL('./fixtures/pth/', import.meta.url);
@@ -274,9 +274,9 @@ describe('load(): files written by PyTorch (committed fixtures)', () => {
 });
 
 describe.skipIf(!live)('load(): files written by PyTorch (live oracle)', () => {
-  it('re-runs pth.py now and reads every file it writes', () => {
+  it('re-runs pth.py now and reads every file it writes', async () => {
     const dir = join(tmp, 'oracle');
-    const r = spawnSync(PYTHON, ['scripts/fixtures/pth.py', dir], { encoding: 'utf8', timeout: 300_000 });
+    const r = await python(['scripts/fixtures/pth.py', dir], { timeoutMs: 300_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     checkFixtures(dir, JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected);

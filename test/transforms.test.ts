@@ -94,8 +94,8 @@ describe('transforms vs torchvision', () => {
     expect(replay(fixture)).toEqual([]);
   });
 
-  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', () => {
-    const live = runOracle<Oracle>('scripts/fixtures/data.py');
+  it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', async () => {
+    const live = await runOracle<Oracle>('scripts/fixtures/data.py');
     expect(replay(live)).toEqual([]);
   });
 });

@@ -107,8 +107,8 @@ describe('VGG against torchvision (committed fixture)', () => {
 });
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('VGG against torchvision (live oracle)', () => {
-  it('re-runs the oracle now and matches it', () => {
-    checkAll(runOracle<Fixture>('scripts/fixtures/vgg.py'));
+  it('re-runs the oracle now and matches it', async () => {
+    checkAll(await runOracle<Fixture>('scripts/fixtures/vgg.py'));
   });
 });
 
