@@ -59,6 +59,18 @@ export function indexTensor(indices: ArrayLike<number>): Tensor {
 }
 
 /** `t.index_select(0, idx)`. */
+/** @internal One sample through a dataset's transform and targetTransform; the untransformed image is freed. */
+export function transformSample(
+  img: Tensor, label: number, transform: TransformLike | null, targetTransform: ((target: number) => number) | null,
+): [Tensor, number] {
+  let out = img;
+  if (transform) {
+    out = applyTransform(transform, img);
+    if (out !== img) img.dispose();
+  }
+  return [out, targetTransform ? targetTransform(label) : label];
+}
+
 export function gatherRows(t: Tensor, idx: Tensor): Tensor {
   return wrap(native.call(op('aten::index_select'), t._h, 0, idx._h) as Handle);
 }
@@ -207,13 +219,7 @@ export abstract class ImageTensorDataset implements Dataset<[Tensor, number]>, B
       img.dispose();
       img = gray;
     }
-    if (this.transform) {
-      const out = applyTransform(this.transform, img);
-      if (out !== img) img.dispose();
-      img = out;
-    }
-    const label = this.labels[i];
-    return [img, this.targetTransform ? this.targetTransform(label) : label];
+    return transformSample(img, this.labels[i], this.transform, this.targetTransform);
   }
 
   _fetchBatch(indices: Int32Array): Tensor[] {

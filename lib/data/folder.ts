@@ -10,8 +10,8 @@ import { native } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { fromBuffer } from '../tensor/creation.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
-import { type Transform, applyTransform, isPlannable } from '../transforms/transforms.js';
-import { type BatchSource, type Dataset, type ImageDatasetOptions, checkIndex, gatherRows, indexTensor } from './dataset.js';
+import { type Transform, isPlannable } from '../transforms/transforms.js';
+import { type BatchSource, type Dataset, type ImageDatasetOptions, checkIndex, gatherRows, indexTensor, transformSample } from './dataset.js';
 
 /** torchvision's IMG_EXTENSIONS. */
 export const IMG_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp'] as const;
@@ -177,14 +177,7 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
   /** `[image, label]`; the image is uint8 (C, H, W) — a view — unless `transform` changes it. */
   get(index: number): [Tensor, number] {
     const i = checkIndex(index, this.length, 'ImageFolder');
-    let img = this.image(i);
-    if (this.transform) {
-      const out = applyTransform(this.transform, img);
-      if (out !== img) img.dispose();
-      img = out;
-    }
-    const label = this.targets[i];
-    return [img, this.targetTransform ? this.targetTransform(label) : label];
+    return transformSample(this.image(i), this.targets[i], this.transform ?? null, this.targetTransform ?? null);
   }
 
   _fetchBatch(indices: Int32Array): Tensor[] {
