@@ -107,8 +107,6 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   return Napi::Number::New(env, Pack(index, slot.generation));
 }
 
-bool IsTensorHandle(const Napi::Value& value) { return value.IsNumber(); }
-
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
   if (!value.IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
   Slot* slot = Lookup(*State(value.Env()).accounting, value);

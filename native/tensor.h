@@ -66,7 +66,6 @@ Slot* FindSlot(Accounting& acc, double handle);
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor);
 // JS handle -> at::Tensor; TypeError naming `what` if it is not a live handle.
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what);
-bool IsTensorHandle(const Napi::Value& value);
 
 // Small argument helpers shared by every file.
 int64_t ToInt(const Napi::Value& v, const char* what);

@@ -8,9 +8,9 @@
 // Properties whose names start with `_` are private to the module.
 import { native, op } from '../native.js';
 import { noGrad } from '../autograd.js';
-import { type DType } from '../tensor/dtype.js';
+import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { keep } from '../tensor/scope.js';
-import { Tensor, type Device, handleOf } from '../tensor/tensor.js';
+import { Tensor, type Device, handleOf, isDeviceString } from '../tensor/tensor.js';
 import { addIndent } from '../utils/pyrepr.js';
 
 /**
@@ -163,11 +163,10 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * Integer buffers keep their dtype.
    */
   to(target: Device | DType | { device?: Device; dtype?: DType }): this {
-    const opts = typeof target === 'string' ? (/^(cpu|cuda|meta|mps)(:\d+)?$/.test(target) ? { device: target } : { dtype: target as DType }) : target;
+    const opts = typeof target === 'string' ? (isDeviceString(target) ? { device: target } : { dtype: target as DType }) : target;
     noGrad(() => {
       for (const t of [...this.parameters(), ...this.buffers()]) {
-        const floating = t.dtype.startsWith('float') || t.dtype === 'bfloat16';
-        const moved = t.to({ device: opts.device, dtype: floating ? opts.dtype : undefined });
+        const moved = t.to({ device: opts.device, dtype: isFloatingDtype(t.dtype) ? opts.dtype : undefined });
         t.setData(moved);
         moved.dispose();
       }

@@ -15,7 +15,7 @@ import { endianness } from 'node:os';
 import { native, op } from '../native.js';
 import { empty } from '../tensor/creation.js';
 import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
-import { Tensor, wrap } from '../tensor/tensor.js';
+import { Tensor, isDeviceString, wrap } from '../tensor/tensor.js';
 import { kind, unpickle, type UnpicklerHooks } from './pickle.js';
 import { Cursor, FormatError, type PathOrBuffer, RangeSource, type Source, bufferSource, openSource } from './source.js';
 import { looksLikeTar, readTar } from './tar.js';
@@ -572,8 +572,6 @@ class Loader implements UnpicklerHooks {
   }
 }
 
-const DEVICE = /^(cpu|cuda|meta|mps)(:\d+)?$/;
-
 function resolveLocation(location: string, ml: MapLocation | undefined): string {
   let device: string | null | undefined;
   if (ml === undefined) device = 'cpu';
@@ -581,7 +579,7 @@ function resolveLocation(location: string, ml: MapLocation | undefined): string 
   else if (typeof ml === 'function') device = ml(location);
   else device = Object.prototype.hasOwnProperty.call(ml, location) ? ml[location] : undefined;
   device ??= location;
-  if (!DEVICE.test(device)) throw new FormatError(`cannot place a storage saved at '${location}' on '${device}': not a device`);
+  if (!isDeviceString(device)) throw new FormatError(`cannot place a storage saved at '${location}' on '${device}': not a device`);
   return device;
 }
 

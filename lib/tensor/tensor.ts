@@ -3,7 +3,7 @@
 import { inspect } from 'node:util';
 import { native, op, type Handle, type OpHandle } from '../native.js';
 import {
-  type AnyTypedArray, type DType, dtypeCode, dtypeName, isFloatingDtype, normalizeDtype, viewBytes,
+  type AnyTypedArray, type DType, dtypeCode, dtypeName, normalizeDtype, viewBytes,
 } from './dtype.js';
 import { formatTensor } from './format.js';
 import { track, untrack } from './scope.js';
@@ -33,6 +33,11 @@ export interface Slice {
 export type IndexSpec = number | null | string | Slice | Tensor;
 
 export type Scalar = number | boolean;
+
+/** Whether `s` names a device (`'cpu'`, `'cuda'`, `'cuda:1'`, …) rather than a dtype. */
+export function isDeviceString(s: string): boolean {
+  return /^(cpu|cuda|meta|mps)(:\d+)?$/.test(s);
+}
 
 /** Converts a JS value to what the dispatcher takes for a Tensor-or-Scalar argument. */
 function isTensor(x: unknown): x is Tensor {
@@ -274,7 +279,7 @@ export class Tensor {
       device = target.device;
       dtype = target.dtype;
     } else if (typeof target === 'string') {
-      if (/^(cpu|cuda|meta|mps)(:\d+)?$/.test(target)) device = target;
+      if (isDeviceString(target)) device = target;
       else dtype = normalizeDtype(target);
     } else if (target && typeof target === 'object') {
       device = target.device;
@@ -732,4 +737,3 @@ export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
   return wrapList(native.call(op('aten::broadcast_tensors'), handles(tensors, 'tensors')));
 }
 
-export { isFloatingDtype };
