@@ -35,14 +35,17 @@ export type { LoadOptions, MapLocation, SaveOptions, PathOrBuffer, Tuple } from 
 export * as transforms from './transforms/index.js';
 export { ImageClassification, decodeImage } from './transforms/presets.js';
 export {
-  DataLoader, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
+  DataLoader, EpochIterator, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
   CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
   accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers,
 } from './data/index.js';
 export type {
-  Dataset, DataLoaderOptions, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
+  Dataset, DataLoaderOptions, LoaderIterState, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
 } from './data/index.js';
 export { download } from './utils/download.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
 export { makeGrid, saveImage } from './utils/image.js';
 export type { MakeGridOptions } from './utils/image.js';
+export * as train from './train/index.js';
+export { fit, evaluate, saveCheckpoint, loadCheckpoint } from './train/index.js';
+export type { FitOptions, FitResult, Evaluation, MetricsRecord } from './train/index.js';

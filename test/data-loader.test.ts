@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Tensor, arange, manualSeed, memory, rand, tensor, tidy } from '../lib/index.js';
+import { type Tensor, arange, getRngState, manualSeed, memory, rand, setRngState, tensor, tidy } from '../lib/index.js';
 import { CIFAR10, DataLoader, Generator, TensorDataset } from '../lib/data/index.js';
 import * as T from '../lib/transforms/index.js';
 import type { PlanBuilder, Val } from '../lib/transforms/plan.js';
@@ -164,6 +164,50 @@ describe('DataLoader on images', () => {
     const labels = a.flatMap(([, y]) => Array.from(y.toTypedArray() as BigInt64Array, Number));
     expect(labels.filter((l) => l === 3).length).toBeGreaterThan(100);
     for (const batch of [...a, ...b, ...c]) for (const t of batch) t.dispose();
+  });
+
+  it('continues a saved epoch (iterate({ state })) with the batches and augmentation it would have given', async () => {
+    for (const opts of [{ numWorkers: 1, prefetch: 2 }, { numWorkers: 0, prefetch: 0 }]) {
+      const loader = new DataLoader(ds, { batchSize: 128, shuffle: true, seed: 5, ...opts });
+      manualSeed(11);
+      const it = loader.iterate();
+      const all: Tensor[][] = [];
+      let state = null;
+      let rng = null;
+      let gen = null;
+      for await (const batch of it) {
+        all.push(batch);
+        // Draws between batches (dropout, say) must be replayed too: take some.
+        rand([3]).dispose();
+        if (all.length === 4) {
+          state = it.stateDict();
+          rng = getRngState();
+          gen = loader.generator!.getState();
+        }
+      }
+      expect(all).toHaveLength(12);
+      // A new loader (as in a new process), the saved RNG states, the saved epoch.
+      const again = new DataLoader(ds, { batchSize: 128, shuffle: true, seed: 999, ...opts });
+      again.generator!.setState(gen!);
+      setRngState(rng!);
+      const resumed = again.iterate({ state: state! });
+      expect(resumed.yielded).toBe(4);
+      let k = 4;
+      for await (const [x, y] of resumed) {
+        expect(x.equal(all[k][0])).toBe(true);
+        expect(y.equal(all[k][1])).toBe(true);
+        rand([3]).dispose();
+        x.dispose();
+        y.dispose();
+        k++;
+      }
+      expect(k).toBe(12);
+      // And both leave the generators in the same place.
+      expect(again.generator!.getState().equal(loader.generator!.getState())).toBe(true);
+      for (const b of all) for (const t of b) t.dispose();
+      for (const t of [state!.order, state!.plans, rng!, gen!]) t.dispose();
+    }
+    expect(() => new DataLoader(ds, { batchSize: 128 }).iterate({ state: new Map() })).toThrow(/order must be an int32 tensor/);
   });
 
   it('keeps native memory flat over epochs, and frees prefetched batches on break', async () => {

@@ -11,7 +11,8 @@ import { native, type Handle } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { tidy, track } from '../tensor/scope.js';
 import { Tensor, stack, wrap } from '../tensor/tensor.js';
-import { runPlan } from '../transforms/plan.js';
+import { serialize, deserialize } from 'node:v8';
+import { type Plan, runPlan } from '../transforms/plan.js';
 import { type BatchSource, type Dataset, batchSourceOf } from './dataset.js';
 import { Generator, randomInt64 } from './generator.js';
 import { type JobResult, discard, submit, wait, waitSync } from './pool.js';
@@ -91,6 +92,72 @@ type Pending =
   | { kind: 'job'; id: number; rest: Tensor[] };
 
 /**
+ * Where one epoch's iteration stands, as `.pth`-friendly values (like
+ * torchdata's `StatefulDataLoader.state_dict()`): `order` (int32, the epoch's
+ * sample order), `yielded` (batches handed out) and `plans` (uint8: the random
+ * transform parameters already drawn for batches prepared ahead, V8-serialized).
+ * The tensors belong to the caller.
+ */
+export interface LoaderIterState {
+  order: Tensor;
+  yielded: number;
+  plans: Tensor;
+}
+
+/** One epoch of a {@link DataLoader}: iterate it once, with `for … of` or `for await`. */
+export class EpochIterator<B> implements Iterable<B>, AsyncIterable<B> {
+  /** @internal */
+  constructor(private readonly epoch: Epoch<any, B>) {}
+
+  /** Batches handed out so far. */
+  get yielded(): number {
+    return this.epoch.yieldedCount;
+  }
+
+  /**
+   * The iteration state, to continue this epoch later with
+   * `loader.iterate({ state })`, also in another process: the batches after
+   * this point come out as they would have here, random augmentation included.
+   */
+  stateDict(): LoaderIterState {
+    return this.epoch.stateDict();
+  }
+
+  /** Frees the batches prepared ahead (a `break` out of `for … of` does this too). */
+  close(): void {
+    this.epoch.close();
+  }
+
+  [Symbol.iterator](): Iterator<B> & Iterable<B> {
+    const epoch = this.epoch;
+    return {
+      next: (): IteratorResult<B> => epoch.nextSync(),
+      return: (): IteratorResult<B> => {
+        epoch.close();
+        return { done: true, value: undefined };
+      },
+      [Symbol.iterator]() {
+        return this;
+      },
+    };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<B> & AsyncIterable<B> {
+    const epoch = this.epoch;
+    return {
+      next: (): Promise<IteratorResult<B>> => epoch.next(),
+      return: async (): Promise<IteratorResult<B>> => {
+        epoch.close();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+}
+
+/**
  * `torch.utils.data.DataLoader`: iterate with `for (const [x, y] of loader)` or
  * `for await (…)`. Every batch belongs to the caller: dispose it (or iterate
  * inside `tidy`).
@@ -155,32 +222,24 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     return order;
   }
 
+  /**
+   * Starts an epoch (drawing its order as `for … of loader` does), or, given
+   * `state` from {@link EpochIterator.stateDict}, continues a saved one without
+   * drawing anything new. For exact continuation also restore the global RNG
+   * state and this loader's generator state saved at the same point.
+   */
+  iterate(opts: { state?: LoaderIterState | Map<string, unknown> } = {}): EpochIterator<B> {
+    if (!opts.state) return new EpochIterator(new Epoch<T, B>(this, this.epochOrder()));
+    const { order, yielded, plans } = parseIterState(opts.state, this);
+    return new EpochIterator(new Epoch<T, B>(this, order, { yielded, plans }));
+  }
+
   [Symbol.iterator](): Iterator<B> & Iterable<B> {
-    const epoch = new Epoch<T, B>(this, this.epochOrder());
-    return {
-      next: (): IteratorResult<B> => epoch.nextSync(),
-      return: (): IteratorResult<B> => {
-        epoch.close();
-        return { done: true, value: undefined };
-      },
-      [Symbol.iterator]() {
-        return this;
-      },
-    };
+    return this.iterate()[Symbol.iterator]();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<B> & AsyncIterable<B> {
-    const epoch = new Epoch<T, B>(this, this.epochOrder());
-    return {
-      next: (): Promise<IteratorResult<B>> => epoch.next(),
-      return: async (): Promise<IteratorResult<B>> => {
-        epoch.close();
-        return { done: true, value: undefined };
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return this.iterate()[Symbol.asyncIterator]();
   }
 
   /** @internal */
@@ -192,6 +251,34 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
 /** Runs a function in the context this module was loaded in: outside every tidy scope. */
 const outsideScopes: <R>(fn: () => R) => R = AsyncResource.bind(<R>(fn: () => R): R => fn());
 
+/** Reads a saved {@link LoaderIterState} (as written, or as a .pth file gives it back: a Map). */
+function parseIterState(
+  state: LoaderIterState | Map<string, unknown>,
+  loader: DataLoader<any, any>,
+): { order: Int32Array; yielded: number; plans: Map<number, Plan | null> } {
+  const get = (k: string): unknown => (state instanceof Map ? state.get(k) : (state as unknown as Record<string, unknown>)[k]);
+  const order = get('order');
+  const yielded = get('yielded');
+  const plans = get('plans');
+  const n = loader.dataset.length;
+  if (!(order instanceof Tensor) || order.dtype !== 'int32' || order.numel() !== n) {
+    throw new TypeError(`DataLoader.iterate(): the saved state's order must be an int32 tensor of ${n} indices (one per sample of this dataset)`);
+  }
+  if (typeof yielded !== 'number' || !Number.isInteger(yielded) || yielded < 0 || yielded > loader.length) {
+    throw new TypeError(`DataLoader.iterate(): the saved state's yielded must be an integer in [0, ${loader.length}], got ${String(yielded)}`);
+  }
+  if (!(plans instanceof Tensor) || plans.dtype !== 'uint8') throw new TypeError('DataLoader.iterate(): the saved state has no uint8 plans tensor');
+  const ord = new Int32Array(order.contiguous().toTypedArray() as Int32Array);
+  for (const i of ord) if (i < 0 || i >= n) throw new RangeError(`DataLoader.iterate(): the saved order holds index ${i}, outside [0, ${n})`);
+  let entries: [number, Plan | null][];
+  try {
+    entries = deserialize(plans.contiguous().toTypedArray() as Uint8Array) as [number, Plan | null][];
+  } catch {
+    throw new TypeError('DataLoader.iterate(): the saved plans are corrupt');
+  }
+  return { order: ord, yielded, plans: new Map(entries) };
+}
+
 /** One pass over the data. */
 class Epoch<T, B> {
   private readonly pending = new Map<number, Pending>();
@@ -202,11 +289,22 @@ class Epoch<T, B> {
   private readonly count: number;
   private readonly source: BatchSource | null;
 
-  constructor(private readonly loader: DataLoader<T, B>, private readonly order: Int32Array) {
+  /** Plans drawn for batches scheduled but not yet handed out, by batch index (for stateDict()). */
+  private readonly plans = new Map<number, Plan | null>();
+  /** Plans restored from a saved state, used instead of drawing new ones. */
+  private readonly savedPlans: Map<number, Plan | null>;
+
+  constructor(
+    private readonly loader: DataLoader<T, B>,
+    private readonly order: Int32Array,
+    resume: { yielded: number; plans: Map<number, Plan | null> } | null = null,
+  ) {
     this.count = loader.length;
     this.source = loader._source();
+    this.yielded = this.scheduled = resume?.yielded ?? 0;
+    this.savedPlans = resume?.plans ?? new Map();
     try {
-      this.fill(0);
+      this.fill(this.yielded);
     } catch (e) {
       this.close();
       throw e;
@@ -239,16 +337,20 @@ class Epoch<T, B> {
     const cols = src._fetchBatch(this.indices(k));
     const tf = src._batchTransform();
     if (!tf) {
+      this.plans.set(k, null);
       this.pending.set(k, { kind: 'ready', value: cols });
       return cols;
     }
-    let plan;
+    let plan: Plan;
     try {
-      plan = tf._planFor(cols[0].shape, cols[0].dtype).plan; // draws the random parameters now, in order
+      const saved = this.savedPlans.get(k);
+      this.savedPlans.delete(k);
+      plan = saved ?? tf._planFor(cols[0].shape, cols[0].dtype).plan; // draws the random parameters now, in order
     } catch (e) {
       for (const c of cols) c.dispose();
       throw e;
     }
+    this.plans.set(k, plan);
     if (plan.result === 0) {
       this.pending.set(k, { kind: 'ready', value: cols });
       return cols;
@@ -333,7 +435,21 @@ class Epoch<T, B> {
     this.fill(k);
     const p = this.pending.get(k)!;
     this.pending.delete(k);
+    this.plans.delete(k);
     return p;
+  }
+
+  get yieldedCount(): number {
+    return this.yielded;
+  }
+
+  stateDict(): LoaderIterState {
+    const plans = serialize([...this.plans.entries()]);
+    return {
+      order: wrap(native.fromBuffer(this.order.slice().buffer, 0, [this.order.length], dtypeCode('int32'), false)),
+      yielded: this.yielded,
+      plans: wrap(native.fromBuffer(plans.buffer, plans.byteOffset, [plans.byteLength], dtypeCode('uint8'), true)),
+    };
   }
 
   /** After an error: a loop whose next() throws never calls return(), so clean up here. */

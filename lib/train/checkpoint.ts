@@ -1,0 +1,175 @@
+// Training checkpoints: everything needed to continue a run exactly, in one
+// .pth file that PyTorch reads too (`ckpt = torch.load(path)`;
+// `model.load_state_dict(ckpt['model'])`; `optimizer.load_state_dict(ckpt['optimizer'])`).
+// Written atomically (temporary file + rename), so an interrupted write never
+// leaves a truncated checkpoint behind.
+import type { Generator } from '../data/generator.js';
+import type { LoaderIterState } from '../data/dataloader.js';
+import type { Module } from '../nn/module.js';
+import type { LRScheduler } from '../optim/lrScheduler.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { getRngState, setRngState } from '../runtime.js';
+import { load } from '../serialization/load.js';
+import { save } from '../serialization/save.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { MetricsRecord } from './metrics.js';
+
+/** Identifies files written by {@link saveCheckpoint}. */
+export const CHECKPOINT_FORMAT = 'vgg-torch.checkpoint/1';
+
+/** What {@link saveCheckpoint} stores. */
+export interface CheckpointContents {
+  model: Module<any, any>;
+  optimizer?: Optimizer<any> | null;
+  scheduler?: LRScheduler | null;
+  /** Epochs completed. */
+  epoch: number;
+  /** Batches completed in epoch `epoch + 1` (0 at an epoch boundary). */
+  batch?: number;
+  /** Batches completed since the start of training. */
+  step?: number;
+  /** The metrics so far, so a resumed run continues its curves. */
+  metrics?: readonly MetricsRecord[];
+  /** The training loader's own generator (its state is saved). */
+  loaderGenerator?: Generator | null;
+  /** Mid-epoch: where the training loader's epoch stands. */
+  loaderState?: LoaderIterState | null;
+  /** Plain JSON-like values, e.g. how to rebuild the model. */
+  meta?: Record<string, unknown>;
+  /** Running sums of the epoch in progress. */
+  progress?: Record<string, number>;
+}
+
+/**
+ * Saves a checkpoint: `{format, meta, model, optimizer, scheduler, epoch,
+ * batch, step, rng_state, loader_generator_state, loader_state, progress,
+ * metrics}`. The global RNG state is taken now.
+ */
+export function saveCheckpoint(path: string, c: CheckpointContents): void {
+  // tidy frees the handles the state dicts and the RNG state are read into.
+  tidy(() => {
+    save(
+      {
+        format: CHECKPOINT_FORMAT,
+        meta: plainJson(c.meta ?? {}),
+        model: c.model.stateDict(),
+        optimizer: c.optimizer ? c.optimizer.stateDict() : null,
+        scheduler: c.scheduler ? c.scheduler.stateDict() : null,
+        epoch: c.epoch,
+        batch: c.batch ?? 0,
+        step: c.step ?? 0,
+        rng_state: getRngState(),
+        loader_generator_state: c.loaderGenerator ? c.loaderGenerator.getState() : null,
+        loader_state: c.loaderState ?? null,
+        progress: c.progress ?? {},
+        metrics: plainJson(c.metrics ?? []),
+      },
+      path,
+    );
+  });
+}
+
+/** A checkpoint read back by {@link loadCheckpoint}. Call `dispose()` when done. */
+export class Checkpoint {
+  readonly path: string;
+  readonly epoch: number;
+  readonly batch: number;
+  readonly step: number;
+  readonly meta: Record<string, any>;
+  readonly metrics: MetricsRecord[];
+  readonly progress: Record<string, number>;
+  /** The model's state dict. */
+  readonly model: Map<string, Tensor>;
+  private readonly raw: Map<string, unknown>;
+
+  /** @internal */
+  constructor(path: string, raw: Map<string, unknown>) {
+    this.path = path;
+    this.raw = raw;
+    const int = (key: string): number => {
+      const v = raw.get(key);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`loadCheckpoint(): ${path}: '${key}' should be a non-negative integer`);
+      return v;
+    };
+    this.epoch = int('epoch');
+    this.batch = int('batch');
+    this.step = int('step');
+    const model = raw.get('model');
+    if (!(model instanceof Map)) throw new Error(`loadCheckpoint(): ${path} has no 'model' state dict`);
+    this.model = model as Map<string, Tensor>;
+    this.meta = toPlain(raw.get('meta') ?? new Map()) as Record<string, any>;
+    this.metrics = toPlain(raw.get('metrics') ?? []) as MetricsRecord[];
+    this.progress = toPlain(raw.get('progress') ?? new Map()) as Record<string, number>;
+  }
+
+  /** Mid-epoch: the training loader's saved epoch, for `loader.iterate({ state })`. */
+  get loaderState(): Map<string, unknown> | null {
+    const s = this.raw.get('loader_state');
+    return s instanceof Map ? s : null;
+  }
+
+  /**
+   * Loads the saved state into the model, optimizer, scheduler and loader
+   * generator given, and sets the global RNG state to the saved one.
+   */
+  restore(into: { model?: Module<any, any>; optimizer?: Optimizer<any> | null; scheduler?: LRScheduler | null; loaderGenerator?: Generator | null }): void {
+    const what = (key: string): unknown => {
+      const v = this.raw.get(key);
+      if (v === undefined || v === null) throw new Error(`loadCheckpoint(): ${this.path} has no '${key}' to restore`);
+      return v;
+    };
+    into.model?.loadStateDict(this.model);
+    if (into.optimizer) into.optimizer.loadStateDict(what('optimizer') as Map<string, unknown>);
+    if (into.scheduler) into.scheduler.loadStateDict(what('scheduler') as Map<string, unknown>);
+    if (into.loaderGenerator) into.loaderGenerator.setState(what('loader_generator_state') as Tensor);
+    const rng = what('rng_state');
+    if (!(rng instanceof Tensor)) throw new Error(`loadCheckpoint(): ${this.path}: 'rng_state' is not a tensor`);
+    setRngState(rng);
+  }
+
+  /** Frees every tensor the checkpoint holds. */
+  dispose(): void {
+    disposeAll(this.raw);
+  }
+}
+
+/** Reads a checkpoint written by {@link saveCheckpoint} (tensors on the CPU). */
+export function loadCheckpoint(path: string): Checkpoint {
+  const raw = load(path);
+  const bad = (why: string): Error => new Error(`loadCheckpoint(): ${path} is not a vgg-torch checkpoint (${why})`);
+  if (!(raw instanceof Map)) {
+    disposeAll(raw);
+    throw bad('expected a dict at the top level');
+  }
+  if (raw.get('format') !== CHECKPOINT_FORMAT) {
+    disposeAll(raw);
+    throw bad(`format is ${JSON.stringify(raw.get('format') ?? null)}, expected ${JSON.stringify(CHECKPOINT_FORMAT)}`);
+  }
+  try {
+    return new Checkpoint(path, raw);
+  } catch (e) {
+    disposeAll(raw);
+    throw e;
+  }
+}
+
+function disposeAll(v: unknown): void {
+  if (v instanceof Tensor) {
+    if (!v.isDisposed) v.dispose();
+  }
+  else if (v instanceof Map) for (const x of v.values()) disposeAll(x);
+  else if (Array.isArray(v)) for (const x of v) disposeAll(x);
+}
+
+/** JSON-like data with `undefined` dropped and non-finite numbers as null, as a JSON round trip gives. */
+function plainJson<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
+}
+
+/** Python dicts (Maps) back to plain objects, recursively. */
+function toPlain(v: unknown): unknown {
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), toPlain(x)]));
+  if (Array.isArray(v)) return v.map(toPlain);
+  return v;
+}

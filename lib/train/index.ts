@@ -1,0 +1,16 @@
+// The training toolkit: fit() (the tutorial's loop with progress, metrics,
+// charts, evaluation and exact checkpoint/resume), and its parts.
+export { fit } from './trainer.js';
+export type { FitOptions, FitResult } from './trainer.js';
+export { evaluate, formatEvaluation, evaluationRecord } from './evaluate.js';
+export type { Evaluation, EvaluateOptions } from './evaluate.js';
+export { saveCheckpoint, loadCheckpoint, Checkpoint, CHECKPOINT_FORMAT } from './checkpoint.js';
+export type { CheckpointContents } from './checkpoint.js';
+export { MetricsLog } from './metrics.js';
+export type { MetricsRecord, BatchRecord, EpochRecord, EvalRecord } from './metrics.js';
+export { ProgressBar } from './progress.js';
+export type { ProgressBarOptions, ProgressStats } from './progress.js';
+export { renderChartHtml, writeChartHtml } from './chart.js';
+export type { ChartHtmlOptions } from './chart.js';
+export { startLiveServer } from './live.js';
+export type { LiveServer, LiveServerOptions } from './live.js';

@@ -1,0 +1,308 @@
+// fit(): the training loop of the CIFAR-10 tutorial, once, for every example
+// and the CLI: per-batch steps, the `[epoch, batch] loss` lines, a progress
+// bar, metrics as JSON lines, the chart file and live page, evaluation after
+// every epoch, and checkpoints (every epoch and on Ctrl-C) that resume exactly.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataLoader, EpochIterator } from '../data/dataloader.js';
+import type { Module } from '../nn/module.js';
+import { CrossEntropyLoss } from '../nn/layers.js';
+import type { LRScheduler } from '../optim/lrScheduler.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { tidy } from '../tensor/scope.js';
+import type { Device, Tensor } from '../tensor/tensor.js';
+import { writeChartHtml } from './chart.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
+import { type LiveServer, startLiveServer } from './live.js';
+import { type BatchRecord, type MetricsRecord, MetricsLog } from './metrics.js';
+import { ProgressBar } from './progress.js';
+
+export interface FitOptions {
+  model: Module<[Tensor], Tensor>;
+  /** Batches of `[images, labels]`. */
+  trainLoader: DataLoader<any, [Tensor, Tensor]>;
+  /** Evaluated after every epoch when given. */
+  testLoader?: DataLoader<any, [Tensor, Tensor]> | null;
+  optimizer: Optimizer<any>;
+  scheduler?: LRScheduler | null;
+  /**
+   * When the scheduler steps: at the end of each epoch (PyTorch's documented
+   * order; the default), or at the start, as the CIFAR-10 tutorial does.
+   */
+  schedulerStep?: 'epoch-end' | 'epoch-start';
+  /** Default `CrossEntropyLoss`. */
+  criterion?: Module<[Tensor, Tensor], Tensor>;
+  /** Total epochs (a resumed run continues up to this number). */
+  epochs: number;
+  device?: Device;
+  /** Class names for the evaluation report. */
+  classes?: readonly string[];
+  /** A `[epoch, batch] loss` line and a metrics record every this many batches (default 30, as the tutorial). */
+  logEvery?: number;
+  /**
+   * Where `metrics.jsonl`, `chart.html` and `checkpoint.pth` go (written as
+   * training goes); null: nothing is written.
+   */
+  outDir?: string | null;
+  /** Stored in every checkpoint, e.g. how to rebuild the model. */
+  meta?: Record<string, unknown>;
+  /** A checkpoint to continue from (`true`: `outDir/checkpoint.pth`). */
+  resume?: string | boolean | null;
+  /** Serve the live chart on `http://127.0.0.1:PORT` (`true`: a free port). */
+  live?: boolean | number;
+  /** Ctrl-C saves a checkpoint after the current batch and stops (default true). */
+  handleSignals?: boolean;
+  /** Aborting it does what Ctrl-C does. */
+  signal?: AbortSignal;
+  /** Title of the chart page. */
+  title?: string;
+  /** Where progress goes (default `process.stdout`); a non-TTY stream gets plain lines only. */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Called with every metrics record as it is logged. */
+  onRecord?: (record: MetricsRecord) => void;
+}
+
+export interface FitResult {
+  /** Epochs completed. */
+  epochs: number;
+  /** Batches completed since the start of training. */
+  step: number;
+  /** Stopped by Ctrl-C or the abort signal (a checkpoint was saved if `outDir` is set). */
+  interrupted: boolean;
+  /** Every record, those of the resumed run included. */
+  metrics: MetricsRecord[];
+  /** The last evaluation, if any. */
+  evaluation: Evaluation | null;
+  /** The last checkpoint written. */
+  checkpoint: string | null;
+  /** The live page's address while it runs. */
+  liveUrl: string | null;
+}
+
+/** Running sums; saved in mid-epoch checkpoints so the epoch's figures come out the same after resuming. */
+interface Sums {
+  epochLoss: number;
+  epochCorrect: number;
+  epochImages: number;
+  epochSeconds: number;
+  windowLoss: number;
+  windowCorrect: number;
+  windowImages: number;
+  windowBatches: number;
+}
+const zeroSums = (): Sums => ({
+  epochLoss: 0, epochCorrect: 0, epochImages: 0, epochSeconds: 0, windowLoss: 0, windowCorrect: 0, windowImages: 0, windowBatches: 0,
+});
+
+/** Lets signal handlers and the live server run between batches of a synchronous loop. */
+const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Trains `model`, printing the tutorial's `[epoch, batch] loss: x.xxx` lines
+ * (with accuracy and learning rate) and a progress bar, evaluating after each
+ * epoch, and checkpointing so that `resume` continues with exactly the losses
+ * an uninterrupted run would have had.
+ */
+export async function fit(opts: FitOptions): Promise<FitResult> {
+  const { model, trainLoader, optimizer } = opts;
+  const scheduler = opts.scheduler ?? null;
+  const criterion = opts.criterion ?? new CrossEntropyLoss();
+  const device = opts.device ?? 'cpu';
+  const logEvery = opts.logEvery ?? 30;
+  if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${opts.epochs}`);
+  if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${logEvery}`);
+  const stream = opts.stream ?? process.stdout;
+  const say = (line: string): void => void stream.write(`${line}\n`);
+  const out = opts.outDir ?? null;
+  const files = out
+    ? { metrics: join(out, 'metrics.jsonl'), chart: join(out, 'chart.html'), checkpoint: join(out, 'checkpoint.pth') }
+    : null;
+  const title = opts.title ?? 'vgg-torch training';
+
+  // ---- resume -------------------------------------------------------------
+  let startEpoch = 0;
+  let startBatch = 0;
+  let step = 0;
+  let sums = zeroSums();
+  let loaderState: Map<string, unknown> | null = null;
+  let initial: MetricsRecord[] = [];
+  const resumePath = opts.resume === true ? files?.checkpoint : opts.resume || null;
+  if (opts.resume === true && !resumePath) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
+  let resumed: ReturnType<typeof loadCheckpoint> | null = null;
+  if (resumePath) {
+    if (!existsSync(resumePath)) throw new Error(`fit(): no checkpoint to resume from at ${resumePath}`);
+    resumed = loadCheckpoint(resumePath);
+    resumed.restore({ model, optimizer, scheduler, loaderGenerator: trainLoader.generator });
+    startEpoch = resumed.epoch;
+    startBatch = resumed.batch;
+    step = resumed.step;
+    sums = { ...zeroSums(), ...resumed.progress };
+    loaderState = startBatch > 0 ? resumed.loaderState : null;
+    if (startBatch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
+    initial = resumed.metrics;
+    say(`Resuming from ${resumePath}: epoch ${startEpoch + (startBatch > 0 ? 1 : 0)}${startBatch > 0 ? `, after batch ${startBatch}` : ' done'}, step ${step}`);
+  }
+
+  const log = new MetricsLog(files?.metrics ?? null, initial);
+  let live: LiveServer | null = null;
+  if (opts.live) {
+    live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, records: log.records });
+    say(`Live chart: ${live.url}`);
+  }
+  log.onAppend((r) => {
+    live?.push(r);
+    opts.onRecord?.(r);
+  });
+  let chartWritten = 0;
+  const writeChart = (force: boolean): void => {
+    if (!files || (!force && Date.now() - chartWritten < 2000)) return;
+    writeChartHtml(files.chart, log.records, { title });
+    chartWritten = Date.now();
+  };
+
+  // ---- interruption -------------------------------------------------------
+  let stopRequested = false;
+  const requestStop = (): void => {
+    if (stopRequested) return;
+    stopRequested = true;
+    say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
+  };
+  const onSigint = (): void => {
+    if (stopRequested) process.exit(130);
+    requestStop();
+  };
+  if (opts.handleSignals ?? true) process.on('SIGINT', onSigint);
+  opts.signal?.addEventListener('abort', requestStop, { once: true });
+  if (opts.signal?.aborted) requestStop();
+
+  let lastCheckpoint: string | null = null;
+  /** Saves the state after `epoch` whole epochs and `batch` batches of the next (taken from `it`). */
+  const checkpoint = (epoch: number, batch: number, it?: EpochIterator<unknown>): void => {
+    if (!files) return;
+    const loaderIter = it ? it.stateDict() : null;
+    try {
+      saveCheckpoint(files.checkpoint, {
+        model, optimizer, scheduler, epoch, batch, step,
+        metrics: log.records,
+        loaderGenerator: trainLoader.generator,
+        loaderState: loaderIter,
+        meta: opts.meta,
+        progress: batch > 0 ? { ...sums } : {},
+      });
+    } finally {
+      if (loaderIter) {
+        loaderIter.order.dispose();
+        loaderIter.plans.dispose();
+      }
+    }
+    lastCheckpoint = files.checkpoint;
+  };
+
+  let evaluation: Evaluation | null = null;
+  let epochsDone = startEpoch;
+  let interrupted = false;
+  const lr = (): number => optimizer.paramGroups[0].lr as number;
+  try {
+    for (let epoch = startEpoch + 1; epoch <= opts.epochs && !interrupted; epoch++) {
+      const midEpoch = epoch === startEpoch + 1 && startBatch > 0;
+      if (!midEpoch) {
+        sums = zeroSums();
+        if (scheduler && opts.schedulerStep === 'epoch-start') scheduler.step();
+      }
+      model.train();
+      const it = midEpoch ? trainLoader.iterate({ state: loaderState! }) : trainLoader.iterate();
+      if (midEpoch) {
+        resumed?.dispose();
+        resumed = null;
+      }
+      const total = trainLoader.length;
+      let batch = midEpoch ? startBatch : 0;
+      const bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream, start: batch, startImages: sums.epochImages });
+      let t0 = performance.now();
+      for await (const [images, labels] of it) {
+        const [loss, correct, n] = tidy(() => {
+          const x = images.to(device);
+          const y = labels.to(device);
+          optimizer.zeroGrad();
+          const output = model.forward(x);
+          const l = criterion.forward(output, y);
+          l.backward();
+          optimizer.step();
+          return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
+        });
+        images.dispose();
+        labels.dispose();
+        batch++;
+        step++;
+        sums.epochLoss += loss * n;
+        sums.epochCorrect += correct;
+        sums.epochImages += n;
+        sums.windowLoss += loss;
+        sums.windowCorrect += correct;
+        sums.windowImages += n;
+        sums.windowBatches++;
+        if (batch % logEvery === 0) {
+          const record: BatchRecord = {
+            kind: 'batch', epoch, batch, step,
+            loss: sums.windowLoss / sums.windowBatches,
+            accuracy: (100 * sums.windowCorrect) / sums.windowImages,
+            lr: lr(),
+            time: Date.now(),
+          };
+          bar.log(`[${epoch}, ${String(batch).padStart(5)}] loss: ${record.loss.toFixed(3)}  acc: ${record.accuracy.toFixed(1)} %  lr: ${record.lr.toPrecision(4)}`);
+          log.append(record);
+          sums.windowLoss = sums.windowCorrect = sums.windowImages = sums.windowBatches = 0;
+          writeChart(false);
+        }
+        bar.update(batch, { loss: sums.epochLoss / sums.epochImages, accuracy: (100 * sums.epochCorrect) / sums.epochImages, images: sums.epochImages });
+        await turnEventLoop();
+        if (stopRequested && batch < total) {
+          sums.epochSeconds += (performance.now() - t0) / 1000;
+          t0 = performance.now();
+          bar.finish();
+          checkpoint(epoch - 1, batch, it);
+          it.close();
+          interrupted = true;
+          break;
+        }
+      }
+      if (interrupted) break;
+      sums.epochSeconds += (performance.now() - t0) / 1000;
+      const trainLoss = sums.epochLoss / sums.epochImages;
+      const trainAccuracy = (100 * sums.epochCorrect) / sums.epochImages;
+      const imagesPerSecond = sums.epochImages / sums.epochSeconds;
+      bar.finish(
+        `epoch ${epoch}/${opts.epochs}: train loss ${trainLoss.toFixed(4)}, accuracy ${trainAccuracy.toFixed(1)} %, ` +
+          `${Math.round(imagesPerSecond)} img/s, ${sums.epochSeconds.toFixed(1)} s`,
+      );
+      const epochLr = lr();
+      if (scheduler && opts.schedulerStep !== 'epoch-start') scheduler.step();
+      if (opts.testLoader) {
+        evaluation = await evaluate(model, opts.testLoader, { criterion, classes: opts.classes, device });
+        say(formatEvaluation(evaluation));
+        log.append(evaluationRecord(evaluation, epoch));
+      }
+      log.append({
+        kind: 'epoch', epoch, step, trainLoss, trainAccuracy,
+        ...(evaluation && opts.testLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),
+        lr: epochLr,
+        seconds: sums.epochSeconds,
+        imagesPerSecond,
+        time: Date.now(),
+      });
+      epochsDone = epoch;
+      checkpoint(epoch, 0);
+      writeChart(true);
+      if (stopRequested) interrupted = true;
+    }
+  } finally {
+    resumed?.dispose();
+    if (opts.handleSignals ?? true) process.off('SIGINT', onSigint);
+    opts.signal?.removeEventListener('abort', requestStop);
+    writeChart(true);
+    await live?.close();
+  }
+  if (interrupted && lastCheckpoint) say(`Checkpoint saved to ${lastCheckpoint}; continue with resume (--resume).`);
+  return { epochs: epochsDone, step, interrupted, metrics: log.records, evaluation, checkpoint: lastCheckpoint, liveUrl: live?.url ?? null };
+}
