@@ -1,0 +1,463 @@
+#!/usr/bin/env node
+// The `vgg-torch` command: predict (pretrained ImageNet or a trained
+// checkpoint), train (the CIFAR-10 tutorial's recipe on CIFAR-10,
+// Fashion-MNIST or an image folder), eval (a checkpoint's report) and summary.
+// Every failure is one line on stderr and a non-zero exit code: 2 for usage
+// errors, 1 for everything else, 130 after Ctrl-C.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CIFAR10 } from './data/cifar.js';
+import { DataLoader } from './data/dataloader.js';
+import { type Dataset, Subset } from './data/dataset.js';
+import { ImageFolder } from './data/folder.js';
+import { FashionMNIST } from './data/mnist.js';
+import { inferenceMode } from './autograd.js';
+import { type VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial } from './models/vgg.js';
+import type { VGGFactoryOptions } from './models/vgg.js';
+import {
+  VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
+  VGG19_Weights, type Weights,
+} from './models/weights.js';
+import { Linear } from './nn/layers.js';
+import { summary } from './nn/summary.js';
+import { loadStateDictFromUrlSync } from './hub/index.js';
+import { StepLR } from './optim/lrScheduler.js';
+import { SGD } from './optim/sgd.js';
+import { cuda, manualSeed } from './runtime.js';
+import { load } from './serialization/load.js';
+import { tidy } from './tensor/scope.js';
+import type { Tensor } from './tensor/tensor.js';
+import { decodeImage } from './transforms/presets.js';
+import * as T from './transforms/transforms.js';
+import { writeChartHtml } from './train/chart.js';
+import { loadCheckpoint } from './train/checkpoint.js';
+import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
+import { fit } from './train/trainer.js';
+
+/** A mistake in the command line: exit code 2. */
+class UsageError extends Error {}
+
+const FACTORIES: Record<string, (o?: VGGFactoryOptions) => VGG> = {
+  vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn,
+};
+/** Each factory's ImageNet weights: categories and preprocessing, also for weights given as a file or URL. */
+const IMAGENET: Record<string, Weights> = {
+  vgg11: VGG11_Weights.IMAGENET1K_V1, vgg11_bn: VGG11_BN_Weights.IMAGENET1K_V1, vgg13: VGG13_Weights.IMAGENET1K_V1,
+  vgg13_bn: VGG13_BN_Weights.IMAGENET1K_V1, vgg16: VGG16_Weights.IMAGENET1K_V1, vgg16_bn: VGG16_BN_Weights.IMAGENET1K_V1,
+  vgg19: VGG19_Weights.IMAGENET1K_V1, vgg19_bn: VGG19_BN_Weights.IMAGENET1K_V1,
+};
+const ARCHS = ['tutorial', 'tutorial_bn', ...Object.keys(FACTORIES)];
+const DATASETS = ['cifar10', 'fashion-mnist', 'folder'];
+
+const HELP: Record<string, string> = {
+  main: `vgg-torch — PyTorch's VGG family on libtorch, from the command line
+
+Usage: vgg-torch <command> [options]
+
+Commands:
+  predict <images…>   classify images (pretrained ImageNet weights, or a checkpoint)
+  train               train a VGG (the CIFAR-10 tutorial's recipe) with live chart and checkpoints
+  eval <checkpoint>   evaluate a checkpoint: accuracy, per-class accuracy, confusion matrix
+  summary <arch>      layers, output shapes, parameters and MACs of an architecture
+
+Run 'vgg-torch <command> --help' for a command's options.`,
+  predict: `Usage: vgg-torch predict <images…> [options]
+
+Classifies images (JPEG, PNG, WebP, …) and prints the top classes.
+
+Options:
+  --arch <name>        vgg11 … vgg19_bn (default vgg16), with ImageNet weights
+  --weights <w>        DEFAULT or IMAGENET1K_V1 (downloaded once into torch.hub's cache),
+                       or a .pth state dict file or URL for the same architecture
+  --checkpoint <file>  a checkpoint written by 'vgg-torch train' instead (its classes)
+  --topk <k>           classes to print per image (default 5)
+  --device <d>         cpu or cuda (default: cuda when available)
+  -h, --help`,
+  train: `Usage: vgg-torch train [options]
+
+Trains with the CIFAR-10 tutorial's recipe: SGD (momentum 0.9), StepLR, CrossEntropyLoss,
+a '[epoch, batch] loss' line every 30 batches, evaluation after every epoch. Writes
+metrics.jsonl, chart.html and checkpoint.pth (every epoch and on Ctrl-C) into --out.
+
+Options:
+  --dataset <d>        cifar10 (downloaded into --data), fashion-mnist (Debian's package
+                       when --data lacks it) or folder (--data/<class>/*.jpg; --data/train and
+                       --data/val when present). Default cifar10
+  --data <dir>         dataset folder (default ./data/<dataset>)
+  --arch <name>        tutorial, tutorial_bn, vgg11 … vgg19_bn (default tutorial)
+  --pretrained         start vgg11 … vgg19_bn from ImageNet weights, with a new head
+  --epochs <n>         default 50
+  --batch-size <n>     default 512
+  --lr <x>             default 0.005
+  --momentum <x>       default 0.9
+  --step-size <n>      StepLR step in epochs (default 5)
+  --gamma <x>          StepLR factor (default 0.9)
+  --augment            RandomCrop with padding and horizontal flips
+  --image-size <n>     image side for folder datasets (default 32; 224 for --pretrained)
+  --limit <n>          train on the first n images
+  --test-limit <n>     evaluate on the first n test images
+  --log-every <n>      batches per loss line (default 30)
+  --seed <n>           default 777
+  --out <dir>          default ./runs/<dataset>-<arch>
+  --resume             continue from <out>/checkpoint.pth
+  --live               serve the live chart on http://127.0.0.1 (port: --port, default any)
+  --port <n>
+  --device <d>         cpu or cuda (default: cuda when available)
+  -h, --help`,
+  eval: `Usage: vgg-torch eval <checkpoint> [options]
+
+Prints overall and per-class accuracy and the confusion matrix, and writes them
+(with the checkpoint's training curves) to report.html beside the checkpoint.
+
+Options:
+  --dataset <d>        cifar10, fashion-mnist or folder (default: the one it was trained on)
+  --data <dir>         dataset folder (default: the one it was trained on)
+  --limit <n>          evaluate on the first n test images
+  --batch-size <n>     default 500
+  --device <d>         cpu or cuda
+  -h, --help`,
+  summary: `Usage: vgg-torch summary <arch> [options]
+
+Options:
+  --input <CxHxW>      input shape (default 3x224x224; 3x32x32 for tutorial)
+  --num-classes <n>    default 1000 (10 for tutorial)
+  -h, --help`,
+};
+
+// ---- argument helpers ------------------------------------------------------------
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(command: string, argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Values; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }) as {
+      values: Values;
+      positionals: string[];
+    };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see 'vgg-torch ${command} --help')`);
+  }
+}
+
+function int(v: Values, name: string, dflt: number, min = 1): number {
+  const raw = v[name];
+  if (raw === undefined) return dflt;
+  const x = Number(raw);
+  if (!Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${String(raw)}'`);
+  return x;
+}
+
+function num(v: Values, name: string, dflt: number): number {
+  const raw = v[name];
+  if (raw === undefined) return dflt;
+  const x = Number(raw);
+  if (!Number.isFinite(x) || x < 0) throw new UsageError(`--${name} must be a non-negative number, got '${String(raw)}'`);
+  return x;
+}
+
+function oneOf(value: string, allowed: readonly string[], what: string): string {
+  if (!allowed.includes(value)) throw new UsageError(`unknown ${what} '${value}' (choose from ${allowed.join(', ')})`);
+  return value;
+}
+
+function device(v: Values): 'cpu' | 'cuda' {
+  const d = (v.device as string | undefined) ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+  oneOf(d, ['cpu', 'cuda'], 'device');
+  if (d === 'cuda' && !cuda.isAvailable()) throw new Error('--device cuda: no CUDA device is available to this libtorch build');
+  return d as 'cpu' | 'cuda';
+}
+
+// ---- models and data -------------------------------------------------------------
+
+/** How a trained model is rebuilt: stored in every checkpoint's `meta`. */
+interface ModelMeta {
+  arch: string;
+  numClasses: number;
+  inChannels: number;
+  imageSize: number;
+  classes: string[];
+  mean: number[];
+  std: number[];
+  dataset: string;
+  data: string;
+}
+
+function buildModel(meta: ModelMeta, pretrained = false): VGG {
+  if (meta.arch === 'tutorial' || meta.arch === 'tutorial_bn') {
+    return vggTutorial({
+      batchNorm: meta.arch === 'tutorial_bn', numClasses: meta.numClasses, inChannels: meta.inChannels, inputSize: [meta.imageSize, meta.imageSize],
+    });
+  }
+  const factory = FACTORIES[meta.arch];
+  if (!pretrained) return factory({ numClasses: meta.numClasses, inChannels: meta.inChannels });
+  // ImageNet weights, then a new last layer for our classes (the fine-tuning recipe).
+  const model = factory({ weights: 'DEFAULT' });
+  model.classifier[6].dispose();
+  model.classifier[6] = new Linear(4096, meta.numClasses);
+  return model;
+}
+
+/** The transforms of a dataset for a model: augmentation (training only), size, channels, normalization. */
+function transformFor(meta: ModelMeta, nativeSize: number | null, nativeChannels: number, augment: boolean): T.Compose {
+  const steps: T.Transform[] = [];
+  if (nativeSize === null) steps.push(new T.Resize(meta.imageSize), new T.CenterCrop(meta.imageSize));
+  else if (nativeSize < meta.imageSize) steps.push(new T.Pad(Math.ceil((meta.imageSize - nativeSize) / 2)));
+  if (nativeChannels !== meta.inChannels) steps.push(new T.Grayscale(meta.inChannels as 1 | 3));
+  if (augment) steps.push(new T.RandomCrop(meta.imageSize, { padding: Math.round(meta.imageSize / 8) }), new T.RandomHorizontalFlip());
+  steps.push(new T.ToTensor(), new T.Normalize(meta.mean, meta.std));
+  return new T.Compose(steps);
+}
+
+const first = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
+  n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => i));
+
+/** The train and test splits of a dataset, and what the model needs to know about it. */
+async function datasets(name: string, root: string, meta: Partial<ModelMeta> & { arch: string; pretrained: boolean; imageSize?: number }, augment: boolean) {
+  const tutorial = meta.arch.startsWith('tutorial');
+  const pretrained = meta.pretrained;
+  const norm = pretrained ? { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } : null;
+  if (name === 'cifar10') {
+    const m: ModelMeta = {
+      arch: meta.arch, numClasses: 10, inChannels: 3, imageSize: meta.imageSize ?? 32, classes: [...CIFAR10.CLASSES],
+      mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root,
+    };
+    const train = async () => CIFAR10.load({ root, train: true, download: true, transform: transformFor(m, 32, 3, augment) });
+    const test = async () => CIFAR10.load({ root, train: false, download: true, transform: transformFor(m, 32, 3, false) });
+    return { meta: m, train, test };
+  }
+  if (name === 'fashion-mnist') {
+    const channels = pretrained ? 3 : 1;
+    const m: ModelMeta = {
+      arch: meta.arch, numClasses: 10, inChannels: channels, imageSize: meta.imageSize ?? (tutorial ? 28 : 32), classes: [...FashionMNIST.CLASSES],
+      mean: norm?.mean ?? Array(channels).fill(0.5), std: norm?.std ?? Array(channels).fill(0.5), dataset: name, data: root,
+    };
+    const opts = existsSync(root) ? { root } : {};
+    const train = async () => FashionMNIST.load({ ...opts, train: true, transform: transformFor(m, 28, 1, augment) });
+    const test = async () => FashionMNIST.load({ ...opts, train: false, transform: transformFor(m, 28, 1, false) });
+    return { meta: m, train, test };
+  }
+  // folder: root/train and root/val, or root alone (no evaluation)
+  const trainRoot = existsSync(join(root, 'train')) ? join(root, 'train') : root;
+  const valRoot = existsSync(join(root, 'val')) ? join(root, 'val') : null;
+  const scan = new ImageFolder(trainRoot);
+  const m: ModelMeta = {
+    arch: meta.arch, numClasses: scan.classes.length, inChannels: 3, imageSize: meta.imageSize ?? (pretrained ? 224 : 32), classes: scan.classes,
+    mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root,
+  };
+  const train = async () => ImageFolder.load(trainRoot, { transform: transformFor(m, null, 3, augment) });
+  const test = valRoot ? async () => ImageFolder.load(valRoot, { transform: transformFor(m, null, 3, false) }) : null;
+  return { meta: m, train, test };
+}
+
+// ---- commands --------------------------------------------------------------------
+
+async function train(argv: string[]): Promise<number> {
+  const s = { type: 'string' } as const;
+  const b = { type: 'boolean' } as const;
+  const { values: v, positionals } = parse('train', argv, {
+    dataset: s, data: s, arch: s, pretrained: b, epochs: s, 'batch-size': s, lr: s, momentum: s, 'step-size': s, gamma: s,
+    augment: b, 'image-size': s, limit: s, 'test-limit': s, 'log-every': s, seed: s, out: s, resume: b, live: b, port: s, device: s,
+  });
+  if (v.help) return help('train');
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch train --help')`);
+  const dataset = oneOf((v.dataset as string) ?? 'cifar10', DATASETS, 'dataset');
+  const arch = oneOf((v.arch as string) ?? 'tutorial', ARCHS, 'architecture');
+  const pretrained = Boolean(v.pretrained);
+  if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
+  const dev = device(v);
+  const epochs = int(v, 'epochs', 50);
+  const limit = v.limit === undefined ? null : int(v, 'limit', 0);
+  const testLimit = v['test-limit'] === undefined ? null : int(v, 'test-limit', 0);
+  const root = resolve((v.data as string) ?? join('data', dataset));
+  const out = resolve((v.out as string) ?? join('runs', `${dataset}-${arch}`));
+  const imageSize = v['image-size'] === undefined ? undefined : int(v, 'image-size', 8);
+  if (imageSize !== undefined && dataset !== 'folder' && arch.startsWith('tutorial')) {
+    throw new UsageError('--image-size applies to folder datasets (the tutorial VGG is sized for the dataset)');
+  }
+  const port = v.port === undefined ? 0 : int(v, 'port', 0);
+
+  manualSeed(int(v, 'seed', 777, 0));
+  const ds = await datasets(dataset, root, { arch, pretrained, imageSize }, Boolean(v.augment));
+  const trainSet = first(await ds.train(), limit);
+  const testSet = ds.test ? first(await ds.test(), testLimit) : null;
+  const model = buildModel(ds.meta, pretrained).to(dev);
+  const optimizer = new SGD(model.parameters(), { lr: num(v, 'lr', 0.005), momentum: num(v, 'momentum', 0.9) });
+  const scheduler = new StepLR(optimizer, { stepSize: int(v, 'step-size', 5), gamma: num(v, 'gamma', 0.9) });
+  const batchSize = int(v, 'batch-size', 512);
+  console.log(
+    `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
+      `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
+  );
+  const result = await fit({
+    model, optimizer, scheduler, epochs, device: dev,
+    trainLoader: new DataLoader(trainSet, { batchSize, shuffle: true }),
+    testLoader: testSet ? new DataLoader(testSet, { batchSize: Math.max(batchSize, 500) }) : null,
+    classes: ds.meta.classes,
+    logEvery: int(v, 'log-every', 30),
+    outDir: out,
+    meta: { ...ds.meta },
+    resume: Boolean(v.resume),
+    live: v.live ? port : false,
+    title: `vgg-torch: ${arch} on ${dataset}`,
+  });
+  model.dispose();
+  optimizer.dispose();
+  if (result.interrupted) return 130;
+  console.log(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
+  return 0;
+}
+
+async function evalCommand(argv: string[]): Promise<number> {
+  const s = { type: 'string' } as const;
+  const { values: v, positionals } = parse('eval', argv, { dataset: s, data: s, limit: s, 'batch-size': s, device: s });
+  if (v.help) return help('eval');
+  if (positionals.length !== 1) throw new UsageError("eval takes one checkpoint file (see 'vgg-torch eval --help')");
+  const file = resolve(positionals[0]);
+  if (!existsSync(file)) throw new Error(`no such checkpoint: ${file}`);
+  const dev = device(v);
+  const ck = loadCheckpoint(file);
+  try {
+    const meta = ck.meta as ModelMeta;
+    if (typeof meta.arch !== 'string' || !ARCHS.includes(meta.arch)) throw new Error(`${file} was not written by 'vgg-torch train' (no architecture in its meta)`);
+    const name = oneOf((v.dataset as string) ?? meta.dataset, DATASETS, 'dataset');
+    const root = resolve((v.data as string) ?? meta.data);
+    const ds = await datasets(name, root, { ...meta, pretrained: meta.mean[0] === 0.485 }, false);
+    if (ds.meta.numClasses !== meta.numClasses) throw new Error(`${name} has ${ds.meta.numClasses} classes but the checkpoint's model has ${meta.numClasses}`);
+    if (!ds.test) throw new Error(`${root} has no val/ folder to evaluate on`);
+    const testSet = first(await ds.test(), v.limit === undefined ? null : int(v, 'limit', 1));
+    const model = buildModel(meta).to(dev);
+    model.loadStateDict(ck.model);
+    const ev = await evaluate(model, new DataLoader(testSet, { batchSize: int(v, 'batch-size', 500) }), { classes: meta.classes, device: dev });
+    model.dispose();
+    console.log(formatEvaluation(ev));
+    const report = join(dirname(file), 'report.html');
+    writeChartHtml(report, [...ck.metrics, evaluationRecord(ev, ck.epoch)], { title: `vgg-torch: ${meta.arch} on ${name}, epoch ${ck.epoch}` });
+    console.log(`Report: ${report}`);
+  } finally {
+    ck.dispose();
+  }
+  return 0;
+}
+
+async function predict(argv: string[]): Promise<number> {
+  const s = { type: 'string' } as const;
+  const { values: v, positionals: files } = parse('predict', argv, { arch: s, weights: s, checkpoint: s, topk: s, device: s });
+  if (v.help) return help('predict');
+  if (files.length === 0) throw new UsageError("predict needs at least one image (see 'vgg-torch predict --help')");
+  for (const f of files) if (!existsSync(f)) throw new Error(`no such image: ${f}`);
+  const dev = device(v);
+  let model: VGG;
+  let classes: readonly string[];
+  let preprocess: (image: Tensor) => Tensor;
+  if (v.checkpoint) {
+    if (v.arch || v.weights) throw new UsageError('--checkpoint brings its own architecture and weights: drop --arch and --weights');
+    const ck = loadCheckpoint(resolve(v.checkpoint as string));
+    try {
+      const meta = ck.meta as ModelMeta;
+      model = buildModel(meta);
+      model.loadStateDict(ck.model);
+      classes = meta.classes;
+      const tf = transformFor(meta, null, 3, false);
+      preprocess = (img) => tf.forward(img).unsqueeze(0);
+    } finally {
+      ck.dispose();
+    }
+  } else {
+    const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
+    const w = (v.weights as string) ?? 'DEFAULT';
+    const factory = FACTORIES[arch];
+    const weights = IMAGENET[arch];
+    if (w === 'DEFAULT' || w === 'IMAGENET1K_V1') model = factory({ weights: w });
+    else {
+      model = factory({ initWeights: false });
+      const sd = /^https?:\/\//.test(w) ? loadStateDictFromUrlSync(w, { checkHash: true }) : (load(w) as Map<string, Tensor>);
+      if (!(sd instanceof Map)) throw new Error(`${w} does not hold a state dict`);
+      try {
+        model.loadStateDict(sd);
+      } finally {
+        for (const t of sd.values()) t.dispose();
+      }
+    }
+    classes = weights.meta.categories!;
+    const preset = weights.transforms();
+    preprocess = (img) => preset.forward(img).unsqueeze(0);
+  }
+  model.to(dev).eval();
+  const topk = Math.min(int(v, 'topk', 5), classes.length);
+  for (const file of files) {
+    const image = await decodeImage(file);
+    const lines = tidy(() =>
+      inferenceMode(() => {
+        const [p, c] = model.forward(preprocess(image).to(dev)).softmax(1).topk(topk);
+        const probs = p.cpu().toTypedArray() as Float32Array;
+        const idx = c.cpu().toTypedArray();
+        return Array.from(probs, (prob, i) => `  ${(Number(prob) * 100).toFixed(2).padStart(6)} %  ${classes[Number(idx[i])]}`);
+      }),
+    );
+    image.dispose();
+    console.log(`${file}:\n${lines.join('\n')}`);
+  }
+  model.dispose();
+  return 0;
+}
+
+function summaryCommand(argv: string[]): number {
+  const s = { type: 'string' } as const;
+  const { values: v, positionals } = parse('summary', argv, { input: s, 'num-classes': s });
+  if (v.help) return help('summary');
+  if (positionals.length !== 1) throw new UsageError(`summary takes one architecture: ${ARCHS.join(', ')}`);
+  const arch = oneOf(positionals[0], ARCHS, 'architecture');
+  const tutorial = arch.startsWith('tutorial');
+  const input = ((v.input as string) ?? (tutorial ? '3x32x32' : '3x224x224')).split('x').map(Number);
+  if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d > 0)) throw new UsageError(`--input must look like 3x224x224, got '${String(v.input)}'`);
+  const numClasses = int(v, 'num-classes', tutorial ? 10 : 1000);
+  const model = buildModel({
+    arch, numClasses, inChannels: input[0], imageSize: input[1], classes: [], mean: [], std: [], dataset: '', data: '',
+  });
+  if (tutorial && input[1] !== input[2]) throw new UsageError('the tutorial VGG takes square inputs');
+  try {
+    console.log(`${arch}\n${summary(model, input).toString()}`);
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+function help(command: string): number {
+  console.log(HELP[command]);
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      return help('main');
+    case 'predict':
+      return predict(rest);
+    case 'train':
+      return train(rest);
+    case 'eval':
+      return evalCommand(rest);
+    case 'summary':
+      return summaryCommand(rest);
+    default:
+      throw new UsageError(`unknown command '${command}' (commands: predict, train, eval, summary; see 'vgg-torch --help')`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const message = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`vgg-torch: ${message.split('\n')[0]}\n`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,219 @@
+// The vgg-torch command end to end, in child processes: --help and one-line
+// errors; train on Fashion-MNIST, Ctrl-C (a real SIGINT) and --resume giving the
+// losses of an uninterrupted run; eval of the checkpoint; predict with the
+// checkpoint, and with ImageNet-style weights served on 127.0.0.1 that PyTorch
+// wrote, against PyTorch's own top-5; summary.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MetricsLog } from '../lib/train/metrics.js';
+import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
+
+const CLI = resolve('lib/cli.ts');
+const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts the CLI in a child Node process (one process: signals reach it directly). */
+function start(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run>; output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    env: { ...process.env, ...env, FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<Run>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+  return { child, done, output: () => stdout };
+}
+const cli = (args: string[], env?: Record<string, string>): Promise<Run> => start(args, env).done;
+
+const losses = (file: string) => MetricsLog.read(file).filter((r) => r.kind === 'batch').map((r) => r.loss);
+
+describe('vgg-torch CLI', () => {
+  it('prints help for every command and fails with one clear line', async () => {
+    const top = await cli(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/Commands:\n {2}predict/);
+    for (const c of ['predict', 'train', 'eval', 'summary']) {
+      const r = await cli([c, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: vgg-torch ${c}`));
+    }
+    const cases: [string[], number, RegExp][] = [
+      [['frobnicate'], 2, /^vgg-torch: unknown command 'frobnicate'/],
+      [['train', '--epochs', '0'], 2, /^vgg-torch: --epochs must be an integer >= 1, got '0'/],
+      [['train', '--arch', 'vgg17'], 2, /^vgg-torch: unknown architecture 'vgg17' \(choose from tutorial, tutorial_bn, vgg11/],
+      [['train', '--pretrained'], 2, /^vgg-torch: --pretrained needs one of vgg11/],
+      [['predict'], 2, /^vgg-torch: predict needs at least one image/],
+      [['predict', join(dir, 'missing.png')], 1, /^vgg-torch: no such image: /],
+      [['eval', join(dir, 'missing.pth')], 1, /^vgg-torch: no such checkpoint: /],
+      [['summary', 'vgg16', '--input', '3x224'], 2, /^vgg-torch: --input must look like 3x224x224/],
+      [['train', '--dataset', 'folder', '--data', join(dir, 'nowhere')], 1, /^vgg-torch: ImageFolder: .* is not a folder/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await cli(args);
+      expect({ args, code: r.code }).toEqual({ args, code });
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it('summary prints the layer table', async () => {
+    const r = await cli(['summary', 'vgg16_bn']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/classifier\.6 \(Linear\) +\[1, 1000\] +4,097,000/);
+    expect(r.stdout).toMatch(/138,365,992/); // torchvision's parameter count for vgg16_bn
+  });
+
+  describe('train, interrupt, resume, eval, predict', () => {
+    const train = ['train', '--dataset', 'fashion-mnist', '--arch', 'tutorial_bn', '--epochs', '2', '--limit', '320', '--test-limit', '100',
+      '--batch-size', '32', '--lr', '0.01', '--log-every', '1', '--augment'];
+    const whole = join(dir, 'whole');
+    const parts = join(dir, 'parts');
+
+    beforeAll(async () => {
+      const r = await cli([...train, '--out', whole]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    });
+
+    it('Ctrl-C saves a checkpoint and --resume continues with the same losses', async () => {
+      const run = start([...train, '--out', parts]);
+      // Interrupt once a few batches of the second epoch are done.
+      await new Promise<void>((res, rej) => {
+        const timer = setInterval(() => {
+          if (/^\[2, +3\] loss/m.test(run.output())) {
+            clearInterval(timer);
+            run.child.kill('SIGINT');
+            res();
+          }
+        }, 20);
+        run.done.then(() => rej(new Error('the run ended before it could be interrupted')), rej);
+      });
+      const stopped = await run.done;
+      expect(stopped.code).toBe(130);
+      expect(stopped.stdout).toMatch(/Interrupted: stopping after this batch/);
+      expect(stopped.stdout).toMatch(/Checkpoint saved to .*checkpoint\.pth; continue with resume/);
+      const before = losses(join(parts, 'metrics.jsonl'));
+      expect(before.length).toBeGreaterThan(12);
+      expect(before.length).toBeLessThan(20);
+
+      const resumed = await cli([...train, '--out', parts, '--resume']);
+      expect(resumed.stderr).toBe('');
+      expect(resumed.code).toBe(0);
+      expect(resumed.stdout).toMatch(new RegExp(`Resuming from .*checkpoint\\.pth: epoch 2, after batch ${before.length - 10}`));
+      const reference = losses(join(whole, 'metrics.jsonl'));
+      expect(reference).toHaveLength(20);
+      expect(losses(join(parts, 'metrics.jsonl'))).toEqual(reference);
+    });
+
+    it('eval reports the accuracy training measured, and writes report.html', async () => {
+      const r = await cli(['eval', join(whole, 'checkpoint.pth'), '--limit', '100']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const last = MetricsLog.read(join(whole, 'metrics.jsonl')).filter((x) => x.kind === 'eval').at(-1)!;
+      expect(r.stdout).toContain(`Accuracy of the network on the 100 test images: ${last.accuracy.toFixed(1)} %`);
+      expect(r.stdout).toMatch(/^Accuracy for class: Trouser is /m);
+      expect(r.stdout).toMatch(/^Ankle boot +(\d+ +){9}\d+$/m);
+      const html = readFileSync(join(whole, 'report.html'), 'utf8');
+      expect(html).toContain('Ankle boot');
+    });
+
+    it('predict classifies with the checkpoint and its classes', async () => {
+      const png = join(dir, 'shoe.png');
+      await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toFile(png);
+      const r = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--topk', '3']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines[0]).toBe(`${png}:`);
+      expect(lines.slice(1)).toHaveLength(3);
+      const probs = lines.slice(1).map((l) => Number(/^ +([\d.]+) % {2}(T-shirt\/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot)$/.exec(l)![1]));
+      expect(probs[0]).toBeGreaterThanOrEqual(probs[1]);
+      expect(probs.reduce((a, b) => a + b)).toBeLessThanOrEqual(100.01);
+    });
+  });
+
+  it('predict with weights served on 127.0.0.1 gives PyTorch’s top-5', async () => {
+    if (!hasTorchPython) {
+      expect(requireLiveOracle).toBe(false);
+      return;
+    }
+    const work = join(dir, 'predict');
+    const img = join(dir, 'noise.png');
+    const pixels = Buffer.alloc(64 * 48 * 3);
+    let s = 7;
+    for (let i = 0; i < pixels.length; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      pixels[i] = s >>> 24;
+    }
+    await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } }).png().toFile(img);
+    // PyTorch writes the weights (vgg11, seeded init) and its own top-5 for the image.
+    const script = `
+import sys, os, json, torch, torchvision
+from torchvision.io import read_image
+from torchvision.models import VGG11_Weights
+os.makedirs(sys.argv[1], exist_ok=True)
+torch.manual_seed(0)
+m = torchvision.models.vgg11().eval()
+torch.save(m.state_dict(), os.path.join(sys.argv[1], 'weights.pth'))
+w = VGG11_Weights.IMAGENET1K_V1
+with torch.no_grad():
+    p, c = m(w.transforms()(read_image(sys.argv[2])).unsqueeze(0)).softmax(1).topk(5)
+print(json.dumps([['%.2f' % (float(x) * 100), w.meta['categories'][int(i)]] for x, i in zip(p[0], c[0])]))
+`;
+    const py = await python(['-c', script, work, img]);
+    expect(py.stderr).toBe('');
+    const expected = JSON.parse(py.stdout) as [string, string][];
+    // torch.hub names files <name>-<first 8 hex digits of the SHA-256>.pth and checks them.
+    const sha = createHash('sha256').update(readFileSync(join(work, 'weights.pth'))).digest('hex');
+    const name = `vgg11-${sha.slice(0, 8)}.pth`;
+    renameSync(join(work, 'weights.pth'), join(work, name));
+    const server = createServer((req, res) => {
+      const file = join(work, (req.url ?? '/').slice(1));
+      if (!existsSync(file)) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': statSync(file).size });
+      createReadStream(file).pipe(res);
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}`;
+      const r = await cli(['predict', img, '--arch', 'vgg11', '--weights', url], { TORCH_HOME: join(dir, 'torch-home') });
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('vgg-torch:'))).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(existsSync(join(dir, 'torch-home', 'hub', 'checkpoints', name))).toBe(true);
+      const got = r.stdout.trim().split('\n').slice(1).map((l) => {
+        const m = /^ +([\d.]+) % {2}(.+)$/.exec(l)!;
+        return [m[1], m[2]];
+      });
+      expect(got).toEqual(expected);
+      // A file whose bytes do not match the hash in its name is refused.
+      const bad = `vgg11-00000000.pth`;
+      renameSync(join(work, name), join(work, bad));
+      const r2 = await cli(['predict', img, '--arch', 'vgg11', '--weights', url.replace(name, bad)], { TORCH_HOME: join(dir, 'torch-home') });
+      expect(r2.code).toBe(1);
+      expect(r2.stderr).toMatch(/^vgg-torch: download: SHA-256 mismatch .*the file was not kept$/m);
+    } finally {
+      server.close();
+    }
+  });
+});
