@@ -74,6 +74,28 @@ describe('vgg-torch CLI', () => {
     }
   });
 
+  it('the built bin (dist/cli.js, what `npx vgg-torch` runs) works', async () => {
+    const bin = resolve('dist/cli.js');
+    if (!existsSync(bin)) {
+      expect(requireLiveOracle).toBe(false); // CI builds dist/ in npm ci (prepare)
+      return;
+    }
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> };
+    expect(resolve(pkg.bin['vgg-torch'])).toBe(bin);
+    expect(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const r = await new Promise<Run>((res) => {
+      const child = spawn(process.execPath, [bin, 'summary', 'tutorial'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => res({ code, stdout, stderr }));
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Total params: 58,190,506');
+  });
+
   it('summary prints the layer table', async () => {
     const r = await cli(['summary', 'vgg16_bn']);
     expect(r.code).toBe(0);
