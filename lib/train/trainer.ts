@@ -147,13 +147,10 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   const log = new MetricsLog(files?.metrics ?? null, initial);
   let live: LiveServer | null = null;
   if (opts.live) {
-    live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, records: log.records });
+    live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
     say(`Live chart: ${live.url}`);
   }
-  log.onAppend((r) => {
-    live?.push(r);
-    opts.onRecord?.(r);
-  });
+  if (opts.onRecord) log.onAppend(opts.onRecord);
   let chartWritten = 0;
   const writeChart = (force: boolean): void => {
     if (!files || (!force && Date.now() - chartWritten < 2000)) return;
