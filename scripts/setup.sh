@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # libtorch-dev: libtorch (CPU) + headers + CMake config, with Debian's optimized BLAS.
 # python3-torch/-torchvision: the test oracle (same libtorch_cpu.so), never used at run time.
 # dataset-fashion-mnist: real data for the offline training examples and tests.
-PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist)
+PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist chromium)
 if [ -n "${LIBTORCH:-}" ] || [ -n "${Torch_DIR:-}" ]; then
   # A libtorch of the user's own: do not install Debian's.
   PACKAGES=("${PACKAGES[@]/libtorch-dev}")
