@@ -167,6 +167,7 @@ describe('DataLoader on images', () => {
   });
 
   it('continues a saved epoch (iterate({ state })) with the batches and augmentation it would have given', async () => {
+    const base = memory().tensors;
     for (const opts of [{ numWorkers: 1, prefetch: 2 }, { numWorkers: 0, prefetch: 0 }]) {
       const loader = new DataLoader(ds, { batchSize: 128, shuffle: true, seed: 5, ...opts });
       manualSeed(11);
@@ -203,10 +204,14 @@ describe('DataLoader on images', () => {
       }
       expect(k).toBe(12);
       // And both leave the generators in the same place.
-      expect(again.generator!.getState().equal(loader.generator!.getState())).toBe(true);
+      const [g1, g2] = [again.generator!.getState(), loader.generator!.getState()];
+      expect(g1.equal(g2)).toBe(true);
+      g1.dispose();
+      g2.dispose();
       for (const b of all) for (const t of b) t.dispose();
       for (const t of [state!.order, state!.plans, rng!, gen!]) t.dispose();
     }
+    expect(memory().tensors).toBe(base); // saving and restoring leak nothing
     expect(() => new DataLoader(ds, { batchSize: 128 }).iterate({ state: new Map() })).toThrow(/order must be an int32 tensor/);
   });
 

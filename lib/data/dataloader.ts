@@ -268,11 +268,11 @@ function parseIterState(
     throw new TypeError(`DataLoader.iterate(): the saved state's yielded must be an integer in [0, ${loader.length}], got ${String(yielded)}`);
   }
   if (!(plans instanceof Tensor) || plans.dtype !== 'uint8') throw new TypeError('DataLoader.iterate(): the saved state has no uint8 plans tensor');
-  const ord = new Int32Array(order.contiguous().toTypedArray() as Int32Array);
+  const ord = new Int32Array(order.toTypedArray() as Int32Array);
   for (const i of ord) if (i < 0 || i >= n) throw new RangeError(`DataLoader.iterate(): the saved order holds index ${i}, outside [0, ${n})`);
   let entries: [number, Plan | null][];
   try {
-    entries = deserialize(plans.contiguous().toTypedArray() as Uint8Array) as [number, Plan | null][];
+    entries = deserialize(plans.toTypedArray() as Uint8Array) as [number, Plan | null][];
   } catch {
     throw new TypeError('DataLoader.iterate(): the saved plans are corrupt');
   }

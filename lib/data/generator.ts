@@ -94,7 +94,7 @@ export class Generator {
     if (!(state instanceof Tensor) || state.dtype !== 'uint8' || state.numel() !== STATE_BYTES) {
       throw new TypeError(`Generator.setState(): expected a uint8 tensor of ${STATE_BYTES} bytes`);
     }
-    this.state = new Uint8Array(state.contiguous().toTypedArray() as Uint8Array);
+    this.state = new Uint8Array(state.toTypedArray() as Uint8Array);
   }
 
   /**

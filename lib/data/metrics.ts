@@ -90,7 +90,7 @@ export function perClassAccuracy(matrix: Tensor | ConfusionMatrix): number[] {
 
 function matrixCounts(m: Tensor): Float64Array {
   if (m.ndim !== 2 || m.shape[0] !== m.shape[1]) throw new RangeError(`perClassAccuracy: expected a square confusion matrix, got shape [${m.shape.join(', ')}]`);
-  return Float64Array.from(m.contiguous().toTypedArray() as ArrayLike<number | bigint>, Number);
+  return Float64Array.from(m.toTypedArray() as ArrayLike<number | bigint>, Number);
 }
 
 /**
