@@ -49,6 +49,8 @@ export interface NativeAddon {
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;
   cudaMemoryAllocated(device?: number): number;
+  cudaGetRngState(device?: number): Handle;
+  cudaSetRngState(state: Handle, device?: number): void;
   setCudnnBenchmark(enabled: boolean): void;
   getCudnnBenchmark(): boolean;
   cudnnAvailable(): boolean;

@@ -31,6 +31,10 @@ export const cuda = {
   synchronize: (device?: number): void => native.cudaSynchronize(device),
   /** Bytes currently allocated by tensors on `device` through libtorch's caching allocator. */
   memoryAllocated: (device?: number): number => native.cudaMemoryAllocated(device),
+  /** `torch.cuda.get_rng_state(device)`: the device's default generator state, a uint8 CPU tensor. */
+  getRngState: (device?: number): Tensor => wrap(native.cudaGetRngState(device)),
+  /** `torch.cuda.set_rng_state(state, device)`. */
+  setRngState: (state: Tensor, device?: number): void => native.cudaSetRngState(handleOf(state, 'state'), device),
 };
 
 /** `torch.backends`. */

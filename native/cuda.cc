@@ -61,6 +61,24 @@ Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
 #endif
 }
 
+// torch.cuda.get_rng_state / set_rng_state, through Context::defaultGenerator,
+// which every libtorch version has (the CUDA hooks' name for it changed in 2.x).
+Napi::Value GetCudaRngState(const Napi::CallbackInfo& info) {
+  auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 0))));
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return WrapTensor(info.Env(), gen.get_state());
+}
+
+Napi::Value SetCudaRngState(const Napi::CallbackInfo& info) {
+  const at::Tensor& state = UnwrapTensor(info[0], "state");
+  TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
+              "CUDA RNG state must be a uint8 CPU tensor, got ", state.scalar_type(), " on ", state.device());
+  auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 1))));
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+  return info.Env().Undefined();
+}
+
 Napi::Value SetCudnnBenchmark(const Napi::CallbackInfo& info) {
   at::globalContext().setBenchmarkCuDNN(ToBool(info[0], "enabled"));
   return info.Env().Undefined();
@@ -89,6 +107,8 @@ void InitCuda(Napi::Env env, Napi::Object exports) {
   Export<DeviceCount>(env, exports, "cudaDeviceCount");
   Export<Synchronize>(env, exports, "cudaSynchronize");
   Export<MemoryAllocated>(env, exports, "cudaMemoryAllocated");
+  Export<GetCudaRngState>(env, exports, "cudaGetRngState");
+  Export<SetCudaRngState>(env, exports, "cudaSetRngState");
   Export<SetCudnnBenchmark>(env, exports, "setCudnnBenchmark");
   Export<GetCudnnBenchmark>(env, exports, "getCudnnBenchmark");
   Export<CudnnAvailable>(env, exports, "cudnnAvailable");

@@ -8,7 +8,7 @@ import type { LoaderIterState } from '../data/dataloader.js';
 import type { Module } from '../nn/module.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { getRngState, setRngState } from '../runtime.js';
+import { cuda, getRngState, setRngState } from '../runtime.js';
 import { load } from '../serialization/load.js';
 import { save } from '../serialization/save.js';
 import { tidy } from '../tensor/scope.js';
@@ -43,8 +43,8 @@ export interface CheckpointContents {
 
 /**
  * Saves a checkpoint: `{format, meta, model, optimizer, scheduler, epoch,
- * batch, step, rng_state, loader_generator_state, loader_state, progress,
- * metrics}`. The global RNG state is taken now.
+ * batch, step, rng_state, cuda_rng_state, loader_generator_state, loader_state,
+ * progress, metrics}`. The RNG states (CPU, and each CUDA device's) are taken now.
  */
 export function saveCheckpoint(path: string, c: CheckpointContents): void {
   // tidy frees the handles the state dicts and the RNG state are read into.
@@ -60,6 +60,8 @@ export function saveCheckpoint(path: string, c: CheckpointContents): void {
         batch: c.batch ?? 0,
         step: c.step ?? 0,
         rng_state: getRngState(),
+        // torch.cuda.get_rng_state_all(): dropout on a GPU draws from these.
+        cuda_rng_state: cuda.isAvailable() ? Array.from({ length: cuda.deviceCount() }, (_, i) => cuda.getRngState(i)) : null,
         loader_generator_state: c.loaderGenerator ? c.loaderGenerator.getState() : null,
         loader_state: c.loaderState ?? null,
         progress: c.progress ?? {},
@@ -111,7 +113,8 @@ export class Checkpoint {
 
   /**
    * Loads the saved state into the model, optimizer, scheduler and loader
-   * generator given, and sets the global RNG state to the saved one.
+   * generator given, and sets the global RNG states (CPU, and CUDA where
+   * saved and available) to the saved ones.
    */
   restore(into: { model?: Module<any, any>; optimizer?: Optimizer<any> | null; scheduler?: LRScheduler | null; loaderGenerator?: Generator | null }): void {
     const what = (key: string): unknown => {
@@ -126,6 +129,10 @@ export class Checkpoint {
     const rng = what('rng_state');
     if (!(rng instanceof Tensor)) throw new Error(`loadCheckpoint(): ${this.path}: 'rng_state' is not a tensor`);
     setRngState(rng);
+    const cudaStates = this.raw.get('cuda_rng_state');
+    if (Array.isArray(cudaStates) && cuda.isAvailable()) {
+      cudaStates.slice(0, cuda.deviceCount()).forEach((state, i) => cuda.setRngState(state as Tensor, i));
+    }
   }
 
   /** Frees every tensor the checkpoint holds. */
