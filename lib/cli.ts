@@ -4,8 +4,9 @@
 // Fashion-MNIST or an image folder), eval (a checkpoint's report) and summary.
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CIFAR10 } from './data/cifar.js';
 import { DataLoader } from './data/dataloader.js';
@@ -31,7 +32,8 @@ import type { Tensor } from './tensor/tensor.js';
 import { decodeImage } from './transforms/presets.js';
 import * as T from './transforms/transforms.js';
 import { writeChartHtml } from './train/chart.js';
-import { loadCheckpoint } from './train/checkpoint.js';
+import { CHECKPOINT_FORMAT, disposeAll, loadCheckpoint } from './train/checkpoint.js';
+import type { MetricsRecord } from './train/metrics.js';
 import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
 import { fit } from './train/trainer.js';
 
@@ -101,6 +103,7 @@ Options:
   --seed <n>           default 777
   --out <dir>          default ./runs/<dataset>-<arch>
   --resume             continue from <out>/checkpoint.pth
+  --overwrite          start again in an --out that already holds a run
   --live               serve the live chart on http://127.0.0.1 (port: --port, default any)
   --port <n>
   --device <d>         cpu or cuda (default: cuda when available)
@@ -181,16 +184,24 @@ interface ModelMeta {
   std: number[];
   dataset: string;
   data: string;
+  /** Started from ImageNet weights (and so normalized with ImageNet's mean and std). */
+  pretrained: boolean;
 }
 
-function buildModel(meta: ModelMeta, pretrained = false): VGG {
+/**
+ * The model `meta` describes: ImageNet weights and a new head (`pretrained`),
+ * a fresh init, or (`forLoading`) no init at all, for weights loaded next.
+ */
+function buildModel(meta: ModelMeta, how: 'pretrained' | 'init' | 'forLoading'): VGG {
+  const initWeights = how !== 'forLoading';
   if (meta.arch === 'tutorial' || meta.arch === 'tutorial_bn') {
     return vggTutorial({
-      batchNorm: meta.arch === 'tutorial_bn', numClasses: meta.numClasses, inChannels: meta.inChannels, inputSize: [meta.imageSize, meta.imageSize],
+      batchNorm: meta.arch === 'tutorial_bn', numClasses: meta.numClasses, inChannels: meta.inChannels,
+      inputSize: [meta.imageSize, meta.imageSize], initWeights,
     });
   }
   const factory = FACTORIES[meta.arch];
-  if (!pretrained) return factory({ numClasses: meta.numClasses, inChannels: meta.inChannels });
+  if (how !== 'pretrained') return factory({ numClasses: meta.numClasses, inChannels: meta.inChannels, initWeights });
   // ImageNet weights, then a new last layer for our classes (the fine-tuning recipe).
   const model = factory({ weights: 'DEFAULT' });
   model.classifier[6].dispose();
@@ -198,11 +209,36 @@ function buildModel(meta: ModelMeta, pretrained = false): VGG {
   return model;
 }
 
+/** The model and its description from a checkpoint `vgg-torch train` wrote, weights loaded. */
+function modelFromCheckpoint(file: string): { model: VGG; meta: ModelMeta; epoch: number; metrics: MetricsRecord[] } {
+  if (!existsSync(file)) throw new Error(`no such checkpoint: ${file}`);
+  const ck = loadCheckpoint(file);
+  try {
+    const m = ck.meta as Partial<ModelMeta>;
+    const ok =
+      typeof m.arch === 'string' && ARCHS.includes(m.arch) && Number.isInteger(m.numClasses) && Number.isInteger(m.inChannels) &&
+      Number.isInteger(m.imageSize) && Array.isArray(m.classes) && Array.isArray(m.mean) && Array.isArray(m.std) &&
+      typeof m.dataset === 'string' && typeof m.data === 'string';
+    if (!ok) throw new Error(`${file} was not written by 'vgg-torch train': its meta does not describe the model`);
+    const meta = { ...(m as ModelMeta), pretrained: m.pretrained === true };
+    const model = buildModel(meta, 'forLoading');
+    try {
+      model.loadStateDict(ck.model);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return { model, meta, epoch: ck.epoch, metrics: ck.metrics };
+  } finally {
+    ck.dispose();
+  }
+}
+
 /** The transforms of a dataset for a model: augmentation (training only), size, channels, normalization. */
 function transformFor(meta: ModelMeta, nativeSize: number | null, nativeChannels: number, augment: boolean): T.Compose {
   const steps: T.Transform[] = [];
   if (nativeSize === null) steps.push(new T.Resize(meta.imageSize), new T.CenterCrop(meta.imageSize));
-  else if (nativeSize < meta.imageSize) steps.push(new T.Pad(Math.ceil((meta.imageSize - nativeSize) / 2)));
+  else if (nativeSize < meta.imageSize) steps.push(new T.Pad((meta.imageSize - nativeSize) / 2)); // 28 → 32 for VGG's five poolings
   if (nativeChannels !== meta.inChannels) steps.push(new T.Grayscale(meta.inChannels as 1 | 3));
   if (augment) steps.push(new T.RandomCrop(meta.imageSize, { padding: Math.round(meta.imageSize / 8) }), new T.RandomHorizontalFlip());
   steps.push(new T.ToTensor(), new T.Normalize(meta.mean, meta.std));
@@ -213,14 +249,14 @@ const first = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
   n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => i));
 
 /** The train and test splits of a dataset, and what the model needs to know about it. */
-async function datasets(name: string, root: string, meta: Partial<ModelMeta> & { arch: string; pretrained: boolean; imageSize?: number }, augment: boolean) {
+async function datasets(name: string, root: string, meta: { arch: string; pretrained: boolean; imageSize?: number }, augment: boolean) {
   const tutorial = meta.arch.startsWith('tutorial');
   const pretrained = meta.pretrained;
   const norm = pretrained ? { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } : null;
   if (name === 'cifar10') {
     const m: ModelMeta = {
       arch: meta.arch, numClasses: 10, inChannels: 3, imageSize: meta.imageSize ?? 32, classes: [...CIFAR10.CLASSES],
-      mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root,
+      mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root, pretrained,
     };
     const train = async () => CIFAR10.load({ root, train: true, download: true, transform: transformFor(m, 32, 3, augment) });
     const test = async () => CIFAR10.load({ root, train: false, download: true, transform: transformFor(m, 32, 3, false) });
@@ -230,7 +266,7 @@ async function datasets(name: string, root: string, meta: Partial<ModelMeta> & {
     const channels = pretrained ? 3 : 1;
     const m: ModelMeta = {
       arch: meta.arch, numClasses: 10, inChannels: channels, imageSize: meta.imageSize ?? (tutorial ? 28 : 32), classes: [...FashionMNIST.CLASSES],
-      mean: norm?.mean ?? Array(channels).fill(0.5), std: norm?.std ?? Array(channels).fill(0.5), dataset: name, data: root,
+      mean: norm?.mean ?? Array(channels).fill(0.5), std: norm?.std ?? Array(channels).fill(0.5), dataset: name, data: root, pretrained,
     };
     const opts = existsSync(root) ? { root } : {};
     const train = async () => FashionMNIST.load({ ...opts, train: true, transform: transformFor(m, 28, 1, augment) });
@@ -243,10 +279,20 @@ async function datasets(name: string, root: string, meta: Partial<ModelMeta> & {
   const scan = new ImageFolder(trainRoot);
   const m: ModelMeta = {
     arch: meta.arch, numClasses: scan.classes.length, inChannels: 3, imageSize: meta.imageSize ?? (pretrained ? 224 : 32), classes: scan.classes,
-    mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root,
+    mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root, pretrained,
   };
   const train = async () => ImageFolder.load(trainRoot, { transform: transformFor(m, null, 3, augment) });
-  const test = valRoot ? async () => ImageFolder.load(valRoot, { transform: transformFor(m, null, 3, false) }) : null;
+  const test = valRoot
+    ? async () => {
+        const val = await ImageFolder.load(valRoot, { transform: transformFor(m, null, 3, false) });
+        // Labels are class indices: val/ must name the same classes as train/, or they would mean other classes.
+        if (val.classes.join('\n') !== scan.classes.join('\n')) {
+          val.dispose();
+          throw new Error(`${valRoot} has classes [${val.classes.join(', ')}] but ${trainRoot} has [${scan.classes.join(', ')}]`);
+        }
+        return val;
+      }
+    : null;
   return { meta: m, train, test };
 }
 
@@ -257,55 +303,80 @@ async function train(argv: string[]): Promise<number> {
   const b = { type: 'boolean' } as const;
   const { values: v, positionals } = parse('train', argv, {
     dataset: s, data: s, arch: s, pretrained: b, epochs: s, 'batch-size': s, lr: s, momentum: s, 'step-size': s, gamma: s,
-    augment: b, 'image-size': s, limit: s, 'test-limit': s, 'log-every': s, seed: s, out: s, resume: b, live: b, port: s, device: s,
+    augment: b, 'image-size': s, limit: s, 'test-limit': s, 'log-every': s, seed: s, out: s, resume: b, overwrite: b, live: b, port: s, device: s,
   });
   if (v.help) return help('train');
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch train --help')`);
+  // Every flag is checked before any download or model is made.
   const dataset = oneOf((v.dataset as string) ?? 'cifar10', DATASETS, 'dataset');
   const arch = oneOf((v.arch as string) ?? 'tutorial', ARCHS, 'architecture');
   const pretrained = Boolean(v.pretrained);
   if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
-  const dev = device(v);
   const epochs = int(v, 'epochs', 50);
-  const limit = v.limit === undefined ? null : int(v, 'limit', 0);
-  const testLimit = v['test-limit'] === undefined ? null : int(v, 'test-limit', 0);
+  const batchSize = int(v, 'batch-size', 512);
+  const lr = num(v, 'lr', 0.005);
+  const momentum = num(v, 'momentum', 0.9);
+  const stepSize = int(v, 'step-size', 5);
+  const gamma = num(v, 'gamma', 0.9);
+  const logEvery = int(v, 'log-every', 30);
+  const seed = int(v, 'seed', 777, 0);
+  const limit = v.limit === undefined ? null : int(v, 'limit', 1);
+  const testLimit = v['test-limit'] === undefined ? null : int(v, 'test-limit', 1);
   const root = resolve((v.data as string) ?? join('data', dataset));
   const out = resolve((v.out as string) ?? join('runs', `${dataset}-${arch}`));
-  const imageSize = v['image-size'] === undefined ? undefined : int(v, 'image-size', 8);
-  if (imageSize !== undefined && dataset !== 'folder' && arch.startsWith('tutorial')) {
-    throw new UsageError('--image-size applies to folder datasets (the tutorial VGG is sized for the dataset)');
+  if (v['image-size'] !== undefined && dataset !== 'folder') throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
+  const imageSize = v['image-size'] === undefined ? undefined : int(v, 'image-size', 0, arch.startsWith('tutorial') ? 16 : 32);
+  if (v.port !== undefined && !v.live) throw new UsageError('--port goes with --live');
+  const port = int(v, 'port', 0, 0);
+  if (v.resume && v.overwrite) throw new UsageError('--resume continues the run in --out, --overwrite starts it again: pick one');
+  if (!v.resume && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
+    throw new Error(`${out} already holds a run: pass --resume to continue it or --overwrite to start again`);
   }
-  const port = v.port === undefined ? 0 : int(v, 'port', 0);
+  if (v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
+  const dev = device(v);
 
-  manualSeed(int(v, 'seed', 777, 0));
+  manualSeed(seed);
   const ds = await datasets(dataset, root, { arch, pretrained, imageSize }, Boolean(v.augment));
   const trainSet = first(await ds.train(), limit);
   const testSet = ds.test ? first(await ds.test(), testLimit) : null;
-  const model = buildModel(ds.meta, pretrained).to(dev);
-  const optimizer = new SGD(model.parameters(), { lr: num(v, 'lr', 0.005), momentum: num(v, 'momentum', 0.9) });
-  const scheduler = new StepLR(optimizer, { stepSize: int(v, 'step-size', 5), gamma: num(v, 'gamma', 0.9) });
-  const batchSize = int(v, 'batch-size', 512);
+  if (v.resume) {
+    // The run's own description must match what is asked now, or the weights will not fit.
+    const ck = loadCheckpoint(join(out, 'checkpoint.pth'));
+    const saved = ck.meta as Partial<ModelMeta>;
+    ck.dispose();
+    for (const key of ['arch', 'dataset', 'numClasses', 'inChannels', 'imageSize', 'pretrained'] as const) {
+      const want = ds.meta[key];
+      if (saved[key] !== undefined && saved[key] !== want) {
+        throw new Error(`--resume: the run in ${out} was trained with ${key} ${String(saved[key])}, not ${String(want)}`);
+      }
+    }
+  }
+  const model = buildModel(ds.meta, pretrained ? 'pretrained' : v.resume ? 'forLoading' : 'init').to(dev);
+  const optimizer = new SGD(model.parameters(), { lr, momentum });
+  const scheduler = new StepLR(optimizer, { stepSize, gamma });
   console.log(
     `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
       `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
   );
-  const result = await fit({
-    model, optimizer, scheduler, epochs, device: dev,
-    trainLoader: new DataLoader(trainSet, { batchSize, shuffle: true }),
-    testLoader: testSet ? new DataLoader(testSet, { batchSize: Math.max(batchSize, 500) }) : null,
-    classes: ds.meta.classes,
-    logEvery: int(v, 'log-every', 30),
-    outDir: out,
-    meta: { ...ds.meta },
-    resume: Boolean(v.resume),
-    live: v.live ? port : false,
-    title: `vgg-torch: ${arch} on ${dataset}`,
-  });
-  model.dispose();
-  optimizer.dispose();
-  if (result.interrupted) return 130;
-  console.log(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
-  return 0;
+  try {
+    const result = await fit({
+      model, optimizer, scheduler, epochs, device: dev, logEvery,
+      trainLoader: new DataLoader(trainSet, { batchSize, shuffle: true }),
+      testLoader: testSet ? new DataLoader(testSet, { batchSize }) : null,
+      classes: ds.meta.classes,
+      outDir: out,
+      meta: { ...ds.meta },
+      resume: Boolean(v.resume),
+      live: v.live ? port : false,
+      title: `vgg-torch: ${arch} on ${dataset}`,
+    });
+    if (result.interrupted) return 130;
+    console.log(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
+    return 0;
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+  }
 }
 
 async function evalCommand(argv: string[]): Promise<number> {
@@ -314,28 +385,25 @@ async function evalCommand(argv: string[]): Promise<number> {
   if (v.help) return help('eval');
   if (positionals.length !== 1) throw new UsageError("eval takes one checkpoint file (see 'vgg-torch eval --help')");
   const file = resolve(positionals[0]);
-  if (!existsSync(file)) throw new Error(`no such checkpoint: ${file}`);
+  const limit = v.limit === undefined ? null : int(v, 'limit', 1);
+  const batchSize = int(v, 'batch-size', 500);
   const dev = device(v);
-  const ck = loadCheckpoint(file);
+  const { model, meta, epoch, metrics } = modelFromCheckpoint(file);
   try {
-    const meta = ck.meta as ModelMeta;
-    if (typeof meta.arch !== 'string' || !ARCHS.includes(meta.arch)) throw new Error(`${file} was not written by 'vgg-torch train' (no architecture in its meta)`);
     const name = oneOf((v.dataset as string) ?? meta.dataset, DATASETS, 'dataset');
-    const root = resolve((v.data as string) ?? meta.data);
-    const ds = await datasets(name, root, { ...meta, pretrained: meta.mean[0] === 0.485 }, false);
+    const root = resolve((v.data as string) ?? (name === meta.dataset ? meta.data : join('data', name)));
+    const ds = await datasets(name, root, meta, false);
     if (ds.meta.numClasses !== meta.numClasses) throw new Error(`${name} has ${ds.meta.numClasses} classes but the checkpoint's model has ${meta.numClasses}`);
     if (!ds.test) throw new Error(`${root} has no val/ folder to evaluate on`);
-    const testSet = first(await ds.test(), v.limit === undefined ? null : int(v, 'limit', 1));
-    const model = buildModel(meta).to(dev);
-    model.loadStateDict(ck.model);
-    const ev = await evaluate(model, new DataLoader(testSet, { batchSize: int(v, 'batch-size', 500) }), { classes: meta.classes, device: dev });
-    model.dispose();
+    const testSet = first(await ds.test(), limit);
+    model.to(dev);
+    const ev = await evaluate(model, new DataLoader(testSet, { batchSize }), { classes: meta.classes, device: dev });
     console.log(formatEvaluation(ev));
     const report = join(dirname(file), 'report.html');
-    writeChartHtml(report, [...ck.metrics, evaluationRecord(ev, ck.epoch)], { title: `vgg-torch: ${meta.arch} on ${name}, epoch ${ck.epoch}` });
+    writeChartHtml(report, [...metrics, evaluationRecord(ev, epoch)], { title: `vgg-torch: ${meta.arch} on ${name}, epoch ${epoch}` });
     console.log(`Report: ${report}`);
   } finally {
-    ck.dispose();
+    model.dispose();
   }
   return 0;
 }
@@ -346,23 +414,18 @@ async function predict(argv: string[]): Promise<number> {
   if (v.help) return help('predict');
   if (files.length === 0) throw new UsageError("predict needs at least one image (see 'vgg-torch predict --help')");
   for (const f of files) if (!existsSync(f)) throw new Error(`no such image: ${f}`);
+  const topkAsked = int(v, 'topk', 5);
   const dev = device(v);
   let model: VGG;
   let classes: readonly string[];
   let preprocess: (image: Tensor) => Tensor;
   if (v.checkpoint) {
     if (v.arch || v.weights) throw new UsageError('--checkpoint brings its own architecture and weights: drop --arch and --weights');
-    const ck = loadCheckpoint(resolve(v.checkpoint as string));
-    try {
-      const meta = ck.meta as ModelMeta;
-      model = buildModel(meta);
-      model.loadStateDict(ck.model);
-      classes = meta.classes;
-      const tf = transformFor(meta, null, 3, false);
-      preprocess = (img) => tf.forward(img).unsqueeze(0);
-    } finally {
-      ck.dispose();
-    }
+    const loaded = modelFromCheckpoint(resolve(v.checkpoint as string));
+    model = loaded.model;
+    classes = loaded.meta.classes;
+    const tf = transformFor(loaded.meta, null, 3, false);
+    preprocess = (img) => tf.forward(img).unsqueeze(0);
   } else {
     const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
     const w = (v.weights as string) ?? 'DEFAULT';
@@ -370,13 +433,17 @@ async function predict(argv: string[]): Promise<number> {
     const weights = IMAGENET[arch];
     if (w === 'DEFAULT' || w === 'IMAGENET1K_V1') model = factory({ weights: w });
     else {
+      const sd: unknown = /^https?:\/\//.test(w) ? loadStateDictFromUrlSync(w, { checkHash: true }) : load(w);
       model = factory({ initWeights: false });
-      const sd = /^https?:\/\//.test(w) ? loadStateDictFromUrlSync(w, { checkHash: true }) : (load(w) as Map<string, Tensor>);
-      if (!(sd instanceof Map)) throw new Error(`${w} does not hold a state dict`);
       try {
-        model.loadStateDict(sd);
+        if (!(sd instanceof Map)) throw new Error(`${w} does not hold a state dict`);
+        if (sd.get('format') === CHECKPOINT_FORMAT) throw new Error(`${w} is a training checkpoint: use --checkpoint`);
+        model.loadStateDict(sd as Map<string, Tensor>);
+      } catch (e) {
+        model.dispose();
+        throw e;
       } finally {
-        for (const t of sd.values()) t.dispose();
+        disposeAll(sd);
       }
     }
     classes = weights.meta.categories!;
@@ -384,7 +451,7 @@ async function predict(argv: string[]): Promise<number> {
     preprocess = (img) => preset.forward(img).unsqueeze(0);
   }
   model.to(dev).eval();
-  const topk = Math.min(int(v, 'topk', 5), classes.length);
+  const topk = Math.min(topkAsked, classes.length);
   for (const file of files) {
     const image = await decodeImage(file);
     const lines = tidy(() =>
@@ -412,9 +479,10 @@ function summaryCommand(argv: string[]): number {
   const input = ((v.input as string) ?? (tutorial ? '3x32x32' : '3x224x224')).split('x').map(Number);
   if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d > 0)) throw new UsageError(`--input must look like 3x224x224, got '${String(v.input)}'`);
   const numClasses = int(v, 'num-classes', tutorial ? 10 : 1000);
-  const model = buildModel({
-    arch, numClasses, inChannels: input[0], imageSize: input[1], classes: [], mean: [], std: [], dataset: '', data: '',
-  });
+  const model = buildModel(
+    { arch, numClasses, inChannels: input[0], imageSize: input[1], classes: [], mean: [], std: [], dataset: '', data: '', pretrained: false },
+    'forLoading',
+  );
   if (tutorial && input[1] !== input[2]) throw new UsageError('the tutorial VGG takes square inputs');
   try {
     console.log(`${arch}\n${summary(model, input).toString()}`);
@@ -451,13 +519,32 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`vgg-torch: ${message.split('\n')[0]}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
-  },
-);
+/** Runs as the `vgg-torch` bin (not when imported). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  // `vgg-torch … | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      // One line: libtorch's and loadStateDict's multi-line messages are joined.
+      const message = (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
+      process.stderr.write(`vgg-torch: ${message}\n`);
+      process.exitCode = e instanceof UsageError ? 2 : 1;
+    },
+  );
+}

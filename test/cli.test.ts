@@ -65,6 +65,9 @@ describe('vgg-torch CLI', () => {
       [['eval', join(dir, 'missing.pth')], 1, /^vgg-torch: no such checkpoint: /],
       [['summary', 'vgg16', '--input', '3x224'], 2, /^vgg-torch: --input must look like 3x224x224/],
       [['train', '--dataset', 'folder', '--data', join(dir, 'nowhere')], 1, /^vgg-torch: ImageFolder: .* is not a folder/],
+      [['train', '--port', '8080'], 2, /^vgg-torch: --port goes with --live/],
+      [['train', '--image-size', '64'], 2, /^vgg-torch: --image-size applies to folder datasets/],
+      [['train', '--resume', '--overwrite'], 2, /^vgg-torch: --resume continues the run in --out, --overwrite starts it again/],
     ];
     for (const [args, code, message] of cases) {
       const r = await cli(args);
@@ -110,6 +113,7 @@ describe('vgg-torch CLI', () => {
     const parts = join(dir, 'parts');
 
     beforeAll(async () => {
+      await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toFile(join(dir, 'shoe.png'));
       const r = await cli([...train, '--out', whole]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
@@ -157,9 +161,23 @@ describe('vgg-torch CLI', () => {
       expect(html).toContain('Ankle boot');
     });
 
+    it('refuses to clobber a run, to resume it as something else, or to read a checkpoint as weights', async () => {
+      const again = await cli([...train, '--out', whole]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/^vgg-torch: .*whole already holds a run: pass --resume to continue it or --overwrite to start again$/m);
+      const other = await cli([...train.map((a) => (a === 'tutorial_bn' ? 'tutorial' : a)), '--out', whole, '--resume', '--epochs', '3']);
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(/^vgg-torch: --resume: the run in .* was trained with arch tutorial_bn, not tutorial$/m);
+      const done = await cli([...train, '--out', whole, '--resume']);
+      expect(done.code).toBe(1);
+      expect(done.stderr).toMatch(/has already trained 2 epochs; ask for more than 2 to continue/);
+      const asWeights = await cli(['predict', join(dir, 'shoe.png'), '--arch', 'vgg11', '--weights', join(whole, 'checkpoint.pth')]);
+      expect(asWeights.code).toBe(1);
+      expect(asWeights.stderr).toMatch(/is a training checkpoint: use --checkpoint$/m);
+    });
+
     it('predict classifies with the checkpoint and its classes', async () => {
       const png = join(dir, 'shoe.png');
-      await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toFile(png);
       const r = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--topk', '3']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);

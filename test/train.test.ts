@@ -162,6 +162,15 @@ print(json.dumps({'epoch': c['epoch'], 'step': c['step'], 'meta': c['meta'], 'lr
     await expect(fit({ ...s, epochs: 1, resume: join(dir, 'nope.pth') })).rejects.toThrow(/no checkpoint to resume from/);
     await expect(fit({ ...s, epochs: 1, resume: true })).rejects.toThrow(/resume: true needs outDir/);
     expect(() => loadCheckpoint(join(dir, 'whole', 'metrics.jsonl'))).toThrow();
+    const aborted = new AbortController();
+    aborted.abort();
+    await expect(fit({ ...s, epochs: 1, signal: aborted.signal })).rejects.toThrow(/the abort signal was already aborted/);
+    const empty = new DataLoader(slice(true, 10, false), { batchSize: 50, dropLast: true });
+    await expect(fit({ ...s, trainLoader: empty, epochs: 1 })).rejects.toThrow(/the training loader gives no batches/);
+    // A finished run cannot be resumed for the same number of epochs.
+    await expect(fit({ ...s, epochs: 3, outDir: join(dir, 'whole'), resume: true, stream: new Sink() })).rejects.toThrow(
+      /has already trained 3 epochs; ask for more than 3 to continue/,
+    );
     s.model.dispose();
   });
 });

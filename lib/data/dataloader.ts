@@ -94,14 +94,20 @@ type Pending =
 /**
  * Where one epoch's iteration stands, as `.pth`-friendly values (like
  * torchdata's `StatefulDataLoader.state_dict()`): `order` (int32, the epoch's
- * sample order), `yielded` (batches handed out) and `plans` (uint8: the random
- * transform parameters already drawn for batches prepared ahead, V8-serialized).
+ * sample order), `yielded` (batches handed out), `plans` (uint8: the random
+ * transform parameters already drawn for batches prepared ahead, V8-serialized),
+ * the batching it was taken with, and whether the sampler's last draw is made.
  * The tensors belong to the caller.
  */
 export interface LoaderIterState {
   order: Tensor;
   yielded: number;
   plans: Tensor;
+  /** The loader's batching, checked when the state is used. */
+  batchSize: number;
+  dropLast: boolean;
+  /** The sampler's end-of-epoch draw is done. */
+  exhausted: boolean;
 }
 
 /** One epoch of a {@link DataLoader}: iterate it once, with `for … of` or `for await`. */
@@ -230,8 +236,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
    */
   iterate(opts: { state?: LoaderIterState | Map<string, unknown> } = {}): EpochIterator<B> {
     if (!opts.state) return new EpochIterator(new Epoch<T, B>(this, this.epochOrder()));
-    const { order, yielded, plans } = parseIterState(opts.state, this);
-    return new EpochIterator(new Epoch<T, B>(this, order, { yielded, plans }));
+    return new EpochIterator(new Epoch<T, B>(this, ...parseIterState(opts.state, this)));
   }
 
   [Symbol.iterator](): Iterator<B> & Iterable<B> {
@@ -255,12 +260,18 @@ const outsideScopes: <R>(fn: () => R) => R = AsyncResource.bind(<R>(fn: () => R)
 function parseIterState(
   state: LoaderIterState | Map<string, unknown>,
   loader: DataLoader<any, any>,
-): { order: Int32Array; yielded: number; plans: Map<number, Plan | null> } {
+): [Int32Array, { yielded: number; plans: Map<number, Plan | null>; exhausted: boolean }] {
   const get = (k: string): unknown => (state instanceof Map ? state.get(k) : (state as unknown as Record<string, unknown>)[k]);
   const order = get('order');
   const yielded = get('yielded');
   const plans = get('plans');
   const n = loader.dataset.length;
+  if (get('batchSize') !== loader.batchSize || get('dropLast') !== loader.dropLast) {
+    throw new TypeError(
+      `DataLoader.iterate(): the saved state was taken with batchSize ${String(get('batchSize'))}, dropLast ${String(get('dropLast'))}; ` +
+        `this loader has batchSize ${loader.batchSize}, dropLast ${loader.dropLast}`,
+    );
+  }
   if (!(order instanceof Tensor) || order.dtype !== 'int32' || order.numel() !== n) {
     throw new TypeError(`DataLoader.iterate(): the saved state's order must be an int32 tensor of ${n} indices (one per sample of this dataset)`);
   }
@@ -276,7 +287,7 @@ function parseIterState(
   } catch {
     throw new TypeError('DataLoader.iterate(): the saved plans are corrupt');
   }
-  return { order: ord, yielded, plans: new Map(entries) };
+  return [ord, { yielded, plans: new Map(entries), exhausted: get('exhausted') === true }];
 }
 
 /** One pass over the data. */
@@ -297,11 +308,12 @@ class Epoch<T, B> {
   constructor(
     private readonly loader: DataLoader<T, B>,
     private readonly order: Int32Array,
-    resume: { yielded: number; plans: Map<number, Plan | null> } | null = null,
+    resume: { yielded: number; plans: Map<number, Plan | null>; exhausted: boolean } | null = null,
   ) {
     this.count = loader.length;
     this.source = loader._source();
     this.yielded = this.scheduled = resume?.yielded ?? 0;
+    this.exhausted = resume?.exhausted ?? false;
     this.savedPlans = resume?.plans ?? new Map();
     try {
       this.fill(this.yielded);
@@ -449,6 +461,9 @@ class Epoch<T, B> {
       order: wrap(native.fromBuffer(this.order.slice().buffer, 0, [this.order.length], dtypeCode('int32'), false)),
       yielded: this.yielded,
       plans: wrap(native.fromBuffer(plans.buffer, plans.byteOffset, [plans.byteLength], dtypeCode('uint8'), true)),
+      batchSize: this.loader.batchSize,
+      dropLast: this.loader.dropLast,
+      exhausted: this.exhausted,
     };
   }
 

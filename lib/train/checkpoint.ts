@@ -33,6 +33,8 @@ export interface CheckpointContents {
   metrics?: readonly MetricsRecord[];
   /** The training loader's own generator (its state is saved). */
   loaderGenerator?: Generator | null;
+  /** The evaluation loader's own generator, if it shuffles with one. */
+  testLoaderGenerator?: Generator | null;
   /** Mid-epoch: where the training loader's epoch stands. */
   loaderState?: LoaderIterState | null;
   /** Plain JSON-like values, e.g. how to rebuild the model. */
@@ -43,7 +45,8 @@ export interface CheckpointContents {
 
 /**
  * Saves a checkpoint: `{format, meta, model, optimizer, scheduler, epoch,
- * batch, step, rng_state, cuda_rng_state, loader_generator_state, loader_state,
+ * batch, step, rng_state, cuda_rng_state, loader_generator_state,
+ * test_loader_generator_state, loader_state,
  * progress, metrics}`. The RNG states (CPU, and each CUDA device's) are taken now.
  */
 export function saveCheckpoint(path: string, c: CheckpointContents): void {
@@ -63,6 +66,7 @@ export function saveCheckpoint(path: string, c: CheckpointContents): void {
         // torch.cuda.get_rng_state_all(): dropout on a GPU draws from these.
         cuda_rng_state: cuda.isAvailable() ? Array.from({ length: cuda.deviceCount() }, (_, i) => cuda.getRngState(i)) : null,
         loader_generator_state: c.loaderGenerator ? c.loaderGenerator.getState() : null,
+        test_loader_generator_state: c.testLoaderGenerator ? c.testLoaderGenerator.getState() : null,
         loader_state: c.loaderState ?? null,
         progress: c.progress ?? {},
         metrics: plainJson(c.metrics ?? []),
@@ -116,7 +120,13 @@ export class Checkpoint {
    * generator given, and sets the global RNG states (CPU, and CUDA where
    * saved and available) to the saved ones.
    */
-  restore(into: { model?: Module<any, any>; optimizer?: Optimizer<any> | null; scheduler?: LRScheduler | null; loaderGenerator?: Generator | null }): void {
+  restore(into: {
+    model?: Module<any, any>;
+    optimizer?: Optimizer<any> | null;
+    scheduler?: LRScheduler | null;
+    loaderGenerator?: Generator | null;
+    testLoaderGenerator?: Generator | null;
+  }): void {
     const what = (key: string): unknown => {
       const v = this.raw.get(key);
       if (v === undefined || v === null) throw new Error(`loadCheckpoint(): ${this.path} has no '${key}' to restore`);
@@ -126,6 +136,7 @@ export class Checkpoint {
     if (into.optimizer) into.optimizer.loadStateDict(what('optimizer') as Map<string, unknown>);
     if (into.scheduler) into.scheduler.loadStateDict(what('scheduler') as Map<string, unknown>);
     if (into.loaderGenerator) into.loaderGenerator.setState(what('loader_generator_state') as Tensor);
+    if (into.testLoaderGenerator) into.testLoaderGenerator.setState(what('test_loader_generator_state') as Tensor);
     const rng = what('rng_state');
     if (!(rng instanceof Tensor)) throw new Error(`loadCheckpoint(): ${this.path}: 'rng_state' is not a tensor`);
     setRngState(rng);
@@ -161,7 +172,8 @@ export function loadCheckpoint(path: string): Checkpoint {
   }
 }
 
-function disposeAll(v: unknown): void {
+/** Frees every tensor in a value read from a .pth file (Maps and arrays are walked). */
+export function disposeAll(v: unknown): void {
   if (v instanceof Tensor) {
     if (!v.isDisposed) v.dispose();
   }

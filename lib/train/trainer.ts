@@ -28,9 +28,10 @@ export interface FitOptions {
   scheduler?: LRScheduler | null;
   /**
    * When the scheduler steps: at the end of each epoch (PyTorch's documented
-   * order; the default), or at the start, as the CIFAR-10 tutorial does.
+   * order; the default), at the start, as the CIFAR-10 tutorial does, or after
+   * every optimizer step (`'batch'`, for OneCycleLR and warm-ups).
    */
-  schedulerStep?: 'epoch-end' | 'epoch-start';
+  schedulerStep?: 'epoch-end' | 'epoch-start' | 'batch';
   /** Default `CrossEntropyLoss`. */
   criterion?: Module<[Tensor, Tensor], Tensor>;
   /** Total epochs (a resumed run continues up to this number). */
@@ -49,7 +50,7 @@ export interface FitOptions {
   meta?: Record<string, unknown>;
   /** A checkpoint to continue from (`true`: `outDir/checkpoint.pth`). */
   resume?: string | boolean | null;
-  /** Serve the live chart on `http://127.0.0.1:PORT` (`true`: a free port). */
+  /** Serve the live chart on `http://127.0.0.1:PORT` (`true` or 0: a free port). */
   live?: boolean | number;
   /** Ctrl-C saves a checkpoint after the current batch and stops (default true). */
   handleSignals?: boolean;
@@ -120,33 +121,45 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     : null;
   const title = opts.title ?? 'vgg-torch training';
 
-  // ---- resume -------------------------------------------------------------
+  if (trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
+  if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
+
+  // ---- resume ----
   let startEpoch = 0;
   let startBatch = 0;
   let step = 0;
   let sums = zeroSums();
-  let loaderState: Map<string, unknown> | null = null;
+  /** Mid-epoch resume: the epoch in progress, re-created from the checkpoint. */
+  let resumedEpoch: EpochIterator<[Tensor, Tensor]> | null = null;
   let initial: MetricsRecord[] = [];
   const resumePath = opts.resume === true ? files?.checkpoint : opts.resume || null;
   if (opts.resume === true && !resumePath) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
-  let resumed: ReturnType<typeof loadCheckpoint> | null = null;
   if (resumePath) {
     if (!existsSync(resumePath)) throw new Error(`fit(): no checkpoint to resume from at ${resumePath}`);
-    resumed = loadCheckpoint(resumePath);
-    resumed.restore({ model, optimizer, scheduler, loaderGenerator: trainLoader.generator });
-    startEpoch = resumed.epoch;
-    startBatch = resumed.batch;
-    step = resumed.step;
-    sums = { ...zeroSums(), ...resumed.progress };
-    loaderState = startBatch > 0 ? resumed.loaderState : null;
-    if (startBatch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
-    initial = resumed.metrics;
+    const ck = loadCheckpoint(resumePath);
+    try {
+      if (ck.epoch >= opts.epochs) {
+        throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
+      }
+      const loaderState = ck.batch > 0 ? ck.loaderState : null;
+      if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
+      ck.restore({ model, optimizer, scheduler, loaderGenerator: trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator });
+      // Right after the RNG states are restored: re-creating the epoch may draw (augmentation for batches ahead).
+      if (loaderState) resumedEpoch = trainLoader.iterate({ state: loaderState });
+      startEpoch = ck.epoch;
+      startBatch = ck.batch;
+      step = ck.step;
+      sums = { ...zeroSums(), ...ck.progress };
+      initial = ck.metrics;
+    } finally {
+      ck.dispose(); // a second copy of the weights must not live through the run
+    }
     say(`Resuming from ${resumePath}: epoch ${startEpoch + (startBatch > 0 ? 1 : 0)}${startBatch > 0 ? `, after batch ${startBatch}` : ' done'}, step ${step}`);
   }
 
   const log = new MetricsLog(files?.metrics ?? null, initial);
   let live: LiveServer | null = null;
-  if (opts.live) {
+  if (opts.live === true || typeof opts.live === 'number') {
     live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
     say(`Live chart: ${live.url}`);
   }
@@ -183,6 +196,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
         model, optimizer, scheduler, epoch, batch, step,
         metrics: log.records,
         loaderGenerator: trainLoader.generator,
+        testLoaderGenerator: opts.testLoader?.generator,
         loaderState: loaderIter,
         meta: opts.meta,
         progress: batch > 0 ? { ...sums } : {},
@@ -208,11 +222,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
         if (scheduler && opts.schedulerStep === 'epoch-start') scheduler.step();
       }
       model.train();
-      const it = midEpoch ? trainLoader.iterate({ state: loaderState! }) : trainLoader.iterate();
-      if (midEpoch) {
-        resumed?.dispose();
-        resumed = null;
-      }
+      const it = midEpoch ? resumedEpoch! : trainLoader.iterate();
       const total = trainLoader.length;
       let batch = midEpoch ? startBatch : 0;
       const bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream, start: batch, startImages: sums.epochImages });
@@ -226,6 +236,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
           const l = criterion.forward(output, y);
           l.backward();
           optimizer.step();
+          if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
           return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
         });
         images.dispose();
@@ -274,7 +285,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
           `${Math.round(imagesPerSecond)} img/s, ${sums.epochSeconds.toFixed(1)} s`,
       );
       const epochLr = lr();
-      if (scheduler && opts.schedulerStep !== 'epoch-start') scheduler.step();
+      if (scheduler && (opts.schedulerStep ?? 'epoch-end') === 'epoch-end') scheduler.step();
       if (opts.testLoader) {
         evaluation = await evaluate(model, opts.testLoader, { criterion, classes: opts.classes, device });
         say(formatEvaluation(evaluation));
@@ -291,10 +302,10 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
       epochsDone = epoch;
       checkpoint(epoch, 0);
       writeChart(true);
-      if (stopRequested) interrupted = true;
+      if (stopRequested && epoch < opts.epochs) interrupted = true;
     }
   } finally {
-    resumed?.dispose();
+    resumedEpoch?.close();
     if (opts.handleSignals ?? true) process.off('SIGINT', onSigint);
     opts.signal?.removeEventListener('abort', requestStop);
     writeChart(true);
