@@ -51,6 +51,8 @@ const IMAGENET: Record<string, Weights> = {
 };
 const ARCHS = ['tutorial', 'tutorial_bn', ...Object.keys(FACTORIES)];
 const DATASETS = ['cifar10', 'fashion-mnist', 'folder'];
+/** Image side of the built-in datasets (folder images are resized to the model's size). */
+const NATIVE_SIZE: Record<string, number> = { cifar10: 32, 'fashion-mnist': 28 };
 
 const HELP: Record<string, string> = {
   main: `vgg-torch — PyTorch's VGG family on libtorch, from the command line
@@ -258,8 +260,8 @@ async function datasets(name: string, root: string, meta: { arch: string; pretra
       arch: meta.arch, numClasses: 10, inChannels: 3, imageSize: meta.imageSize ?? 32, classes: [...CIFAR10.CLASSES],
       mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root, pretrained,
     };
-    const train = async () => CIFAR10.load({ root, train: true, download: true, transform: transformFor(m, 32, 3, augment) });
-    const test = async () => CIFAR10.load({ root, train: false, download: true, transform: transformFor(m, 32, 3, false) });
+    const train = async () => CIFAR10.load({ root, train: true, download: true, transform: transformFor(m, NATIVE_SIZE.cifar10, 3, augment) });
+    const test = async () => CIFAR10.load({ root, train: false, download: true, transform: transformFor(m, NATIVE_SIZE.cifar10, 3, false) });
     return { meta: m, train, test };
   }
   if (name === 'fashion-mnist') {
@@ -269,8 +271,9 @@ async function datasets(name: string, root: string, meta: { arch: string; pretra
       mean: norm?.mean ?? Array(channels).fill(0.5), std: norm?.std ?? Array(channels).fill(0.5), dataset: name, data: root, pretrained,
     };
     const opts = existsSync(root) ? { root } : {};
-    const train = async () => FashionMNIST.load({ ...opts, train: true, transform: transformFor(m, 28, 1, augment) });
-    const test = async () => FashionMNIST.load({ ...opts, train: false, transform: transformFor(m, 28, 1, false) });
+    const size = NATIVE_SIZE['fashion-mnist'];
+    const train = async () => FashionMNIST.load({ ...opts, train: true, transform: transformFor(m, size, 1, augment) });
+    const test = async () => FashionMNIST.load({ ...opts, train: false, transform: transformFor(m, size, 1, false) });
     return { meta: m, train, test };
   }
   // folder: root/train and root/val, or root alone (no evaluation)
@@ -424,7 +427,11 @@ async function predict(argv: string[]): Promise<number> {
     const loaded = modelFromCheckpoint(resolve(v.checkpoint as string));
     model = loaded.model;
     classes = loaded.meta.classes;
-    const tf = transformFor(loaded.meta, null, 3, false);
+    // A photo is first brought to the dataset's own size, then prepared as training prepared that dataset.
+    const size = NATIVE_SIZE[loaded.meta.dataset] ?? null;
+    const tf = size === null
+      ? transformFor(loaded.meta, null, 3, false)
+      : new T.Compose([new T.Resize(size), new T.CenterCrop(size), transformFor(loaded.meta, size, 3, false)]);
     preprocess = (img) => tf.forward(img).unsqueeze(0);
   } else {
     const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
