@@ -211,23 +211,24 @@ describe('DataLoader on images', () => {
       for (const b of all) for (const t of b) t.dispose();
       for (const t of [state!.order, state!.plans, rng!, gen!]) t.dispose();
     }
-    expect(memory().tensors).toBe(base); // saving and restoring leak nothing
     expect(() => new DataLoader(ds, { batchSize: 128 }).iterate({ state: new Map() })).toThrow(/the saved state was taken with batchSize undefined/);
     // A state taken after the last, partial batch: the sampler's end-of-epoch draw is not made twice.
-    const small = new DataLoader(new TensorDataset(arange(10)), { batchSize: 4, shuffle: true, seed: 3 });
+    const ten = arange(10);
+    const small = new DataLoader(new TensorDataset(ten), { batchSize: 4, shuffle: true, seed: 3 });
     const it = small.iterate();
     for (const [b] of it) b.dispose();
     const end = it.stateDict();
     const gen = small.generator!.getState();
-    const other = new DataLoader(new TensorDataset(arange(10)), { batchSize: 4, shuffle: true, seed: 3 });
+    const other = new DataLoader(new TensorDataset(ten), { batchSize: 4, shuffle: true, seed: 3 });
     other.generator!.setState(gen);
     expect([...other.iterate({ state: end })]).toHaveLength(0);
     const [g1, g2] = [other.generator!.getState(), small.generator!.getState()];
     expect(g1.equal(g2)).toBe(true);
-    expect(() => new DataLoader(new TensorDataset(arange(10)), { batchSize: 5 }).iterate({ state: end })).toThrow(
+    expect(() => new DataLoader(new TensorDataset(ten), { batchSize: 5 }).iterate({ state: end })).toThrow(
       /taken with batchSize 4, dropLast false; this loader has batchSize 5, dropLast false/,
     );
-    for (const t of [end.order, end.plans, gen, g1, g2]) t.dispose();
+    for (const t of [end.order, end.plans, gen, g1, g2, ten]) t.dispose();
+    expect(memory().tensors).toBe(base); // saving and restoring leak nothing
   });
 
   it('keeps native memory flat over epochs, and frees prefetched batches on break', async () => {
