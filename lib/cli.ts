@@ -342,26 +342,29 @@ async function train(argv: string[]): Promise<number> {
   const ds = await datasets(dataset, root, { arch, pretrained, imageSize }, Boolean(v.augment));
   const trainSet = first(await ds.train(), limit);
   const testSet = ds.test ? first(await ds.test(), testLimit) : null;
-  if (v.resume) {
+  // Read once: its meta is checked here, then fit() restores and frees it.
+  const resume = v.resume ? loadCheckpoint(join(out, 'checkpoint.pth')) : null;
+  if (resume) {
     // The run's own description must match what is asked now, or the weights will not fit.
-    const ck = loadCheckpoint(join(out, 'checkpoint.pth'));
-    const saved = ck.meta as Partial<ModelMeta>;
-    ck.dispose();
+    const saved = resume.meta as Partial<ModelMeta>;
     for (const key of ['arch', 'dataset', 'numClasses', 'inChannels', 'imageSize', 'pretrained'] as const) {
       const want = ds.meta[key];
       if (saved[key] !== undefined && saved[key] !== want) {
+        resume.dispose();
         throw new Error(`--resume: the run in ${out} was trained with ${key} ${String(saved[key])}, not ${String(want)}`);
       }
     }
   }
-  const model = buildModel(ds.meta, pretrained ? 'pretrained' : v.resume ? 'forLoading' : 'init').to(dev);
-  const optimizer = new SGD(model.parameters(), { lr, momentum });
-  const scheduler = new StepLR(optimizer, { stepSize, gamma });
-  console.log(
-    `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
-      `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
-  );
+  let model: VGG | null = null;
+  let optimizer: SGD | null = null;
   try {
+    model = buildModel(ds.meta, pretrained ? 'pretrained' : v.resume ? 'forLoading' : 'init').to(dev);
+    optimizer = new SGD(model.parameters(), { lr, momentum });
+    const scheduler = new StepLR(optimizer, { stepSize, gamma });
+    console.log(
+      `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
+        `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
+    );
     const result = await fit({
       model, optimizer, scheduler, epochs, device: dev, logEvery,
       trainLoader: new DataLoader(trainSet, { batchSize, shuffle: true }),
@@ -369,7 +372,7 @@ async function train(argv: string[]): Promise<number> {
       classes: ds.meta.classes,
       outDir: out,
       meta: { ...ds.meta },
-      resume: Boolean(v.resume),
+      resume,
       live: v.live ? port : false,
       title: `vgg-torch: ${arch} on ${dataset}`,
     });
@@ -377,8 +380,9 @@ async function train(argv: string[]): Promise<number> {
     console.log(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
     return 0;
   } finally {
-    model.dispose();
-    optimizer.dispose();
+    resume?.dispose(); // already freed by fit() unless something failed before it
+    model?.dispose();
+    optimizer?.dispose();
   }
 }
 

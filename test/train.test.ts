@@ -103,7 +103,8 @@ describe('fit()', () => {
       s.model.apply((m) => m.training); // fresh weights from the seed: resume must overwrite them all
       const abort = new AbortController();
       const r = await fit({
-        ...common(s), outDir: out, resume: i > 0,
+        // The last leg hands fit() a checkpoint already read (as the CLI does after checking its meta).
+        ...common(s), outDir: out, resume: i === 2 ? loadCheckpoint(join(out, 'checkpoint.pth')) : i > 0,
         signal: abort.signal,
         onRecord: (rec) => {
           if (rec.kind === 'batch' && rec.step === stopAt) abort.abort();
@@ -171,6 +172,12 @@ print(json.dumps({'epoch': c['epoch'], 'step': c['step'], 'meta': c['meta'], 'lr
     await expect(fit({ ...s, epochs: 3, outDir: join(dir, 'whole'), resume: true, stream: new Sink() })).rejects.toThrow(
       /has already trained 3 epochs; ask for more than 3 to continue/,
     );
+    // A checkpoint handed in is fit()'s to free, even when fit() refuses to start.
+    const before = memory().tensors;
+    const ck = loadCheckpoint(join(dir, 'whole', 'checkpoint.pth'));
+    expect(memory().tensors).toBeGreaterThan(before);
+    await expect(fit({ ...s, epochs: 1, signal: aborted.signal, resume: ck })).rejects.toThrow(/already aborted/);
+    expect(memory().tensors).toBe(before);
     s.model.dispose();
   });
 });

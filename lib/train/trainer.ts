@@ -12,7 +12,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { writeChartHtml } from './chart.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
 import { type LiveServer, startLiveServer } from './live.js';
 import { type BatchRecord, type MetricsRecord, MetricsLog } from './metrics.js';
@@ -48,8 +48,12 @@ export interface FitOptions {
   outDir?: string | null;
   /** Stored in every checkpoint, e.g. how to rebuild the model. */
   meta?: Record<string, unknown>;
-  /** A checkpoint to continue from (`true`: `outDir/checkpoint.pth`). */
-  resume?: string | boolean | null;
+  /**
+   * A checkpoint to continue from: its path, `true` for `outDir/checkpoint.pth`,
+   * or one already read by {@link loadCheckpoint} (e.g. to check its `meta`
+   * first), which fit() takes over and disposes once restored.
+   */
+  resume?: string | boolean | Checkpoint | null;
   /** Serve the live chart on `http://127.0.0.1:PORT` (`true` or 0: a free port). */
   live?: boolean | number;
   /** Ctrl-C saves a checkpoint after the current batch and stops (default true). */
@@ -106,6 +110,15 @@ const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate
  * an uninterrupted run would have had.
  */
 export async function fit(opts: FitOptions): Promise<FitResult> {
+  try {
+    return await train(opts);
+  } finally {
+    // A Checkpoint handed in is fit()'s to free, on errors too (a no-op once restored).
+    if (opts.resume instanceof Checkpoint) opts.resume.dispose();
+  }
+}
+
+async function train(opts: FitOptions): Promise<FitResult> {
   const { model, trainLoader, optimizer } = opts;
   const scheduler = opts.scheduler ?? null;
   const criterion = opts.criterion ?? new CrossEntropyLoss();
@@ -132,11 +145,12 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   /** Mid-epoch resume: the epoch in progress, re-created from the checkpoint. */
   let resumedEpoch: EpochIterator<[Tensor, Tensor]> | null = null;
   let initial: MetricsRecord[] = [];
-  const resumePath = opts.resume === true ? files?.checkpoint : opts.resume || null;
-  if (opts.resume === true && !resumePath) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
-  if (resumePath) {
-    if (!existsSync(resumePath)) throw new Error(`fit(): no checkpoint to resume from at ${resumePath}`);
-    const ck = loadCheckpoint(resumePath);
+  const resumeFrom = opts.resume === true ? files?.checkpoint : opts.resume || null;
+  if (opts.resume === true && !resumeFrom) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
+  if (resumeFrom) {
+    if (typeof resumeFrom === 'string' && !existsSync(resumeFrom)) throw new Error(`fit(): no checkpoint to resume from at ${resumeFrom}`);
+    const ck = typeof resumeFrom === 'string' ? loadCheckpoint(resumeFrom) : resumeFrom;
+    const resumePath = ck.path;
     try {
       if (ck.epoch >= opts.epochs) {
         throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
