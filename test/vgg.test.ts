@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  VGG, VGG11_Weights, manualSeed, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
+  VGG, VGG11_Weights, manualSeed, memory, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
   vgg16_bn, vgg19, vgg19_bn, vggTutorial,
 } from '../lib/index.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
@@ -176,7 +176,9 @@ describe('nn.Module behaviour', () => {
 
   it('summary(): vgg16 has 138,357,544 parameters and 15.47 G multiply-accumulates at 224×224', () => {
     const model = vgg16({ initWeights: false });
+    const before = memory().tensors;
     const s = nn.summary(model, [3, 224, 224]);
+    expect(memory().tensors).toBe(before); // every layer's output is freed
     expect(s.totalParams).toBe(138_357_544);
     expect(s.totalMacs).toBe(15_470_264_320);
     expect(s.outputShape).toEqual([1, 1000]);

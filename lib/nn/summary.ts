@@ -3,6 +3,7 @@
 import { inferenceMode } from '../autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/scope.js';
 import { Conv2d, Linear } from './layers.js';
 import { Module } from './module.js';
 
@@ -64,14 +65,8 @@ export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): 
   let outputShape: number[];
   try {
     model.eval();
-    outputShape = inferenceMode(() => {
-      const x = zeros(shape);
-      const y = model.forward(x);
-      const s = y.shape;
-      x.dispose();
-      y.dispose();
-      return s;
-    });
+    // tidy frees every layer's output, not just the input and the last.
+    outputShape = tidy(() => inferenceMode(() => model.forward(zeros(shape)).shape));
   } finally {
     for (const r of restore) r();
     for (const [m, t] of wasTraining) m.training = t;

@@ -50,22 +50,25 @@ export async function evaluate(
   let total = 0;
   try {
     for await (const [images, labels] of loader) {
-      tidy(() =>
-        noGrad(() => {
-          const target = labels.to(device);
-          const output = model.forward(images.to(device));
-          matrix ??= new ConfusionMatrix(Array.from({ length: output.shape[1] }, (_, i) => String(i)));
-          if (output.shape[1] !== matrix.numClasses) {
-            throw new RangeError(`evaluate(): the model has ${output.shape[1]} outputs but there are ${matrix.numClasses} classes`);
-          }
-          const n = target.shape[0];
-          lossSum += (criterion.forward(output, target).item() as number) * n;
-          total += n;
-          matrix.update(output, target);
-        }),
-      );
-      images.dispose();
-      labels.dispose();
+      try {
+        tidy(() =>
+          noGrad(() => {
+            const target = labels.to(device);
+            const output = model.forward(images.to(device));
+            matrix ??= new ConfusionMatrix(Array.from({ length: output.shape[1] }, (_, i) => String(i)));
+            if (output.shape[1] !== matrix.numClasses) {
+              throw new RangeError(`evaluate(): the model has ${output.shape[1]} outputs but there are ${matrix.numClasses} classes`);
+            }
+            const n = target.shape[0];
+            lossSum += (criterion.forward(output, target).item() as number) * n;
+            total += n;
+            matrix.update(output, target);
+          }),
+        );
+      } finally {
+        images.dispose();
+        labels.dispose();
+      }
     }
   } finally {
     model.train(wasTraining);

@@ -110,7 +110,9 @@ export class ProgressBar {
       ` ${String(this.done).padStart(String(this.total).length)}/${this.total}` +
       ` loss ${Number.isFinite(loss) ? loss.toFixed(3) : '-'} acc ${Number.isFinite(accuracy) ? accuracy.toFixed(1) : '-'}%` +
       ` ${Math.round(this.imagesPerSecond)} img/s ETA ${formatDuration(this.eta)}`;
-    const barWidth = Math.max(10, Math.min(30, width - this.label.length - stats.length - 4));
+    const room = width - 1 - this.label.length - stats.length - 3; // a line as wide as the terminal would wrap and break \r
+    if (room < 10) return `${this.label}${stats}`.slice(0, Math.max(1, width - 1));
+    const barWidth = Math.min(30, room);
     const filled = Math.min(barWidth, Math.floor(frac * barWidth));
     const bar = '='.repeat(filled) + (filled < barWidth ? '>' : '') + ' '.repeat(Math.max(0, barWidth - filled - 1));
     return `${this.label} [${bar}]${stats}`;

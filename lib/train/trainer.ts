@@ -2,7 +2,7 @@
 // and the CLI: per-batch steps, the `[epoch, batch] loss` lines, a progress
 // bar, metrics as JSON lines, the chart file and live page, evaluation after
 // every epoch, and checkpoints (every epoch and on Ctrl-C) that resume exactly.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataLoader, EpochIterator } from '../data/dataloader.js';
 import type { Module } from '../nn/module.js';
@@ -171,12 +171,9 @@ async function train(opts: FitOptions): Promise<FitResult> {
     say(`Resuming from ${resumePath}: epoch ${startEpoch + (startBatch > 0 ? 1 : 0)}${startBatch > 0 ? `, after batch ${startBatch}` : ' done'}, step ${step}`);
   }
 
+  // A fresh run starts its outDir over: an older checkpoint must not be resumed into this run's metrics.
+  if (files && !resumeFrom) rmSync(files.checkpoint, { force: true });
   const log = new MetricsLog(files?.metrics ?? null, initial);
-  let live: LiveServer | null = null;
-  if (opts.live === true || typeof opts.live === 'number') {
-    live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
-    say(`Live chart: ${live.url}`);
-  }
   if (opts.onRecord) log.onAppend(opts.onRecord);
   let chartWritten = 0;
   const writeChart = (force: boolean): void => {
@@ -192,13 +189,12 @@ async function train(opts: FitOptions): Promise<FitResult> {
     stopRequested = true;
     say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
   };
-  const onSigint = (): void => {
-    if (stopRequested) process.exit(130);
+  // SIGTERM too: `docker stop`, `timeout` and schedulers send it before they kill.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopRequested) process.exit(signal === 'SIGTERM' ? 143 : 130);
     requestStop();
   };
-  if (opts.handleSignals ?? true) process.on('SIGINT', onSigint);
-  opts.signal?.addEventListener('abort', requestStop, { once: true });
-  if (opts.signal?.aborted) requestStop();
+  const handleSignals = opts.handleSignals ?? true;
 
   let lastCheckpoint: string | null = null;
   /** Saves the state after `epoch` whole epochs and `batch` batches of the next (taken from `it`). */
@@ -228,7 +224,18 @@ async function train(opts: FitOptions): Promise<FitResult> {
   let epochsDone = startEpoch;
   let interrupted = false;
   const lr = (): number => optimizer.paramGroups[0].lr as number;
+  let live: LiveServer | null = null;
+  let bar: ProgressBar | null = null;
   try {
+    if (opts.live === true || typeof opts.live === 'number') {
+      live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
+      say(`Live chart: ${live.url}`);
+    }
+    if (handleSignals) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
+    opts.signal?.addEventListener('abort', requestStop, { once: true });
     for (let epoch = startEpoch + 1; epoch <= opts.epochs && !interrupted; epoch++) {
       const midEpoch = epoch === startEpoch + 1 && startBatch > 0;
       if (!midEpoch) {
@@ -239,22 +246,26 @@ async function train(opts: FitOptions): Promise<FitResult> {
       const it = midEpoch ? resumedEpoch! : trainLoader.iterate();
       const total = trainLoader.length;
       let batch = midEpoch ? startBatch : 0;
-      const bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream, start: batch, startImages: sums.epochImages });
+      bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream, start: batch, startImages: sums.epochImages });
       let t0 = performance.now();
       for await (const [images, labels] of it) {
-        const [loss, correct, n] = tidy(() => {
-          const x = images.to(device);
-          const y = labels.to(device);
-          optimizer.zeroGrad();
-          const output = model.forward(x);
-          const l = criterion.forward(output, y);
-          l.backward();
-          optimizer.step();
-          if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
-          return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
-        });
-        images.dispose();
-        labels.dispose();
+        let loss: number, correct: number, n: number;
+        try {
+          [loss, correct, n] = tidy(() => {
+            const x = images.to(device);
+            const y = labels.to(device);
+            optimizer.zeroGrad();
+            const output = model.forward(x);
+            const l = criterion.forward(output, y);
+            l.backward();
+            optimizer.step();
+            if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
+            return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
+          });
+        } finally {
+          images.dispose();
+          labels.dispose();
+        }
         batch++;
         step++;
         sums.epochLoss += loss * n;
@@ -319,8 +330,10 @@ async function train(opts: FitOptions): Promise<FitResult> {
       if (stopRequested && epoch < opts.epochs) interrupted = true;
     }
   } finally {
+    bar?.finish(); // an error's message must not land on the bar's line
     resumedEpoch?.close();
-    if (opts.handleSignals ?? true) process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     opts.signal?.removeEventListener('abort', requestStop);
     writeChart(true);
     await live?.close();
