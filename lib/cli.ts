@@ -4,7 +4,7 @@
 // Fashion-MNIST or an image folder), eval (a checkpoint's report) and summary.
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -32,7 +32,7 @@ import type { Tensor } from './tensor/tensor.js';
 import { decodeImage } from './transforms/presets.js';
 import * as T from './transforms/transforms.js';
 import { writeChartHtml } from './train/chart.js';
-import { CHECKPOINT_FORMAT, disposeAll, loadCheckpoint } from './train/checkpoint.js';
+import { CHECKPOINT_FORMAT, type Checkpoint, disposeAll, loadCheckpoint } from './train/checkpoint.js';
 import type { MetricsRecord } from './train/metrics.js';
 import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
 import { fit } from './train/trainer.js';
@@ -145,11 +145,13 @@ function parse(command: string, argv: string[], options: Record<string, { type: 
   }
 }
 
-function int(v: Values, name: string, dflt: number, min = 1): number {
+function int(v: Values, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   const raw = v[name];
   if (raw === undefined) return dflt;
-  const x = Number(raw);
-  if (!Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${String(raw)}'`);
+  const x = /^\d+$/.test(String(raw)) ? Number(raw) : NaN; // not 0x40 or 1e1
+  if (!Number.isSafeInteger(x) || x < min || x > max) {
+    throw new UsageError(`--${name} must be an integer ${max < Number.MAX_SAFE_INTEGER ? `from ${min} to ${max}` : `>= ${min}`}, got '${String(raw)}'`);
+  }
   return x;
 }
 
@@ -188,6 +190,59 @@ interface ModelMeta {
   data: string;
   /** Started from ImageNet weights (and so normalized with ImageNet's mean and std). */
   pretrained: boolean;
+}
+
+/** A training run's settings, stored in its checkpoints (`meta.run`) so that --resume continues with them. */
+interface RunSettings {
+  dataset: string;
+  arch: string;
+  pretrained: boolean;
+  imageSize: number | null;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  stepSize: number;
+  gamma: number;
+  augment: boolean;
+  limit: number | null;
+  testLimit: number | null;
+  logEvery: number;
+  seed: number;
+  data: string | null;
+}
+
+/** Each setting's flag. */
+const RUN_FLAGS: Record<keyof RunSettings, string> = {
+  dataset: 'dataset', arch: 'arch', pretrained: 'pretrained', imageSize: 'image-size', epochs: 'epochs', batchSize: 'batch-size',
+  lr: 'lr', momentum: 'momentum', stepSize: 'step-size', gamma: 'gamma', augment: 'augment', limit: 'limit',
+  testLimit: 'test-limit', logEvery: 'log-every', seed: 'seed', data: 'data',
+};
+/** What a resumed run may change: the rest shapes its losses (or its restored optimizer and scheduler would override it). */
+const CHANGEABLE_ON_RESUME = new Set<keyof RunSettings>(['epochs', 'logEvery', 'data']);
+
+/**
+ * The settings a resumed run continues with: the run's own, with --epochs,
+ * --log-every and --data as asked; any other flag that differs is an error.
+ */
+function continuedRun(ck: Checkpoint, out: string, asked: RunSettings, v: Values): RunSettings {
+  const saved = ck.meta.run as Partial<RunSettings> | undefined;
+  if (!saved || typeof saved !== 'object') throw new Error(`--resume: ${ck.path} was not written by 'vgg-torch train' (its meta has no run settings)`);
+  const run = { ...asked } as Record<keyof RunSettings, unknown>;
+  for (const key of Object.keys(RUN_FLAGS) as (keyof RunSettings)[]) {
+    if (!(key in saved)) continue;
+    const flag = RUN_FLAGS[key];
+    if (v[flag] === undefined) run[key] = saved[key];
+    else if (!CHANGEABLE_ON_RESUME.has(key) && asked[key] !== saved[key]) {
+      const was = typeof saved[key] === 'boolean' ? (saved[key] ? `with --${flag}` : `without --${flag}`) : `with --${flag} ${String(saved[key])}`;
+      throw new UsageError(`--resume: the run in ${out} was trained ${was}; leave --${flag} out, or start again with --overwrite`);
+    }
+  }
+  const result = run as unknown as RunSettings;
+  if (result.epochs <= ck.epoch) {
+    throw new UsageError(`--resume: the run in ${out} has already trained ${ck.epoch} epochs; pass --epochs with more to train on`);
+  }
+  return result;
 }
 
 /**
@@ -247,8 +302,9 @@ function transformFor(meta: ModelMeta, nativeSize: number | null, nativeChannels
   return new T.Compose(steps);
 }
 
+/** n samples evenly spaced through `ds` (a folder dataset is sorted by class, so its first n would be one class). */
 const first = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
-  n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => i));
+  n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => Math.floor((i * ds.length) / n)));
 
 /** The train and test splits of a dataset, and what the model needs to know about it. */
 async function datasets(name: string, root: string, meta: { arch: string; pretrained: boolean; imageSize?: number }, augment: boolean) {
@@ -311,56 +367,61 @@ async function train(argv: string[]): Promise<number> {
   if (v.help) return help('train');
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch train --help')`);
   // Every flag is checked before any download or model is made.
-  const dataset = oneOf((v.dataset as string) ?? 'cifar10', DATASETS, 'dataset');
-  const arch = oneOf((v.arch as string) ?? 'tutorial', ARCHS, 'architecture');
-  const pretrained = Boolean(v.pretrained);
-  if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
-  const epochs = int(v, 'epochs', 50);
-  const batchSize = int(v, 'batch-size', 512);
-  const lr = num(v, 'lr', 0.005);
-  const momentum = num(v, 'momentum', 0.9);
-  const stepSize = int(v, 'step-size', 5);
-  const gamma = num(v, 'gamma', 0.9);
-  const logEvery = int(v, 'log-every', 30);
-  const seed = int(v, 'seed', 777, 0);
-  const limit = v.limit === undefined ? null : int(v, 'limit', 1);
-  const testLimit = v['test-limit'] === undefined ? null : int(v, 'test-limit', 1);
-  const root = resolve((v.data as string) ?? join('data', dataset));
-  const out = resolve((v.out as string) ?? join('runs', `${dataset}-${arch}`));
-  if (v['image-size'] !== undefined && dataset !== 'folder') throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
-  const imageSize = v['image-size'] === undefined ? undefined : int(v, 'image-size', 0, arch.startsWith('tutorial') ? 16 : 32);
+  const asked: RunSettings = {
+    dataset: oneOf((v.dataset as string) ?? 'cifar10', DATASETS, 'dataset'),
+    arch: oneOf((v.arch as string) ?? 'tutorial', ARCHS, 'architecture'),
+    pretrained: Boolean(v.pretrained),
+    imageSize: v['image-size'] === undefined ? null : int(v, 'image-size', 0, 16),
+    epochs: int(v, 'epochs', 50),
+    batchSize: int(v, 'batch-size', 512),
+    lr: num(v, 'lr', 0.005),
+    momentum: num(v, 'momentum', 0.9),
+    stepSize: int(v, 'step-size', 5),
+    gamma: num(v, 'gamma', 0.9),
+    augment: Boolean(v.augment),
+    limit: v.limit === undefined ? null : int(v, 'limit', 1),
+    testLimit: v['test-limit'] === undefined ? null : int(v, 'test-limit', 1),
+    logEvery: int(v, 'log-every', 30),
+    seed: int(v, 'seed', 777, 0),
+    data: v.data === undefined ? null : resolve(v.data as string),
+  };
+  const out = resolve((v.out as string) ?? join('runs', `${asked.dataset}-${asked.arch}`));
   if (v.port !== undefined && !v.live) throw new UsageError('--port goes with --live');
-  const port = int(v, 'port', 0, 0);
+  const port = int(v, 'port', 0, 0, 65535);
   if (v.resume && v.overwrite) throw new UsageError('--resume continues the run in --out, --overwrite starts it again: pick one');
   if (!v.resume && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
     throw new Error(`${out} already holds a run: pass --resume to continue it or --overwrite to start again`);
   }
   if (v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
   const dev = device(v);
-
-  manualSeed(seed);
-  const ds = await datasets(dataset, root, { arch, pretrained, imageSize }, Boolean(v.augment));
-  const trainSet = first(await ds.train(), limit);
-  const testSet = ds.test ? first(await ds.test(), testLimit) : null;
-  // Read once: its meta is checked here, then fit() restores and frees it.
+  // Read once: the run's settings are checked here, then fit() restores and frees it.
   const resume = v.resume ? loadCheckpoint(join(out, 'checkpoint.pth')) : null;
-  if (resume) {
-    // The run's own description must match what is asked now, or the weights will not fit.
-    const saved = resume.meta as Partial<ModelMeta>;
-    for (const key of ['arch', 'dataset', 'numClasses', 'inChannels', 'imageSize', 'pretrained'] as const) {
-      const want = ds.meta[key];
-      if (saved[key] !== undefined && saved[key] !== want) {
-        resume.dispose();
-        throw new Error(`--resume: the run in ${out} was trained with ${key} ${String(saved[key])}, not ${String(want)}`);
-      }
-    }
-  }
   let model: VGG | null = null;
   let optimizer: SGD | null = null;
   try {
-    model = buildModel(ds.meta, pretrained ? 'pretrained' : v.resume ? 'forLoading' : 'init').to(dev);
+    const run = resume ? continuedRun(resume, out, asked, v) : asked;
+    const { dataset, arch, pretrained, imageSize, epochs, batchSize, lr, momentum, stepSize, gamma, logEvery } = run;
+    if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
+    if (imageSize !== null && dataset !== 'folder') throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
+    if (imageSize !== null && imageSize < (arch.startsWith('tutorial') ? 16 : 32)) throw new UsageError(`--image-size must be at least ${arch.startsWith('tutorial') ? 16 : 32} for ${arch}`);
+    const root = run.data ?? resolve(join('data', dataset));
+
+    manualSeed(run.seed);
+    const ds = await datasets(dataset, root, { arch, pretrained, imageSize: imageSize ?? undefined }, run.augment);
+    const trainSet = first(await ds.train(), run.limit);
+    const testSet = ds.test ? first(await ds.test(), run.testLimit) : null;
+    if (resume) {
+      // The data must still describe the model the run trained.
+      const saved = resume.meta as Partial<ModelMeta>;
+      if (saved.classes && saved.classes.join('\n') !== ds.meta.classes.join('\n')) {
+        throw new Error(`--resume: ${root} now has classes [${ds.meta.classes.join(', ')}] but the run in ${out} was trained on [${saved.classes.join(', ')}]`);
+      }
+    }
+    // Resuming loads every weight from the checkpoint: no ImageNet download, no init.
+    model = buildModel(ds.meta, resume ? 'forLoading' : pretrained ? 'pretrained' : 'init').to(dev);
     optimizer = new SGD(model.parameters(), { lr, momentum });
     const scheduler = new StepLR(optimizer, { stepSize, gamma });
+    if (v.overwrite) rmSync(join(out, 'report.html'), { force: true }); // fit() starts the rest of --out over
     console.log(
       `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
         `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
@@ -371,7 +432,7 @@ async function train(argv: string[]): Promise<number> {
       testLoader: testSet ? new DataLoader(testSet, { batchSize }) : null,
       classes: ds.meta.classes,
       outDir: out,
-      meta: { ...ds.meta },
+      meta: { ...ds.meta, run },
       resume,
       live: v.live ? port : false,
       title: `vgg-torch: ${arch} on ${dataset}`,
@@ -400,7 +461,10 @@ async function evalCommand(argv: string[]): Promise<number> {
     const name = oneOf((v.dataset as string) ?? meta.dataset, DATASETS, 'dataset');
     const root = resolve((v.data as string) ?? (name === meta.dataset ? meta.data : join('data', name)));
     const ds = await datasets(name, root, meta, false);
-    if (ds.meta.numClasses !== meta.numClasses) throw new Error(`${name} has ${ds.meta.numClasses} classes but the checkpoint's model has ${meta.numClasses}`);
+    // Labels are class indices: the data must name the classes the model was trained on, in the same order.
+    if (ds.meta.classes.join('\n') !== meta.classes.join('\n')) {
+      throw new Error(`${root} has classes [${ds.meta.classes.join(', ')}] but the checkpoint's model was trained on [${meta.classes.join(', ')}]`);
+    }
     if (!ds.test) throw new Error(`${root} has no val/ folder to evaluate on`);
     const testSet = first(await ds.test(), limit);
     model.to(dev);

@@ -5,7 +5,7 @@
 // wrote, against PyTorch's own top-5; summary.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, createReadStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -166,14 +166,29 @@ describe('vgg-torch CLI', () => {
       expect(again.code).toBe(1);
       expect(again.stderr).toMatch(/^vgg-torch: .*whole already holds a run: pass --resume to continue it or --overwrite to start again$/m);
       const other = await cli([...train.map((a) => (a === 'tutorial_bn' ? 'tutorial' : a)), '--out', whole, '--resume', '--epochs', '3']);
-      expect(other.code).toBe(1);
-      expect(other.stderr).toMatch(/^vgg-torch: --resume: the run in .* was trained with arch tutorial_bn, not tutorial$/m);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toMatch(/^vgg-torch: --resume: the run in .* was trained with --arch tutorial_bn; leave --arch out, or start again with --overwrite$/m);
+      const batch = await cli(['train', '--out', whole, '--resume', '--epochs', '3', '--batch-size', '64']);
+      expect(batch.code).toBe(2);
+      expect(batch.stderr).toMatch(/was trained with --batch-size 32; leave --batch-size out/);
       const done = await cli([...train, '--out', whole, '--resume']);
-      expect(done.code).toBe(1);
-      expect(done.stderr).toMatch(/has already trained 2 epochs; ask for more than 2 to continue/);
+      expect(done.code).toBe(2);
+      expect(done.stderr).toMatch(/has already trained 2 epochs; pass --epochs with more to train on$/m);
       const asWeights = await cli(['predict', join(dir, 'shoe.png'), '--arch', 'vgg11', '--weights', join(whole, 'checkpoint.pth')]);
       expect(asWeights.code).toBe(1);
       expect(asWeights.stderr).toMatch(/is a training checkpoint: use --checkpoint$/m);
+    });
+
+    it('--resume continues with the run’s own settings; only --epochs needs saying', async () => {
+      const more = join(dir, 'more');
+      cpSync(whole, more, { recursive: true });
+      const r = await cli(['train', '--out', more, '--resume', '--epochs', '3']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('Training tutorial_bn on fashion-mnist: 320 images, 3 epochs, batch 32');
+      expect(r.stdout).toMatch(/Resuming from .*checkpoint\.pth: epoch 2 done, step 20/);
+      expect(r.stdout).toMatch(/^\[3, +10\] loss/m); // --log-every 1 carried over
+      expect(losses(join(more, 'metrics.jsonl'))).toHaveLength(30);
     });
 
     it('predict classifies with the checkpoint and its classes', async () => {
