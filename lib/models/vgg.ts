@@ -136,8 +136,8 @@ export class VGG extends Module {
     const hw = inputShape.slice(-2).join('×');
     return `VGG: the classifier takes ${expected.join(' × ')} = ${expected.reduce((a, b) => a * b, 1)} features (${built}), ` +
       `but a ${hw} input gives ${got.join(' × ')} = ${got.reduce((a, b) => a * b, 1)}. ` +
-      `Build the model with { avgpool: false, inputSize: [${inputShape.slice(-2).join(', ')}] } for this input size, ` +
-      'or keep avgpool (the default) to accept any size.';
+      `Build the model with { avgpool: false, inputSize: [${inputShape.slice(-2).join(', ')}] } for this input size ` +
+      '(vggTutorial() takes just inputSize), or keep avgpool (the default of the torchvision factories) to accept any size.';
   }
 
   outputShape(shape: number[]): number[] {

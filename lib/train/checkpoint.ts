@@ -116,8 +116,8 @@ export class Checkpoint {
   }
 
   /**
-   * Loads the saved state into the model, optimizer, scheduler and loader
-   * generator given, and sets the global RNG states (CPU, and CUDA where
+   * Loads the saved state into the model, optimizer, scheduler and loaders'
+   * generators given, and sets the global RNG states (CPU, and CUDA where
    * saved and available) to the saved ones.
    */
   restore(into: {

@@ -13,7 +13,7 @@ export interface BatchRecord {
   batch: number;
   /** Mini-batches since the start of training (1-based). */
   step: number;
-  /** Mean loss over the mini-batches since the previous batch record. */
+  /** Mean loss over the mini-batches since the previous batch record of this epoch. */
   loss: number;
   /** Training accuracy (percent) over the same mini-batches. */
   accuracy: number;
