@@ -99,8 +99,8 @@ Options:
   --gamma <x>          StepLR factor (default 0.9)
   --augment            RandomCrop with padding and horizontal flips
   --image-size <n>     image side for folder datasets (default 32; 224 for --pretrained)
-  --limit <n>          train on the first n images
-  --test-limit <n>     evaluate on the first n test images
+  --limit <n>          train on n images, evenly spaced through the set
+  --test-limit <n>     evaluate on n test images, evenly spaced
   --log-every <n>      batches per loss line (default 30)
   --seed <n>           default 777
   --out <dir>          default ./runs/<dataset>-<arch>
@@ -118,7 +118,7 @@ Prints overall and per-class accuracy and the confusion matrix, and writes them
 Options:
   --dataset <d>        cifar10, fashion-mnist or folder (default: the one it was trained on)
   --data <dir>         dataset folder (default: the one it was trained on)
-  --limit <n>          evaluate on the first n test images
+  --limit <n>          evaluate on n test images, evenly spaced
   --batch-size <n>     default 500
   --device <d>         cpu or cuda
   -h, --help`,
@@ -302,8 +302,15 @@ function transformFor(meta: ModelMeta, nativeSize: number | null, nativeChannels
   return new T.Compose(steps);
 }
 
+/** Labels are class indices: data labelled by `found` means `expected` only if the names agree, in order. */
+function checkClasses(found: readonly string[], where: string, expected: readonly string[], expectedWhere: string): void {
+  if (found.join('\n') !== expected.join('\n')) {
+    throw new Error(`${where} has classes [${found.join(', ')}] but ${expectedWhere} [${expected.join(', ')}]`);
+  }
+}
+
 /** n samples evenly spaced through `ds` (a folder dataset is sorted by class, so its first n would be one class). */
-const first = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
+const evenlySpaced = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
   n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => Math.floor((i * ds.length) / n)));
 
 /** The train and test splits of a dataset, and what the model needs to know about it. */
@@ -344,10 +351,11 @@ async function datasets(name: string, root: string, meta: { arch: string; pretra
   const test = valRoot
     ? async () => {
         const val = await ImageFolder.load(valRoot, { transform: transformFor(m, null, 3, false) });
-        // Labels are class indices: val/ must name the same classes as train/, or they would mean other classes.
-        if (val.classes.join('\n') !== scan.classes.join('\n')) {
+        try {
+          checkClasses(val.classes, valRoot, scan.classes, `${trainRoot} has`);
+        } catch (e) {
           val.dispose();
-          throw new Error(`${valRoot} has classes [${val.classes.join(', ')}] but ${trainRoot} has [${scan.classes.join(', ')}]`);
+          throw e;
         }
         return val;
       }
@@ -403,20 +411,17 @@ async function train(argv: string[]): Promise<number> {
     const { dataset, arch, pretrained, imageSize, epochs, batchSize, lr, momentum, stepSize, gamma, logEvery } = run;
     if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
     if (imageSize !== null && dataset !== 'folder') throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
-    if (imageSize !== null && imageSize < (arch.startsWith('tutorial') ? 16 : 32)) throw new UsageError(`--image-size must be at least ${arch.startsWith('tutorial') ? 16 : 32} for ${arch}`);
+    const minSize = arch.startsWith('tutorial') ? 16 : 32;
+    if (imageSize !== null && imageSize < minSize) throw new UsageError(`--image-size must be at least ${minSize} for ${arch}`);
     const root = run.data ?? resolve(join('data', dataset));
 
     manualSeed(run.seed);
     const ds = await datasets(dataset, root, { arch, pretrained, imageSize: imageSize ?? undefined }, run.augment);
-    const trainSet = first(await ds.train(), run.limit);
-    const testSet = ds.test ? first(await ds.test(), run.testLimit) : null;
-    if (resume) {
-      // The data must still describe the model the run trained.
-      const saved = resume.meta as Partial<ModelMeta>;
-      if (saved.classes && saved.classes.join('\n') !== ds.meta.classes.join('\n')) {
-        throw new Error(`--resume: ${root} now has classes [${ds.meta.classes.join(', ')}] but the run in ${out} was trained on [${saved.classes.join(', ')}]`);
-      }
-    }
+    const trainSet = evenlySpaced(await ds.train(), run.limit);
+    const testSet = ds.test ? evenlySpaced(await ds.test(), run.testLimit) : null;
+    // The data must still describe the model the run trained.
+    const savedClasses = (resume?.meta as Partial<ModelMeta> | undefined)?.classes;
+    if (savedClasses) checkClasses(ds.meta.classes, root, savedClasses, `the run in ${out} (--resume) was trained on`);
     // Resuming loads every weight from the checkpoint: no ImageNet download, no init.
     model = buildModel(ds.meta, resume ? 'forLoading' : pretrained ? 'pretrained' : 'init').to(dev);
     optimizer = new SGD(model.parameters(), { lr, momentum });
@@ -461,12 +466,9 @@ async function evalCommand(argv: string[]): Promise<number> {
     const name = oneOf((v.dataset as string) ?? meta.dataset, DATASETS, 'dataset');
     const root = resolve((v.data as string) ?? (name === meta.dataset ? meta.data : join('data', name)));
     const ds = await datasets(name, root, meta, false);
-    // Labels are class indices: the data must name the classes the model was trained on, in the same order.
-    if (ds.meta.classes.join('\n') !== meta.classes.join('\n')) {
-      throw new Error(`${root} has classes [${ds.meta.classes.join(', ')}] but the checkpoint's model was trained on [${meta.classes.join(', ')}]`);
-    }
+    checkClasses(ds.meta.classes, root, meta.classes, "the checkpoint's model was trained on");
     if (!ds.test) throw new Error(`${root} has no val/ folder to evaluate on`);
-    const testSet = first(await ds.test(), limit);
+    const testSet = evenlySpaced(await ds.test(), limit);
     model.to(dev);
     const ev = await evaluate(model, new DataLoader(testSet, { batchSize }), { classes: meta.classes, device: dev });
     console.log(formatEvaluation(ev));

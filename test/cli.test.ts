@@ -5,7 +5,7 @@
 // wrote, against PyTorch's own top-5; summary.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, createReadStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -174,6 +174,16 @@ describe('vgg-torch CLI', () => {
       const done = await cli([...train, '--out', whole, '--resume']);
       expect(done.code).toBe(2);
       expect(done.stderr).toMatch(/has already trained 2 epochs; pass --epochs with more to train on$/m);
+      // Labels are class indices: eval refuses data whose class names are not the checkpoint's.
+      for (const split of ['train', 'val']) {
+        for (const c of ['ant', 'zebra']) {
+          mkdirSync(join(dir, 'zoo', split, c), { recursive: true });
+          copyFileSync(join(dir, 'shoe.png'), join(dir, 'zoo', split, c, 'a.png'));
+        }
+      }
+      const zoo = await cli(['eval', join(whole, 'checkpoint.pth'), '--dataset', 'folder', '--data', join(dir, 'zoo')]);
+      expect(zoo.code).toBe(1);
+      expect(zoo.stderr).toMatch(/^vgg-torch: .*zoo has classes \[ant, zebra\] but the checkpoint's model was trained on \[T-shirt\/top, Trouser, /m);
       const asWeights = await cli(['predict', join(dir, 'shoe.png'), '--arch', 'vgg11', '--weights', join(whole, 'checkpoint.pth')]);
       expect(asWeights.code).toBe(1);
       expect(asWeights.stderr).toMatch(/is a training checkpoint: use --checkpoint$/m);
