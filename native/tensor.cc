@@ -73,7 +73,7 @@ void Accounting::Report(Napi::Env env, int64_t delta) {
 }
 
 void Accounting::DrainPending() {
-  std::vector<Napi::Reference<Napi::Value>*> todo;
+  std::vector<std::shared_ptr<v8::BackingStore>*> todo;
   {
     std::lock_guard<std::mutex> lock(pendingMutex);
     todo.swap(pendingRelease);
@@ -156,13 +156,36 @@ std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what) {
 
 namespace {
 
+// The V8 ArrayBuffer behind a Node-API value. Node-API has no way to pin an
+// ArrayBuffer's memory, so this reaches V8 the way Node itself converts
+// (napi_value is a v8::Local<v8::Value>, bit for bit).
+v8::Local<v8::ArrayBuffer> V8ArrayBuffer(const Napi::ArrayBuffer& buffer) {
+  napi_value raw = buffer;
+  v8::Local<v8::Value> local;
+  static_assert(sizeof(raw) == sizeof(local), "napi_value is not a v8::Local");
+  std::memcpy(static_cast<void*>(&local), &raw, sizeof(raw));
+  return local.As<v8::ArrayBuffer>();
+}
+
 // fromBuffer(arrayBuffer, byteOffset, shape, dtype, copy) -> handle.
-// Without copy the tensor borrows the JS memory and keeps the buffer alive.
+// Without copy the tensor borrows the JS memory. Holding the ArrayBuffer object
+// would not keep that memory valid: a resizable buffer decommits pages when it
+// shrinks, and a detached buffer's memory belongs to whoever it went to (who
+// may free it). So a borrowing tensor refuses resizable buffers and owns a
+// reference to the backing store itself, which keeps the memory alive however
+// the ArrayBuffer is detached (napi_detach_arraybuffer, wasm memory growth) or
+// collected. The JS side (fromBuffer in lib/tensor/creation.ts) also marks a
+// user's buffer untransferable, so that transfers copy and the tensor and the
+// buffer keep sharing their bytes.
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State(env).accounting->DrainPending();
-  if (!info[0].IsArrayBuffer()) throw ArgumentError("argument 'buffer' must be an ArrayBuffer");
+  if (!info[0].IsArrayBuffer()) throw ArgumentError("argument 'buffer' must be an ArrayBuffer (not a SharedArrayBuffer)");
   auto buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.IsDetached()) {
+    throw ArgumentError("argument 'buffer' is a detached ArrayBuffer (it was transferred, e.g. by postMessage or "
+                        "structuredClone, and no longer holds any data)");
+  }
   int64_t offset = ToInt(info[1], "byteOffset");
   auto shape = ToIntList(info[2], "shape");
   auto dtype = static_cast<at::ScalarType>(ToInt(info[3], "dtype"));
@@ -186,13 +209,21 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
     if (need) std::memcpy(t.data_ptr(), data, need);
     return WrapTensor(env, std::move(t));
   }
-  auto* keep = new Napi::Reference<Napi::Value>(Napi::Persistent(info[0]));
+  v8::Local<v8::ArrayBuffer> ab = V8ArrayBuffer(buffer);
+  std::shared_ptr<v8::BackingStore> store = ab->GetBackingStore();
+  if (store->IsResizableByUserJavaScript()) {
+    throw ArgumentError("argument 'buffer' is a resizable ArrayBuffer (maxByteLength " +
+                        std::to_string(store->MaxByteLength()) +
+                        "): a tensor cannot borrow memory that can shrink under it; pass a fixed-length buffer or "
+                        "copy it with tensor()");
+  }
+  auto* keep = new std::shared_ptr<v8::BackingStore>(std::move(store));
   std::weak_ptr<Accounting> weak = State(env).accounting;
   at::Tensor t = at::from_blob(
       data, shape,
       [keep, weak](void*) {
         auto acc = weak.lock();
-        if (!acc) return;  // environment gone: V8 already released the buffer
+        if (!acc) return;  // environment gone: V8 and its allocator may be gone too, so leak
         if (std::this_thread::get_id() == acc->owner) {
           delete keep;
         } else {

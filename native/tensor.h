@@ -15,6 +15,7 @@
 
 #include <ATen/ATen.h>
 #include <napi.h>
+#include <v8.h>
 
 #include <memory>
 #include <mutex>
@@ -46,10 +47,11 @@ struct Accounting {
   std::vector<Slot> slots;
   std::vector<uint32_t> freeSlots;
   std::thread::id owner = std::this_thread::get_id();
-  // JS buffers borrowed by fromBuffer whose tensors died off the JS thread;
-  // released at the next native call on the owner thread.
+  // Backing stores borrowed by fromBuffer whose tensors died off the JS thread;
+  // released at the next native call on the owner thread, since freeing one
+  // may call into V8's allocator.
   std::mutex pendingMutex;
-  std::vector<Napi::Reference<Napi::Value>*> pendingRelease;
+  std::vector<std::shared_ptr<v8::BackingStore>*> pendingRelease;
   void DrainPending();
 };
 

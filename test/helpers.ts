@@ -92,3 +92,37 @@ export async function runOracle<T>(script: string, ...args: string[]): Promise<T
 export function readFixture<T>(name: string): T {
   return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as T;
 }
+
+/** What a child process did: its exit code or the signal that killed it, and its output. */
+export interface ChildResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs an ES module (plain JS) in a fresh `node` with `--import tsx`, so that a segfault or an
+ * abort is a result to assert on, not the end of the test run. `LIB` in the code is the URL of
+ * lib/index.ts. Asynchronous, so vitest's worker keeps answering while it runs.
+ */
+export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ChildResult> {
+  const lib = new URL('../lib/index.ts', import.meta.url).href;
+  const source = `const LIB = ${JSON.stringify(lib)};\n${code}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', '--input-type=module', '-e', source], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: new URL('..', import.meta.url).pathname,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout, stderr });
+    });
+  });
+}

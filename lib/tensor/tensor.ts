@@ -7,6 +7,7 @@ import {
 } from './dtype.js';
 import { formatTensor } from './format.js';
 import { track, untrack } from './scope.js';
+import { showValue } from '../utils/args.js';
 
 /** A device string: `'cpu'`, `'cuda'` or `'cuda:N'`. */
 export type Device = string;
@@ -63,11 +64,12 @@ function checkScalar(x: unknown, what: string): Scalar {
 }
 
 /** `(2, 3)` or `([2, 3])` → `[2, 3]`, as PyTorch's size arguments allow. */
-export function sizeArgs(args: (number | readonly number[])[], what = 'size'): number[] {
+export function sizeArgs(args: (number | readonly number[])[], what = 'size', fn?: string): number[] {
   const list = args.length === 1 && Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
   for (const s of list) {
     if (typeof s !== 'number' || !Number.isInteger(s)) {
-      throw new TypeError(`argument '${what}' must be a list of integers, got ${JSON.stringify(args)}`);
+      const given = args.length === 1 ? args[0] : args;
+      throw new TypeError(`${fn ? `${fn}: ` : ''}argument '${what}' must be integers or an array of integers, got ${showValue(given)}${given !== s ? ` (element ${showValue(s)})` : ''}`);
     }
   }
   return [...list];
@@ -149,7 +151,10 @@ export class Tensor {
   }
 
   private meta(): [number[], number, string] {
-    return (this._meta ??= native.meta(this._h));
+    // A disposed tensor asks the addon again, which throws its disposed-tensor error:
+    // the cached metadata must not make a freed tensor look alive.
+    if (this._meta === undefined || this._disposed) this._meta = native.meta(this._h);
+    return this._meta;
   }
 
   // ---- properties -------------------------------------------------------

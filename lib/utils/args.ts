@@ -1,0 +1,73 @@
+// Argument checks shared by the public API: TypeScript's types do not protect JS callers, so an
+// options object with a misspelt key, or a value of the wrong kind, must be an error that names
+// the function, the argument and the value, never a silently ignored setting.
+
+/**
+ * A value as an error message shows it: numbers as JS prints them (`NaN`, `-Infinity`), strings
+ * quoted with their type (`'3' (string)`, so that `'3'` is not mistaken for `3`), short arrays
+ * element by element, other objects by their class.
+ */
+export function showValue(v: unknown, depth = 0): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'undefined';
+  switch (typeof v) {
+    case 'number': return Object.is(v, -0) ? '-0' : String(v);
+    case 'bigint': return `${v}n`;
+    case 'boolean': return String(v);
+    case 'string': return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}' (string)`;
+    case 'symbol': return v.toString();
+    case 'function': return `a function${v.name ? ` (${v.name})` : ''}`;
+  }
+  if (Array.isArray(v)) {
+    if (depth > 0 || v.length > 8) return `an array of length ${v.length}`;
+    return `[${v.map((x) => showValue(x, depth + 1)).join(', ')}]`;
+  }
+  const name = (v as object).constructor?.name;
+  return name && name !== 'Object' ? `a ${name}` : 'an object';
+}
+
+/** Levenshtein distance, for "did you mean" hints. */
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      diag = up;
+    }
+  }
+  return row[b.length];
+}
+
+/**
+ * Checks an options object: it must be a plain object (or undefined/null when nothing is
+ * required) whose keys are all in `allowed`. The error names the function, the unknown key, a
+ * close match when there is one, and every allowed key.
+ */
+export function checkOptions(fn: string, opts: unknown, allowed: readonly string[], how: { required?: readonly string[]; what?: string } = {}): void {
+  const what = how.what ?? 'options';
+  if (opts === undefined || opts === null) {
+    if (how.required?.length) throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${showValue(opts)}`);
+    return;
+  }
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new TypeError(`${fn}: argument '${what}' must be an object with keys ${allowed.map((k) => `'${k}'`).join(', ')}, got ${showValue(opts)}`);
+  }
+  for (const key of Object.keys(opts)) {
+    if (allowed.includes(key)) continue;
+    let best: string | undefined;
+    let bestDistance = Infinity;
+    for (const a of allowed) {
+      const d = editDistance(key, a);
+      if (d < bestDistance) [best, bestDistance] = [a, d];
+    }
+    const hint = best !== undefined && bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best}'?)` : '';
+    const list = allowed.length ? `; allowed: ${allowed.map((k) => `'${k}'`).join(', ')}` : '; it takes no options';
+    throw new TypeError(`${fn}: unknown option '${key}'${hint}${list}`);
+  }
+  for (const key of how.required ?? []) {
+    if ((opts as Record<string, unknown>)[key] === undefined) throw new TypeError(`${fn}: option '${key}' is required`);
+  }
+}
