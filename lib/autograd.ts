@@ -1,6 +1,7 @@
 // Grad-mode switches. libtorch keeps them thread-local; an async function keeps
 // the mode until its promise settles (like `with torch.no_grad():` around an await).
 import { native } from './native.js';
+import { checkFunction } from './utils/args.js';
 
 function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
   enter();
@@ -17,6 +18,7 @@ function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
 }
 
 function gradMode<T>(enabled: boolean, fn: () => T): T {
+  checkFunction(enabled ? 'enableGrad()' : 'noGrad()', 'fn', fn);
   const previous = native.isGradEnabled();
   return withMode(() => native.setGradEnabled(enabled), () => native.setGradEnabled(previous), fn);
 }
@@ -36,6 +38,7 @@ export const setGradEnabled = (enabled: boolean): void => native.setGradEnabled(
  * cannot later be used in autograd.
  */
 export function inferenceMode<T>(fn: () => T, enabled = true): T {
+  checkFunction('inferenceMode()', 'fn', fn);
   return withMode(() => native.enterInferenceMode(enabled), () => native.exitInferenceMode(), fn);
 }
 export const isInferenceModeEnabled = (): boolean => native.isInferenceModeEnabled();

@@ -1,11 +1,12 @@
 // Seeds, RNG state, threads, CUDA and cuDNN switches.
 import { native } from './native.js';
-import { Tensor, handleOf, wrap } from './tensor/tensor.js';
+import { Tensor, describe, handleOf, wrap } from './tensor/tensor.js';
 
 /** Seeds the CPU generator and every CUDA device's, like `torch.manual_seed`. */
 export function manualSeed(seed: number | bigint): void {
-  if (typeof seed === 'number' && !Number.isInteger(seed)) throw new TypeError(`manualSeed(): seed must be an integer, got ${seed}`);
-  if (typeof seed !== 'number' && typeof seed !== 'bigint') throw new TypeError(`manualSeed(): seed must be an integer, got ${typeof seed}`);
+  if ((typeof seed === 'number' && !Number.isInteger(seed)) || (typeof seed !== 'number' && typeof seed !== 'bigint')) {
+    throw new TypeError(`manualSeed(): seed must be an integer, got ${describe(seed)}`);
+  }
   native.manualSeed(seed);
 }
 /** The seed the CPU generator was last seeded with. */
@@ -18,7 +19,7 @@ export const setRngState = (state: Tensor): void => native.setRngState(handleOf(
 /** Intra-op threads libtorch uses (default: every core this process may run on, or OMP_NUM_THREADS). */
 export const getNumThreads = (): number => native.getNumThreads();
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n)) throw new TypeError(`setNumThreads(): expected an integer, got ${n}`);
+  if (!Number.isInteger(n)) throw new TypeError(`setNumThreads(): expected an integer, got ${describe(n)}`);
   native.setNumThreads(n);
 }
 

@@ -117,8 +117,8 @@ at::Scalar ToScalar(const Napi::Value& v) {
   return at::Scalar(d);
 }
 
-[[noreturn]] void BadArg(const OpEntry& op, const ArgSpec& spec, const char* expected) {
-  throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be " + expected);
+[[noreturn]] void BadArg(const OpEntry& op, const ArgSpec& spec, const char* expected, const Napi::Value& got) {
+  throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be " + expected + ", got " + Shown(got));
 }
 
 // UnwrapTensor with the operator's name in the message.
@@ -141,22 +141,22 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
       // autograd node.
       if (type == napi_boolean || (v.IsArray() && v.As<Napi::Array>().Length() == 1)) {
         Napi::Value s = type == napi_boolean ? v : v.As<Napi::Array>().Get(0u);
-        if (!s.IsNumber() && !s.IsBoolean() && !s.IsBigInt()) BadArg(op, spec, "a Tensor or a number");
+        if (!s.IsNumber() && !s.IsBoolean() && !s.IsBigInt()) BadArg(op, spec, "a Tensor or a number", v);
         at::Tensor t = c10::scalar_to_tensor(ToScalar(s));
         t.unsafeGetTensorImpl()->set_wrapped_number(true);
         return t;
       }
-      BadArg(op, spec, "a Tensor or a number");
+      BadArg(op, spec, "a Tensor or a number", v);
     case Kind::TensorList:
     case Kind::OptTensorList: {
-      if (!v.IsArray()) BadArg(op, spec, "an array of Tensors");
+      if (!v.IsArray()) BadArg(op, spec, "an array of Tensors", v);
       auto arr = v.As<Napi::Array>();
       if (spec.kind == Kind::TensorList) {
         std::vector<at::Tensor> list;
         list.reserve(arr.Length());
         for (uint32_t i = 0; i < arr.Length(); i++) {
           Napi::Value e = arr.Get(i);
-          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors");
+          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors", v);
           list.push_back(OpTensor(op, spec, e));
         }
         return list;
@@ -167,18 +167,18 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         if (e.IsNull() || e.IsUndefined()) {
           list.push_back(c10::nullopt);
         } else {
-          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors or nulls");
+          if (!e.IsNumber()) BadArg(op, spec, "an array of Tensors or nulls", v);
           list.push_back(OpTensor(op, spec, e));
         }
       }
       return list;
     }
     case Kind::Int:
-      if (!v.IsNumber() && !v.IsBigInt()) BadArg(op, spec, "an integer");
+      if (!v.IsNumber() && !v.IsBigInt()) BadArg(op, spec, "an integer", v);
       try {
         return ToInt(v, name);
       } catch (const ArgumentError&) {
-        BadArg(op, spec, "an integer");
+        BadArg(op, spec, "an integer", v);
       }
     case Kind::IntList: {
       std::vector<int64_t> list;
@@ -188,20 +188,20 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         auto arr = v.As<Napi::Array>();
         for (uint32_t i = 0; i < arr.Length(); i++) {
           Napi::Value e = arr.Get(i);
-          if (!e.IsNumber() && !e.IsBigInt()) BadArg(op, spec, "an integer or an array of integers");
+          if (!e.IsNumber() && !e.IsBigInt()) BadArg(op, spec, "an integer or an array of integers", v);
           try {
             list.push_back(ToInt(e, name));
           } catch (const ArgumentError&) {
-            BadArg(op, spec, "an integer or an array of integers");
+            BadArg(op, spec, "an integer or an array of integers", v);
           }
         }
       } else {
-        BadArg(op, spec, "an integer or an array of integers");
+        BadArg(op, spec, "an integer or an array of integers", v);
       }
       return list;
     }
     case Kind::Float:
-      if (!v.IsNumber()) BadArg(op, spec, "a number");
+      if (!v.IsNumber()) BadArg(op, spec, "a number", v);
       return v.As<Napi::Number>().DoubleValue();
     case Kind::FloatList: {
       std::vector<double> list;
@@ -211,42 +211,42 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
         auto arr = v.As<Napi::Array>();
         for (uint32_t i = 0; i < arr.Length(); i++) {
           Napi::Value e = arr.Get(i);
-          if (!e.IsNumber()) BadArg(op, spec, "a number or an array of numbers");
+          if (!e.IsNumber()) BadArg(op, spec, "a number or an array of numbers", v);
           list.push_back(e.As<Napi::Number>().DoubleValue());
         }
       } else {
-        BadArg(op, spec, "a number or an array of numbers");
+        BadArg(op, spec, "a number or an array of numbers", v);
       }
       return list;
     }
     case Kind::Bool:
-      if (!v.IsBoolean()) BadArg(op, spec, "a boolean");
+      if (!v.IsBoolean()) BadArg(op, spec, "a boolean", v);
       return v.As<Napi::Boolean>().Value();
     case Kind::BoolList: {
-      if (!v.IsArray()) BadArg(op, spec, "an array of booleans");
+      if (!v.IsArray()) BadArg(op, spec, "an array of booleans", v);
       auto arr = v.As<Napi::Array>();
       c10::List<bool> list;
       for (uint32_t i = 0; i < arr.Length(); i++) {
         Napi::Value e = arr.Get(i);
-        if (!e.IsBoolean()) BadArg(op, spec, "an array of booleans");
+        if (!e.IsBoolean()) BadArg(op, spec, "an array of booleans", v);
         list.push_back(e.As<Napi::Boolean>().Value());
       }
       return list;
     }
     case Kind::Scalar:
       if (v.IsBoolean() || v.IsBigInt() || v.IsNumber()) return ToScalar(v);
-      BadArg(op, spec, "a number");
+      BadArg(op, spec, "a number", v);
     case Kind::String:
-      if (!v.IsString()) BadArg(op, spec, "a string");
+      if (!v.IsString()) BadArg(op, spec, "a string", v);
       return v.As<Napi::String>().Utf8Value();
     case Kind::Device:
-      if (!v.IsString()) BadArg(op, spec, "a device string such as 'cpu' or 'cuda:0'");
+      if (!v.IsString()) BadArg(op, spec, "a device string such as 'cpu' or 'cuda:0'", v);
       return c10::Device(v.As<Napi::String>().Utf8Value());
     case Kind::Generator:
     case Kind::Unsupported:
-      BadArg(op, spec, "left out (the addon passes its default)");
+      BadArg(op, spec, "left out (the addon passes its default)", v);
   }
-  BadArg(op, spec, "valid");
+  BadArg(op, spec, "valid", v);
 }
 
 Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {

@@ -107,8 +107,38 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
   return Napi::Number::New(env, Pack(index, slot.generation));
 }
 
+std::string Shown(const Napi::Value& v, int depth) {
+  if (v.IsNull()) return "null";
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsNumber()) return v.ToString().Utf8Value();  // JS's own text: 1.5, NaN, -Infinity
+  if (v.IsBigInt()) return v.ToString().Utf8Value() + "n";
+  if (v.IsString()) {
+    std::string s = v.As<Napi::String>().Utf8Value();
+    if (s.size() > 40) s = s.substr(0, 40) + "...";
+    return "'" + s + "' (string)";
+  }
+  if (v.IsFunction()) return "a function";
+  if (v.IsArray()) {
+    auto a = v.As<Napi::Array>();
+    if (depth > 0 || a.Length() > 8) return "an array of length " + std::to_string(a.Length());
+    std::string out = "[";
+    for (uint32_t i = 0; i < a.Length(); i++) out += (i ? ", " : "") + Shown(a.Get(i), depth + 1);
+    return out + "]";
+  }
+  if (v.IsObject()) {
+    Napi::Value ctor = v.As<Napi::Object>().Get("constructor");
+    if (ctor.IsFunction()) {
+      Napi::Value name = ctor.As<Napi::Object>().Get("name");
+      if (name.IsString() && name.As<Napi::String>().Utf8Value() != "Object") return "a " + name.As<Napi::String>().Utf8Value();
+    }
+    return "an object";
+  }
+  return "a symbol";
+}
+
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
-  if (!value.IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor");
+  if (!value.IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor, got " + Shown(value));
   Slot* slot = Lookup(*State(value.Env()).accounting, value);
   if (!slot) throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
   return slot->tensor;
@@ -124,7 +154,7 @@ int64_t ToInt(const Napi::Value& v, const char* what) {
     int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
     if (lossless) return r;
   }
-  throw ArgumentError(std::string("argument '") + what + "' must be an integer");
+  throw ArgumentError(std::string("argument '") + what + "' must be an integer, got " + Shown(v));
 }
 
 double ToDouble(const Napi::Value& v, const char* what) {
@@ -133,21 +163,21 @@ double ToDouble(const Napi::Value& v, const char* what) {
     bool lossless = false;
     return static_cast<double>(v.As<Napi::BigInt>().Int64Value(&lossless));
   }
-  throw ArgumentError(std::string("argument '") + what + "' must be a number");
+  throw ArgumentError(std::string("argument '") + what + "' must be a number, got " + Shown(v));
 }
 
 bool ToBool(const Napi::Value& v, const char* what) {
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value();
-  throw ArgumentError(std::string("argument '") + what + "' must be a boolean");
+  throw ArgumentError(std::string("argument '") + what + "' must be a boolean, got " + Shown(v));
 }
 
 std::string ToString(const Napi::Value& v, const char* what) {
   if (v.IsString()) return v.As<Napi::String>().Utf8Value();
-  throw ArgumentError(std::string("argument '") + what + "' must be a string");
+  throw ArgumentError(std::string("argument '") + what + "' must be a string, got " + Shown(v));
 }
 
 std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw ArgumentError(std::string("argument '") + what + "' must be an array of integers");
+  if (!v.IsArray()) throw ArgumentError(std::string("argument '") + what + "' must be an array of integers, got " + Shown(v));
   auto arr = v.As<Napi::Array>();
   std::vector<int64_t> out(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) out[i] = ToInt(arr.Get(i), what);

@@ -67,6 +67,8 @@ Slot* FindSlot(Accounting& acc, double handle);
 // at::Tensor -> JS handle (null for an undefined tensor).
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor);
 // JS handle -> at::Tensor; TypeError naming `what` if it is not a live handle.
+// A JS value as error messages show it: 1.5, NaN, 'a' (string), null, [1, 2], a Map.
+std::string Shown(const Napi::Value& v, int depth = 0);
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what);
 
 // Small argument helpers shared by every file.

@@ -276,7 +276,7 @@ describe('scheduler errors', () => {
   const sgd = (): optim.SGD => new optim.SGD([zeros(2).requiresGrad_()], { lr: 0.1, momentum: 0.9 });
 
   it('rejects bad arguments with clear errors', () => {
-    expect(() => new optim.StepLR({} as never, { stepSize: 3 })).toThrow(new TypeError('Object is not an Optimizer'));
+    expect(() => new optim.StepLR({} as never, { stepSize: 3 })).toThrow(new TypeError("StepLR: argument 'optimizer' must be an Optimizer, got an object"));
     expect(() => new optim.StepLR(sgd(), { stepSize: 0 })).toThrow(/stepSize must be a positive integer, got 0/);
     expect(() => new optim.ExponentialLR(sgd(), {} as never)).toThrow(/gamma must be a number/);
     expect(() => new optim.CosineAnnealingLR(sgd(), { tMax: 0 })).toThrow(/tMax must be positive/);

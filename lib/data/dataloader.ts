@@ -11,9 +11,10 @@ import { native, type Handle } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { tidy, track } from '../tensor/scope.js';
 import { Tensor, stack, wrap } from '../tensor/tensor.js';
+import { checkBoolean, checkOptions, describe } from '../utils/args.js';
 import { serialize, deserialize } from 'node:v8';
 import { type Plan, runPlan } from '../transforms/plan.js';
-import { type BatchSource, type Dataset, batchSourceOf } from './dataset.js';
+import { type BatchSource, type Dataset, batchSourceOf, checkDataset } from './dataset.js';
 import { Generator, randomInt64 } from './generator.js';
 import { type JobResult, discard, submit, wait, waitSync } from './pool.js';
 
@@ -186,12 +187,15 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
   readonly collate: ((samples: T[]) => B) | null;
 
   constructor(dataset: Dataset<T>, opts: DataLoaderOptions<T, B> = {}) {
-    if (!dataset || typeof dataset.get !== 'function' || typeof dataset.length !== 'number') {
-      throw new TypeError('DataLoader: dataset must have a numeric length and a get(index) method');
-    }
+    checkDataset('DataLoader', dataset);
+    checkOptions('DataLoader', opts, ['batchSize', 'shuffle', 'dropLast', 'generator', 'seed', 'prefetch', 'numWorkers', 'collate']);
+    checkBoolean('DataLoader', 'shuffle', opts.shuffle);
+    checkBoolean('DataLoader', 'dropLast', opts.dropLast);
+    if (opts.collate != null && typeof opts.collate !== 'function') throw new TypeError(`DataLoader: collate must be a function, got ${describe(opts.collate)}`);
+    if (opts.generator != null && !(opts.generator instanceof Generator)) throw new TypeError(`DataLoader: generator must be a Generator, got ${describe(opts.generator)}`);
     const int = (v: number | undefined, dflt: number, min: number, what: string): number => {
       const x = v ?? dflt;
-      if (!Number.isInteger(x) || x < min) throw new RangeError(`DataLoader: ${what} should be an integer >= ${min}, but got ${what}=${v}`);
+      if (!Number.isInteger(x) || x < min) throw new RangeError(`DataLoader: ${what} should be an integer >= ${min}, but got ${what}=${describe(v)}`);
       return x;
     };
     this.dataset = dataset;

@@ -5,6 +5,7 @@
 import { native, op, type Handle } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
+import { describe } from '../utils/args.js';
 import { type Transform, type TransformLike, applyTransform, isPlannable } from '../transforms/transforms.js';
 import type { Generator } from './generator.js';
 
@@ -81,7 +82,7 @@ export class TensorDataset implements Dataset<Tensor[]>, BatchSource {
   constructor(...tensors: Tensor[]) {
     if (tensors.length === 0) throw new TypeError('TensorDataset: expected at least one tensor');
     for (const t of tensors) {
-      if (!(t instanceof Tensor)) throw new TypeError('TensorDataset: every argument must be a Tensor');
+      if (!(t instanceof Tensor)) throw new TypeError(`TensorDataset: argument ${tensors.indexOf(t)} must be a Tensor, got ${describe(t)}`);
       if (t.ndim === 0) throw new TypeError('TensorDataset: tensors must have a first dimension');
     }
     const n = tensors[0].shape[0];
@@ -115,6 +116,7 @@ export class Subset<T = unknown> implements Dataset<T>, BatchSource {
   readonly dataset: Dataset<T>;
   readonly indices: Int32Array;
   constructor(dataset: Dataset<T>, indices: ArrayLike<number> | Tensor) {
+    checkDataset('Subset', dataset);
     this.dataset = dataset;
     const list = indices instanceof Tensor ? Array.from(indices.toTypedArray() as ArrayLike<number | bigint>, Number) : Array.from(indices);
     this.indices = Int32Array.from(list, (i) => checkIndex(i, dataset.length, 'Subset'));
@@ -139,7 +141,19 @@ export class Subset<T = unknown> implements Dataset<T>, BatchSource {
  * fractions summing to 1), from `randperm` on `generator` (default: the global
  * generator, as PyTorch's default_generator).
  */
+/** Throws unless `dataset` has a numeric length and a get(i) method. */
+export function checkDataset(fn: string, dataset: unknown): void {
+  const d = dataset as Dataset | null | undefined;
+  if (!d || typeof d.get !== 'function' || typeof d.length !== 'number') {
+    throw new TypeError(`${fn}: argument 'dataset' must be a Dataset (with length and get(i)), got ${describe(dataset)}`);
+  }
+}
+
 export function randomSplit<T>(dataset: Dataset<T>, lengths: number[], generator?: Generator): Subset<T>[] {
+  checkDataset('randomSplit()', dataset);
+  if (!Array.isArray(lengths) || !lengths.every((l) => typeof l === 'number' && Number.isFinite(l) && l >= 0)) {
+    throw new TypeError(`randomSplit(): argument 'lengths' must be an array of non-negative numbers, got ${describe(lengths)}`);
+  }
   let sizes = lengths;
   const n = dataset.length;
   const total = lengths.reduce((a, b) => a + b, 0);

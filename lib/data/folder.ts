@@ -10,6 +10,7 @@ import { native } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { fromBuffer } from '../tensor/creation.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
+import { checkOptions, describe } from '../utils/args.js';
 import { type Transform, isPlannable } from '../transforms/transforms.js';
 import { type BatchSource, type Dataset, type ImageDatasetOptions, checkIndex, gatherRows, indexTensor, transformSample } from './dataset.js';
 
@@ -66,6 +67,8 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
 
   /** Scans `root`; call {@link load} (or use {@link ImageFolder.load}) before reading samples. */
   constructor(root: string, opts: ImageFolderOptions = {}) {
+    if (typeof root !== 'string') throw new TypeError(`ImageFolder: argument 'root' must be a path, got ${describe(root)}`);
+    checkOptions('ImageFolder', opts, ['transform', 'targetTransform', 'extensions', 'channels', 'concurrency']);
     this.root = resolve(root);
     if (!isDir(this.root)) throw new Error(`ImageFolder: ${this.root} is not a folder`);
     const exts = (opts.extensions ?? IMG_EXTENSIONS).map((e) => e.toLowerCase());

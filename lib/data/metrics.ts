@@ -4,13 +4,16 @@
 import { native, op, type Handle } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
+import { checkOptions, describe } from '../utils/args.js';
 
 function cumsum(x: Tensor, dim: number): Tensor {
   return wrap(native.call(op('aten::cumsum'), x._h, dim) as Handle);
 }
 
 function check(output: Tensor, target: Tensor, what: string): void {
-  if (!(output instanceof Tensor) || !(target instanceof Tensor)) throw new TypeError(`${what}: output and target must be Tensors`);
+  for (const [name, t] of [['output', output], ['target', target]] as const) {
+    if (!(t instanceof Tensor)) throw new TypeError(`${what}: argument '${name}' must be a Tensor, got ${describe(t)}`);
+  }
   if (output.ndim !== 2) throw new RangeError(`${what}: output must be (N, classes) scores, got shape [${output.shape.join(', ')}]`);
   if (target.ndim !== 1 || target.shape[0] !== output.shape[0]) {
     throw new RangeError(`${what}: target must be (N) class indices for ${output.shape[0]} outputs, got shape [${target.shape.join(', ')}]`);
@@ -25,11 +28,12 @@ export function accuracy(output: Tensor, target: Tensor): number;
 export function accuracy(output: Tensor, target: Tensor, opts: { topk: number }): number;
 export function accuracy(output: Tensor, target: Tensor, opts: { topk: number[] }): number[];
 export function accuracy(output: Tensor, target: Tensor, opts: { topk?: number | number[] } = {}): number | number[] {
-  check(output, target, 'accuracy');
+  checkOptions('accuracy()', opts, ['topk']);
+  check(output, target, 'accuracy()');
   const ks = opts.topk === undefined ? [1] : Array.isArray(opts.topk) ? opts.topk : [opts.topk];
   const n = output.shape[0];
   const classes = output.shape[1];
-  for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > classes) throw new RangeError(`accuracy: topk ${k} must be between 1 and ${classes}`);
+  for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > classes) throw new RangeError(`accuracy(): topk ${describe(k)} must be an integer between 1 and ${classes}`);
   if (n === 0) return Array.isArray(opts.topk) ? ks.map(() => 0) : 0;
   const maxk = Math.max(...ks);
   const temps: Tensor[] = [];
@@ -106,6 +110,9 @@ export class ConfusionMatrix {
   readonly counts: Float64Array;
 
   constructor(classes: number | readonly string[]) {
+    if (!((Number.isInteger(classes) && (classes as number) > 0) || (Array.isArray(classes) && classes.length > 0 && classes.every((c) => typeof c === 'string')))) {
+      throw new TypeError(`ConfusionMatrix: classes must be a positive integer or an array of names, got ${describe(classes)}`);
+    }
     this.classes = typeof classes === 'number' ? null : [...classes];
     this.numClasses = typeof classes === 'number' ? classes : classes.length;
     this.counts = new Float64Array(this.numClasses * this.numClasses);

@@ -7,7 +7,8 @@ import {
   AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 } from '../nn/layers.js';
 import { Module, Sequential } from '../nn/module.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, handleOf } from '../tensor/tensor.js';
+import { checkBoolean, checkInt, checkOptions, describe } from '../utils/args.js';
 import { loadStateDictFromUrlSync } from '../hub/index.js';
 import {
   VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
@@ -29,13 +30,17 @@ export const cfgs = {
 
 /** torchvision's `make_layers`: conv 3×3 (padding 1) [+ BatchNorm] + ReLU per number, MaxPool 2×2 per `'M'`. */
 export function makeLayers(cfg: VGGConfig, opts: { batchNorm?: boolean; inChannels?: number } = {}): Sequential {
+  if (!Array.isArray(cfg)) throw new TypeError(`makeLayers(): argument 'cfg' must be an array of positive integers and 'M', got ${describe(cfg)}`);
+  checkOptions('makeLayers()', opts, ['batchNorm', 'inChannels']);
+  checkBoolean('makeLayers()', 'batchNorm', opts.batchNorm);
+  if (opts.inChannels !== undefined) checkInt('makeLayers()', 'inChannels', opts.inChannels, 1);
   const layers: Module<any, any>[] = [];
   let channels = opts.inChannels ?? 3;
-  for (const v of cfg) {
+  for (const [i, v] of cfg.entries()) {
     if (v === 'M') {
       layers.push(new MaxPool2d(2, { stride: 2 }));
     } else {
-      if (!Number.isInteger(v) || v <= 0) throw new RangeError(`makeLayers: invalid config entry ${String(v)}; use a channel count or 'M'`);
+      if (!Number.isInteger(v) || (v as number) <= 0) throw new RangeError(`makeLayers(): cfg[${i}] must be a positive integer or 'M', got ${describe(v)}`);
       layers.push(new Conv2d(channels, v, 3, { padding: 1 }));
       if (opts.batchNorm) layers.push(new BatchNorm2d(v));
       layers.push(new ReLU(true));
@@ -44,6 +49,8 @@ export function makeLayers(cfg: VGGConfig, opts: { batchNorm?: boolean; inChanne
   }
   return new Sequential(...layers);
 }
+
+const VGG_OPTIONS = ['numClasses', 'initWeights', 'dropout', 'avgpool', 'inputSize', 'inChannels'];
 
 export interface VGGOptions {
   numClasses?: number;
@@ -73,16 +80,30 @@ export class VGG extends Module {
 
   constructor(features: Sequential, opts: VGGOptions = {}) {
     super();
+    if (!(features instanceof Module)) throw new TypeError(`VGG: argument 'features' must be a Sequential, got ${describe(features)}`);
+    checkOptions('VGG', opts, VGG_OPTIONS);
     const numClasses = opts.numClasses ?? 1000;
     const dropout = opts.dropout ?? 0.5;
     const useAvgpool = opts.avgpool ?? true;
-    if (!Number.isInteger(numClasses) || numClasses <= 0) throw new RangeError(`VGG: numClasses must be a positive integer, got ${numClasses}`);
+    checkInt('VGG', 'numClasses', numClasses, 1);
+    checkBoolean('VGG', 'avgpool', opts.avgpool);
+    checkBoolean('VGG', 'initWeights', opts.initWeights);
+    if (opts.inChannels !== undefined) checkInt('VGG', 'inChannels', opts.inChannels, 1);
+    const size = opts.inputSize;
+    if (size !== undefined && !(Array.isArray(size) && size.length === 2 && size.every((d) => Number.isInteger(d) && d > 0))) {
+      throw new RangeError(`VGG: inputSize must be [height, width] of positive integers, got ${describe(size)}`);
+    }
     this.features = features;
     this.avgpool = useAvgpool ? new AdaptiveAvgPool2d([7, 7]) : undefined;
     if (!useAvgpool) delete (this as { avgpool?: unknown }).avgpool; // no such child, as in the tutorial's class
     const input = useAvgpool ? null : opts.inputSize ?? [224, 224];
     const probe = [1, opts.inChannels ?? 3, ...(input ?? [224, 224])];
     const flat = useAvgpool ? this.avgpool!.outputShape(features.outputShape(probe)) : features.outputShape(probe);
+    if (flat.slice(1).some((d) => !(d > 0))) {
+      const pools = [...features.modules()].filter((m) => m instanceof MaxPool2d).length;
+      throw new RangeError(`VGG: inputSize [${probe.slice(2).join(', ')}] is too small for these features: they reduce it to ` +
+        `${flat.slice(2).join('×')} (each of the ${pools} max-pools halves it); use at least [${2 ** pools}, ${2 ** pools}]`);
+    }
     this._built = { input, flat: flat.slice(1) };
     const inFeatures = flat.slice(1).reduce((a, b) => a * b, 1);
     this.classifier = new Sequential(
@@ -112,6 +133,11 @@ export class VGG extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    handleOf(x, 'input');
+    if (x.ndim !== 4) {
+      throw new RangeError(`VGG: expected a 4-d (N, C, H, W) batch, got shape [${x.shape.join(', ')}]` +
+        (x.ndim === 3 ? '; for a single image, add the batch dimension with x.unsqueeze(0)' : ''));
+    }
     const f = this.features.forward(x);
     const pooled = this.avgpool ? this.avgpool.forward(f) : f;
     if (pooled !== f) f.dispose();
@@ -163,6 +189,7 @@ type WeightsEnum = Readonly<Record<string, Weights>>;
 
 // torchvision's _vgg: pretrained weights fix numClasses and skip initialisation.
 function build(cfg: VGGConfig, batchNorm: boolean, enumName: string, members: WeightsEnum, opts: VGGFactoryOptions): VGG {
+  checkOptions(`${enumName.replace('_Weights', '').toLowerCase()}()`, opts, [...VGG_OPTIONS, 'weights', 'progress']);
   const weights = verifyWeights(enumName, members, opts.weights);
   let options: VGGOptions = opts;
   if (weights) {
@@ -216,6 +243,7 @@ export const vgg19_bn = (opts: VGGFactoryOptions = {}): VGG => build(cfgs.E, tru
  * `batchNorm` adds BatchNorm after each conv.
  */
 export function vggTutorial(opts: Omit<VGGOptions, 'avgpool'> & { batchNorm?: boolean } = {}): VGG {
+  checkOptions('vggTutorial()', opts, [...VGG_OPTIONS.filter((k) => k !== 'avgpool'), 'batchNorm']);
   const { batchNorm, ...rest } = opts;
   return new VGG(makeLayers(cfgs.tutorial, { batchNorm, inChannels: rest.inChannels }), {
     numClasses: 10, inputSize: [32, 32], ...rest, avgpool: false,

@@ -3,6 +3,7 @@
 import { native, op } from '../native.js';
 import { backends } from '../runtime.js';
 import { type Reduction, Tensor, broadcastTensors, handleOf, reductionCode, wrap } from '../tensor/tensor.js';
+import { checkInt, checkIntPair, checkOneOf, checkOptions, describe } from '../utils/args.js';
 
 type Pair = number | [number, number];
 
@@ -12,8 +13,32 @@ export function conv2d(
   stride: Pair = 1, padding: Pair | 'same' | 'valid' = 0, dilation: Pair = 1, groups = 1,
 ): Tensor {
   const b = bias === null ? null : handleOf(bias, 'bias');
+  checkConvArgs('conv2d()', stride, padding, dilation, groups);
   const overload = typeof padding === 'string' ? 'padding' : '';
   return wrap(native.call(op('aten::conv2d', overload), handleOf(input, 'input'), handleOf(weight, 'weight'), b, stride, padding, dilation, groups));
+}
+
+/** Conv2d's and conv2d()'s stride, padding, dilation and groups, checked before libtorch sees them. */
+export function checkConvArgs(fn: string, stride: unknown, padding: unknown, dilation: unknown, groups: unknown): void {
+  checkIntPair(fn, 'stride', stride, 1);
+  if (padding !== 'same' && padding !== 'valid') checkIntPair(fn, 'padding', padding, 0, ", 'same' or 'valid'");
+  checkIntPair(fn, 'dilation', dilation, 1);
+  checkInt(fn, 'groups', groups, 1);
+}
+
+/** Pooling windows: kernel ≥ 1, stride ≥ 1 (or null: the kernel), padding ≥ 0, dilation ≥ 1. */
+export function checkPoolArgs(fn: string, kernelSize: unknown, opts: { stride?: unknown; padding?: unknown; dilation?: unknown }): void {
+  checkIntPair(fn, 'kernelSize', kernelSize, 1);
+  if (opts.stride != null) checkIntPair(fn, 'stride', opts.stride, 1);
+  if (opts.padding !== undefined) checkIntPair(fn, 'padding', opts.padding, 0);
+  if (opts.dilation !== undefined) checkIntPair(fn, 'dilation', opts.dilation, 1);
+}
+
+/** An adaptive pool's output size: an integer ≥ 0 or null (keep the input's), or a pair of them. */
+export function checkAdaptiveSize(fn: string, v: unknown): void {
+  const ok = (x: unknown): boolean => x === null || (typeof x === 'number' && Number.isInteger(x) && x >= 0);
+  if ((ok(v) && v !== null) || (Array.isArray(v) && v.length === 2 && v.every(ok))) return;
+  throw new RangeError(`${fn}: outputSize must be a non-negative integer or a pair of non-negative integers or nulls, got ${describe(v)}`);
 }
 
 export interface BatchNormOptions {
@@ -30,6 +55,7 @@ export interface BatchNormOptions {
  * `runningMean`/`runningVar` are updated in place with `momentum`.
  */
 export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
+  checkOptions('batchNorm()', opts, ['weight', 'bias', 'training', 'momentum', 'eps']);
   const training = opts.training ?? false;
   if (training) {
     const size = input.shape;
@@ -52,12 +78,18 @@ export interface MaxPool2dOptions {
   ceilMode?: boolean;
 }
 
+const MAX_POOL_OPTIONS = ['stride', 'padding', 'dilation', 'ceilMode'];
+
 export function maxPool2d(input: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): Tensor {
+  checkOptions('maxPool2d()', opts, MAX_POOL_OPTIONS);
+  checkPoolArgs('maxPool2d()', kernelSize, opts);
   return wrap(native.call(op('aten::max_pool2d'), handleOf(input, 'input'), kernelSize, opts.stride ?? [], opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode ?? false));
 }
 
 /** Max pooling that also returns the flat index of each maximum: `[output, indices]`. */
 export function maxPool2dWithIndices(input: Tensor, kernelSize: Pair, opts: MaxPool2dOptions = {}): [Tensor, Tensor] {
+  checkOptions('maxPool2dWithIndices()', opts, MAX_POOL_OPTIONS);
+  checkPoolArgs('maxPool2dWithIndices()', kernelSize, opts);
   const [out, idx] = native.call(op('aten::max_pool2d_with_indices'), handleOf(input, 'input'), kernelSize, opts.stride ?? [], opts.padding ?? 0, opts.dilation ?? 1, opts.ceilMode ?? false);
   return [wrap(out), wrap(idx)];
 }
@@ -71,6 +103,8 @@ export interface AvgPool2dOptions {
 }
 
 export function avgPool2d(input: Tensor, kernelSize: Pair, opts: AvgPool2dOptions = {}): Tensor {
+  checkOptions('avgPool2d()', opts, ['stride', 'padding', 'ceilMode', 'countIncludePad', 'divisorOverride']);
+  checkPoolArgs('avgPool2d()', kernelSize, opts);
   return wrap(native.call(
     op('aten::avg_pool2d'), handleOf(input, 'input'), kernelSize, opts.stride ?? [], opts.padding ?? 0,
     opts.ceilMode ?? false, opts.countIncludePad ?? true, opts.divisorOverride ?? null,
@@ -80,6 +114,7 @@ export function avgPool2d(input: Tensor, kernelSize: Pair, opts: AvgPool2dOption
 /** Adaptive average pooling to `outputSize`; a null entry keeps the input's size there. */
 export function adaptiveAvgPool2d(input: Tensor, outputSize: number | [number | null, number | null]): Tensor {
   const h = handleOf(input, 'input');
+  checkAdaptiveSize('adaptiveAvgPool2d()', outputSize);
   const size = typeof outputSize === 'number' ? [outputSize, outputSize] : outputSize;
   const shape = input.shape;
   const resolved = size.map((s, i) => (s === null ? shape[shape.length - 2 + i] : s));
@@ -102,13 +137,18 @@ export function relu_(input: Tensor): Tensor {
 
 /** Zeroes elements with probability `p` and scales the rest by 1/(1-p), when `training`. */
 export function dropout(input: Tensor, p = 0.5, training = true, inplace = false): Tensor {
-  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`dropout probability has to be between 0 and 1, but got ${p}`);
+  checkDropout(p);
   const h = handleOf(input, 'input');
   if (inplace) {
     native.call(op('aten::dropout_'), h, p, training);
     return input;
   }
   return wrap(native.call(op('aten::dropout'), h, p, training));
+}
+
+/** PyTorch's check of a dropout probability, showing the value as given. */
+export function checkDropout(p: unknown): void {
+  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`dropout probability has to be between 0 and 1, but got ${describe(p)}`);
 }
 
 export function softmax(input: Tensor, dim: number): Tensor {
@@ -128,6 +168,7 @@ export interface LossOptions {
 
 /** Cross-entropy between logits `input` (N, C, …) and class indices or probabilities `target`. */
 export function crossEntropy(input: Tensor, target: Tensor, opts: LossOptions & { labelSmoothing?: number } = {}): Tensor {
+  checkOptions('crossEntropy()', opts, ['weight', 'ignoreIndex', 'reduction', 'labelSmoothing']);
   return wrap(native.call(
     op('aten::cross_entropy_loss'), handleOf(input, 'input'), handleOf(target, 'target'),
     opts.weight == null ? null : handleOf(opts.weight, 'weight'), reductionCode(opts.reduction ?? 'mean'),
@@ -137,6 +178,7 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: LossOptions & 
 
 /** Negative log-likelihood of log-probabilities `input` at class indices `target`. */
 export function nllLoss(input: Tensor, target: Tensor, opts: LossOptions = {}): Tensor {
+  checkOptions('nllLoss()', opts, ['weight', 'ignoreIndex', 'reduction']);
   return wrap(native.call(
     op('aten::nll_loss_nd'), handleOf(input, 'input'), handleOf(target, 'target'),
     opts.weight == null ? null : handleOf(opts.weight, 'weight'), reductionCode(opts.reduction ?? 'mean'), opts.ignoreIndex ?? -100,
@@ -146,6 +188,7 @@ export function nllLoss(input: Tensor, target: Tensor, opts: LossOptions = {}): 
 let warnedMseBroadcast = false;
 /** Mean squared error; different shapes broadcast, with PyTorch's warning. */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  checkOptions('mseLoss()', opts, ['reduction']);
   const reduction = reductionCode(opts.reduction ?? 'mean');
   const a = handleOf(input, 'input');
   const b = handleOf(target, 'target');
@@ -180,13 +223,21 @@ export interface InterpolateOptions {
 /** Resizes a 4-D (N, C, H, W) tensor, as `F.interpolate`. */
 export function interpolate(input: Tensor, opts: InterpolateOptions): Tensor {
   const h = handleOf(input, 'input');
+  checkOptions('interpolate()', opts, ['size', 'scaleFactor', 'mode', 'alignCorners', 'recomputeScaleFactor', 'antialias'], { required: [] });
+  if (opts === undefined || opts === null) throw new TypeError(`interpolate(): argument 'options' must be an object with size or scaleFactor, got ${describe(opts)}`);
   const mode = opts.mode ?? 'nearest';
+  checkOneOf('interpolate()', 'mode', mode, ['nearest', 'bilinear', 'bicubic']);
   if (input.ndim !== 4) throw new RangeError(`interpolate(): expected a 4-D (N, C, H, W) input, got ${input.ndim}-D`);
   if (mode === 'nearest' && opts.alignCorners !== undefined) {
     throw new TypeError('align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear');
   }
   if ((opts.size === undefined) === (opts.scaleFactor === undefined)) {
-    throw new TypeError(opts.size === undefined ? 'either size or scaleFactor should be defined' : 'only one of size or scaleFactor should be defined');
+    throw new TypeError(opts.size === undefined ? 'interpolate(): either size or scaleFactor should be defined' : 'interpolate(): only one of size or scaleFactor should be defined');
+  }
+  if (opts.size !== undefined) checkIntPair('interpolate()', 'size', opts.size, 1);
+  const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
+  if (opts.scaleFactor !== undefined && !(finite(opts.scaleFactor) || (Array.isArray(opts.scaleFactor) && opts.scaleFactor.length === 2 && opts.scaleFactor.every(finite)))) {
+    throw new RangeError(`interpolate(): scaleFactor must be a positive finite number or a pair of them, got ${describe(opts.scaleFactor)}`);
   }
   if (opts.antialias && mode === 'nearest') throw new TypeError('Anti-alias option is only supported for bilinear and bicubic modes');
   const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -206,6 +257,8 @@ export function interpolate(input: Tensor, opts: InterpolateOptions): Tensor {
 
 /** Pads the last dimensions: `pad` lists (left, right, top, bottom, …) as in F.pad. */
 export function pad(input: Tensor, padding: number[], mode: 'constant' | 'reflect' | 'replicate' | 'circular' = 'constant', value?: number): Tensor {
+  if (!Array.isArray(padding) || !padding.every(Number.isInteger)) throw new TypeError(`pad(): argument 'padding' must be an array of integers, got ${describe(padding)}`);
+  checkOneOf('pad()', 'mode', mode, ['constant', 'reflect', 'replicate', 'circular']);
   if (padding.length % 2 !== 0) throw new RangeError(`Padding length must be divisible by 2, got ${padding.length}`);
   if (padding.length / 2 > input.ndim) throw new RangeError(`Padding length too large: ${padding.length} for a ${input.ndim}-D input`);
   return wrap(native.call(op('aten::pad'), handleOf(input, 'input'), padding, mode, value ?? null));

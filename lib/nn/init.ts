@@ -1,6 +1,7 @@
 // torch.nn.init: the same formulas, the same RNG draws, so seeded models match PyTorch.
 import { noGrad } from '../autograd.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, handleOf } from '../tensor/tensor.js';
+import { checkOptions } from '../utils/args.js';
 
 export type Nonlinearity =
   | 'linear' | 'conv1d' | 'conv2d' | 'conv3d' | 'conv_transpose1d' | 'conv_transpose2d' | 'conv_transpose3d'
@@ -29,6 +30,7 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
 
 /** `[fanIn, fanOut]` of a weight: dim 1 and dim 0 times the receptive field. */
 export function calculateFanInAndFanOut(tensor: Tensor): [number, number] {
+  handleOf(tensor, 'tensor');
   const shape = tensor.shape;
   if (shape.length < 2) throw new RangeError('Fan in and fan out can not be computed for tensor with fewer than 2 dimensions');
   const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
@@ -50,6 +52,8 @@ export interface KaimingOptions {
 
 /** U(-bound, bound) with bound = gain × √(3 / fan) (He et al. 2015). */
 export function kaimingUniform_(tensor: Tensor, opts: KaimingOptions = {}): Tensor {
+  handleOf(tensor, 'tensor');
+  checkOptions('kaimingUniform_()', opts, ['a', 'mode', 'nonlinearity']);
   if (tensor.numel() === 0) return tensor;
   const fan = correctFan(tensor, opts.mode ?? 'fan_in');
   const gain = calculateGain(opts.nonlinearity ?? 'leaky_relu', opts.a ?? 0);
@@ -60,6 +64,8 @@ export function kaimingUniform_(tensor: Tensor, opts: KaimingOptions = {}): Tens
 
 /** N(0, std²) with std = gain / √fan (He et al. 2015). */
 export function kaimingNormal_(tensor: Tensor, opts: KaimingOptions = {}): Tensor {
+  handleOf(tensor, 'tensor');
+  checkOptions('kaimingNormal_()', opts, ['a', 'mode', 'nonlinearity']);
   if (tensor.numel() === 0) return tensor;
   const fan = correctFan(tensor, opts.mode ?? 'fan_in');
   const gain = calculateGain(opts.nonlinearity ?? 'leaky_relu', opts.a ?? 0);

@@ -5,8 +5,9 @@ import * as init from './init.js';
 import { Module, Parameter } from './module.js';
 import { type DType } from '../tensor/dtype.js';
 import { empty, ones, tensor, zeros } from '../tensor/creation.js';
-import { type Reduction, Tensor } from '../tensor/tensor.js';
+import { type Reduction, Tensor, reductionCode } from '../tensor/tensor.js';
 import { pyFloat, pyValue } from '../utils/pyrepr.js';
+import { checkBoolean, checkInt, checkIntPair, checkOneOf, checkOptions, describe } from '../utils/args.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
@@ -28,9 +29,8 @@ function resetWeightAndBias(weight: Tensor, bias: Tensor | null): void {
   }
 }
 
-function checkPositiveInt(v: number, what: string, layer: string): void {
-  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${layer}: ${what} must be a positive integer, got ${v}`);
-}
+const checkPositiveInt = (v: unknown, what: string, layer: string): void => checkInt(layer, what, v, 1);
+const FACTORY = ['device', 'dtype'];
 
 /** Spatial output size of a convolution or pooling window (PyTorch's formula, ceil mode included). */
 function windowOut(size: number, kernel: number, stride: number, padding: number, dilation: number, ceil: boolean): number {
@@ -70,9 +70,13 @@ export class Conv2d extends Module {
 
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, opts: Conv2dOptions = {}) {
     super();
-    for (const [v, what] of [[inChannels, 'inChannels'], [outChannels, 'outChannels'], [opts.groups ?? 1, 'groups']] as const) {
-      checkPositiveInt(v, what, 'Conv2d');
-    }
+    checkOptions('Conv2d', opts, [...FACTORY, 'stride', 'padding', 'dilation', 'groups', 'bias', 'paddingMode']);
+    checkPositiveInt(inChannels, 'inChannels', 'Conv2d');
+    checkPositiveInt(outChannels, 'outChannels', 'Conv2d');
+    checkIntPair('Conv2d', 'kernelSize', kernelSize, 1);
+    F.checkConvArgs('Conv2d', opts.stride ?? 1, opts.padding ?? 0, opts.dilation ?? 1, opts.groups ?? 1);
+    checkOneOf('Conv2d', 'paddingMode', opts.paddingMode ?? 'zeros', ['zeros', 'reflect', 'replicate', 'circular']);
+    checkBoolean('Conv2d', 'bias', opts.bias);
     this.inChannels = inChannels;
     this.outChannels = outChannels;
     this.kernelSize = pair(kernelSize);
@@ -81,8 +85,8 @@ export class Conv2d extends Module {
     this.dilation = pair(opts.dilation ?? 1);
     this.groups = opts.groups ?? 1;
     this.paddingMode = opts.paddingMode ?? 'zeros';
-    if (inChannels % this.groups !== 0) throw new RangeError('Conv2d: in_channels must be divisible by groups');
-    if (outChannels % this.groups !== 0) throw new RangeError('Conv2d: out_channels must be divisible by groups');
+    if (inChannels % this.groups !== 0) throw new RangeError(`Conv2d: inChannels (${inChannels}) must be divisible by groups (${this.groups})`);
+    if (outChannels % this.groups !== 0) throw new RangeError(`Conv2d: outChannels (${outChannels}) must be divisible by groups (${this.groups})`);
     if (this.padding === 'same' && this.stride.some((s) => s !== 1)) {
       throw new RangeError("Conv2d: padding='same' is not supported for strided convolutions");
     }
@@ -153,7 +157,16 @@ export class BatchNorm2d extends Module {
 
   constructor(numFeatures: number, opts: BatchNorm2dOptions = {}) {
     super();
+    checkOptions('BatchNorm2d', opts, [...FACTORY, 'eps', 'momentum', 'affine', 'trackRunningStats']);
     checkPositiveInt(numFeatures, 'numFeatures', 'BatchNorm2d');
+    if (opts.eps !== undefined && !(typeof opts.eps === 'number' && opts.eps > 0 && Number.isFinite(opts.eps))) {
+      throw new RangeError(`BatchNorm2d: eps must be a positive number, got ${describe(opts.eps)}`);
+    }
+    if (opts.momentum != null && !(typeof opts.momentum === 'number' && opts.momentum >= 0 && opts.momentum <= 1)) {
+      throw new RangeError(`BatchNorm2d: momentum must be a number in [0, 1] or null, got ${describe(opts.momentum)}`);
+    }
+    checkBoolean('BatchNorm2d', 'affine', opts.affine);
+    checkBoolean('BatchNorm2d', 'trackRunningStats', opts.trackRunningStats);
     this.numFeatures = numFeatures;
     this.eps = opts.eps ?? 1e-5;
     this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
@@ -203,6 +216,8 @@ export class MaxPool2d extends Module {
 
   constructor(kernelSize: Pair, opts: MaxPool2dOptions = {}) {
     super();
+    checkOptions('MaxPool2d', opts, ['stride', 'padding', 'dilation', 'ceilMode']);
+    F.checkPoolArgs('MaxPool2d', kernelSize, opts);
     this.kernelSize = kernelSize;
     this.stride = opts.stride ?? kernelSize;
     this.padding = opts.padding ?? 0;
@@ -235,6 +250,8 @@ export class AvgPool2d extends Module {
 
   constructor(kernelSize: Pair, opts: AvgPool2dOptions = {}) {
     super();
+    checkOptions('AvgPool2d', opts, ['stride', 'padding', 'ceilMode', 'countIncludePad', 'divisorOverride']);
+    F.checkPoolArgs('AvgPool2d', kernelSize, opts);
     this.kernelSize = kernelSize;
     this.stride = opts.stride ?? kernelSize;
     this.padding = opts.padding ?? 0;
@@ -264,6 +281,7 @@ export class AdaptiveAvgPool2d extends Module {
   readonly outputSize: number | [number | null, number | null];
   constructor(outputSize: number | [number | null, number | null]) {
     super();
+    F.checkAdaptiveSize('AdaptiveAvgPool2d', outputSize);
     this.outputSize = outputSize;
   }
   forward(x: Tensor): Tensor {
@@ -289,6 +307,7 @@ export class Linear extends Module {
 
   constructor(inFeatures: number, outFeatures: number, opts: FactoryOptions & { bias?: boolean } = {}) {
     super();
+    checkOptions('Linear', opts, [...FACTORY, 'bias']);
     checkPositiveInt(inFeatures, 'inFeatures', 'Linear');
     checkPositiveInt(outFeatures, 'outFeatures', 'Linear');
     this.inFeatures = inFeatures;
@@ -320,6 +339,7 @@ export class Linear extends Module {
 export class ReLU extends Module {
   constructor(readonly inplace = false) {
     super();
+    checkBoolean('ReLU', 'inplace', inplace);
   }
   forward(x: Tensor): Tensor {
     return F.relu(x, this.inplace);
@@ -335,7 +355,8 @@ export class Dropout extends Module {
   readonly inplace: boolean;
   constructor(p = 0.5, inplace = false) {
     super();
-    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`dropout probability has to be between 0 and 1, but got ${p}`);
+    F.checkDropout(p);
+    checkBoolean('Dropout', 'inplace', inplace);
     this.p = p;
     this.inplace = inplace;
   }
@@ -351,6 +372,8 @@ export class Dropout extends Module {
 export class Flatten extends Module {
   constructor(readonly startDim = 1, readonly endDim = -1) {
     super();
+    checkInt('Flatten', 'startDim', startDim);
+    checkInt('Flatten', 'endDim', endDim);
   }
   forward(x: Tensor): Tensor {
     return x.flatten(this.startDim, this.endDim);
@@ -382,6 +405,9 @@ export class CrossEntropyLoss extends Module<[Tensor, Tensor], Tensor> {
 
   constructor(opts: { weight?: Tensor | null; ignoreIndex?: number; reduction?: Reduction; labelSmoothing?: number } = {}) {
     super();
+    checkOptions('CrossEntropyLoss', opts, ['weight', 'ignoreIndex', 'reduction', 'labelSmoothing']);
+    if (opts.reduction !== undefined) reductionCode(opts.reduction);
+    if (opts.ignoreIndex !== undefined) checkInt('CrossEntropyLoss', 'ignoreIndex', opts.ignoreIndex);
     this.registerBuffer('weight', opts.weight ?? null);
     this.ignoreIndex = opts.ignoreIndex ?? -100;
     this.reduction = opts.reduction ?? 'mean';

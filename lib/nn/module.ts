@@ -12,6 +12,7 @@ import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor, type Device, handleOf, isDeviceString } from '../tensor/tensor.js';
 import { addIndent } from '../utils/pyrepr.js';
+import { checkBoolean, checkOptions, describe } from '../utils/args.js';
 
 /**
  * A tensor that is a module's learnable parameter (`nn.Parameter`).
@@ -121,6 +122,7 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
 
   /** Sets training mode here and in every descendant; returns this. */
   train(mode = true): this {
+    checkBoolean('train()', "argument 'mode'", mode, false);
     for (const m of this.modules()) m.training = mode;
     return this;
   }
@@ -196,6 +198,11 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * `num_batches_tracked` (old checkpoints) is accepted, as in PyTorch.
    */
   loadStateDict(stateDict: StateDictInput, opts: { strict?: boolean } = {}): LoadResult {
+    checkOptions('loadStateDict()', opts, ['strict']);
+    checkBoolean('loadStateDict()', 'strict', opts.strict);
+    if (!(stateDict instanceof Map) && (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict))) {
+      throw new TypeError(`loadStateDict(): argument 'stateDict' must be a Map or an object of Tensors, got ${describe(stateDict)}`);
+    }
     const strict = opts.strict ?? true;
     const given = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
     const own = new Map<string, Tensor>();
@@ -277,10 +284,11 @@ abstract class IndexedModules<A extends unknown[], R> extends Module<A, R> {
 
   constructor(modules: Module<any, any>[]) {
     super();
+    if (!Array.isArray(modules)) throw new TypeError(`${this.typeName()}: argument 'modules' must be an array of Modules, got ${describe(modules)}`);
     modules.forEach((m, i) => this.add(i, m));
   }
   protected add(i: number, m: Module<any, any>): void {
-    if (!(m instanceof Module)) throw new TypeError(`${this.typeName()}: item ${i} is not a Module`);
+    if (!(m instanceof Module)) throw new TypeError(`${this.typeName()}: module ${i} must be a Module, got ${describe(m)}`);
     (this as unknown as Record<number, Module<any, any>>)[i] = m;
   }
   get length(): number {

@@ -6,6 +6,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Conv2d, Linear } from './layers.js';
 import { Module } from './module.js';
+import { describe } from '../utils/args.js';
 
 export interface LayerSummary {
   /** Dotted name, as in the state dict (`features.0`). */
@@ -43,6 +44,10 @@ const count = (n: number): string => n.toLocaleString('en-US');
  * Training mode and running statistics are left as they were.
  */
 export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): ModelSummary {
+  if (!(model instanceof Module)) throw new TypeError(`summary(): argument 'model' must be a Module, got ${describe(model)}`);
+  if (!Array.isArray(inputShape) || !inputShape.every((d) => Number.isInteger(d) && d > 0)) {
+    throw new TypeError(`summary(): argument 'inputShape' must be an array of positive integers, got ${describe(inputShape)}`);
+  }
   const shape = inputShape.length === 3 ? [1, ...inputShape] : inputShape;
   const layers: LayerSummary[] = [];
   const restore: (() => void)[] = [];

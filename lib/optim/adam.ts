@@ -131,7 +131,7 @@ export class Adam extends Optimizer<AdamParamGroup> {
       capturable: false,
       differentiable: false,
       fused: false,
-    });
+    }, opts);
   }
 
   /** Adam's L2 penalty enters the gradient; AdamW overrides this with decoupled decay. */

@@ -7,6 +7,7 @@
 // only where PyTorch runs it (`step(epoch)`, and SequentialLR's `step(0)` at a
 // milestone). `**` and `math.cos` go through libm as CPython's do (pymath.ts).
 import { describe } from '../tensor/tensor.js';
+import { checkOptions } from '../utils/args.js';
 import { Optimizer, camelCase } from './optimizer.js';
 import { pyCos, pyPow } from './pymath.js';
 import { warnOnce } from './warnings.js';
@@ -55,7 +56,7 @@ function copyValue(v: unknown): unknown {
 
 function checkInt(value: unknown, what: string, ok: (x: number) => boolean = () => true, rule = 'an integer'): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || !ok(value)) {
-    throw new RangeError(`${what} must be ${rule}, got ${String(value)}`);
+    throw new RangeError(`${what} must be ${rule}, got ${describe(value)}`);
   }
   return value;
 }
@@ -97,7 +98,7 @@ export abstract class LRScheduler {
   _lastLr: number[] = [];
 
   protected constructor(optimizer: Optimizer) {
-    if (!(optimizer instanceof Optimizer)) throw new TypeError(`${describe(optimizer)} is not an Optimizer`);
+    if (!(optimizer instanceof Optimizer)) throw new TypeError(`${new.target.name}: argument 'optimizer' must be an Optimizer, got ${describe(optimizer)}`);
     this.optimizer = optimizer;
   }
 
@@ -265,6 +266,7 @@ export class StepLR extends LRScheduler {
   gamma: number;
   constructor(optimizer: Optimizer, opts: StepLROptions) {
     super(optimizer);
+    checkOptions('StepLR', opts, ['stepSize', 'gamma', 'lastEpoch', 'verbose'], { what: 'options' });
     this.stepSize = checkInt(opts?.stepSize, 'stepSize', (x) => x > 0, 'a positive integer');
     this.gamma = checkNum(opts.gamma ?? 0.1, 'gamma');
     this.init(opts);
@@ -300,6 +302,7 @@ export class MultiStepLR extends LRScheduler {
   gamma: number;
   constructor(optimizer: Optimizer, opts: MultiStepLROptions) {
     super(optimizer);
+    checkOptions('MultiStepLR', opts, ['milestones', 'gamma', 'lastEpoch', 'verbose'], { what: 'options' });
     if (!Array.isArray(opts?.milestones)) throw new TypeError(`milestones must be an array of integers, got ${describe(opts?.milestones)}`);
     this.milestones = new Map();
     for (const m of opts.milestones) {
@@ -345,6 +348,7 @@ export class ExponentialLR extends LRScheduler {
   gamma: number;
   constructor(optimizer: Optimizer, opts: ExponentialLROptions) {
     super(optimizer);
+    checkOptions('ExponentialLR', opts, ['gamma', 'lastEpoch', 'verbose'], { what: 'options' });
     this.gamma = checkNum(opts?.gamma, 'gamma');
     this.init(opts);
   }
@@ -382,6 +386,7 @@ export class CosineAnnealingLR extends LRScheduler {
   etaMin: number;
   constructor(optimizer: Optimizer, opts: CosineAnnealingLROptions) {
     super(optimizer);
+    checkOptions('CosineAnnealingLR', opts, ['tMax', 'etaMin', 'lastEpoch', 'verbose'], { what: 'options' });
     this.tMax = checkNum(opts?.tMax, 'tMax');
     if (!(this.tMax > 0)) throw new RangeError(`tMax must be positive, got ${this.tMax}`);
     this.etaMin = checkNum(opts.etaMin ?? 0, 'etaMin');
@@ -433,6 +438,7 @@ export class LinearLR extends LRScheduler {
   totalIters: number;
   constructor(optimizer: Optimizer, opts: LinearLROptions = {}) {
     super(optimizer);
+    checkOptions('LinearLR', opts, ['startFactor', 'endFactor', 'totalIters', 'lastEpoch', 'verbose'], { what: 'options' });
     this.startFactor = checkNum(opts.startFactor ?? 1 / 3, 'startFactor');
     this.endFactor = checkNum(opts.endFactor ?? 1, 'endFactor');
     // PyTorch 1.13 accepts a start factor of 0 and then divides by zero at the
@@ -513,6 +519,7 @@ export class OneCycleLR extends LRScheduler {
 
   constructor(optimizer: Optimizer, opts: OneCycleLROptions) {
     super(optimizer);
+    checkOptions('OneCycleLR', opts, ['maxLr', 'totalSteps', 'epochs', 'stepsPerEpoch', 'pctStart', 'annealStrategy', 'cycleMomentum', 'baseMomentum', 'maxMomentum', 'divFactor', 'finalDivFactor', 'threePhase', 'lastEpoch', 'verbose'], { what: 'options' });
     if (opts === null || typeof opts !== 'object') throw new TypeError('OneCycleLR: options with maxLr are required');
     if (opts.totalSteps === undefined && opts.epochs === undefined && opts.stepsPerEpoch === undefined) {
       throw new Error('You must define either totalSteps OR (epochs AND stepsPerEpoch)');
@@ -674,6 +681,7 @@ export class SequentialLR extends LRScheduler {
 
   constructor(optimizer: Optimizer, opts: SequentialLROptions) {
     super(optimizer);
+    checkOptions('SequentialLR', opts, ['schedulers', 'milestones', 'lastEpoch', 'verbose'], { what: 'options' });
     const schedulers = opts?.schedulers;
     const milestones = opts?.milestones;
     if (!Array.isArray(schedulers) || schedulers.length === 0 || !schedulers.every((s) => s instanceof LRScheduler)) {

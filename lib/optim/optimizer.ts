@@ -9,6 +9,7 @@ import { enableGrad } from '../autograd.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor, describe } from '../tensor/tensor.js';
 import { pyValue } from '../utils/pyrepr.js';
+import { checkOptions } from '../utils/args.js';
 
 /**
  * One parameter group: its tensors and its options. The options are the
@@ -98,8 +99,10 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
    * @param params tensors to optimize, or parameter groups (`[{ params, lr }, …]`)
    * @param defaults every option, in PyTorch's order; `undefined` marks a required one (SGD's `lr`)
    */
-  protected constructor(params: ParamsInput<object>, defaults: Record<string, unknown>) {
+  protected constructor(params: ParamsInput<object>, defaults: Record<string, unknown>, opts: object = {}) {
     this.defaults = Object.freeze({ ...defaults });
+    // The options are the defaults' keys: anything else is a typo that would silently keep a default.
+    checkOptions(this.constructor.name, opts, Object.keys(defaults));
     this.checkOptions(defaults);
     if (params instanceof Tensor) {
       throw new TypeError('params argument given to the optimizer should be an iterable of Tensors or parameter groups, but got Tensor');
@@ -151,6 +154,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
       if (p.isDisposed) throw new Error('optimizer got a disposed Tensor as a parameter');
       if (!p.isLeaf) throw new Error("can't optimize a non-leaf Tensor");
     }
+    checkOptions(`${this.constructor.name}: param group`, paramGroup, ['params', ...Object.keys(this.defaults)]);
     // Key order as PyTorch builds the dict: the group's own entries, then the missing defaults.
     const group: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(paramGroup)) if (v !== undefined) group[k] = k === 'params' ? params : copyOption(v);

@@ -55,7 +55,7 @@ export class SGD extends Optimizer<SGDParamGroup> {
       maximize: opts.maximize ?? false,
       foreach: null,
       differentiable: false,
-    });
+    }, opts);
   }
 
   protected checkOptions(o: Record<string, unknown>): void {

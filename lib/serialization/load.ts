@@ -16,6 +16,7 @@ import { native, op } from '../native.js';
 import { empty } from '../tensor/creation.js';
 import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, isDeviceString, wrap } from '../tensor/tensor.js';
+import { checkOptions } from '../utils/args.js';
 import { kind, unpickle, type UnpicklerHooks } from './pickle.js';
 import { Cursor, FormatError, type PathOrBuffer, RangeSource, type Source, bufferSource, openSource } from './source.js';
 import { looksLikeTar, readTar } from './tar.js';
@@ -782,6 +783,8 @@ function loaderRebuild(loader: Loader, storage: StorageRef, offset: number, size
  * dispose(sd);
  */
 export function load<T = unknown>(pathOrBuffer: PathOrBuffer, opts: LoadOptions = {}): T {
+  // Every key of LoadOptions: an unknown one is a typo that would silently keep a default.
+  checkOptions('load()', opts, ['mapLocation', 'verifyChecksums']);
   let src: Source;
   try {
     src = openSource(pathOrBuffer, 'load');

@@ -6,6 +6,7 @@ import { writeSync } from 'node:fs';
 import { native } from '../native.js';
 import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
+import { checkOptions, describe } from '../utils/args.js';
 import { tensorBytes, toPath, writeAtomically } from './bytes.js';
 import { FormatError, type PathOrBuffer, type Source, openSource } from './source.js';
 
@@ -87,6 +88,7 @@ function wrapErrors<T>(fn: string, src: Source, body: () => T): T {
  * `mapLocation` (a device), tensors are moved there. The tensors belong to the caller.
  */
 export function loadSafetensors(pathOrBuffer: PathOrBuffer, opts: { mapLocation?: string } = {}): Map<string, Tensor> {
+  checkOptions('loadSafetensors()', opts, ['mapLocation']);
   const src = openSource(pathOrBuffer, 'loadSafetensors');
   return wrapErrors('loadSafetensors', src, () => {
     const { entries, dataStart } = readHeader(src);
@@ -133,11 +135,15 @@ export function saveSafetensors(
   opts: { metadata?: Readonly<Record<string, string>> } = {},
 ): void {
   const file = toPath(path, 'saveSafetensors');
+  checkOptions('saveSafetensors()', opts, ['metadata']);
+  if (tensors === null || typeof tensors !== 'object' || Array.isArray(tensors)) {
+    throw new TypeError(`saveSafetensors(): argument 'tensors' must be a Map or an object of Tensors, got ${describe(tensors)}`);
+  }
   const list = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
   for (const [name, t] of list) {
     if (typeof name !== 'string') throw new TypeError('saveSafetensors(): tensor names must be strings');
     if (name === '__metadata__') throw new TypeError("saveSafetensors(): '__metadata__' is reserved");
-    if (!(t instanceof Tensor)) throw new TypeError(`saveSafetensors(): '${name}' is not a Tensor`);
+    if (!(t instanceof Tensor)) throw new TypeError(`saveSafetensors(): '${name}' must be a Tensor, got ${describe(t)}`);
     if (t.isDisposed) throw new Error(`saveSafetensors(): '${name}' has been disposed`);
   }
   if (opts.metadata && !Object.values(opts.metadata).every((v) => typeof v === 'string')) {

@@ -2,7 +2,7 @@
 import { markAsUntransferable } from 'node:worker_threads';
 import { native, op } from '../native.js';
 import { type DType, dtypeCode, dtypeOfTypedArray, elementSize, normalizeDtype } from './dtype.js';
-import { checkOptions, showValue } from '../utils/args.js';
+import { checkBoolean, checkOptions } from '../utils/args.js';
 import { Tensor, type TensorOptions, describe, handleOf, sizeArgs, wrap } from './tensor.js';
 
 type Nested = number | boolean | bigint | Nested[];
@@ -19,6 +19,7 @@ const TENSOR_OPTIONS = ['dtype', 'device', 'requiresGrad'] as const;
 /** `opts` checked for unknown keys (a typo must not silently fall back to a default). */
 function tensorOptions(fn: string, opts: unknown, extra: readonly string[] = []): TensorOptions {
   checkOptions(fn, opts, [...TENSOR_OPTIONS, ...extra]);
+  checkBoolean(fn, 'requiresGrad', (opts as TensorOptions | undefined)?.requiresGrad);
   return (opts ?? {}) as TensorOptions;
 }
 
@@ -89,7 +90,7 @@ function checkedInt(v: number | bigint, dtype: DType, i: number, shape: readonly
   }
   if (!ok || n === undefined) {
     const at = shape.length === 0 ? '' : ` at [${unravel(i, shape).join(', ')}]`;
-    throw new RangeError(`tensor(): value ${showValue(v)}${at} cannot be converted to type ${dtype} without overflow`);
+    throw new RangeError(`tensor(): value ${describe(v)}${at} cannot be converted to type ${dtype} without overflow`);
   }
   return n;
 }
@@ -143,9 +144,9 @@ export function tensor(data: TensorData, options?: TensorOptions & { shape?: num
   let dtype: DType;
   if (ArrayBuffer.isView(data)) {
     const own = dtypeOfTypedArray(data);
-    if (own === undefined) throw new TypeError(`tensor(): unsupported typed array ${describe(data)}`);
+    if (own === undefined) throw new TypeError(`tensor(): unsupported typed array ${data.constructor.name}`);
     const length = data.byteLength / elementSize(own);
-    if (wanted) checkNumel('tensor()', wanted, length, `the ${describe(data)}`);
+    if (wanted) checkNumel('tensor()', wanted, length, `the ${data.constructor.name}`);
     t = fromTypedArray(data, wanted ?? [length], own);
     dtype = opts.dtype === undefined ? own : normalizeDtype(opts.dtype);
   } else {
@@ -306,6 +307,9 @@ export function randint(lowOrHigh: number, highOrSize: number | readonly number[
     size = highOrSize;
     opts = tensorOptions('randint()', sizeOrOpts);
   } else {
+    if (typeof highOrSize !== 'number') {
+      throw new TypeError(`randint(): the second argument must be 'high' (a number) or 'size' (an array of integers), got ${describe(highOrSize)}`);
+    }
     low = lowOrHigh;
     high = highOrSize as number;
     size = sizeOrOpts as readonly number[];

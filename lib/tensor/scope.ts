@@ -12,6 +12,7 @@
 // tidy scope are never registered; tidy frees them.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { type Handle, native } from '../native.js';
+import { checkFunction, describe } from '../utils/args.js';
 
 /** What a scope needs of a tensor. */
 export interface Disposable {
@@ -76,6 +77,9 @@ export function track(t: Disposable): void {
 
 /** Marks `t` to survive the enclosing `tidy` scopes; returns it. */
 export function keep<T extends Disposable>(t: T): T {
+  if (t === null || typeof t !== 'object' || typeof (t as Partial<Disposable>).dispose !== 'function') {
+    throw new TypeError(`keep(): argument 'tensor' must be a Tensor (or another object with dispose()), got ${describe(t)}`);
+  }
   for (let s = openScopes > 0 ? storage.getStore() : undefined; s; s = s.parent) s.kept.add(t);
   return t;
 }
@@ -121,6 +125,7 @@ function close(scope: Scope, result: unknown): void {
  * An async `fn` is awaited before cleanup.
  */
 export function tidy<T>(fn: () => T): T {
+  checkFunction('tidy()', 'fn', fn);
   const scope: Scope = { tracked: [], kept: new Set(), parent: openScopes > 0 ? storage.getStore() : undefined };
   openScopes++;
   let result: T;

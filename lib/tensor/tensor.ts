@@ -7,7 +7,10 @@ import {
 } from './dtype.js';
 import { formatTensor } from './format.js';
 import { track, untrack } from './scope.js';
-import { showValue } from '../utils/args.js';
+import { checkOptions, describe } from '../utils/args.js';
+
+/** How error messages show a value (re-exported for the modules that import it from here). */
+export { describe };
 
 /** A device string: `'cpu'`, `'cuda'` or `'cuda:N'`. */
 export type Device = string;
@@ -51,12 +54,6 @@ export function handleOf(x: unknown, what: string): Handle {
   throw new TypeError(`argument '${what}' must be a Tensor, got ${describe(x)}`);
 }
 
-export function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'an array';
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'an object';
-  return typeof x;
-}
 
 function checkScalar(x: unknown, what: string): Scalar {
   if (typeof x === 'number' || typeof x === 'boolean') return x;
@@ -69,7 +66,7 @@ export function sizeArgs(args: (number | readonly number[])[], what = 'size', fn
   for (const s of list) {
     if (typeof s !== 'number' || !Number.isInteger(s)) {
       const given = args.length === 1 ? args[0] : args;
-      throw new TypeError(`${fn ? `${fn}: ` : ''}argument '${what}' must be integers or an array of integers, got ${showValue(given)}${given !== s ? ` (element ${showValue(s)})` : ''}`);
+      throw new TypeError(`${fn ? `${fn}: ` : ''}argument '${what}' must be integers or an array of integers, got ${describe(given)}${given !== s ? ` (element ${describe(s)})` : ''}`);
     }
   }
   return [...list];
@@ -86,8 +83,8 @@ function wrapList(hs: Handle[]): Tensor[] {
 const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
 export type Reduction = keyof typeof REDUCTIONS;
 export function reductionCode(r: Reduction): number {
-  const code = REDUCTIONS[r];
-  if (code === undefined) throw new TypeError(`reduction must be 'none', 'mean' or 'sum', got '${r}'`);
+  const code = Object.hasOwn(REDUCTIONS, r) ? REDUCTIONS[r] : undefined;
+  if (code === undefined) throw new TypeError(`reduction must be 'none', 'mean' or 'sum', got ${describe(r)}`);
   return code;
 }
 
@@ -278,6 +275,7 @@ export class Tensor {
    * shares this tensor's storage, as in PyTorch, unless `copy` is set.
    */
   to(target: Device | DType | Tensor | { device?: Device; dtype?: DType }, opts: { copy?: boolean; nonBlocking?: boolean } = {}): Tensor {
+    checkOptions('to()', opts, ['copy', 'nonBlocking']);
     let device: Device | undefined;
     let dtype: DType | undefined;
     if (isTensor(target)) {
@@ -287,6 +285,7 @@ export class Tensor {
       if (isDeviceString(target)) device = target;
       else dtype = normalizeDtype(target);
     } else if (target && typeof target === 'object') {
+      checkOptions('to()', target, ['device', 'dtype'], { what: 'target' });
       device = target.device;
       dtype = target.dtype === undefined ? undefined : normalizeDtype(target.dtype);
     } else {
@@ -475,6 +474,7 @@ export class Tensor {
           tensorIndices.push(s);
           dim += s.dtype === 'bool' ? s.ndim : 1;
         } else if (typeof s === 'string' || (typeof s === 'object' && s !== null)) {
+          if (typeof s === 'object') checkOptions('index()', s, ['start', 'stop', 'step'], { what: 'slice' });
           const sl = typeof s === 'string' ? parseSlice(s) : s;
           const stepBy = sl.step ?? 1;
           if (!(stepBy > 0)) throw new RangeError('index(): slice step must be greater than zero');

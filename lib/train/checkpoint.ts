@@ -13,6 +13,7 @@ import { load } from '../serialization/load.js';
 import { save } from '../serialization/save.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
+import { describe } from '../utils/args.js';
 import type { MetricsRecord } from './metrics.js';
 
 /** Identifies files written by {@link saveCheckpoint}. */
@@ -50,6 +51,10 @@ export interface CheckpointContents {
  * progress, metrics}`. The RNG states (CPU, and each CUDA device's) are taken now.
  */
 export function saveCheckpoint(path: string, c: CheckpointContents): void {
+  if (typeof path !== 'string') throw new TypeError(`saveCheckpoint(): argument 'path' must be a path, got ${describe(path)}`);
+  if (c === null || typeof c !== 'object' || typeof (c.model as { stateDict?: unknown } | null)?.stateDict !== 'function') {
+    throw new TypeError(`saveCheckpoint(): argument 'contents' must be an object with a 'model' Module, got ${describe(c === null || typeof c !== 'object' ? c : c.model)}`);
+  }
   // tidy frees the handles the state dicts and the RNG state are read into.
   tidy(() => {
     save(

@@ -8,6 +8,7 @@ import type { Module } from '../nn/module.js';
 import { CrossEntropyLoss } from '../nn/layers.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
+import { checkOptions, describe } from '../utils/args.js';
 import type { EvalRecord } from './metrics.js';
 
 /** The result of {@link evaluate}. */
@@ -41,6 +42,8 @@ export async function evaluate(
   loader: DataLoader<any, [Tensor, Tensor]>,
   opts: EvaluateOptions = {},
 ): Promise<Evaluation> {
+  if (typeof (model as { forward?: unknown } | null)?.forward !== 'function') throw new TypeError(`evaluate(): argument 'model' must be a Module, got ${describe(model)}`);
+  checkOptions('evaluate()', opts, ['criterion', 'classes', 'device']);
   const criterion = opts.criterion ?? new CrossEntropyLoss();
   const device = opts.device ?? 'cpu';
   const wasTraining = model.training;

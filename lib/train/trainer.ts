@@ -11,6 +11,7 @@ import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
+import { checkOptions, describe } from '../utils/args.js';
 import { writeChartHtml } from './chart.js';
 import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
@@ -109,7 +110,14 @@ const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate
  * epoch, and checkpointing so that `resume` continues with exactly the losses
  * an uninterrupted run would have had.
  */
+const FIT_OPTIONS = [
+  'model', 'trainLoader', 'testLoader', 'optimizer', 'scheduler', 'schedulerStep', 'criterion', 'epochs', 'device', 'classes',
+  'logEvery', 'outDir', 'meta', 'resume', 'live', 'handleSignals', 'signal', 'title', 'stream', 'onRecord',
+];
+
 export async function fit(opts: FitOptions): Promise<FitResult> {
+  checkOptions('fit()', opts, FIT_OPTIONS, { required: ['model', 'trainLoader', 'optimizer', 'epochs'] });
+  if (typeof opts.model?.forward !== 'function') throw new TypeError(`fit(): model must be a Module, got ${describe(opts.model)}`);
   try {
     return await train(opts);
   } finally {
@@ -124,8 +132,8 @@ async function train(opts: FitOptions): Promise<FitResult> {
   const criterion = opts.criterion ?? new CrossEntropyLoss();
   const device = opts.device ?? 'cpu';
   const logEvery = opts.logEvery ?? 30;
-  if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${opts.epochs}`);
-  if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${logEvery}`);
+  if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${describe(opts.epochs)}`);
+  if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${describe(logEvery)}`);
   const stream = opts.stream ?? process.stdout;
   const say = (line: string): void => void stream.write(`${line}\n`);
   const out = opts.outDir ?? null;

@@ -9,6 +9,7 @@ import { native, op, type Handle } from '../native.js';
 import { rand, randint } from '../tensor/creation.js';
 import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
+import { checkBoolean, checkFunction, checkOneOf, checkOptions, describe } from '../utils/args.js';
 import { type ConstArg, type Plan, PlanBuilder, Val, constant, describeShape, runPlan } from './plan.js';
 
 /** A plain function works wherever a transform is taken (it then runs on the calling thread). */
@@ -62,7 +63,7 @@ export abstract class Transform {
 
   /** Applies the transform; see the class description. */
   forward(x: Tensor): Tensor {
-    if (!(x instanceof Tensor)) throw new TypeError(`${this.name}: expected a Tensor, got ${x === null ? 'null' : typeof x}`);
+    if (!(x instanceof Tensor)) throw new TypeError(`${this.name}: expected a Tensor, got ${describe(x)}`);
     const { plan } = this._planFor(x.shape, x.dtype);
     if (plan.result === 0) return wrap(native.call(op('aten::alias'), x._h));
     return wrap(runPlan(x._h, plan) as Handle);
@@ -85,27 +86,29 @@ export function isPlannable(t: TransformLike | null | undefined): t is Transform
 }
 
 const pair = (s: Size, what: string): [number, number] => {
-  const p: number[] = typeof s === 'number' ? [s, s] : s.length === 1 ? [s[0], s[0]] : [...s];
-  if (p.length !== 2 || !p.every((v) => Number.isInteger(v) && v > 0)) {
-    throw new RangeError(`${what}: size must be a positive integer or [height, width], got ${JSON.stringify(s)}`);
+  const p: unknown[] = typeof s === 'number' ? [s, s] : !Array.isArray(s) ? [] : s.length === 1 ? [s[0], s[0]] : [...s];
+  if (p.length !== 2 || !p.every((v) => Number.isInteger(v) && (v as number) > 0)) {
+    throw new RangeError(`${what}: size must be a positive integer or [height, width], got ${describe(s)}`);
   }
   return p as [number, number];
 };
 
 /** torchvision's `_parse_pad_padding`: → [left, right, top, bottom]. */
 function parsePadding(padding: Padding, what: string): [number, number, number, number] {
+  if (typeof padding !== 'number' && !Array.isArray(padding)) {
+    throw new TypeError(`${what}: padding must be an integer or an array of 1, 2 or 4 integers, got ${describe(padding)}`);
+  }
   const p = typeof padding === 'number' ? [padding] : [...padding];
-  if (!p.every(Number.isInteger)) throw new TypeError(`${what}: padding must be integers, got ${JSON.stringify(padding)}`);
+  // torchvision would crop on a negative constant padding and fail on others: refuse it here.
+  if (!p.every((v) => Number.isInteger(v) && v >= 0)) throw new RangeError(`${what}: padding must be non-negative integers, got ${describe(padding)}`);
   if (p.length === 1) return [p[0], p[0], p[0], p[0]];
   if (p.length === 2) return [p[0], p[0], p[1], p[1]];
   if (p.length === 4) return [p[0], p[2], p[1], p[3]];
-  throw new RangeError(`${what}: padding must be an int or a 1, 2, or 4 element tuple, not a ${p.length} element tuple`);
+  throw new RangeError(`${what}: padding must be an integer or an array of 1, 2 or 4 integers, got ${describe(padding)}`);
 }
 
 function checkMode(mode: string, what: string): PaddingMode {
-  if (!['constant', 'edge', 'reflect', 'symmetric'].includes(mode)) {
-    throw new RangeError(`${what}: padding mode should be either constant, edge, reflect or symmetric, got '${mode}'`);
-  }
+  checkOneOf(what, 'paddingMode', mode, ['constant', 'edge', 'reflect', 'symmetric']);
   return mode as PaddingMode;
 }
 
@@ -208,9 +211,9 @@ export class Compose extends Transform {
   readonly transforms: TransformLike[];
   constructor(transforms: TransformLike[]) {
     super();
-    if (!Array.isArray(transforms)) throw new TypeError('Compose: expected an array of transforms');
-    for (const t of transforms) {
-      if (!(t instanceof Transform) && typeof t !== 'function') throw new TypeError(`Compose: ${String(t)} is not a transform`);
+    if (!Array.isArray(transforms)) throw new TypeError(`Compose: argument 'transforms' must be an array of transforms, got ${describe(transforms)}`);
+    for (const [i, t] of transforms.entries()) {
+      if (!(t instanceof Transform) && typeof t !== 'function') throw new TypeError(`Compose: transforms[${i}] must be a transform or a function, got ${describe(t)}`);
     }
     this.transforms = [...transforms];
   }
@@ -244,7 +247,7 @@ export class Compose extends Transform {
 export class Lambda extends Transform {
   constructor(readonly fn: TransformFn) {
     super();
-    if (typeof fn !== 'function') throw new TypeError('Lambda: expected a function');
+    checkFunction('Lambda', 'fn', fn);
   }
   override get _plannable(): boolean {
     return false;
@@ -271,8 +274,9 @@ export class ToTensor extends Transform {
   readonly layout: ImageLayout;
   constructor(opts: { layout?: ImageLayout } = {}) {
     super();
+    checkOptions('ToTensor', opts, ['layout']);
     this.layout = opts.layout ?? 'auto';
-    if (!['auto', 'CHW', 'HWC'].includes(this.layout)) throw new RangeError(`ToTensor: layout must be 'auto', 'CHW' or 'HWC', got '${this.layout}'`);
+    checkOneOf('ToTensor', 'layout', this.layout, ['auto', 'CHW', 'HWC']);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     const small = (n: number): boolean => n === 1 || n === 3 || n === 4;
@@ -290,9 +294,16 @@ export class Normalize extends Transform {
   readonly std: number[];
   constructor(mean: number[] | number, std: number[] | number) {
     super();
+    for (const [name, v] of [['mean', mean], ['std', std]] as const) {
+      const ok = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
+      if (!(ok(v) || (Array.isArray(v) && v.length > 0 && v.every(ok)))) {
+        throw new TypeError(`Normalize: ${name} must be a number or a non-empty array of numbers, got ${describe(v)}`);
+      }
+    }
     this.mean = typeof mean === 'number' ? [mean] : [...mean];
     this.std = typeof std === 'number' ? [std] : [...std];
-    if (this.mean.length === 0 || this.std.length === 0) throw new RangeError('Normalize: mean and std must not be empty');
+    // Zero divides by zero whatever the dtype; torchvision finds out at the first image.
+    if (this.std.some((v) => v === 0)) throw new RangeError(`Normalize: std must be non-zero, got ${describe(std)}`);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     if (x.dtype !== 'float32' && x.dtype !== 'float64') {
@@ -321,6 +332,7 @@ export class Pad extends Transform {
   readonly paddingMode: PaddingMode;
   constructor(padding: Padding, opts: { fill?: number; paddingMode?: PaddingMode } = {}) {
     super();
+    checkOptions('Pad', opts, ['fill', 'paddingMode']);
     this.padding = parsePadding(padding, 'Pad');
     this.fill = opts.fill ?? 0;
     this.paddingMode = checkMode(opts.paddingMode ?? 'constant', 'Pad');
@@ -347,6 +359,8 @@ export class RandomCrop extends Transform {
   readonly paddingMode: PaddingMode;
   constructor(size: Size, opts: { padding?: Padding | null; padIfNeeded?: boolean; fill?: number; paddingMode?: PaddingMode } = {}) {
     super();
+    checkOptions('RandomCrop', opts, ['padding', 'padIfNeeded', 'fill', 'paddingMode']);
+    checkBoolean('RandomCrop', 'padIfNeeded', opts.padIfNeeded);
     this.size = pair(size, 'RandomCrop');
     this.padding = opts.padding == null ? null : parsePadding(opts.padding, 'RandomCrop');
     this.padIfNeeded = opts.padIfNeeded ?? false;
@@ -380,7 +394,7 @@ export class RandomCrop extends Transform {
 export class RandomHorizontalFlip extends Transform {
   constructor(readonly p = 0.5) {
     super();
-    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`RandomHorizontalFlip: p must be in [0, 1], got ${p}`);
+    if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`RandomHorizontalFlip: p must be in [0, 1], got ${describe(p)}`);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     const [n, c, h, w] = x.shape;
@@ -419,21 +433,24 @@ export class Resize extends Transform {
   readonly antialias: boolean;
   constructor(size: Size, opts: { interpolation?: InterpolationMode; maxSize?: number | null; antialias?: boolean } = {}) {
     super();
-    const s = typeof size === 'number' ? [size] : [...size];
-    if (s.length < 1 || s.length > 2 || !s.every((v) => Number.isInteger(v) && v > 0)) {
-      throw new RangeError(`Resize: size must be a positive integer or [height, width], got ${JSON.stringify(size)}`);
+    checkOptions('Resize', opts, ['interpolation', 'maxSize', 'antialias']);
+    const s: unknown[] = typeof size === 'number' ? [size] : Array.isArray(size) ? [...size] : [];
+    if (s.length < 1 || s.length > 2 || !s.every((v) => Number.isInteger(v) && (v as number) > 0)) {
+      throw new RangeError(`Resize: size must be a positive integer or [height, width], got ${describe(size)}`);
     }
-    this.size = s;
+    this.size = s as number[];
     this.interpolation = opts.interpolation ?? 'bilinear';
-    if (!['nearest', 'bilinear', 'bicubic'].includes(this.interpolation)) {
-      throw new RangeError(`Resize: interpolation must be 'nearest', 'bilinear' or 'bicubic', got '${this.interpolation}'`);
+    checkOneOf('Resize', 'interpolation', this.interpolation, ['nearest', 'bilinear', 'bicubic']);
+    checkBoolean('Resize', 'antialias', opts.antialias);
+    if (opts.maxSize != null && !(Number.isInteger(opts.maxSize) && opts.maxSize > 0)) {
+      throw new RangeError(`Resize: maxSize must be a positive integer or null, got ${describe(opts.maxSize)}`);
     }
     this.maxSize = opts.maxSize ?? null;
     if (this.maxSize !== null && s.length !== 1) {
       throw new RangeError('Resize: maxSize should only be passed if size specifies the length of the smaller edge');
     }
-    if (this.maxSize !== null && this.maxSize <= s[0]) {
-      throw new RangeError(`Resize: maxSize = ${this.maxSize} must be strictly greater than the requested size for the smaller edge size = ${s[0]}`);
+    if (this.maxSize !== null && this.maxSize <= this.size[0]) {
+      throw new RangeError(`Resize: maxSize = ${this.maxSize} must be strictly greater than the requested size for the smaller edge size = ${this.size[0]}`);
     }
     this.antialias = opts.antialias ?? true;
   }
@@ -525,7 +542,7 @@ export class CenterCrop extends Transform {
 export class Grayscale extends Transform {
   constructor(readonly numOutputChannels: 1 | 3 = 1) {
     super();
-    if (numOutputChannels !== 1 && numOutputChannels !== 3) throw new RangeError('Grayscale: numOutputChannels should be either 1 or 3');
+    if (numOutputChannels !== 1 && numOutputChannels !== 3) throw new RangeError(`Grayscale: numOutputChannels must be 1 or 3, got ${describe(numOutputChannels)}`);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     const [n, c, h, w] = x.shape;

@@ -7,7 +7,7 @@
  * quoted with their type (`'3' (string)`, so that `'3'` is not mistaken for `3`), short arrays
  * element by element, other objects by their class.
  */
-export function showValue(v: unknown, depth = 0): string {
+export function describe(v: unknown, depth = 0): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
   switch (typeof v) {
@@ -20,7 +20,7 @@ export function showValue(v: unknown, depth = 0): string {
   }
   if (Array.isArray(v)) {
     if (depth > 0 || v.length > 8) return `an array of length ${v.length}`;
-    return `[${v.map((x) => showValue(x, depth + 1)).join(', ')}]`;
+    return `[${v.map((x) => describe(x, depth + 1)).join(', ')}]`;
   }
   const name = (v as object).constructor?.name;
   return name && name !== 'Object' ? `a ${name}` : 'an object';
@@ -49,11 +49,11 @@ function editDistance(a: string, b: string): number {
 export function checkOptions(fn: string, opts: unknown, allowed: readonly string[], how: { required?: readonly string[]; what?: string } = {}): void {
   const what = how.what ?? 'options';
   if (opts === undefined || opts === null) {
-    if (how.required?.length) throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${showValue(opts)}`);
+    if (how.required?.length) throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
     return;
   }
   if (typeof opts !== 'object' || Array.isArray(opts)) {
-    throw new TypeError(`${fn}: argument '${what}' must be an object with keys ${allowed.map((k) => `'${k}'`).join(', ')}, got ${showValue(opts)}`);
+    throw new TypeError(`${fn}: argument '${what}' must be an object with keys ${allowed.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
   }
   for (const key of Object.keys(opts)) {
     if (allowed.includes(key)) continue;
@@ -70,4 +70,34 @@ export function checkOptions(fn: string, opts: unknown, allowed: readonly string
   for (const key of how.required ?? []) {
     if ((opts as Record<string, unknown>)[key] === undefined) throw new TypeError(`${fn}: option '${key}' is required`);
   }
+}
+
+const intRule = (min: number): string => (min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : 'an integer');
+
+/** Throws unless `v` is an integer ≥ `min`. */
+export function checkInt(fn: string, what: string, v: unknown, min = -Infinity): asserts v is number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new (typeof v === 'number' ? RangeError : TypeError)(`${fn}: ${what} must be ${intRule(min)}, got ${describe(v)}`);
+}
+
+/** Throws unless `v` is an integer ≥ `min` or a pair of them (kernel sizes, strides, paddings). */
+export function checkIntPair(fn: string, what: string, v: unknown, min: number, also = ''): void {
+  const ok = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= min;
+  if (ok(v) || (Array.isArray(v) && v.length === 2 && v.every(ok))) return;
+  throw new RangeError(`${fn}: ${what} must be ${intRule(min)} or a pair of them${also}, got ${describe(v)}`);
+}
+
+/** Throws unless `v` is one of `allowed`. */
+export function checkOneOf<T>(fn: string, what: string, v: unknown, allowed: readonly T[]): asserts v is T {
+  if (!allowed.includes(v as T)) throw new RangeError(`${fn}: ${what} must be one of ${allowed.map((a) => describe(a).replace(/ \(string\)$/, '')).join(', ')}, got ${describe(v)}`);
+}
+
+/** Throws unless `v` is a boolean (or undefined, when `optional`). */
+export function checkBoolean(fn: string, what: string, v: unknown, optional = true): void {
+  if (typeof v === 'boolean' || (optional && v === undefined)) return;
+  throw new TypeError(`${fn}: ${what} must be a boolean, got ${describe(v)}`);
+}
+
+/** Throws unless `v` is a function. */
+export function checkFunction(fn: string, what: string, v: unknown): asserts v is (...args: never[]) => unknown {
+  if (typeof v !== 'function') throw new TypeError(`${fn}: argument '${what}' must be a function, got ${describe(v)}`);
 }

@@ -4,6 +4,7 @@ import { noGrad } from '../autograd.js';
 import { cat, stack, Tensor } from '../tensor/tensor.js';
 import { full } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
+import { checkOptions, describe } from './args.js';
 
 export interface MakeGridOptions {
   /** Images per row (default 8). */
@@ -18,15 +19,23 @@ export interface MakeGridOptions {
   padValue?: number;
 }
 
+function checkImages(fn: string, images: unknown, opts: unknown): void {
+  checkOptions(fn, opts, ['nrow', 'padding', 'normalize', 'valueRange', 'scaleEach', 'padValue']);
+  if (!(images instanceof Tensor) && !(Array.isArray(images) && images.every((t) => t instanceof Tensor))) {
+    throw new TypeError(`${fn}: argument 'images' must be a Tensor or an array of Tensors, got ${describe(images)}`);
+  }
+}
+
 /**
  * `torchvision.utils.make_grid`: (N, C, H, W) images (or an array of (C, H, W))
  * laid out `nrow` per row with `padding` between them; one-channel images become
  * three-channel. Same result as torchvision, bit for bit.
  */
 export function makeGrid(images: Tensor | Tensor[], opts: MakeGridOptions = {}): Tensor {
+  checkImages('makeGrid', images, opts);
   const nrow = opts.nrow ?? 8;
   const padding = opts.padding ?? 2;
-  if (!Number.isInteger(nrow) || nrow < 1) throw new RangeError(`makeGrid: nrow must be a positive integer, got ${nrow}`);
+  if (!Number.isInteger(nrow) || nrow < 1) throw new RangeError(`makeGrid: nrow must be a positive integer, got ${describe(nrow)}`);
   return tidy(() =>
     noGrad(() => {
       let t = Array.isArray(images) ? stack(images, 0) : images;
@@ -71,6 +80,7 @@ export function makeGrid(images: Tensor | Tensor[], opts: MakeGridOptions = {}):
  * PNG or JPEG, by the file's extension, with torchvision's rounding to 8 bits.
  */
 export async function saveImage(images: Tensor | Tensor[], path: string, opts: MakeGridOptions = {}): Promise<void> {
+  checkImages('saveImage', images, opts);
   const { default: sharp } = await import('sharp');
   const [bytes, shape] = tidy(() => {
     const grid = makeGrid(images, opts);
