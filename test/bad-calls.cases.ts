@@ -185,7 +185,7 @@ export const CASES: BadCall[] = [
   ['Resize misspelt option', 'new T.Resize(8, { antialiass: true })', /Resize: unknown option 'antialiass' \(did you mean 'antialias'\?\)/],
   ['CenterCrop string', "new T.CenterCrop('a')", /CenterCrop: size must be a positive integer or \[height, width\], got 'a' \(string\)/],
   ['RandomCrop negative padding', 'new T.RandomCrop(8, { padding: -1 })', /RandomCrop: padding must be non-negative integers, got -1/],
-  ['Normalize zero std', 'new T.Normalize([0.5], [0])', /std evaluated to zero after conversion to float32, leading to division by zero|Normalize: std must be non-zero, got \[0\]/],
+  ['Normalize zero std', 'new T.Normalize([0.5], [0]).forward(x4)', /Normalize: std evaluated to zero after conversion to float32, leading to division by zero/],
   ['Normalize string', "new T.Normalize('a', 1)", /Normalize: mean must be a number or a non-empty array of numbers, got 'a' \(string\)/],
   ['RandomHorizontalFlip p 2', 'new T.RandomHorizontalFlip(2)', /RandomHorizontalFlip: p must be in \[0, 1\], got 2/],
   ['Grayscale 2', 'new T.Grayscale(2)', /Grayscale: numOutputChannels must be 1 or 3, got 2/],

@@ -296,7 +296,7 @@ describe('metrics', () => {
       expect(accuracy(out, y)).toBe(50);
       expect(accuracy(out, y, { topk: [1, 2, 3] })).toEqual([50, 75, 100]);
       expect(accuracy(out, y, { topk: 2 })).toBe(75);
-      expect(() => accuracy(out, y, { topk: 4 })).toThrow(/accuracy: topk 4 must be between 1 and 3/);
+      expect(() => accuracy(out, y, { topk: 4 })).toThrow(/accuracy\(\): topk 4 must be an integer between 1 and 3/);
       const m = confusionMatrix(out, y, 3);
       expect(m.tolist()).toEqual([[0, 1, 0], [0, 1, 0], [1, 0, 1]]);
       expect(perClassAccuracy(m)).toEqual([0, 100, 50]);

@@ -405,7 +405,7 @@ describe('optimizer errors', () => {
     expect(() => new optim.Adam([w], { betas: [0.9] as unknown as [number, number] })).toThrow(TypeError);
     expect(() => new optim.Adam([w], { eps: -1e-8 })).toThrow(/Invalid epsilon value/);
     expect(() => new optim.AdamW([w], { weightDecay: -0.01 })).toThrow(/Invalid weightDecay value/);
-    expect(() => new optim.Adam([w], { lr: '0.1' as unknown as number })).toThrow(new TypeError('learning rate must be a number, got string'));
+    expect(() => new optim.Adam([w], { lr: '0.1' as unknown as number })).toThrow(new TypeError("learning rate must be a number, got '0.1' (string)"));
     // Options given to a group are checked too.
     expect(() => new optim.Adam([{ params: [w], betas: [0.9, 2] }])).toThrow(/index 1: 2/);
     expect(() => new optim.SGD([w])).toThrow(/didn't specify a value of required optimization parameter lr/);
@@ -413,10 +413,10 @@ describe('optimizer errors', () => {
 
   it('rejects parameters that are not leaf Tensors', () => {
     expect(() => new optim.SGD([1, 2] as unknown as Tensor[], { lr: 0.1 })).toThrow(
-      new TypeError('optimizer can only optimize Tensors, but one of the params is number'),
+      new TypeError('optimizer can only optimize Tensors, but one of the params is 1'),
     );
-    expect(() => new optim.SGD([w, 'x'] as unknown as Tensor[], { lr: 0.1 })).toThrow(/one of the params is string/);
-    expect(() => new optim.SGD([{ params: [w, {}] }] as never, { lr: 0.1 })).toThrow(/one of the params is Object/);
+    expect(() => new optim.SGD([w, 'x'] as unknown as Tensor[], { lr: 0.1 })).toThrow(/one of the params is 'x' \(string\)/);
+    expect(() => new optim.SGD([{ params: [w, {}] }] as never, { lr: 0.1 })).toThrow(/one of the params is an object/);
     expect(() => new optim.SGD(w as never, { lr: 0.1 })).toThrow(/iterable of Tensors or parameter groups, but got Tensor/);
     expect(() => new optim.SGD(5 as never, { lr: 0.1 })).toThrow(TypeError);
     expect(() => new optim.SGD([], { lr: 0.1 })).toThrow(/optimizer got an empty parameter list/);

@@ -302,8 +302,6 @@ export class Normalize extends Transform {
     }
     this.mean = typeof mean === 'number' ? [mean] : [...mean];
     this.std = typeof std === 'number' ? [std] : [...std];
-    // Zero divides by zero whatever the dtype; torchvision finds out at the first image.
-    if (this.std.some((v) => v === 0)) throw new RangeError(`Normalize: std must be non-zero, got ${describe(std)}`);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     if (x.dtype !== 'float32' && x.dtype !== 'float64') {
