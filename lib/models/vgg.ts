@@ -191,7 +191,8 @@ type WeightsEnum = Readonly<Record<string, Weights>>;
 function build(cfg: VGGConfig, batchNorm: boolean, enumName: string, members: WeightsEnum, opts: VGGFactoryOptions): VGG {
   checkOptions(`${enumName.replace('_Weights', '').toLowerCase()}()`, opts, [...VGG_OPTIONS, 'weights', 'progress']);
   const weights = verifyWeights(enumName, members, opts.weights);
-  let options: VGGOptions = opts;
+  const { weights: _given, progress: _progress, ...vggOptions } = opts;
+  let options: VGGOptions = vggOptions;
   if (weights) {
     const categories = weights.meta.categories;
     if (categories) {
