@@ -116,13 +116,13 @@ const FIT_OPTIONS = [
 ];
 
 export async function fit(opts: FitOptions): Promise<FitResult> {
-  checkOptions('fit()', opts, FIT_OPTIONS, { required: ['model', 'trainLoader', 'optimizer', 'epochs'] });
-  if (typeof opts.model?.forward !== 'function') throw new TypeError(`fit(): model must be a Module, got ${describe(opts.model)}`);
   try {
+    checkOptions('fit()', opts, FIT_OPTIONS, { required: ['model', 'trainLoader', 'optimizer', 'epochs'] });
+    if (typeof opts.model?.forward !== 'function') throw new TypeError(`fit(): model must be a Module, got ${describe(opts.model)}`);
     return await train(opts);
   } finally {
     // A Checkpoint handed in is fit()'s to free, on errors too (a no-op once restored).
-    if (opts.resume instanceof Checkpoint) opts.resume.dispose();
+    if (opts?.resume instanceof Checkpoint) opts.resume.dispose();
   }
 }
 
