@@ -71,6 +71,13 @@ export const CASES: BadCall[] = [
   ['sort options object as dim', 'x.sort({ descend: true })', /sort\(\): argument 'dim' must be an integer, got an object/],
   ['allclose options object as rtol', 'x.allclose(x, { tol: 1 })', /allclose\(\): argument 'rtol' must be a number, got an object/],
 
+  ['backward unknown option', "vt.randn([2], { requiresGrad: true }).sum().backward(undefined, { retain_graph: true })", /backward\(\): unknown option 'retain_graph' \(did you mean 'retainGraph'\?\)/],
+  ['sum unknown option', "x.sum(0, false, { dtyp: 'float64' })", /sum\(\): unknown option 'dtyp' \(did you mean 'dtype'\?\)/],
+  ['var unknown option', 'x.var(0, { keepDims: true })', /var\(\): unknown option 'keepDims' \(did you mean 'keepdim'\?\)/],
+  ['module zeroGrad unknown option', 'lin().zeroGrad({ set_to_none: false })', /zeroGrad\(\): unknown option 'set_to_none' \(did you mean 'setToNone'\?\)/],
+  ['optimizer zeroGrad unknown option', 'sgd().zeroGrad({ toNone: false })', /zeroGrad\(\): unknown option 'toNone'/],
+  ['DataLoader.iterate unknown option', 'new vt.DataLoader(ds()).iterate({ sate: null })', /DataLoader\.iterate\(\): unknown option 'sate' \(did you mean 'state'\?\)/],
+
   // ---- functional ----
   ['interpolate NaN scale', 'F.interpolate(x4, { scaleFactor: NaN })', /interpolate\(\): scaleFactor must be a positive finite number or a pair of them, got NaN/],
   ['interpolate nothing', 'F.interpolate(x4, {})', /interpolate\(\): either size or scaleFactor should be defined/],
@@ -245,6 +252,10 @@ export const CASES: BadCall[] = [
   ['fit misspelt option', 'vt.fit({ model: lin(), trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1, logevery: 2 })', /fit\(\): unknown option 'logevery' \(did you mean 'logEvery'\?\)/],
   ['fit missing model', 'vt.fit({ trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1 })', /fit\(\): option 'model' is required|model must be a Module/],
   ['evaluate null', 'vt.evaluate(null, new vt.DataLoader(ds()))', /evaluate\(\): argument 'model' must be a Module, got null/],
+  ['ProgressBar misspelt option', 'new train.ProgressBar({ total: 3, lable: 1 })', /ProgressBar: unknown option 'lable' \(did you mean 'label'\?\)/],
+  ['ProgressBar no options', 'new train.ProgressBar()', /ProgressBar: argument 'options' must be an object with 'total', got undefined/],
+  ['startLiveServer unknown option', 'train.startLiveServer({ prot: 0 })', /startLiveServer\(\): unknown option 'prot' \(did you mean 'port'\?\)/],
+  ['renderChartHtml unknown option', "train.renderChartHtml([], { titel: 'x' })", /renderChartHtml\(\): unknown option 'titel' \(did you mean 'title'\?\)/],
   ['makeGrid null', 'vt.makeGrid(null)', /makeGrid: argument 'images' must be a Tensor or an array of Tensors, got null/],
   ['makeGrid unknown option', 'vt.makeGrid(x4, { rows: 2 })', /makeGrid: unknown option 'rows'/],
   ['saveImage null', "vt.saveImage(null, tmp + '/a.png')", /saveImage: argument 'images' must be a Tensor or an array of Tensors, got null/],

@@ -239,6 +239,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
    * state and this loader's generator state saved at the same point.
    */
   iterate(opts: { state?: LoaderIterState | Map<string, unknown> } = {}): EpochIterator<B> {
+    checkOptions('DataLoader.iterate()', opts, ['state']);
     if (!opts.state) return new EpochIterator(new Epoch<T, B>(this, this.epochOrder()));
     return new EpochIterator(new Epoch<T, B>(this, ...parseIterState(opts.state, this)));
   }

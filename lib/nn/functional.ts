@@ -223,8 +223,8 @@ export interface InterpolateOptions {
 /** Resizes a 4-D (N, C, H, W) tensor, as `F.interpolate`. */
 export function interpolate(input: Tensor, opts: InterpolateOptions): Tensor {
   const h = handleOf(input, 'input');
-  checkOptions('interpolate()', opts, ['size', 'scaleFactor', 'mode', 'alignCorners', 'recomputeScaleFactor', 'antialias'], { required: [] });
   if (opts === undefined || opts === null) throw new TypeError(`interpolate(): argument 'options' must be an object with size or scaleFactor, got ${describe(opts)}`);
+  checkOptions('interpolate()', opts, ['size', 'scaleFactor', 'mode', 'alignCorners', 'recomputeScaleFactor', 'antialias']);
   const mode = opts.mode ?? 'nearest';
   checkOneOf('interpolate()', 'mode', mode, ['nearest', 'bilinear', 'bicubic']);
   if (input.ndim !== 4) throw new RangeError(`interpolate(): expected a 4-D (N, C, H, W) input, got ${input.ndim}-D`);

@@ -146,6 +146,7 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
 
   /** Clears every parameter's gradient: set to null (default), or filled with zeros. */
   zeroGrad(opts: { setToNone?: boolean } = {}): void {
+    checkOptions('zeroGrad()', opts, ['setToNone']);
     for (const p of this.parameters()) {
       if (opts.setToNone ?? true) {
         p.grad = null;

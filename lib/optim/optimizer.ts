@@ -183,6 +183,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
    * default, as in PyTorch 2), or with `setToNone: false` fills them with zeros.
    */
   zeroGrad(opts: { setToNone?: boolean } = {}): void {
+    checkOptions('zeroGrad()', opts, ['setToNone']);
     const setToNone = opts.setToNone ?? true;
     for (const group of this.paramGroups) {
       for (const p of group.params) {

@@ -373,6 +373,7 @@ export class Tensor {
   }
   /** Computes gradients of this tensor with libtorch's autograd engine. */
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    checkOptions('backward()', opts, ['retainGraph', 'createGraph']);
     native.backward(this._h, gradient === undefined ? null : handleOf(gradient, 'gradient'), opts.retainGraph, opts.createGraph ?? false);
   }
 
@@ -590,11 +591,13 @@ export class Tensor {
   // ---- reductions ---------------------------------------------------------------
 
   sum(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    checkOptions('sum()', opts, ['dtype']);
     const dtype = opts.dtype === undefined ? undefined : dtypeCode(opts.dtype);
     if (dim == null) return wrap(native.call(op('aten::sum'), this._h, dtype));
     return wrap(native.call(op('aten::sum', 'dim_IntList'), this._h, dim, keepdim, dtype));
   }
   mean(dim?: number | number[] | null, keepdim = false, opts: { dtype?: DType } = {}): Tensor {
+    checkOptions('mean()', opts, ['dtype']);
     const dtype = opts.dtype === undefined ? undefined : dtypeCode(opts.dtype);
     if (dim == null) return wrap(native.call(op('aten::mean'), this._h, dtype));
     return wrap(native.call(op('aten::mean', 'dim'), this._h, dim, keepdim, dtype));
@@ -633,14 +636,17 @@ export class Tensor {
     return this.moment('aten::var', dim, opts);
   }
   private moment(name: string, dim: number | number[] | null | undefined, opts: { unbiased?: boolean; keepdim?: boolean }): Tensor {
+    checkOptions(`${name.slice(6)}()`, opts, ['unbiased', 'keepdim']);
     const unbiased = opts.unbiased ?? true;
     if (dim == null && !opts.keepdim) return wrap(native.call(op(name), this._h, unbiased));
     return wrap(native.call(op(name, 'dim'), this._h, dim ?? null, unbiased, opts.keepdim ?? false));
   }
   softmax(dim: number, opts: { dtype?: DType } = {}): Tensor {
+    checkOptions('softmax()', opts, ['dtype']);
     return wrap(native.call(op('aten::softmax', 'int'), this._h, dim, opts.dtype === undefined ? undefined : dtypeCode(opts.dtype)));
   }
   logSoftmax(dim: number, opts: { dtype?: DType } = {}): Tensor {
+    checkOptions('logSoftmax()', opts, ['dtype']);
     return wrap(native.call(op('aten::log_softmax', 'int'), this._h, dim, opts.dtype === undefined ? undefined : dtypeCode(opts.dtype)));
   }
   /** The `k` largest (or smallest) elements along `dim`: `[values, indices]`. */

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { EvalRecord, MetricsRecord } from './metrics.js';
+import { checkOptions } from '../utils/args.js';
 
 /** Options of {@link renderChartHtml} and {@link writeChartHtml}. */
 export interface ChartHtmlOptions {
@@ -322,6 +323,7 @@ function inlineJson(value: unknown): string {
  * `document.body.dataset.records` at the number of records shown.
  */
 export function renderChartHtml(records: readonly MetricsRecord[], opts: ChartHtmlOptions = {}): string {
+  checkOptions('renderChartHtml()', opts, ['title', 'live']);
   const fns = sharedFns();
   const title = fns.escapeHtml(opts.title ?? 'vgg-torch training');
   const live = opts.live === true;
@@ -364,6 +366,7 @@ export function renderChartHtml(records: readonly MetricsRecord[], opts: ChartHt
  * while training rewrites it never sees half a page.
  */
 export function writeChartHtml(file: string, records: readonly MetricsRecord[], opts: ChartHtmlOptions = {}): void {
+  checkOptions('writeChartHtml()', opts, ['title', 'live']);
   mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   try {

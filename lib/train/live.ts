@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { renderChartHtml } from './chart.js';
 import type { MetricsLog, MetricsRecord } from './metrics.js';
+import { checkOptions } from '../utils/args.js';
 
 /** Options of {@link startLiveServer}. */
 export interface LiveServerOptions {
@@ -64,6 +65,11 @@ const RETRY_MS = 1000;
  * never holds the process open unless `keepProcessAlive` is set.
  */
 export function startLiveServer(opts: LiveServerOptions = {}): Promise<LiveServer> {
+  try {
+    checkOptions('startLiveServer()', opts, ['port', 'host', 'title', 'records', 'log', 'keepProcessAlive']);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   if (opts.log && opts.records) {
     return Promise.reject(new TypeError('startLiveServer(): give `records` or `log`, not both'));
   }

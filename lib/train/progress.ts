@@ -1,6 +1,7 @@
 // A per-epoch progress bar: batches, loss, accuracy, images/s and ETA, redrawn
 // in place on a terminal. When the stream is not a TTY (CI, a file, a pipe) it
 // prints plain log lines only, so logs stay readable.
+import { checkOptions } from '../utils/args.js';
 
 /** What a progress line shows after a batch. */
 export interface ProgressStats {
@@ -55,6 +56,7 @@ export class ProgressBar {
   private drawn = false;
 
   constructor(opts: ProgressBarOptions) {
+    checkOptions('ProgressBar', opts, ['total', 'label', 'stream', 'start', 'startImages', 'fps'], { required: ['total'] });
     this.total = opts.total;
     this.label = opts.label;
     this.stream = opts.stream ?? process.stdout;
