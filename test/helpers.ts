@@ -92,3 +92,8 @@ export async function runOracle<T>(script: string, ...args: string[]): Promise<T
 export function readFixture<T>(name: string): T {
   return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as T;
 }
+
+/** The fixture form of a tensor: dtype, shape and base64 of its contiguous bytes. */
+export function encode(t: Tensor): EncodedTensor {
+  return { dtype: t.dtype, shape: t.shape, data: bytesOf(t).toString('base64') };
+}
