@@ -183,7 +183,8 @@ class Loader implements UnpicklerHooks {
   readonly created: Tensor[] = [];
   /** The view record of each tensor rebuild() made, so BUILD can retarget it without a scan. */
   private readonly viewOf = new Map<Tensor, ViewRecord>();
-  private readonly emptyTyped = new WeakSet<Tensor>();
+  /** Tensors made by torch.FloatTensor() & co. that BUILD may still set, with their dtype. */
+  private readonly emptyTyped = new Map<Tensor, DType>();
   /** Bytes allocated for storages (and the zip pickle), at most `maxBytes`. */
   private allocated = 0;
   /** Whether storages must be byte-swapped after reading (a big-endian zip). */
@@ -349,7 +350,7 @@ class Loader implements UnpicklerHooks {
         // Legacy: torch.FloatTensor() now, BUILD with (storage, offset, size, stride) next.
         if (a.length) throw new FormatError(`${func.path}() may only be called without arguments in a checkpoint`);
         const t = this.track(empty([0], { dtype: func.dtype! }));
-        this.emptyTyped.add(t);
+        this.emptyTyped.set(t, func.dtype!);
         return t;
       }
       case 'OrderedDict': {
@@ -412,11 +413,12 @@ class Loader implements UnpicklerHooks {
         if (state instanceof Map || state === null) return; // a Parameter's __dict__: nothing we keep
         throw new FormatError(`BUILD of a tensor takes a tuple, got ${describeValue(state)}`);
       }
-      if (state.length === 4 && this.emptyTyped.has(inst)) {
+      const dtype = state.length === 4 ? this.emptyTyped.get(inst) : undefined;
+      if (dtype !== undefined) {
         // torch.FloatTensor + BUILD (storage, offset, size, stride): Tensor.__setstate__'s set_().
         this.emptyTyped.delete(inst);
-        if (state[0] instanceof StorageRef && state[0].dtype !== inst.dtype) {
-          throw new FormatError(`a ${inst.dtype} tensor cannot be set to a ${state[0].dtype} storage`);
+        if (state[0] instanceof StorageRef && state[0].dtype !== dtype) {
+          throw new FormatError(`a ${dtype} tensor cannot be set to a ${state[0].dtype} storage`);
         }
         const t = this.rebuild(state[0], state[1], state[2], state[3], false, undefined);
         inst.setData(t);
@@ -500,10 +502,11 @@ class Loader implements UnpicklerHooks {
     const startByte = storage.offset * elementSize(storage.dtype);
     if (startByte % es) throw new FormatError(`storage view is not aligned for ${dtype}`);
     const capacity = Math.floor((storage.numel * elementSize(storage.dtype)) / es);
-    const numel = sizes.reduce((p, s) => p * BigInt(s), 1n);
-    if (numel > 0n) {
-      const extent = sizes.reduce((e, s, i) => e + BigInt(s - 1) * BigInt(strides[i]), BigInt(offset)) + 1n;
-      if (extent > BigInt(capacity)) {
+    if (!sizes.includes(0)) {
+      // The last element's index, exact: in doubles while that is exact, else in BigInt.
+      let extent: number | bigint = sizes.reduce((e, s, i) => e + (s - 1) * strides[i], offset) + 1;
+      if (!Number.isSafeInteger(extent)) extent = sizes.reduce((e, s, i) => e + BigInt(s - 1) * BigInt(strides[i]), BigInt(offset)) + 1n;
+      if (extent > capacity) {
         throw new FormatError(
           `tensor of size (${sizes.join(', ')}) and stride (${strides.join(', ')}) at offset ${offset} needs ${extent} elements, ` +
             `but its storage '${storage.root.key}' has ${capacity}`,

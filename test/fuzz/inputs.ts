@@ -315,13 +315,15 @@ function mutatePickle(rng: Rng, b: Buffer, start: number, log: string[]): Buffer
 
 // ---- zip -----------------------------------------------------------------------------
 
-interface ZipRecord {
+export interface ZipRecord {
   name: string;
   data: Buffer;
   deflate: boolean;
   /** Sizes and CRC written in the headers, when they should lie. */
   lieSize?: number;
   lieCrc?: number;
+  /** An already deflated body (then `data` is ignored, and lieSize and lieCrc must be given). */
+  raw?: Buffer;
 }
 
 /** The records of a zip, found through its local headers (no validation: the seeds are valid). */
@@ -356,14 +358,14 @@ function readZipRecords(b: Buffer): ZipRecord[] | null {
   return out.length ? out : null;
 }
 
-/** A zip of `records`, stored or deflated, with PyTorch's 64-byte data alignment when stored. */
+/** A zip of `records`, stored or deflated, with PyTorch's 64-byte data alignment when stored (Python's zipfile writes either). */
 export function writeZip(records: ZipRecord[]): Buffer {
   const parts: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
   for (const r of records) {
     const name = Buffer.from(r.name, 'utf8');
-    const body = r.deflate ? deflateRawSync(r.data) : r.data;
+    const body = r.raw ?? (r.deflate ? deflateRawSync(r.data) : r.data);
     const crc = r.lieCrc ?? crc32(r.data);
     const size = r.lieSize ?? r.data.length;
     const base = offset + 30 + name.length + 4;
