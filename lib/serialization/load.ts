@@ -444,6 +444,8 @@ class Loader implements UnpicklerHooks {
   // ---- storages and tensors ---------------------------------------------------
 
   makeRoot(key: string, dtype: DType, numel: number, location: string): StorageRoot {
+    // (The tar format gives the count as a raw int64, which may be negative.)
+    if (!isSafeCount(numel)) throw new FormatError(`storage '${key}' declares an absurd size of ${describeValue(numel)} elements`);
     const es = elementSize(dtype);
     const nbytes = numel * es;
     const room = this.budget() - this.allocated;

@@ -33,6 +33,8 @@ export interface FuzzOptions {
   rssMb?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** Self-test only: faults for the worker to inject (see worker.ts). */
+  inject?: string;
 }
 
 export interface Finding extends Omit<Verdict, 'kind'> {
@@ -104,6 +106,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const outcome = await new Promise<{ current: number; finished: boolean; reported: boolean }>((done, fail) => {
       const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(seed), String(from), String(end), String(deadline), String(rssLimit)], {
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        env: opts.inject ? { ...process.env, VGG_TORCH_FUZZ_INJECT: opts.inject } : process.env,
       });
       let current = -1;
       let startedAt = Date.now();

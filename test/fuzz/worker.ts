@@ -8,7 +8,7 @@
 import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { memory, tidy } from '../../lib/index.js';
+import { memory, tidy, zeros } from '../../lib/index.js';
 import { load, loadSafetensors } from '../../lib/serialization/index.js';
 import { FormatError } from '../../lib/serialization/source.js';
 import { type InputKind, loadSeeds, makeInput } from './inputs.js';
@@ -34,6 +34,29 @@ export function judge(e: unknown, kind: InputKind): Verdict | null {
   return null;
 }
 
+/**
+ * The harness's self-test: VGG_TORCH_FUZZ_INJECT="3:abort,5:hang" makes input 3
+ * abort the process and input 5 hang instead of loading, and so on, so a test
+ * can check that each kind of failure is caught, attributed and survived.
+ */
+const inject = new Map(
+  (process.env.VGG_TORCH_FUZZ_INJECT ?? '').split(',').filter(Boolean).map((x) => {
+    const [i, what] = x.split(':');
+    return [Number(i), what] as const;
+  }),
+);
+
+function injectFault(what: string): void {
+  if (what === 'abort') process.abort();
+  if (what === 'segv') process.kill(process.pid, 'SIGSEGV');
+  if (what === 'hang') for (;;);
+  if (what === 'throw') throw 'a string'; // eslint-disable-line no-throw-literal
+  if (what === 'leak') tensorLeak.push(zeros([1]));
+  if (what === 'rss') rssHog.push(Buffer.alloc(Number(process.argv[6]) + 2 ** 20, 1));
+}
+const tensorLeak: unknown[] = [];
+const rssHog: Buffer[] = [];
+
 function main(): void {
   const [seed, start, end, deadline, rssLimit] = process.argv.slice(2).map(Number);
   const send = (line: string): void => {
@@ -55,6 +78,8 @@ function main(): void {
     send(`S ${i}`);
     let verdict: Verdict | null = null;
     try {
+      const fault = inject.get(i);
+      if (fault) injectFault(fault);
       tidy(() => {
         (input.kind === 'safetensors' ? loadSafetensors : load)(input.bytes);
       });
