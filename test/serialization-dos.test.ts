@@ -51,23 +51,31 @@ function storagePid(w: PickleWriter, key: string, numel: number, legacy: boolean
 
 /**
  * A legacy file as PyTorch 0.2/0.3 wrote state dicts: an OrderedDict of `n`
- * tensors, each `torch.FloatTensor()` + BUILD (storage, offset, size, stride),
- * each on a storage of its own holding [i, i + 0.5, -i].
+ * tensors, each `torch.FloatTensor()` + BUILD (storage, offset, size, stride).
+ * Each tensor holds [i, i + 0.5, -i]: on a storage of its own, or (`shared`)
+ * at offset 3i of one storage that the pickle memoizes, as views of one
+ * parameter buffer were written.
  */
-function buildStyleLegacy(n: number): Buffer {
+function buildStyleLegacy(n: number, shared = false): Buffer {
   const w = new PickleWriter();
   w.global('collections', 'OrderedDict');
   w.op(OP.EMPTY_TUPLE);
   w.op(OP.REDUCE);
   w.mark();
+  let storageMemo = -1;
   for (let i = 0; i < n; i++) {
     w.str(`t${i}`);
     w.global('torch', 'FloatTensor');
     w.op(OP.EMPTY_TUPLE);
     w.op(OP.REDUCE);
     w.mark();
-    storagePid(w, String(i), 3, true);
-    w.int(0);
+    if (!shared) storagePid(w, String(i), 3, true);
+    else if (storageMemo >= 0) w.get(storageMemo);
+    else {
+      storagePid(w, '0', 3 * n, true);
+      storageMemo = w.put();
+    }
+    w.int(shared ? 3 * i : 0);
     tuple(w, [3]);
     tuple(w, [1]);
     w.op(OP.TUPLE);
@@ -77,14 +85,15 @@ function buildStyleLegacy(n: number): Buffer {
   const keys = new PickleWriter();
   keys.op(OP.EMPTY_LIST);
   keys.mark();
-  for (let i = 0; i < n; i++) keys.str(String(i));
+  for (let i = 0; i < (shared ? 1 : n); i++) keys.str(String(i));
   keys.op(OP.APPENDS);
-  const data = Buffer.alloc(n * 20);
+  const data = Buffer.alloc(shared ? 8 + 12 * n : 20 * n);
   for (let i = 0; i < n; i++) {
-    data.writeBigInt64LE(3n, i * 20);
-    data.writeFloatLE(i, i * 20 + 8);
-    data.writeFloatLE(i + 0.5, i * 20 + 12);
-    data.writeFloatLE(-i, i * 20 + 16);
+    const at = shared ? 8 + 12 * i : 20 * i + 8;
+    if (!shared || i === 0) data.writeBigInt64LE(BigInt(shared ? 3 * n : 3), at - 8);
+    data.writeFloatLE(i, at);
+    data.writeFloatLE(i + 0.5, at + 4);
+    data.writeFloatLE(-i, at + 8);
   }
   return Buffer.concat([LEGACY_HEADER, w.stop(), keys.stop(), data]);
 }
@@ -97,13 +106,15 @@ function loadCounting(file: string | Buffer): { sd: Map<string, Tensor>; visits:
 }
 
 describe('load(): legacy files of many tensors take linear work', () => {
-  it('retargets each BUILD tensor with one visit: 40,000 tensors, 40,000 visits (not 8e8)', () => {
-    for (const n of [1000, 40_000]) {
-      const { sd, visits } = loadCounting(buildStyleLegacy(n));
+  it('retargets each BUILD tensor with one visit: 40,000 tensors, 40,000 visits (not 8e8), with or without a shared storage', () => {
+    for (const [n, shared] of [[1000, false], [40_000, false], [40_000, true]] as const) {
+      const file = buildStyleLegacy(n, shared);
+      const { sd, visits } = loadCounting(file);
       expect(sd.size).toBe(n);
       // Before, each BUILD scanned every view recorded so far: n(n+1)/2 visits.
       expect(visits).toBe(n);
       for (const i of [0, 1, n >> 1, n - 1]) expect([...sd.get(`t${i}`)!.toTypedArray()]).toEqual([i, i + 0.5, -i]);
+      expect(sd.get('t1')!.sharesStorageWith(sd.get('t2')!)).toBe(shared);
       dispose(sd);
     }
   });
