@@ -60,3 +60,20 @@ export function writeAtomically(path: string, body: (fd: number) => void): void 
     throw e;
   }
 }
+
+/**
+ * Checks an options argument: a plain object (or undefined) whose keys are all
+ * in `allowed`. TypeScript's types do not protect JavaScript callers, and a
+ * misspelt option silently ignored is a setting silently lost.
+ */
+export function checkOptions(fn: string, opts: unknown, allowed: readonly string[]): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new TypeError(`${fn}(): options must be an object, got ${opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts}`);
+  }
+  for (const key of Object.keys(opts)) {
+    if (!allowed.includes(key)) {
+      throw new TypeError(`${fn}(): unknown option '${key}'; the options are ${allowed.map((k) => `'${k}'`).join(', ')}`);
+    }
+  }
+}

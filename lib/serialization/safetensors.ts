@@ -6,7 +6,7 @@ import { writeSync } from 'node:fs';
 import { native } from '../native.js';
 import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
-import { tensorBytes, toPath, writeAtomically } from './bytes.js';
+import { checkOptions, tensorBytes, toPath, writeAtomically } from './bytes.js';
 import { FormatError, type PathOrBuffer, type Source, openSource } from './source.js';
 
 const FROM_ST: Record<string, DType> = {
@@ -87,6 +87,7 @@ function wrapErrors<T>(fn: string, src: Source, body: () => T): T {
  * `mapLocation` (a device), tensors are moved there. The tensors belong to the caller.
  */
 export function loadSafetensors(pathOrBuffer: PathOrBuffer, opts: { mapLocation?: string } = {}): Map<string, Tensor> {
+  checkOptions('loadSafetensors', opts, ['mapLocation']);
   const src = openSource(pathOrBuffer, 'loadSafetensors');
   return wrapErrors('loadSafetensors', src, () => {
     const { entries, dataStart } = readHeader(src);
@@ -132,6 +133,7 @@ export function saveSafetensors(
   path: string | URL,
   opts: { metadata?: Readonly<Record<string, string>> } = {},
 ): void {
+  checkOptions('saveSafetensors', opts, ['metadata']);
   const file = toPath(path, 'saveSafetensors');
   const list = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
   for (const [name, t] of list) {

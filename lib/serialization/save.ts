@@ -11,7 +11,7 @@ import { type Handle, native, op } from '../native.js';
 import { Parameter } from '../nn/module.js';
 import { type DType, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
-import { tensorBytes, toPath, writeAtomically } from './bytes.js';
+import { checkOptions, tensorBytes, toPath, writeAtomically } from './bytes.js';
 import { OP, PickleWriter } from './pickle.js';
 import { OrderedDict } from './types.js';
 import { ZipWriter } from './zip.js';
@@ -362,6 +362,7 @@ function archiveName(path: string): string {
  * // python: model.load_state_dict(torch.load('vgg16.pth', weights_only=True))
  */
 export function save(obj: unknown, path: string | URL, opts: SaveOptions = {}): void {
+  checkOptions('save', opts, ['forceZip64']);
   const file = toPath(path, 'save');
   const tensors = collectTensors(obj);
   const { plan, storages } = planStorages(tensors);
