@@ -9,4 +9,7 @@ export default defineConfig({
   shims: true,
   sourcemap: true,
   target: 'node20',
+  // Class names are printed (print(model), optimizers, transforms) and checked by users, as in
+  // PyTorch's __class__.__name__; without this esbuild renames self-referencing classes (_Sequential).
+  keepNames: true,
 });

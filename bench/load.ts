@@ -3,8 +3,13 @@
 // zip format. Every measurement is a fresh process, so peak RSS is the load's
 // own; rounds alternate between the two sides so machine drift hits both, and
 // medians are reported.
-// Run: npx tsx bench/load.ts   (needs /usr/bin/python3 with torch; ~1.1 GB in $BENCH_DIR or the temp dir)
+// A second table loads 40,000 small tensors (legacy files: the 2017 FloatTensor +
+// BUILD style and torch.save's _rebuild_tensor_v2), where the per-tensor work
+// counts: it was quadratic once. CPU seconds are shown besides wall time, since
+// a shared machine's wall time mostly measures the neighbours.
+// Run: npx tsx bench/load.ts [--many-only]   (needs /usr/bin/python3 with torch; ~1.1 GB in $BENCH_DIR or the temp dir)
 import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +25,7 @@ const CASES = [
 
 interface Sample {
   seconds: number;
+  cpu_seconds: number;
   base_rss: number;
   peak_rss: number;
 }
@@ -30,11 +36,14 @@ async function child(file: string, verifyChecksums: boolean): Promise<void> {
   const { dispose } = await import('../lib/index.js');
   const base = process.memoryUsage.rss();
   const t = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const sd = load(file, { verifyChecksums });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  const used = process.cpuUsage(cpu);
+  const cpuSeconds = (used.user + used.system) / 1e6;
   const peak = process.resourceUsage().maxRSS * 1024;
   dispose(sd);
-  process.stdout.write(JSON.stringify({ seconds, base_rss: base, peak_rss: peak } satisfies Sample));
+  process.stdout.write(JSON.stringify({ seconds, cpu_seconds: cpuSeconds, base_rss: base, peak_rss: peak } satisfies Sample));
 }
 
 function spawnJson(cmd: string, args: string[]): Sample {
@@ -46,39 +55,70 @@ function spawnJson(cmd: string, args: string[]): Sample {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
-function main(): void {
-  const gen = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('../scripts/fixtures/pth_large.py', import.meta.url)), DIR, '--no-hash'], {
-    encoding: 'utf8', stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  if (gen.status !== 0) throw new Error('generating the checkpoints failed (is python3-torch installed?)');
+interface Case {
+  name: string;
+  file: string;
+  verify: boolean;
+}
+
+/** Alternating rounds of load() and torch.load on each case, each in a fresh process; prints the medians. */
+function compare(title: string, cases: readonly Case[]): void {
   const self = fileURLToPath(import.meta.url);
   const py = fileURLToPath(new URL('./load.py', import.meta.url));
   const results: Record<string, { ts: Sample[]; torch: Sample[] }> = {};
-  for (const c of CASES) results[c.name] = { ts: [], torch: [] };
+  for (const c of cases) results[c.name] = { ts: [], torch: [] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const c of CASES) {
-      const file = join(DIR, `vgg16-${c.file}.pth`);
-      const args = [...process.execArgv, self, '--child', file, ...(c.verify ? [] : ['--no-verify'])];
+    for (const c of cases) {
+      const args = [...process.execArgv, self, '--child', c.file, ...(c.verify ? [] : ['--no-verify'])];
       results[c.name].ts.push(spawnJson(process.execPath, args));
-      results[c.name].torch.push(spawnJson('/usr/bin/python3', [py, file]));
+      results[c.name].torch.push(spawnJson('/usr/bin/python3', [py, c.file]));
     }
   }
-  console.log(`load() vs torch.load (PyTorch on the same machine), VGG16-sized state dict, median of ${ROUNDS} fresh processes\n`);
-  const rows: string[][] = [['format', 'side', 'load time', 'peak RSS', 'peak - RSS before load']];
+  console.log(`\nload() vs torch.load (PyTorch on the same machine), ${title}, median of ${ROUNDS} fresh processes\n`);
+  const rows: string[][] = [['format', 'side', 'load time', 'CPU time', 'peak RSS', 'peak - RSS before load']];
   const ratios: string[] = [];
-  for (const { name: f } of CASES) {
+  for (const { name: f } of cases) {
     const pick = (xs: Sample[]) => ({
-      s: median(xs.map((x) => x.seconds)), peak: median(xs.map((x) => x.peak_rss)), delta: median(xs.map((x) => x.peak_rss - x.base_rss)),
+      s: median(xs.map((x) => x.seconds)), cpu: median(xs.map((x) => x.cpu_seconds)),
+      peak: median(xs.map((x) => x.peak_rss)), delta: median(xs.map((x) => x.peak_rss - x.base_rss)),
     });
     const ts = pick(results[f].ts);
     const pt = pick(results[f].torch);
-    rows.push([f, 'vgg-torch', `${ts.s.toFixed(3)} s`, mib(ts.peak), mib(ts.delta)]);
-    rows.push([f, 'torch.load', `${pt.s.toFixed(3)} s`, mib(pt.peak), mib(pt.delta)]);
-    ratios.push(`${f}: time ×${(ts.s / pt.s).toFixed(2)}, peak RSS ×${(ts.peak / pt.peak).toFixed(2)}, RSS growth ×${(ts.delta / pt.delta).toFixed(2)}`);
+    rows.push([f, 'vgg-torch', `${ts.s.toFixed(3)} s`, `${ts.cpu.toFixed(3)} s`, mib(ts.peak), mib(ts.delta)]);
+    rows.push([f, 'torch.load', `${pt.s.toFixed(3)} s`, `${pt.cpu.toFixed(3)} s`, mib(pt.peak), mib(pt.delta)]);
+    ratios.push(`${f}: time ×${(ts.s / pt.s).toFixed(2)}, CPU ×${(ts.cpu / pt.cpu).toFixed(2)}, peak RSS ×${(ts.peak / pt.peak).toFixed(2)}, RSS growth ×${(ts.delta / pt.delta).toFixed(2)}`);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  '));
   console.log(`\nvgg-torch / PyTorch:\n  ${ratios.join('\n  ')}`);
+}
+
+function python(args: string[], what: string): void {
+  const gen = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', stdio: ['ignore', 'inherit', 'inherit'] });
+  if (gen.status !== 0) throw new Error(`generating ${what} failed (is python3-torch installed?)`);
+}
+
+// 40,000 tensors of 3 floats: the 2017 style through scripts/fixtures/pth.py, and torch.save's legacy format.
+const MANY = `
+import sys, os, collections, torch
+sys.path.insert(0, sys.argv[1])
+import pth
+sd = collections.OrderedDict(('t%d' % i, torch.tensor([i, i + 0.5, -i], dtype=torch.float32)) for i in range(40000))
+pth.write_2017(os.path.join(sys.argv[2], 'many-build.pth'), sd, 'build')
+torch.save(sd, os.path.join(sys.argv[2], 'many-v2.pth'), _use_new_zipfile_serialization=False)
+`;
+
+function main(): void {
+  mkdirSync(DIR, { recursive: true });
+  if (!process.argv.includes('--many-only')) {
+    python([fileURLToPath(new URL('../scripts/fixtures/pth_large.py', import.meta.url)), DIR, '--no-hash'], 'the checkpoints');
+    compare('VGG16-sized state dict', CASES.map((c) => ({ ...c, file: join(DIR, `vgg16-${c.file}.pth`) })));
+  }
+  python(['-c', MANY, fileURLToPath(new URL('../scripts/fixtures/', import.meta.url)), DIR], 'the 40,000-tensor files');
+  compare('40,000 tensors of 3 floats (legacy)', [
+    { name: 'legacy, 2017 BUILD', file: join(DIR, 'many-build.pth'), verify: true },
+    { name: 'legacy, torch.save', file: join(DIR, 'many-v2.pth'), verify: true },
+  ]);
 }
 
 const at = process.argv.indexOf('--child');

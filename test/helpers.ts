@@ -126,3 +126,8 @@ export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?
     });
   });
 }
+
+/** The fixture form of a tensor: dtype, shape and base64 of its contiguous bytes. */
+export function encode(t: Tensor): EncodedTensor {
+  return { dtype: t.dtype, shape: t.shape, data: bytesOf(t).toString('base64') };
+}

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor, enableGrad, memory, nn, noGrad, tidy, zeros } from '../lib/index.js';
 import * as optim from '../lib/optim/index.js';
 import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
+import { type Budget, absDouble, closeDiff } from './tolerance.js';
 
 type Plain = null | number | boolean | string | Plain[] | { tensor: EncodedTensor } | { __map__: [unknown, Plain][] } | { [k: string]: Plain };
 interface PyOptState {
@@ -74,7 +75,7 @@ function pyStateToTs(py: PyOptState, layout: Layout): optim.OptimizerStateDictIn
 }
 
 /** Differences between a TypeScript state dict and PyTorch's, in content and in order. */
-function stateDiff(sd: optim.OptimizerStateDict, py: PyOptState, stateOrder = true): string[] {
+function stateDiff(sd: optim.OptimizerStateDict, py: PyOptState, stateOrder = true, budget?: Budgets['state']): string[] {
   const problems: string[] = [];
   const sorted = (k: number[]): number[] => (stateOrder ? k : [...k].sort((a, b) => a - b));
   const keys = sorted([...sd.state.keys()]);
@@ -89,7 +90,7 @@ function stateDiff(sd: optim.OptimizerStateDict, py: PyOptState, stateOrder = tr
       if (isTensorPlain(v)) {
         if (!(mine instanceof Tensor)) problems.push(`state[${k}].${n} is not a Tensor`);
         else {
-          const d = bitwiseDiff(mine, v.tensor);
+          const d = budget ? closeDiff(mine, v.tensor, budget(k, mine)) : bitwiseDiff(mine, v.tensor);
           if (d) problems.push(`state[${k}].${n}: ${d}`);
         }
       } else if (mine !== v) problems.push(`state[${k}].${n}: ${String(mine)} != ${String(v)}`);
@@ -112,17 +113,66 @@ function applyLrChanges(opt: optim.Optimizer, c: OptCase, step: number): void {
   for (const [at, lr] of c.lrChanges) if (at === step) for (const g of opt.paramGroups) g.lr = lr;
 }
 
-function checkParams(params: Tensor[], expected: EncodedTensor[], label: string, problems: string[]): void {
+function checkParams(params: Tensor[], expected: EncodedTensor[], label: string, problems: string[], budget?: (j: number) => Budget): void {
   params.forEach((p, j) => {
-    const d = bitwiseDiff(p, expected[j]);
+    const d = budget ? closeDiff(p, expected[j], budget(j)) : bitwiseDiff(p, expected[j]);
     if (d) problems.push(`${label} param ${j}: ${d}`);
   });
 }
 
+/**
+ * Roundings of one optimizer step on one element, at most: two moving averages
+ * (2 each), two bias corrections, a square root, ε, a division, the learning
+ * rate, weight decay (2), AMSGrad's maximum and the update itself.
+ */
+const ROUNDINGS_PER_STEP = 16;
+
+interface Budgets {
+  /** Parameter j after `step` steps. */
+  param: (step: number, j: number) => Budget;
+  /** A state tensor of the parameter with state-dict key k (one budget for all of them). */
+  state: (k: number, t: Tensor) => Budget;
+}
+
+/**
+ * The cross-CPU budget of a case (tolerance.ts), from PyTorch's own trajectory:
+ * a parameter is its start plus every update so far, so Σ|terms| is |p| plus
+ * Σ|p_t − p_{t−1}|; the state (momentum, exp_avg, exp_avg_sq) is a weighted sum,
+ * with weights ≤ 1, of the gradients, their squares and the decayed parameters.
+ * The gradients are given, so an error in one step does not feed the next
+ * gradient; it only adds its own roundings.
+ */
+function budgetsOf(c: OptCase, upTo: number): Budgets {
+  const decays = [c.kwargs.weight_decay, ...(c.groups ?? []).map((g) => g.weight_decay)].map((v) => (typeof v === 'number' ? v : 0));
+  const decay = Math.max(0, ...decays);
+  // State-dict keys number the parameters group by group.
+  const order = c.groups ? c.groups.flatMap((g) => g.params) : c.init.map((_, j) => j);
+  const moved: Tensor[][] = [];
+  const fed: Tensor[] = c.init.map((e) => absDouble(decode(e)).mul(0));
+  let previous = c.init.map(decode);
+  let total = previous.map((p) => absDouble(p).mul(0));
+  for (let step = 0; step < upTo; step++) {
+    const now = c.after[step].map(decode);
+    total = total.map((t, j) => t.add(absDouble(now[j].sub(previous[j]))));
+    c.grads[step].forEach((g, j) => {
+      if (g) fed[j] = fed[j].add(absDouble(decode(g))).add(absDouble(decode(g)).pow(2)).add(absDouble(previous[j]).mul(decay));
+    });
+    moved.push(total);
+    previous = now;
+  }
+  return {
+    param: (step, j) => ({ n: ROUNDINGS_PER_STEP * step, scale: moved[step - 1][j].add(absDouble(decode(c.after[step - 1][j]))) }),
+    // The 0-d `step` counter is a count, exact in float: a budget of a single rounding of itself.
+    state: (k, t) => (t.dim() === 0 ? { n: 1, scale: absDouble(t) } : { n: ROUNDINGS_PER_STEP * upTo, scale: fed[order[k]].add(absDouble(t)) }),
+  };
+}
+
 /** Replays a case from the start (or, with `resumeFrom`, from PyTorch's state after MID steps); returns mismatches. */
-function replay(c: OptCase, resumeFrom?: Layout): string[] {
+function replay(c: OptCase, exact: boolean, resumeFrom?: Layout): string[] {
   return tidy(() => {
     const problems: string[] = [];
+    const mid = exact ? undefined : budgetsOf(c, MID);
+    const final = exact ? undefined : budgetsOf(c, c.after.length);
     const first = resumeFrom ? MID : 0;
     const start = resumeFrom ? c.after[MID - 1] : c.init;
     const params = start.map((e) => decode(e).requiresGrad_());
@@ -132,19 +182,19 @@ function replay(c: OptCase, resumeFrom?: Layout): string[] {
       applyLrChanges(opt, c, step);
       setGrads(params, c.grads[step]);
       opt.step();
-      checkParams(params, c.after[step], `step ${step + 1}:`, problems);
-      if (step + 1 === MID) problems.push(...stateDiff(opt.stateDict(), c.midState).map((p) => `after ${MID} steps: ${p}`));
+      checkParams(params, c.after[step], `step ${step + 1}:`, problems, final && ((j) => final.param(step + 1, j)));
+      if (step + 1 === MID) problems.push(...stateDiff(opt.stateDict(), c.midState, true, mid?.state).map((p) => `after ${MID} steps: ${p}`));
     }
     // A plain object orders integer keys ascending, so state loaded from one keeps that order.
-    problems.push(...stateDiff(opt.stateDict(), c.finalState, resumeFrom !== 'python-object-keys').map((p) => `final: ${p}`));
+    problems.push(...stateDiff(opt.stateDict(), c.finalState, resumeFrom !== 'python-object-keys', final?.state).map((p) => `final: ${p}`));
     opt.dispose();
     return problems.slice(0, 10);
   });
 }
 
-function check(fixture: Fixture): void {
+function check(fixture: Fixture, exact: boolean): void {
   const failures: string[] = [];
-  for (const c of fixture.optimizers) for (const p of replay(c)) failures.push(`${c.name}: ${p}`);
+  for (const c of fixture.optimizers) for (const p of replay(c, exact)) failures.push(`${c.name}: ${p}`);
   expect(failures).toEqual([]);
 }
 
@@ -158,19 +208,19 @@ describe('optimizers against torch.optim (committed fixture)', () => {
     ]));
   });
 
-  it('20 steps give PyTorch\'s parameters and state dicts bit for bit', () => {
-    check(fixture);
+  it('20 steps give PyTorch\'s parameters and state dicts, within the rounding budget of another CPU', () => {
+    check(fixture, false);
   });
 
-  it('loading PyTorch\'s state dict after 10 steps continues exactly as PyTorch', () => {
+  it('loading PyTorch\'s state dict after 10 steps continues as PyTorch', () => {
     const failures: string[] = [];
     for (const c of fixture.optimizers) {
-      for (const p of replay(c, 'python')) failures.push(`${c.name}: ${p}`);
+      for (const p of replay(c, false, 'python')) failures.push(`${c.name}: ${p}`);
     }
     // `state` keyed by strings (as a JSON or object-based reader gives it) loads the same.
-    for (const p of replay(fixture.optimizers.find((c) => c.name === 'adam_groups')!, 'python-object-keys')) failures.push(`object keys: ${p}`);
+    for (const p of replay(fixture.optimizers.find((c) => c.name === 'adam_groups')!, false, 'python-object-keys')) failures.push(`object keys: ${p}`);
     // As the .pth reader hands over PyTorch's file: every dict a Map, tuples frozen.
-    for (const c of fixture.optimizers) for (const p of replay(c, 'python-pth-maps')) failures.push(`${c.name} (Maps): ${p}`);
+    for (const c of fixture.optimizers) for (const p of replay(c, false, 'python-pth-maps')) failures.push(`${c.name} (Maps): ${p}`);
     expect(failures).toEqual([]);
   });
 
@@ -178,6 +228,7 @@ describe('optimizers against torch.optim (committed fixture)', () => {
     const failures: string[] = [];
     for (const c of fixture.optimizers) {
       tidy(() => {
+        const budgets = budgetsOf(c, c.after.length);
         const a = c.init.map((e) => decode(e).requiresGrad_());
         const optA = makeOptimizer(c, a);
         for (let step = 0; step < MID; step++) {
@@ -193,10 +244,12 @@ describe('optimizers against torch.optim (committed fixture)', () => {
             applyLrChanges(opt, c, step);
             setGrads(ps, c.grads[step]);
             opt.step();
-            checkParams(ps, c.after[step], `${c.name} ${who} step ${step + 1}:`, failures);
+            checkParams(ps, c.after[step], `${c.name} ${who} step ${step + 1}:`, failures, (j) => budgets.param(step + 1, j));
           }
+          // The restored optimizer continues bit for bit as the original.
+          a.forEach((p, j) => expect(p.equal(b[j]), `${c.name} step ${step + 1} param ${j}`).toBe(true));
         }
-        failures.push(...stateDiff(optB.stateDict(), c.finalState).map((p) => `${c.name} restored final: ${p}`));
+        failures.push(...stateDiff(optB.stateDict(), c.finalState, true, budgets.state).map((p) => `${c.name} restored final: ${p}`));
         optA.dispose();
         optB.dispose();
       });
@@ -445,6 +498,6 @@ describe('optimizer errors', () => {
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('optimizers against torch.optim (live oracle)', () => {
   it('re-runs the oracle now and matches it bit for bit', async () => {
-    check(await runOracle<Fixture>('scripts/fixtures/optim.py'));
+    check(await runOracle<Fixture>('scripts/fixtures/optim.py'), true);
   });
 });

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type Tensor, manualSeed, memory, rand, randint, setNumThreads, tidy, tensor, stack } from '../lib/index.js';
 import * as T from '../lib/transforms/index.js';
 import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
+import { type Budget, absDouble, closeDiff, largestNumel } from './tolerance.js';
 
 interface Oracle {
   torch: string;
@@ -57,7 +58,21 @@ const RANDOM: Record<string, () => T.Transform> = {
   crop_flip_single: () => new T.Compose([new T.RandomCrop(10, { padding: 1 }), new T.RandomHorizontalFlip()]),
 };
 
-function replay(o: Oracle): string[] {
+/**
+ * The cross-CPU budget of a deterministic transform (tolerance.ts): no sum in it
+ * (an interpolation filter, a grey-scale mix) has more terms than the input has
+ * elements, 8 more roundings cover the scaling around it; Σ|terms| is at most the
+ * output's size plus the transform of |input| in float64. A uint8 output, rounded
+ * from that float computation, may move by one step.
+ */
+function transformBudget(make: () => T.TransformLike, input: Tensor, output: Tensor): Budget {
+  const floatInput = input.dtype === 'uint8' ? input.double() : absDouble(input);
+  const shadow = T.applyTransform(make(), floatInput);
+  return { n: largestNumel(input) + 8, scale: absDouble(shadow).add(absDouble(output)) };
+}
+
+/** Replays the oracle's cases: bit for bit when `exact` (the live oracle), else within the budget of another CPU. */
+function replay(o: Oracle, exact: boolean): string[] {
   const bad: string[] = [];
   setNumThreads(o.threads);
   for (const c of o.transforms) {
@@ -67,8 +82,9 @@ function replay(o: Oracle): string[] {
       continue;
     }
     tidy(() => {
-      const out = T.applyTransform(make(), decode(c.input));
-      const diff = bitwiseDiff(out, c.output);
+      const input = decode(c.input);
+      const out = T.applyTransform(make(), input);
+      const diff = exact ? bitwiseDiff(out, c.output) : closeDiff(out, c.output, transformBudget(make, input, out));
       if (diff) bad.push(`${c.name}: ${diff}`);
     });
   }
@@ -89,14 +105,14 @@ function replay(o: Oracle): string[] {
 describe('transforms vs torchvision', () => {
   const fixture = readFixture<Oracle>('data/oracle.json');
 
-  it('replays the committed fixture bit for bit (deterministic and seeded random transforms)', () => {
+  it('replays the committed fixture: seeded random transforms bit for bit, deterministic ones within the budget of another CPU', () => {
     expect(fixture.transforms.length).toBeGreaterThan(25);
-    expect(replay(fixture)).toEqual([]);
+    expect(replay(fixture, false)).toEqual([]);
   });
 
   it.skipIf(!hasTorchPython && !requireLiveOracle)('matches a live run of the oracle', async () => {
     const live = await runOracle<Oracle>('scripts/fixtures/data.py');
-    expect(replay(live)).toEqual([]);
+    expect(replay(live, true)).toEqual([]);
   });
 });
 

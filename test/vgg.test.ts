@@ -2,12 +2,13 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  VGG, VGG11_Weights, manualSeed, memory, nn, noGrad, randint, randn, setNumThreads, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
+  type Tensor, VGG, VGG11_Weights, eye, manualSeed, memory, nn, noGrad, randint, randn, setNumThreads, tensor, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
   vgg16_bn, vgg19, vgg19_bn, vggTutorial,
 } from '../lib/index.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
+import { type Budget, NORMAL_DRAW, absDouble, closeDiff, gamma, gammaProbabilistic, networkBudget, normalDrawBudget } from './tolerance.js';
 
-interface WeightEntry { key: string; shape: number[]; dtype: string; sha256: string }
+interface WeightEntry { key: string; shape: number[]; dtype: string; sha256: string; sample: { index: number[]; values: EncodedTensor } }
 interface Fixture {
   models: Record<string, { weights: WeightEntry[]; inputShape: number[]; output: EncodedTensor; repr: string }>;
   keys: Record<string, string[]>;
@@ -21,34 +22,67 @@ const BUILDERS: Record<string, () => VGG> = {
 };
 const FACTORIES = { vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn };
 
-function weightsOf(model: nn.Module<any, any>): WeightEntry[] {
-  return tidy(() =>
-    [...model.stateDict()].map(([key, t]) => ({
-      key, shape: t.shape, dtype: t.dtype, sha256: createHash('sha256').update(bytesOf(t)).digest('hex'),
-    })),
-  );
+const sha256 = (t: Tensor): string => createHash('sha256').update(bytesOf(t)).digest('hex');
+
+function weightsOf(model: nn.Module<any, any>): Omit<WeightEntry, 'sample'>[] {
+  return tidy(() => [...model.stateDict()].map(([key, t]) => ({ key, shape: t.shape, dtype: t.dtype, sha256: sha256(t) })));
 }
 
-function checkModel(name: string, fx: Fixture['models'][string]): void {
+/**
+ * Compares state-dict entries with the fixture: bitwise (same hash), or, on
+ * another CPU, the fixture's sample of values within `budget(key, tensor)`.
+ */
+function weightDiffs(model: nn.Module<any, any>, expected: WeightEntry[], budget: ((key: string, t: Tensor) => Budget) | null): string[] {
+  return tidy(() => {
+    const sd = model.stateDict();
+    const problems: string[] = [];
+    if ([...sd.keys()].join() !== expected.map((e) => e.key).join()) return [`keys [${[...sd.keys()]}] != [${expected.map((e) => e.key)}]`];
+    for (const e of expected) {
+      const t = sd.get(e.key)!;
+      if (t.shape.join() !== e.shape.join() || t.dtype !== e.dtype) problems.push(`${e.key}: ${t.dtype}[${t.shape}] != ${e.dtype}[${e.shape}]`);
+      else if (sha256(t) === e.sha256) continue;
+      else if (!budget) problems.push(`${e.key}: sha256 differs`);
+      else {
+        const at = tensor(e.sample.index, { dtype: 'int64' });
+        const b = budget(e.key, t);
+        const sampled = (v: Tensor | number): Tensor | number => (typeof v === 'number' ? v : v.expand(...t.shape).flatten().index(at));
+        const d = closeDiff(t.flatten().index(at), e.sample.values, 'bound' in b ? { bound: sampled(b.bound) } : { n: b.n, scale: sampled(b.scale) });
+        if (d) problems.push(`${e.key}: ${d}`);
+      }
+    }
+    return problems;
+  });
+}
+
+function checkModel(name: string, fx: Fixture['models'][string], exact: boolean): void {
   manualSeed(777);
   const model = BUILDERS[name]().eval();
   try {
-    expect(weightsOf(model), `${name} weights`).toEqual(fx.weights);
+    expect(weightDiffs(model, fx.weights, exact ? null : (_key, t) => normalDrawBudget(t)), `${name} weights`).toEqual([]);
     tidy(() => {
       manualSeed(1);
       const x = randn(fx.inputShape);
       const y = noGrad(() => model.forward(x));
-      expect(bitwiseDiff(y, fx.output), `${name} eval output`).toBeNull();
+      if (exact) expect(bitwiseDiff(y, fx.output), `${name} eval output`).toBeNull();
+      else {
+        // The weights and the input are seeded draws too: on a CPU where they differ, by ≤ 2γ(NORMAL_DRAW) relative,
+        // the output moves by as much relative to its size.
+        const b = networkBudget(model, x, y);
+        const draws = 2 * 2 * gamma(NORMAL_DRAW) * (y.abs().max().item() as number);
+        expect(closeDiff(y, fx.output, { bound: b.bound + draws }), `${name} eval output`).toBeNull();
+      }
     });
   } finally {
     model.dispose();
   }
 }
 
-function checkTrainStep(fx: Fixture['trainStep']): void {
+function checkTrainStep(fx: Fixture['trainStep'], exact: boolean): void {
   manualSeed(777);
   const model = vggTutorial({ batchNorm: true }).train();
+  const lr = 0.01;
   try {
+    let budget: ((key: string, t: Tensor) => Budget) | null = null;
     tidy(() => {
       const x = decode(fx.x);
       const target = decode(fx.target);
@@ -56,36 +90,66 @@ function checkTrainStep(fx: Fixture['trainStep']): void {
       randn(4, 3, 32, 32); // advance the generator as the oracle did when drawing x and target
       randint(0, 10, [4]);
       const logits = model.forward(x);
-      expect(bitwiseDiff(logits, fx.logits), 'train-mode logits (dropout masks)').toBeNull();
       const loss = new nn.CrossEntropyLoss().forward(logits, target);
-      expect(bitwiseDiff(loss, fx.loss), 'loss').toBeNull();
+      if (exact) {
+        expect(bitwiseDiff(logits, fx.logits), 'train-mode logits (dropout masks)').toBeNull();
+        expect(bitwiseDiff(loss, fx.loss), 'loss').toBeNull();
+      } else {
+        // The budget is taken after the forward, so that its dropout masks are the oracle's.
+        const b = networkBudget(model, x, logits);
+        const drawn = 2 * 2 * gamma(NORMAL_DRAW) * (logits.abs().max().item() as number); // the weights are seeded draws
+        const bound = b.bound + drawn;
+        expect(closeDiff(logits, fx.logits, { bound }), 'train-mode logits (dropout masks)').toBeNull();
+        // Cross-entropy moves by at most Σ|∂loss/∂logits|·bound ≤ 2·bound (the mean of softmax − onehot rows),
+        // plus its own roundings: a log-sum-exp over the classes and a mean over the batch.
+        const [batch, classes] = logits.shape;
+        expect(closeDiff(loss, fx.loss, { bound: 2 * bound + 2 * gamma(classes + batch + 8) * (loss.abs().item() as number + (logits.abs().max().item() as number)) }), 'loss').toBeNull();
+        const gradRelative = b.gradRelative + 2 * (drawn / (logits.abs().max().item() as number));
+        const params = new Map(model.namedParameters());
+        budget = (key, t) => {
+          // A parameter after p − lr·g: lr times its gradient's budget, plus the subtraction's rounding.
+          const param = params.get(key);
+          if (param?.grad) return { bound: absDouble(t).mul(2 * gamma(2)).add(lr * gradRelative * (param.grad.abs().max().item() as number)) };
+          // Running statistics after one update: momentum · (the batch mean or variance) + (1 − momentum) · the old value.
+          const path = key.slice(0, key.lastIndexOf('.'));
+          const st = b.batchStats.get(path);
+          if (!st) throw new Error(`no error budget for ${key}`);
+          const momentum = 0.1;
+          const centred = st.input.sub(st.input.mean([0, 2, 3], true)).abs().max().item() as number;
+          const own = 2 * gammaProbabilistic(st.count + 4);
+          const of = key.endsWith('.running_mean')
+            ? st.bound + own * (st.input.abs().max().item() as number)
+            : (st.count / (st.count - 1)) * (2 * centred * 2 * st.bound + own * centred * centred);
+          return { bound: absDouble(t).mul(2 * gamma(3)).add(momentum * of) };
+        };
+      }
       loss.backward();
       noGrad(() => {
-        for (const p of model.parameters()) p.sub_(p.grad!.mul(0.01));
+        for (const p of model.parameters()) p.sub_(p.grad!.mul(lr));
       });
+      // Parameters after the step and BatchNorm running stats after the train-mode forward.
+      expect(weightDiffs(model, fx.after, budget)).toEqual([]);
     });
-    // Parameters after the step and BatchNorm running stats after the train-mode forward.
-    expect(weightsOf(model)).toEqual(fx.after);
   } finally {
     model.dispose();
   }
 }
 
-function checkAll(fx: Fixture): void {
+function checkAll(fx: Fixture, exact: boolean): void {
   setNumThreads(2);
-  for (const [name, m] of Object.entries(fx.models)) checkModel(name, m);
-  checkTrainStep(fx.trainStep);
+  for (const [name, m] of Object.entries(fx.models)) checkModel(name, m, exact);
+  checkTrainStep(fx.trainStep, exact);
 }
 
 describe('VGG against torchvision (committed fixture)', () => {
   const fx = readFixture<Fixture>('vgg.json');
 
-  it('vgg11, vgg16_bn and the tutorial VGG: same weights and eval outputs, bit for bit', () => {
-    for (const [name, m] of Object.entries(fx.models)) checkModel(name, m);
+  it.each(Object.keys(fx.models))('%s: same weights and eval output, within the rounding budget of another CPU', (name) => {
+    checkModel(name, fx.models[name], false);
   });
 
-  it('one training step: BatchNorm running stats, dropout masks, loss and SGD update equal PyTorch', () => {
-    checkTrainStep(fx.trainStep);
+  it('one training step: BatchNorm running stats, dropout masks, loss and SGD update equal PyTorch within the same budget', () => {
+    checkTrainStep(fx.trainStep, false);
   });
 
   it('stateDict keys and order equal torchvision for all eight factories', () => {
@@ -107,8 +171,8 @@ describe('VGG against torchvision (committed fixture)', () => {
 });
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('VGG against torchvision (live oracle)', () => {
-  it('re-runs the oracle now and matches it', async () => {
-    checkAll(await runOracle<Fixture>('scripts/fixtures/vgg.py'));
+  it('re-runs the oracle now and matches it bit for bit', async () => {
+    checkAll(await runOracle<Fixture>('scripts/fixtures/vgg.py'), true);
   });
 });
 

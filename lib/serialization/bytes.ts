@@ -60,3 +60,4 @@ export function writeAtomically(path: string, body: (fd: number) => void): void 
     throw e;
   }
 }
+

@@ -10,7 +10,9 @@
 // storage is an `as_strided` view of that base, detached, so views that shared
 // storage in Python share it here too. Storages are allocated when the pickle
 // first names them, after their size has been checked against the bytes the
-// file holds, so a lying header cannot make us allocate more than the file.
+// file holds (legacy, tar, stored zip records) or, for deflated zip records,
+// against the record's header and the `maxBytes` budget, so neither a lying
+// header nor a zip bomb can make us allocate more than the file or the budget.
 import { endianness } from 'node:os';
 import { native, op } from '../native.js';
 import { empty } from '../tensor/creation.js';
@@ -21,7 +23,7 @@ import { kind, unpickle, type UnpicklerHooks } from './pickle.js';
 import { Cursor, FormatError, type PathOrBuffer, RangeSource, type Source, bufferSource, openSource } from './source.js';
 import { looksLikeTar, readTar } from './tar.js';
 import { OrderedDict } from './types.js';
-import { ZipReader } from './zip.js';
+import { ZipReader, ownBuffer } from './zip.js';
 
 /**
  * Where to put loaded tensors: a device for all of them (`'cpu'`, `'cuda'`,
@@ -41,6 +43,23 @@ export interface LoadOptions {
    * record is always checked. (Legacy and tar files carry no checksums.)
    */
   verifyChecksums?: boolean;
+  /**
+   * The most bytes of tensor storage (plus the zip pickle record) one load may
+   * allocate; the load fails before allocating more. By default
+   * `max(64 MiB, 16 × the file's size)`: storages of legacy, tar and stored zip
+   * files must lie in the file, so only deflated zip records (which PyTorch never
+   * writes, but Python's zipfile can) come near it, and a deflated checkpoint of
+   * real weights shrinks far less than 16:1. A zip bomb (a 1 MB file inflating
+   * to gigabytes) is refused. Pass `Infinity` for a trusted, highly compressed file.
+   */
+  maxBytes?: number;
+}
+
+const LOAD_OPTIONS = ['mapLocation', 'verifyChecksums', 'maxBytes'] as const;
+
+/** Default `maxBytes`: a floor, so a small file of zeros loads, and a ratio no real checkpoint's compression reaches. */
+function defaultMaxBytes(fileSize: number): number {
+  return Math.max(64 * 2 ** 20, 16 * fileSize);
 }
 
 // ---- names the unpickler may resolve ---------------------------------------------
@@ -137,11 +156,12 @@ function describeValue(v: unknown, depth = 0): string {
   return kind(v);
 }
 
-function allocate(nbytes: number): Buffer {
-  // A buffer of its own (never Node's shared pool): aligned for any dtype, and
-  // released with the last tensor that uses it.
-  return nbytes === 0 ? Buffer.alloc(0) : Buffer.allocUnsafeSlow(nbytes);
-}
+/**
+ * Work counters for tests: `viewVisits` counts the view records that BUILD's
+ * retargeting looks at, which must stay linear in the number of tensors.
+ * @internal
+ */
+export const loadCounters = { viewVisits: 0 };
 
 function swapBytes(buf: Buffer, size: number): void {
   if (size === 2) buf.swap16();
@@ -161,19 +181,42 @@ class Loader implements UnpicklerHooks {
   private readonly refs = new Map<string, StorageRef>();
   /** Every tensor made so far, to dispose on failure and to find orphans. */
   readonly created: Tensor[] = [];
-  private readonly emptyTyped = new WeakSet<Tensor>();
-  /** Bytes allocated for storages; never more than the file holds. */
+  /** The view record of each tensor rebuild() made, so BUILD can retarget it without a scan. */
+  private readonly viewOf = new Map<Tensor, ViewRecord>();
+  /** Tensors made by torch.FloatTensor() & co. that BUILD may still set, with their dtype. */
+  private readonly emptyTyped = new Map<Tensor, DType>();
+  /** Bytes allocated for storages (and the zip pickle), at most `maxBytes`. */
   private allocated = 0;
   /** Whether storages must be byte-swapped after reading (a big-endian zip). */
   swap = false;
-  /** zip: checks that a storage's record can hold it, before anything is allocated. */
-  checkRecord: ((key: string, nbytes: number) => void) | null = null;
-  /** zip: reads a storage's record into its buffer as soon as it is named. */
-  fillNow: ((root: StorageRoot) => void) | null = null;
+  /** zip: checks that a storage's record can hold it, before anything is allocated; names the record. */
+  checkRecord: ((key: string, nbytes: number) => string) | null = null;
+  /** zip: reads a storage's record into a buffer of its own as soon as it is named. */
+  readRecord: ((key: string, nbytes: number, dtype: DType) => Buffer) | null = null;
   /** tar: persistent ids name tensors and storages made before the pickle. */
   tarObjects: Map<string, unknown> | null = null;
 
-  constructor(readonly format: Format, private readonly budget: () => number) {}
+  /**
+   * @param budget bytes the file has left for storages (legacy and tar: they must lie in the file)
+   * @param maxBytes the load's allocation limit, and how it was chosen (for messages)
+   */
+  constructor(
+    readonly format: Format,
+    private readonly budget: () => number,
+    private readonly maxBytes: { value: number; why: string },
+  ) {}
+
+  /** Counts `nbytes` against `maxBytes` before they are allocated. */
+  charge(what: string, nbytes: number): void {
+    const total = this.allocated + nbytes;
+    if (total > this.maxBytes.value) {
+      throw new FormatError(
+        `${what} needs ${nbytes} bytes, which would bring this load to ${total} bytes, more than maxBytes = ${this.maxBytes.value} ` +
+          `(${this.maxBytes.why}); if the file is trusted, pass a larger maxBytes to load()`,
+      );
+    }
+    this.allocated = total;
+  }
 
   // ---- hooks ---------------------------------------------------------------
 
@@ -296,13 +339,18 @@ class Loader implements UnpicklerHooks {
           throw new FormatError(`${func.path}: tensor subclass ${describeValue(type)} is not supported`);
         }
         if (!Array.isArray(fnArgs)) throw new FormatError(`${func.path}: arguments must be a tuple`);
+        // PyTorch's function is always a tensor or parameter rebuilder; refusing a nested
+        // _rebuild_from_type bounds the recursion (a self-referential tuple would not end).
+        if (fn instanceof PyName && (fn.role === '_rebuild_from_type_v2' || fn.role === '_rebuild_from_type')) {
+          throw new FormatError(`${func.path}: its function is ${fn.path} again, which PyTorch never writes (a self-referential or nested rebuild)`);
+        }
         return this.call(fn, fnArgs, opcode);
       }
       case 'tensorType': {
         // Legacy: torch.FloatTensor() now, BUILD with (storage, offset, size, stride) next.
         if (a.length) throw new FormatError(`${func.path}() may only be called without arguments in a checkpoint`);
         const t = this.track(empty([0], { dtype: func.dtype! }));
-        this.emptyTyped.add(t);
+        this.emptyTyped.set(t, func.dtype!);
         return t;
       }
       case 'OrderedDict': {
@@ -365,11 +413,12 @@ class Loader implements UnpicklerHooks {
         if (state instanceof Map || state === null) return; // a Parameter's __dict__: nothing we keep
         throw new FormatError(`BUILD of a tensor takes a tuple, got ${describeValue(state)}`);
       }
-      if (state.length === 4 && this.emptyTyped.has(inst)) {
+      const dtype = state.length === 4 ? this.emptyTyped.get(inst) : undefined;
+      if (dtype !== undefined) {
         // torch.FloatTensor + BUILD (storage, offset, size, stride): Tensor.__setstate__'s set_().
         this.emptyTyped.delete(inst);
-        if (state[0] instanceof StorageRef && state[0].dtype !== inst.dtype) {
-          throw new FormatError(`a ${inst.dtype} tensor cannot be set to a ${state[0].dtype} storage`);
+        if (state[0] instanceof StorageRef && state[0].dtype !== dtype) {
+          throw new FormatError(`a ${dtype} tensor cannot be set to a ${state[0].dtype} storage`);
         }
         const t = this.rebuild(state[0], state[1], state[2], state[3], false, undefined);
         inst.setData(t);
@@ -395,6 +444,8 @@ class Loader implements UnpicklerHooks {
   // ---- storages and tensors ---------------------------------------------------
 
   makeRoot(key: string, dtype: DType, numel: number, location: string): StorageRoot {
+    // (The tar format gives the count as a raw int64, which may be negative.)
+    if (!isSafeCount(numel)) throw new FormatError(`storage '${key}' declares an absurd size of ${describeValue(numel)} elements`);
     const es = elementSize(dtype);
     const nbytes = numel * es;
     const room = this.budget() - this.allocated;
@@ -403,13 +454,14 @@ class Loader implements UnpicklerHooks {
         `storage '${key}' declares ${numel} ${dtype} elements (${nbytes} bytes), more than the ${Math.max(0, room)} bytes the file has left for it`,
       );
     }
-    this.checkRecord?.(key, nbytes);
-    this.allocated += nbytes;
-    const root = new StorageRoot(key, dtype, numel, location, allocate(nbytes));
+    const record = this.checkRecord?.(key, nbytes);
+    this.charge(`storage '${key}'${record ? ` (${record})` : ''}`, nbytes);
+    const buf = this.readRecord ? this.readRecord(key, nbytes, dtype) : ownBuffer(nbytes);
+    const root = new StorageRoot(key, dtype, numel, location, buf);
+    root.filled = this.readRecord !== null;
     // Bases are ours alone (never in the result): load() disposes them when done.
     root.bases.set(dtype, wrap(native.fromBuffer(root.buf.buffer, root.buf.byteOffset, [numel], dtypeCode(dtype), false)));
     this.roots.set(key, root);
-    this.fillNow?.(root);
     return root;
   }
 
@@ -452,10 +504,11 @@ class Loader implements UnpicklerHooks {
     const startByte = storage.offset * elementSize(storage.dtype);
     if (startByte % es) throw new FormatError(`storage view is not aligned for ${dtype}`);
     const capacity = Math.floor((storage.numel * elementSize(storage.dtype)) / es);
-    const numel = sizes.reduce((p, s) => p * BigInt(s), 1n);
-    if (numel > 0n) {
-      const extent = sizes.reduce((e, s, i) => e + BigInt(s - 1) * BigInt(strides[i]), BigInt(offset)) + 1n;
-      if (extent > BigInt(capacity)) {
+    if (!sizes.includes(0)) {
+      // The last element's index, exact: in doubles while that is exact, else in BigInt.
+      let extent: number | bigint = sizes.reduce((e, s, i) => e + (s - 1) * strides[i], offset) + 1;
+      if (!Number.isSafeInteger(extent)) extent = sizes.reduce((e, s, i) => e + BigInt(s - 1) * BigInt(strides[i]), BigInt(offset)) + 1n;
+      if (extent > capacity) {
         throw new FormatError(
           `tensor of size (${sizes.join(', ')}) and stride (${strides.join(', ')}) at offset ${offset} needs ${extent} elements, ` +
             `but its storage '${storage.root.key}' has ${capacity}`,
@@ -467,7 +520,9 @@ class Loader implements UnpicklerHooks {
     const root = storage.root;
     const at = startByte / es + offset;
     const t = this.track(this.view(this.baseFor(root, dtype), sizes, strides, at));
-    root.views.push({ tensor: t, dtype, offset: at, size: sizes, stride: strides });
+    const record = { tensor: t, dtype, offset: at, size: sizes, stride: strides };
+    root.views.push(record);
+    this.viewOf.set(t, record);
     if (requiresGrad === true) t.requiresGrad_(true);
     else if (requiresGrad !== false && requiresGrad !== null && requiresGrad !== undefined) {
       throw new FormatError(`requires_grad must be a bool, got ${describeValue(requiresGrad)}`);
@@ -487,9 +542,12 @@ class Loader implements UnpicklerHooks {
 
   /** After BUILD moved a view's data into `to`, device moves must follow `to`. */
   private retarget(from: Tensor, to: Tensor): void {
-    for (const root of this.roots.values()) {
-      for (const v of root.views) if (v.tensor === from) v.tensor = to;
-    }
+    const record = this.viewOf.get(from);
+    if (!record) return;
+    loadCounters.viewVisits++;
+    record.tensor = to;
+    this.viewOf.delete(from);
+    this.viewOf.set(to, record);
   }
 
   private parameter(data: unknown, requiresGrad: unknown): Tensor {
@@ -620,6 +678,7 @@ function loadZip(src: Source, loader: Loader, verify: boolean): { value: unknown
   }
   const order = zip.get(`${prefix}/byteorder`);
   if (order) {
+    if (order.size > 16) throw new FormatError(`the byteorder record holds ${order.size} bytes, not 'little' or 'big'`);
     const v = zip.read(order).toString('latin1').trim();
     if (v !== 'little' && v !== 'big') throw new FormatError(`unknown byteorder '${v.slice(0, 20)}'`);
     loader.swap = v !== (endianness() === 'LE' ? 'little' : 'big');
@@ -627,8 +686,11 @@ function loadZip(src: Source, loader: Loader, verify: boolean): { value: unknown
   const record = (key: string, nbytes: number) => {
     const entry = zip.get(`${prefix}/data/${key}`);
     if (!entry) throw new FormatError(`storage '${key}' has no record ${prefix}/data/${key}`);
-    if (entry.size < nbytes) {
-      throw new FormatError(`storage '${key}' declares ${nbytes} bytes but its record holds ${entry.size}`);
+    // A deflated record must inflate to exactly what the pickle declares (PyTorch
+    // writes exactly that), so its header cannot ask for more; a stored one only
+    // has to hold it, since its bytes lie in the file.
+    if (entry.method !== 0 ? entry.size !== nbytes : entry.size < nbytes) {
+      throw new FormatError(`storage '${key}' declares ${nbytes} bytes but its record ${entry.name} holds ${entry.size}`);
     }
     return entry;
   };
@@ -637,15 +699,20 @@ function loadZip(src: Source, loader: Loader, verify: boolean): { value: unknown
   // claim the same megabytes for thousands of storages.)
   let claimed = 0;
   loader.checkRecord = (key, nbytes) => {
-    claimed += record(key, nbytes).compressedSize;
+    const entry = record(key, nbytes);
+    claimed += entry.compressedSize;
     if (claimed > src.size) throw new FormatError(`storage records overlap: storage '${key}' brings them to ${claimed} bytes in a file of ${src.size}`);
+    return entry.method === 0 ? `record '${entry.name}'` : `record '${entry.name}', ${entry.compressedSize} bytes deflated to ${entry.size}`;
   };
-  loader.fillNow = (root) => {
-    zip.readInto(record(root.key, root.nbytes), root.buf, root.nbytes, verify);
-    if (loader.swap) swapBytes(root.buf, elementSize(root.dtype));
-    root.filled = true;
+  loader.readRecord = (key, nbytes, dtype) => {
+    const buf = zip.readStorage(record(key, nbytes), nbytes, verify);
+    if (loader.swap) swapBytes(buf, elementSize(dtype));
+    return buf;
   };
-  const pkl = zip.read(zip.get(`${prefix}/data.pkl`)!);
+  const pklEntry = zip.get(`${prefix}/data.pkl`)!;
+  // The pickle is inflated whole: it counts against maxBytes like a storage.
+  loader.charge(`the pickle record '${pklEntry.name}' (${pklEntry.compressedSize} bytes${pklEntry.method ? ' deflated' : ''})`, pklEntry.size);
+  const pkl = zip.read(pklEntry);
   return unpickle(new Cursor(bufferSource(pkl), 0), loader);
 }
 
@@ -783,8 +850,11 @@ function loaderRebuild(loader: Loader, storage: StorageRef, offset: number, size
  * dispose(sd);
  */
 export function load<T = unknown>(pathOrBuffer: PathOrBuffer, opts: LoadOptions = {}): T {
-  // Every key of LoadOptions: an unknown one is a typo that would silently keep a default.
-  checkOptions('load()', opts, ['mapLocation', 'verifyChecksums']);
+  checkOptions('load()', opts, LOAD_OPTIONS);
+  const { maxBytes } = opts;
+  if (maxBytes !== undefined && !(typeof maxBytes === 'number' && maxBytes >= 0 && (Number.isSafeInteger(maxBytes) || maxBytes === Infinity))) {
+    throw new TypeError(`load(): maxBytes must be a non-negative integer or Infinity, got ${describeValue(maxBytes)}`);
+  }
   let src: Source;
   try {
     src = openSource(pathOrBuffer, 'load');
@@ -798,7 +868,10 @@ export function load<T = unknown>(pathOrBuffer: PathOrBuffer, opts: LoadOptions 
     let cur: Cursor | undefined;
     // Storages may not claim more bytes than the file has after the pickle.
     // (zip records are checked one by one instead: a deflated record may be larger than the file.)
-    loader = new Loader(format, () => (format === 'zip' ? Infinity : cur ? src.size - cur.pos : src.size));
+    const limit = maxBytes !== undefined
+      ? { value: maxBytes, why: 'the maxBytes option' }
+      : { value: defaultMaxBytes(src.size), why: `the default: 16 × the file's ${src.size} bytes, at least 64 MiB` };
+    loader = new Loader(format, () => (format === 'zip' ? Infinity : cur ? src.size - cur.pos : src.size), limit);
     let res: { value: unknown; tuples: unknown[][] };
     if (format === 'zip') res = loadZip(src, loader, opts.verifyChecksums ?? true);
     else if (format === 'tar') res = loadTar(src, loader);

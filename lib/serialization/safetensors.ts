@@ -6,8 +6,8 @@ import { writeSync } from 'node:fs';
 import { native } from '../native.js';
 import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
-import { checkOptions, describe } from '../utils/args.js';
 import { tensorBytes, toPath, writeAtomically } from './bytes.js';
+import { checkOptions, describe } from '../utils/args.js';
 import { FormatError, type PathOrBuffer, type Source, openSource } from './source.js';
 
 const FROM_ST: Record<string, DType> = {

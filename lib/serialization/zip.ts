@@ -164,40 +164,69 @@ export class ZipReader {
     if (e.method === 0 && e.compressedSize !== e.size) throw new FormatError(`zip: stored entry '${e.name}' has mismatched sizes`);
   }
 
+  /**
+   * Inflates a deflated entry into one allocation of exactly `e.size` bytes
+   * (plus one), which becomes the result: zlib writes its single output chunk
+   * there, so a storage is never inflated and then copied. Asking for more than
+   * `e.size` bytes is an error, so the entry's header bounds the allocation.
+   */
+  private inflate(e: ZipEntry, raw: Buffer): Buffer {
+    // Deflate cannot expand more than ~1032:1; a larger claim is a bomb or a lie.
+    if (e.size > e.compressedSize * 1032 + 1024) throw new FormatError(`zip: entry '${e.name}' claims an impossible size ${e.size}`);
+    let data: Buffer;
+    try {
+      data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size), chunkSize: Math.max(64, e.size + 1) });
+    } catch (err) {
+      throw new FormatError(`zip: cannot inflate '${e.name}': ${(err as Error).message}`);
+    }
+    if (data.length !== e.size) throw new FormatError(`zip: '${e.name}' inflates to ${data.length} bytes, expected ${e.size}`);
+    return data;
+  }
+
   /** The whole entry, inflated and CRC-checked. */
   read(e: ZipEntry): Buffer {
     this.checkReadable(e);
     const raw = this.src.read(this.dataOffset(e), e.compressedSize);
-    let data = raw;
-    if (e.method === 8) {
-      // Deflate cannot expand more than ~1032:1; a larger claim is a bomb or a lie.
-      if (e.size > e.compressedSize * 1032 + 1024) throw new FormatError(`zip: entry '${e.name}' claims an impossible size ${e.size}`);
-      try {
-        data = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
-      } catch (err) {
-        throw new FormatError(`zip: cannot inflate '${e.name}': ${(err as Error).message}`);
-      }
-      if (data.length !== e.size) throw new FormatError(`zip: '${e.name}' inflates to ${data.length} bytes, expected ${e.size}`);
-    }
+    const data = e.method === 8 ? this.inflate(e, raw) : raw;
     if (crc32(data) !== e.crc) throw new FormatError(`zip: CRC mismatch in '${e.name}' (corrupt file)`);
     return data;
   }
 
   /**
-   * Reads the first `n` bytes of an entry straight into `dst` (no extra copy when
-   * stored); CRC-checked when `n` is the whole entry, unless `verify` is false.
+   * The bytes of a storage record in a buffer of its own (never Node's shared
+   * pool, so it is aligned for any dtype and freed with its last tensor): read
+   * straight from the file when stored, inflated straight into it when deflated.
+   * A stored record may be longer than the `n` bytes wanted (PyTorch reads such
+   * files too); a deflated one must hold exactly `n`, which the caller checked
+   * before asking. CRC-checked when the whole entry is read, unless `verify` is false.
    */
-  readInto(e: ZipEntry, dst: Uint8Array, n: number, verify = true): void {
-    if (e.method !== 0) {
-      const all = this.read(e);
-      dst.set(all.subarray(0, n));
-      return;
-    }
+  readStorage(e: ZipEntry, n: number, verify = true): Buffer {
     this.checkReadable(e);
+    if (e.method === 8) {
+      if (e.size !== n) throw new FormatError(`zip: '${e.name}' holds ${e.size} bytes, ${n} needed`);
+      let data = this.inflate(e, this.src.read(this.dataOffset(e), e.compressedSize));
+      if (verify && crc32(data) !== e.crc) throw new FormatError(`zip: CRC mismatch in '${e.name}' (corrupt file)`);
+      // Small outputs come from Node's pool (shared, unaligned): copy those few bytes.
+      if (data.byteOffset !== 0 || data.buffer.byteLength > n + 1) data = copyOwn(data);
+      return data;
+    }
     if (n > e.size) throw new FormatError(`zip: '${e.name}' holds ${e.size} bytes, ${n} needed`);
+    const dst = ownBuffer(n);
     this.src.readInto(this.dataOffset(e), n, dst);
-    if (verify && n === e.size && crc32(dst.subarray(0, n)) !== e.crc) throw new FormatError(`zip: CRC mismatch in '${e.name}' (corrupt file)`);
+    if (verify && n === e.size && crc32(dst) !== e.crc) throw new FormatError(`zip: CRC mismatch in '${e.name}' (corrupt file)`);
+    return dst;
   }
+}
+
+/** A buffer of its own, never a slice of Node's shared pool. */
+export function ownBuffer(nbytes: number): Buffer {
+  return nbytes === 0 ? Buffer.alloc(0) : Buffer.allocUnsafeSlow(nbytes);
+}
+
+function copyOwn(b: Buffer): Buffer {
+  const out = ownBuffer(b.length);
+  b.copy(out);
+  return out;
 }
 
 // ---- writing -----------------------------------------------------------------------

@@ -42,17 +42,17 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
- * Checks an options object: it must be a plain object (or undefined/null when nothing is
- * required) whose keys are all in `allowed`. The error names the function, the unknown key, a
- * close match when there is one, and every allowed key.
+ * Checks an options object: it must be an object (or undefined, when nothing is required) whose
+ * keys are all in `allowed`; null is an error, since a default parameter does not replace it. The
+ * error names the function, the unknown key, a close match when there is one, and every allowed key.
  */
 export function checkOptions(fn: string, opts: unknown, allowed: readonly string[], how: { required?: readonly string[]; what?: string } = {}): void {
   const what = how.what ?? 'options';
-  if (opts === undefined || opts === null) {
+  if (opts === undefined) {
     if (how.required?.length) throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
     return;
   }
-  if (typeof opts !== 'object' || Array.isArray(opts)) {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
     throw new TypeError(`${fn}: argument '${what}' must be an object with keys ${allowed.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
   }
   for (const key of Object.keys(opts)) {
