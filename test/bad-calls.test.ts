@@ -2,16 +2,14 @@
 // the value and what was expected. Every call runs in its own process, so that an abort or a
 // segfault is a failure of that call and not the end of the run.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CASES, PRELUDE } from './bad-calls.cases.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-// A bundle of the current source (under build/, so that it finds build/Release/vgg_torch.node):
-// a child then starts in about a third of the time the TypeScript loader would take.
-const bundle = `${root}build/bad-calls/index.mjs`;
+// The built package (test/global-setup.ts keeps dist/ current): what users call, and a child
+// starts in about a third of the time the TypeScript loader would take.
+const bundle = `${root}dist/index.js`;
 const child = fileURLToPath(new URL('./bad-calls.child.mjs', import.meta.url));
 const CONCURRENCY = 2;
 
@@ -37,12 +35,7 @@ function runOne(code: string): Promise<Outcome> {
 
 // Runs every call up front with limited concurrency; each `it` then checks its own outcome.
 const outcomes = new Map<string, Promise<Outcome>>();
-beforeAll(async () => {
-  mkdirSync(`${root}build/bad-calls`, { recursive: true });
-  await build({
-    entryPoints: [`${root}lib/index.ts`], bundle: true, platform: 'node', format: 'esm', target: 'node20',
-    packages: 'external', outfile: bundle, logLevel: 'warning',
-  });
+beforeAll(() => {
   const queue = [...CASES];
   const settle = new Map<string, (o: Promise<Outcome>) => void>();
   for (const [name] of CASES) outcomes.set(name, new Promise((r) => settle.set(name, (o) => void o.then(r, r))));
@@ -54,7 +47,7 @@ beforeAll(async () => {
     }
   };
   void Promise.all(Array.from({ length: CONCURRENCY }, worker));
-}, 60_000);
+});
 
 describe('bad calls give clear errors, in a process of their own', () => {
   it('covers at least 200 calls, each named once', () => {
