@@ -6,7 +6,7 @@ import * as init from '../nn/init.js';
 import {
   AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 } from '../nn/layers.js';
-import { Module, Sequential } from '../nn/module.js';
+import { Module, Sequential, releaseIntermediate } from '../nn/module.js';
 import { Tensor, handleOf } from '../tensor/tensor.js';
 import { checkBoolean, checkInt, checkOptions, describe } from '../utils/args.js';
 import { loadStateDictFromUrlSync } from '../hub/index.js';
@@ -138,21 +138,28 @@ export class VGG extends Module {
       throw new RangeError(`VGG: expected a 4-d (N, C, H, W) batch, got shape [${x.shape.join(', ')}]` +
         (x.ndim === 3 ? '; for a single image, add the batch dimension with x.unsqueeze(0)' : ''));
     }
+    // Each intermediate is freed once used, as in Sequential (see releaseIntermediate).
     const f = this.features.forward(x);
-    const pooled = this.avgpool ? this.avgpool.forward(f) : f;
-    if (pooled !== f) f.dispose();
+    let pooled = f;
+    try {
+      if (this.avgpool) pooled = this.avgpool.forward(f);
+    } finally {
+      if (pooled !== f) releaseIntermediate(f, x, [this.features, this.avgpool]);
+    }
     const first = this.classifier[0] as Linear;
     const got = pooled.shape.slice(1);
     if (got.reduce((a, b) => a * b, 1) !== first.inFeatures) {
-      pooled.dispose();
+      releaseIntermediate(pooled, x, [this.features, this.avgpool]);
       throw new RangeError(this.mismatch(x.shape, got));
     }
     const flat = pooled.flatten(1);
-    pooled.dispose();
+    releaseIntermediate(pooled, x, [this.features, this.avgpool]);
+    let out: Tensor | undefined;
     try {
-      return this.classifier.forward(flat);
+      out = this.classifier.forward(flat);
+      return out;
     } finally {
-      flat.dispose();
+      if (out !== flat) releaseIntermediate(flat, x, [this.classifier]);
     }
   }
 

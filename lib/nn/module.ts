@@ -9,7 +9,7 @@
 import { native, op } from '../native.js';
 import { noGrad } from '../autograd.js';
 import { type DType, isFloatingDtype } from '../tensor/dtype.js';
-import { keep } from '../tensor/scope.js';
+import { isKept, keep } from '../tensor/scope.js';
 import { Tensor, type Device, handleOf, isDeviceString } from '../tensor/tensor.js';
 import { addIndent } from '../utils/pyrepr.js';
 import { checkBoolean, checkOptions, describe } from '../utils/args.js';
@@ -279,6 +279,41 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   }
 }
 
+// Whether a module in `m`'s tree keeps `t` in a property (directly or in an array):
+// a layer that stores what it saw, to read it after the forward pass.
+// (A plain walk: modules() costs more than the dispose this guards.)
+function holds(m: Module<any, any>, t: Tensor, seen?: Set<Module<any, any>>): boolean {
+  for (const v of Object.values(m)) {
+    if (v === t) return true;
+    if (v instanceof Module) {
+      seen ??= new Set([m]);
+      if (!seen.has(v)) {
+        seen.add(v);
+        if (holds(v, t, seen)) return true;
+      }
+    } else if (Array.isArray(v) && v.includes(t)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * @internal Frees `t`, an output that one layer handed to the next, unless its
+ * handle may still be wanted: the caller's `input`, a tensor passed to `keep()`
+ * (parameters and buffers are), or one that a module in `holders` (the layers
+ * that saw it) keeps in a property. Freeing the handle is safe while autograd
+ * still needs the values: the graph holds its own references to what backward
+ * uses, and a view or in-place result keeps the storage alive through its own
+ * handle. Without this, a loop without `tidy` would leave each intermediate to
+ * the FinalizationRegistry, which never runs while the loop does.
+ */
+export function releaseIntermediate(t: unknown, input: unknown, holders: (Module<any, any> | undefined)[]): void {
+  if (t === input || !(t instanceof Tensor) || t.isDisposed || isKept(t)) return;
+  for (const m of holders) if (m && holds(m, t)) return;
+  t.dispose();
+}
+
 /** Holds modules under the names `0`, `1`, …; `seq[0]` works as in PyTorch. */
 abstract class IndexedModules<A extends unknown[], R> extends Module<A, R> {
   [index: number]: Module<any, any>;
@@ -316,9 +351,28 @@ export class Sequential extends IndexedModules<[Tensor], Tensor> {
   constructor(...modules: Module<any, any>[]) {
     super(modules);
   }
+  /**
+   * Runs the modules in order. The outputs passed between them are freed as soon
+   * as the next module has run (see {@link releaseIntermediate}), so a loop
+   * without `tidy` that disposes its input and the result holds flat memory;
+   * pass an intermediate you want to read later to `keep()`, or store it in a
+   * property of the module that sees it.
+   */
   forward(x: Tensor): Tensor {
     let out = x;
-    for (const m of this.children()) out = (m as Module<[Tensor], Tensor>).forward(out);
+    let producer: Module<any, any> | undefined;
+    for (const m of this.children()) {
+      let next: Tensor;
+      try {
+        next = (m as Module<[Tensor], Tensor>).forward(out);
+      } catch (e) {
+        releaseIntermediate(out, x, [producer, m]);
+        throw e;
+      }
+      if (next !== out) releaseIntermediate(out, x, [producer, m]);
+      out = next;
+      producer = m;
+    }
     return out;
   }
   /** A new Sequential of modules `start` to `end` (exclusive), sharing them (`seq[a:b]`). */

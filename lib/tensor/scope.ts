@@ -75,13 +75,27 @@ export function track(t: Disposable): void {
   else net(t);
 }
 
-/** Marks `t` to survive the enclosing `tidy` scopes; returns it. */
+// Every tensor ever passed to keep(): nn.Sequential never frees one of these
+// when it passes it between layers (a WeakSet, so it holds nothing alive).
+const keptEver = new WeakSet<Disposable>();
+
+/**
+ * Marks `t` to survive the enclosing `tidy` scopes, and to be left alone by
+ * `nn.Sequential`, which otherwise frees the outputs it passes between its
+ * layers; returns it.
+ */
 export function keep<T extends Disposable>(t: T): T {
   if (t === null || typeof t !== 'object' || typeof (t as Partial<Disposable>).dispose !== 'function') {
     throw new TypeError(`keep(): argument 'tensor' must be a Tensor (or another object with dispose()), got ${describe(t)}`);
   }
+  keptEver.add(t);
   for (let s = openScopes > 0 ? storage.getStore() : undefined; s; s = s.parent) s.kept.add(t);
   return t;
+}
+
+/** @internal Whether `t` was ever passed to {@link keep}. */
+export function isKept(t: Disposable): boolean {
+  return keptEver.has(t);
 }
 
 function collect(value: unknown, into: Set<Disposable>, seen = new Set<unknown>()): void {
