@@ -3,7 +3,7 @@
 // openssl can make a certificate) an HTTPS server reached through the proxy.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { create as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR10 } from '../lib/data/index.js';
+import * as hub from '../lib/hub/index.js';
 import { bypassesProxy, download } from '../lib/utils/download.js';
 
 const RECORD = 3073;
@@ -82,6 +83,11 @@ function serve(req: http.IncomingMessage, res: http.ServerResponse): void {
   } else if (path === '/truncated') {
     res.writeHead(200, { 'Content-Length': archive.length });
     res.write(archive.subarray(0, 1000), () => res.socket?.destroy());
+  } else if (path === '/trickle') {
+    // A byte every 50 ms: never silent for long, never done in time.
+    res.writeHead(200, { 'Content-Length': 100_000 });
+    const timer = setInterval(() => res.write('x'), 50);
+    res.on('close', () => clearInterval(timer));
   } else if (path === '/silent') {
     // Headers, then nothing: the download must time out.
     res.writeHead(200, { 'Content-Length': 10 });
@@ -208,6 +214,55 @@ describe('download()', () => {
     await expect(download(`${base}/nothing`, dest, { progress: false, proxy: null })).rejects.toThrow(/answered HTTP 404 Not Found; download it by hand/);
     await expect(download(`${base}/silent`, dest, { progress: false, proxy: null, timeoutMs: 300 })).rejects.toThrow(/no data for 300 ms/);
     expect(listing(dir)).toEqual([]);
+  });
+
+  it('totalTimeoutMs stops a server that trickles a byte at a time, which the inactivity timeout never does; nothing is left', async () => {
+    const dir = freshDir('trickle');
+    const dest = join(dir, 'f.bin');
+    const started = Date.now();
+    await expect(download(`${base}/trickle`, dest, { progress: false, proxy: null, timeoutMs: 400, totalTimeoutMs: 1000 }))
+      .rejects.toThrow(/failed after \d+ B: the download took longer than 1000 ms in all \(totalTimeoutMs\); download it by hand/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(listing(dir)).toEqual([]);
+    // The blocking paths (a child process) take the limit too: torch.hub's cache and the datasets. The parent
+    // blocks meanwhile, so this trickling server runs in a thread of its own.
+    const w = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const s = require('node:http').createServer((req, res) => {
+        res.writeHead(200, { 'Content-Length': 100000 });
+        const timer = setInterval(() => res.write('x'), 50);
+        res.on('close', () => clearInterval(timer));
+      });
+      s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
+    `, { eval: true });
+    try {
+      const trickle = `http://127.0.0.1:${await new Promise<number>((r) => w.once('message', r))}/trickle`;
+      expect(() => hub.downloadToCacheSync(trickle, { modelDir: dir, fileName: 'w.pth', progress: false, timeoutMs: 400, totalTimeoutMs: 1000 }))
+        .toThrow(/took longer than 1000 ms in all/);
+      expect(() => new CIFAR10({ root: dir, download: true, url: trickle, progress: false, timeoutMs: 400, totalTimeoutMs: 1000 }))
+        .toThrow(/CIFAR10: .*took longer than 1000 ms in all/);
+    } finally {
+      await w.terminate();
+    }
+    await expect(CIFAR10.load({ root: dir, download: true, url: `${base}/trickle`, progress: false, totalTimeoutMs: 1000 }))
+      .rejects.toThrow(/CIFAR10: .*took longer than 1000 ms in all/);
+    expect(listing(dir)).toEqual([]);
+    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimeoutMs: -1 })).rejects.toThrow(/totalTimeoutMs must be a positive number of milliseconds or null, got -1/);
+    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimout: 5 } as never)).rejects.toThrow(/download: unknown option 'totalTimout'.*totalTimeoutMs/);
+    expect(() => hub.downloadToCacheSync(`${base}/file.bin`, { dir } as never)).toThrow(/hub\.downloadToCacheSync: unknown option 'dir'/);
+  });
+
+  it('removes .part files a killed process left over a day ago, and keeps younger ones (a download in progress)', async () => {
+    const dir = freshDir('stale');
+    const old = join(dir, '.f.bin.4242.0123abcd.part');
+    const young = join(dir, '.f.bin.4343.89abcdef.part');
+    const foreign = join(dir, 'notes.part');
+    for (const f of [old, young, foreign]) writeFileSync(f, 'partial');
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    utimesSync(old, twoDaysAgo, twoDaysAgo);
+    utimesSync(foreign, twoDaysAgo, twoDaysAgo);
+    await download(`${base}/file.bin`, join(dir, 'f.bin'), { progress: false, proxy: null });
+    expect(listing(dir)).toEqual(['.f.bin.4343.89abcdef.part', 'f.bin', 'notes.part']);
   });
 
   it('reads NO_PROXY as curl does', () => {

@@ -30,6 +30,10 @@ export interface CIFAR10Options extends ImageDatasetOptions {
   url?: string;
   /** Expected MD5 of the archive (default: the official one). */
   md5?: string;
+  /** Give up the download when no byte arrives for this long (default 30 000 ms). */
+  timeoutMs?: number;
+  /** Give up a download that takes longer than this in all (default `null`: no limit). */
+  totalTimeoutMs?: number | null;
   /** Download progress on stderr (default true). */
   progress?: boolean;
 }
@@ -91,7 +95,7 @@ export class CIFAR10 extends ImageTensorDataset {
   }
 
   /** Downloads (unless a verified archive is there) and extracts the archive into `root`. */
-  static async download(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress'> = {}): Promise<void> {
+  static async download(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress' | 'timeoutMs' | 'totalTimeoutMs'> = {}): Promise<void> {
     root = resolve(root);
     mkdirSync(root, { recursive: true });
     const archive = join(root, CIFAR10.ARCHIVE);
@@ -99,7 +103,7 @@ export class CIFAR10 extends ImageTensorDataset {
     const url = opts.url ?? CIFAR10.URL;
     if (!(existsSync(archive) && (await fileDigest(archive, 'md5')) === md5)) {
       try {
-        await download(url, archive, { md5, progress: opts.progress ?? true });
+        await download(url, archive, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
       } catch (e) {
         throw new Error(`CIFAR10: ${(e as Error).message.replace(/^download: /, '')}; then extract it in ${root} (MD5 ${md5})`, { cause: e });
       }
@@ -108,7 +112,7 @@ export class CIFAR10 extends ImageTensorDataset {
   }
 
   /** {@link CIFAR10.download}, blocking: the download runs in a child process; the archive is MD5-checked here. */
-  static downloadSync(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress'> = {}): void {
+  static downloadSync(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress' | 'timeoutMs' | 'totalTimeoutMs'> = {}): void {
     root = resolve(root);
     mkdirSync(root, { recursive: true });
     const archive = join(root, CIFAR10.ARCHIVE);
@@ -118,7 +122,9 @@ export class CIFAR10 extends ImageTensorDataset {
     if (existsSync(archive) && digest() !== md5) rmSync(archive);
     if (!existsSync(archive)) {
       try {
-        downloadToCacheSync(url, { modelDir: root, fileName: CIFAR10.ARCHIVE, progress: opts.progress ?? true });
+        downloadToCacheSync(url, {
+          modelDir: root, fileName: CIFAR10.ARCHIVE, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs,
+        });
       } catch (e) {
         rmSync(archive, { force: true });
         throw new Error(`CIFAR10: ${(e as Error).message.replace(/^download: /, '')}; then extract it in ${root} (MD5 ${md5})`, { cause: e });

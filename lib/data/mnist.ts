@@ -46,7 +46,14 @@ export interface MNISTOptions extends ImageDatasetOptions {
   download?: boolean;
   /** Download progress on stderr (default true). */
   progress?: boolean;
+  /** Give up a download when no byte arrives for this long (default 30 000 ms). */
+  timeoutMs?: number;
+  /** Give up a download that takes longer than this in all (default `null`: no limit). */
+  totalTimeoutMs?: number | null;
 }
+
+/** What MNIST's downloads take of its options. */
+type MNISTDownloadOptions = Pick<MNISTOptions, 'progress' | 'timeoutMs' | 'totalTimeoutMs'>;
 
 type Resource = readonly [file: string, md5: string];
 
@@ -106,7 +113,7 @@ export class MNIST extends ImageTensorDataset {
   }
 
   /** Downloads the four files (MD5-checked) into `root/<Name>/raw/`, trying each mirror. */
-  static async download(root: string, opts: { progress?: boolean } = {}): Promise<void> {
+  static async download(root: string, opts: MNISTDownloadOptions = {}): Promise<void> {
     const raw = join(resolve(root), this.name, 'raw');
     mkdirSync(raw, { recursive: true });
     for (const [file, md5] of this.RESOURCES) {
@@ -115,7 +122,7 @@ export class MNIST extends ImageTensorDataset {
       const errors: string[] = [];
       for (const mirror of this.MIRRORS) {
         try {
-          await download(`${mirror}${file}`, dest, { md5, progress: opts.progress ?? true });
+          await download(`${mirror}${file}`, dest, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
           break;
         } catch (e) {
           errors.push((e as Error).message);
@@ -126,7 +133,7 @@ export class MNIST extends ImageTensorDataset {
   }
 
   /** {@link MNIST.download}, blocking: each file is fetched by a child process and MD5-checked here. */
-  static downloadSync(root: string, opts: { progress?: boolean } = {}): void {
+  static downloadSync(root: string, opts: MNISTDownloadOptions = {}): void {
     const raw = join(resolve(root), this.name, 'raw');
     mkdirSync(raw, { recursive: true });
     for (const [file, md5] of this.RESOURCES) {
@@ -135,7 +142,9 @@ export class MNIST extends ImageTensorDataset {
       const errors: string[] = [];
       for (const mirror of this.MIRRORS) {
         try {
-          downloadToCacheSync(`${mirror}${file}`, { modelDir: raw, fileName: file, progress: opts.progress ?? true });
+          downloadToCacheSync(`${mirror}${file}`, {
+            modelDir: raw, fileName: file, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs,
+          });
           const got = createHash('md5').update(readFileSync(dest)).digest('hex');
           if (got !== md5) throw new Error(`MD5 mismatch for ${mirror}${file}: expected ${md5}, got ${got}; the file was not kept`);
           break;

@@ -9,7 +9,8 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type LoadOptions, load } from '../serialization/load.js';
 import { Tensor } from '../tensor/tensor.js';
-import { download } from '../utils/download.js';
+import { type DownloadOptions, download } from '../utils/download.js';
+import { checkOptions } from '../utils/args.js';
 
 let hubDir: string | null = null;
 
@@ -36,9 +37,14 @@ export interface HubOptions {
   /** Name in the cache instead of the URL's last path segment. */
   fileName?: string;
   mapLocation?: LoadOptions['mapLocation'];
+  /** Give up when no byte arrives for this long (default 30 000 ms). */
+  timeoutMs?: number;
+  /** Give up when the whole download takes longer than this (default `null`: no limit). */
+  totalTimeoutMs?: number | null;
 }
 
 const HASH_REGEX = /-([a-f0-9]*)\./;
+const HUB_OPTIONS = ['modelDir', 'checkHash', 'progress', 'fileName', 'mapLocation', 'timeoutMs', 'totalTimeoutMs'] as const;
 
 /** Where `url` is (or will be) cached. */
 export function cachedFile(url: string, opts: Pick<HubOptions, 'modelDir' | 'fileName'> = {}): string {
@@ -51,15 +57,25 @@ function hashPrefix(file: string, checkHash: boolean | undefined): string | unde
   return HASH_REGEX.exec(basename(file))?.[1] || undefined;
 }
 
+/** What the downloader needs of the hub's options (plain data: it also travels to the blocking download's child). */
+function downloadOptions(file: string, opts: HubOptions): DownloadOptions {
+  return {
+    progress: opts.progress ?? true, sha256Prefix: hashPrefix(file, opts.checkHash),
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+    ...(opts.totalTimeoutMs === undefined ? {} : { totalTimeoutMs: opts.totalTimeoutMs }),
+  };
+}
+
 /**
  * Downloads `url` into the cache unless it is there already (torch.hub checks the
  * hash only when downloading, so a cached file is trusted); returns its path.
  */
 export async function downloadToCache(url: string, opts: HubOptions = {}): Promise<string> {
+  checkOptions('hub.downloadToCache', opts, HUB_OPTIONS);
   const file = cachedFile(url, opts);
   if (!existsSync(file)) {
     process.stderr.write(`Downloading: "${url}" to ${file}\n`);
-    await download(url, file, { progress: opts.progress ?? true, sha256Prefix: hashPrefix(file, opts.checkHash) });
+    await download(url, file, downloadOptions(file, opts));
   }
   return file;
 }
@@ -70,6 +86,7 @@ export async function downloadToCache(url: string, opts: HubOptions = {}): Promi
  * `vgg16({ weights })` can fetch on first use, as torchvision does.
  */
 export function downloadToCacheSync(url: string, opts: HubOptions = {}): string {
+  checkOptions('hub.downloadToCacheSync', opts, HUB_OPTIONS);
   const file = cachedFile(url, opts);
   if (existsSync(file)) return file;
   process.stderr.write(`Downloading: "${url}" to ${file}\n`);
@@ -80,7 +97,7 @@ export function downloadToCacheSync(url: string, opts: HubOptions = {}): string 
   const work = mkdtempSync(join(tmpdir(), 'vgg-torch-fetch-'));
   const resultFile = join(work, 'result.json');
   try {
-    const job = { url, dest: file, sha256Prefix: hashPrefix(file, opts.checkHash), progress: opts.progress ?? true, resultFile };
+    const job = { url, dest: file, options: downloadOptions(file, opts), resultFile };
     const r = spawnSync(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), entry, JSON.stringify(job)], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
@@ -101,12 +118,14 @@ function asStateDict(obj: unknown, url: string): Map<string, Tensor> {
 
 /** `torch.hub.load_state_dict_from_url`: downloads once into the cache, then loads with {@link load}. */
 export async function loadStateDictFromUrl(url: string, opts: HubOptions = {}): Promise<Map<string, Tensor>> {
+  checkOptions('hub.loadStateDictFromUrl', opts, HUB_OPTIONS);
   const file = await downloadToCache(url, opts);
   return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
 }
 
 /** Blocking {@link loadStateDictFromUrl}. */
 export function loadStateDictFromUrlSync(url: string, opts: HubOptions = {}): Map<string, Tensor> {
+  checkOptions('hub.loadStateDictFromUrlSync', opts, HUB_OPTIONS);
   const file = downloadToCacheSync(url, opts);
   return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
 }

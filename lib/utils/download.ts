@@ -4,12 +4,13 @@
 // verified file or nothing. Proxies (HTTP(S)_PROXY, NO_PROXY) are honoured with
 // node:http/https alone: absolute-form requests for http://, CONNECT tunnels for https://.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, unlinkSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { basename, dirname, join, resolve } from 'node:path';
 import tls from 'node:tls';
 import net, { type Socket } from 'node:net';
+import { checkOptions, describe } from './args.js';
 
 /** Called as bytes arrive; `total` is null when the server sends no Content-Length. */
 export type ProgressCallback = (received: number, total: number | null) => void;
@@ -26,6 +27,12 @@ export interface DownloadOptions {
   sha256Prefix?: string;
   /** Give up when no byte arrives for this long (default 30 000 ms). */
   timeoutMs?: number;
+  /**
+   * Give up when the whole download, redirects included, takes longer than this
+   * (default `null`: no limit, as torch.hub). `timeoutMs` alone lets a server
+   * that sends a byte now and then hold a download for ever.
+   */
+  totalTimeoutMs?: number | null;
   /**
    * Proxy URL (`http://host:port`) to use; `null` for none. Default: from the
    * environment: HTTPS_PROXY / HTTP_PROXY (or lower case) and NO_PROXY.
@@ -128,7 +135,7 @@ interface Fetched {
 }
 
 /** One GET, through a proxy where one applies; no redirect handling. */
-async function get(url: URL, opts: DownloadOptions, timeoutMs: number): Promise<Fetched> {
+async function get(url: URL, opts: DownloadOptions, timeoutMs: number, onRequest: (req: http.ClientRequest) => void): Promise<Fetched> {
   const proxy = opts.proxy === undefined ? proxyFor(url) : opts.proxy === null ? null : new URL(opts.proxy);
   const headers: Record<string, string> = { 'User-Agent': 'vgg-torch', Accept: '*/*' };
   const isHttps = url.protocol === 'https:';
@@ -157,6 +164,7 @@ async function get(url: URL, opts: DownloadOptions, timeoutMs: number): Promise<
     const lib = isHttps && !proxy ? https : http;
     let failure: Error | undefined;
     const req = lib.request({ ...options, method: 'GET' });
+    onRequest(req);
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data for ${timeoutMs} ms`)));
     // Errors after the response (a timeout mid-body) must not go unhandled: keep the first.
     req.on('error', (e) => {
@@ -275,10 +283,62 @@ function closeStream(stream: WriteStream): Promise<void> {
  * A network failure throws an Error naming the URL and where to put the file by hand.
  */
 export async function download(url: string, destPath: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
+  checkOptions('download', opts, DOWNLOAD_OPTIONS);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const totalTimeoutMs = opts.totalTimeoutMs ?? null;
+  if (!(timeoutMs > 0)) throw new RangeError(`download: timeoutMs must be a positive number of milliseconds, got ${describe(opts.timeoutMs)}`);
+  if (totalTimeoutMs !== null && !(totalTimeoutMs > 0)) {
+    throw new RangeError(`download: totalTimeoutMs must be a positive number of milliseconds or null, got ${describe(opts.totalTimeoutMs)}`);
+  }
   const dest = resolve(destPath);
   const dir = dirname(dest);
   mkdirSync(dir, { recursive: true });
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  removeStaleParts(dir);
+  // The total limit destroys whichever request is running when it expires; its error becomes the download's.
+  let active: http.ClientRequest | undefined;
+  let expired: Error | undefined;
+  const deadline = totalTimeoutMs === null ? undefined : setTimeout(() => {
+    expired = new Error(`the download took longer than ${totalTimeoutMs} ms in all (totalTimeoutMs)`);
+    active?.destroy(expired);
+  }, totalTimeoutMs);
+  const onRequest = (req: http.ClientRequest): void => {
+    active = req;
+    if (expired) req.destroy(expired);
+  };
+  try {
+    return await fetchTo(url, dest, dir, opts, timeoutMs, onRequest);
+  } finally {
+    clearTimeout(deadline);
+  }
+}
+
+const DOWNLOAD_OPTIONS = ['progress', 'md5', 'sha256Prefix', 'timeoutMs', 'totalTimeoutMs', 'proxy', 'ca', 'maxRedirects'] as const;
+
+/** How old a `.part` file must be to count as left behind by a killed process. */
+const STALE_PART_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Removes our `.part` files older than a day from `dir`: a process killed mid-download
+ * (SIGKILL, power loss) cannot remove its own. Younger ones may belong to a download
+ * running now in another process, and are left alone.
+ */
+function removeStaleParts(dir: string): void {
+  const now = Date.now();
+  for (const name of readdirSync(dir)) {
+    if (!/^\..+\.\d+\.[0-9a-f]{8}\.part$/.test(name)) continue;
+    const path = join(dir, name);
+    try {
+      if (now - statSync(path).mtimeMs > STALE_PART_MS) unlinkSync(path);
+    } catch {
+      /* gone already, or not ours to remove */
+    }
+  }
+}
+
+/** The body of {@link download}: follows redirects, streams to a `.part` file, checks and renames it. */
+async function fetchTo(
+  url: string, dest: string, dir: string, opts: DownloadOptions, timeoutMs: number, onRequest: (req: http.ClientRequest) => void,
+): Promise<DownloadResult> {
   const maxRedirects = opts.maxRedirects ?? 10;
   const byHand = `download it by hand (e.g. in a browser) and save it as ${dest}`;
 
@@ -286,7 +346,7 @@ export async function download(url: string, destPath: string, opts: DownloadOpti
   let fetched: Fetched | undefined;
   for (let hop = 0; ; hop++) {
     try {
-      fetched = await get(current, opts, timeoutMs);
+      fetched = await get(current, opts, timeoutMs, onRequest);
     } catch (e) {
       throw new Error(`download: could not fetch ${current.href}${current.href !== url ? ` (redirected from ${url})` : ''}: ${(e as Error).message}; ${byHand}`, { cause: e });
     }
