@@ -1,5 +1,5 @@
 // Shared test helpers: fixture tensors in and out, bitwise comparison, the Python oracle.
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,18 +64,22 @@ export function bitwiseDiff(actual: Tensor, expected: EncodedTensor): string | n
  * Runs /usr/bin/python3 without blocking this process's event loop (vitest's
  * worker must keep answering its RPC while a long oracle runs).
  */
-export function python(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function python(args: string[], opts: { timeoutMs?: number } = {}): Promise<ChildResult> {
+  return outcome(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] }), opts.timeoutMs ?? 600_000);
+}
+
+/** Collects a child's output and how it ended; kills it after `timeoutMs`. */
+function outcome(child: ChildProcess, timeoutMs: number): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
-    child.on('close', (status) => {
+    child.on('close', (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, stdout, stderr });
+      resolve({ status, signal, stdout, stderr });
     });
   });
 }
@@ -109,22 +113,11 @@ export interface ChildResult {
 export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ChildResult> {
   const lib = new URL('../lib/index.ts', import.meta.url).href;
   const source = `const LIB = ${JSON.stringify(lib)};\n${code}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', '--input-type=module', '-e', source], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: new URL('..', import.meta.url).pathname,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.on('error', reject);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr });
-    });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', '--input-type=module', '-e', source], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: new URL('..', import.meta.url).pathname,
   });
+  return outcome(child, opts.timeoutMs ?? 60_000);
 }
 
 /** The fixture form of a tensor: dtype, shape and base64 of its contiguous bytes. */
