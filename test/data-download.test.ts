@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CIFAR10 } from '../lib/data/index.js';
+import { CIFAR10, FashionMNIST } from '../lib/data/index.js';
 import * as hub from '../lib/hub/index.js';
 import { bypassesProxy, download } from '../lib/utils/download.js';
 
@@ -250,6 +250,9 @@ describe('download()', () => {
     await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimeoutMs: -1 })).rejects.toThrow(/totalTimeoutMs must be a positive number of milliseconds or null, got -1/);
     await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimout: 5 } as never)).rejects.toThrow(/download: unknown option 'totalTimout'.*totalTimeoutMs/);
     expect(() => hub.downloadToCacheSync(`${base}/file.bin`, { dir } as never)).toThrow(/hub\.downloadToCacheSync: unknown option 'dir'/);
+    expect(() => new CIFAR10({ root: dir, totalTimout: 5 } as never)).toThrow(/CIFAR10: unknown option 'totalTimout'.*totalTimeoutMs/);
+    await expect(CIFAR10.load({ root: dir, dowload: true } as never)).rejects.toThrow(/CIFAR10\.load: unknown option 'dowload'.*'download'/);
+    expect(() => new FashionMNIST({ root: dir, trian: false } as never)).toThrow(/FashionMNIST: unknown option 'trian'.*'train'/);
   });
 
   it('removes .part files a killed process left over a day ago, and keeps younger ones (a download in progress)', async () => {

@@ -11,6 +11,7 @@ import { cat } from '../tensor/tensor.js';
 import { fromBuffer } from '../tensor/creation.js';
 import { type Tensor } from '../tensor/tensor.js';
 import { download, fileDigest } from '../utils/download.js';
+import { checkOptions } from '../utils/args.js';
 import { ImageTensorDataset, type ImageDatasetOptions } from './dataset.js';
 
 const RECORD = 1 + 3 * 32 * 32;
@@ -47,6 +48,8 @@ export interface CIFAR10Options extends ImageDatasetOptions {
  * const train = new CIFAR10({ root: './data', train: true, download: true, transform });
  * ```
  */
+const CIFAR10_OPTIONS = ['root', 'train', 'download', 'url', 'md5', 'progress', 'timeoutMs', 'totalTimeoutMs', 'transform', 'targetTransform'] as const;
+
 export class CIFAR10 extends ImageTensorDataset {
   static readonly URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
   static readonly MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
@@ -67,6 +70,7 @@ export class CIFAR10 extends ImageTensorDataset {
    * where to put what.
    */
   constructor(opts: CIFAR10Options) {
+    checkOptions('CIFAR10', opts, CIFAR10_OPTIONS, { required: ['root'] });
     if (!opts || typeof opts.root !== 'string') throw new TypeError('CIFAR10: options.root (the data folder) is required');
     const root = resolve(opts.root);
     const train = opts.train ?? true;
@@ -86,6 +90,7 @@ export class CIFAR10 extends ImageTensorDataset {
    * and the files are missing. The archive is kept, so a later extraction needs no download.
    */
   static async load(opts: CIFAR10Options): Promise<CIFAR10> {
+    checkOptions('CIFAR10.load', opts, CIFAR10_OPTIONS, { required: ['root'] });
     if (!opts || typeof opts.root !== 'string') throw new TypeError('CIFAR10: options.root (the data folder) is required');
     const root = resolve(opts.root);
     if (opts.download && CIFAR10.files(root, opts.train ?? true).some((f) => !existsSync(f))) {

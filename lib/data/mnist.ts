@@ -9,6 +9,7 @@ import { fromBuffer } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { downloadToCacheSync } from '../hub/index.js';
 import { download } from '../utils/download.js';
+import { checkOptions } from '../utils/args.js';
 import { ImageTensorDataset, type ImageDatasetOptions } from './dataset.js';
 
 /** An IDX file's dimensions and uint8 payload. */
@@ -52,6 +53,8 @@ export interface MNISTOptions extends ImageDatasetOptions {
   totalTimeoutMs?: number | null;
 }
 
+const MNIST_OPTIONS = ['root', 'train', 'download', 'progress', 'timeoutMs', 'totalTimeoutMs', 'transform', 'targetTransform'] as const;
+
 /** What MNIST's downloads take of its options. */
 type MNISTDownloadOptions = Pick<MNISTOptions, 'progress' | 'timeoutMs' | 'totalTimeoutMs'>;
 
@@ -81,6 +84,7 @@ export class MNIST extends ImageTensorDataset {
   /** Reads the IDX files, downloading them first (blocking) with `download`; a missing file throws, saying where to put what. */
   constructor(opts: MNISTOptions = {}) {
     const cls = new.target as unknown as typeof MNIST;
+    checkOptions(cls.name, opts, MNIST_OPTIONS);
     const train = opts.train ?? true;
     const [images, labels] = cls.splitFiles(train);
     if (opts.download && opts.root && cls.findFolder(opts.root, train) === null) cls.downloadSync(opts.root, opts);
@@ -104,6 +108,7 @@ export class MNIST extends ImageTensorDataset {
 
   /** Like the constructor, downloading missing files first when `download` is set. */
   static async load<D extends MNIST>(this: (new (o?: MNISTOptions) => D) & typeof MNIST, opts: MNISTOptions = {}): Promise<D> {
+    checkOptions(`${this.name}.load`, opts, MNIST_OPTIONS);
     const train = opts.train ?? true;
     if (opts.download && this.findFolder(opts.root, train) === null) {
       if (!opts.root) throw new Error(`${this.name}: download needs options.root, the folder to download into`);
