@@ -7,6 +7,7 @@
         "native/autograd.cc",
         "native/cuda.cc",
         "native/ops.cc",
+        "native/pymath.cc",
         "native/runtime.cc",
         "native/tensor.cc"
       ],

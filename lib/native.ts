@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 export type Handle = number & { readonly __handle: unique symbol };
 /** An opaque native operator handle. */
 export type OpHandle = { readonly __op: unique symbol };
+/** An opaque native torch.Generator (a CPU generator owned by the JS object holding it). */
+export type GeneratorHandle = { readonly __generator: unique symbol };
 
 export interface NativeAddon {
   fromBuffer(buffer: ArrayBufferLike, byteOffset: number, shape: number[], dtype: number, copy: boolean): Handle;
@@ -25,7 +27,6 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: number };
   op(name: string, overload: string): OpHandle;
   call(op: OpHandle, ...args: unknown[]): any;
-  schema(op: OpHandle): string;
   backward(h: Handle, gradient: Handle | null, retainGraph: boolean | undefined, createGraph: boolean): void;
   grad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
@@ -37,14 +38,17 @@ export interface NativeAddon {
   enterInferenceMode(enabled: boolean): void;
   exitInferenceMode(): void;
   isInferenceModeEnabled(): boolean;
-  manualSeed(seed: number | bigint): void;
-  initialSeed(): bigint;
-  getRngState(): Handle;
-  setRngState(h: Handle): void;
+  newGenerator(): GeneratorHandle;
+  /** Without a generator: the default CPU generator (and, for manualSeed, every CUDA device's). */
+  manualSeed(seed: number | bigint, generator?: GeneratorHandle): void;
+  initialSeed(generator?: GeneratorHandle): bigint;
+  getRngState(generator?: GeneratorHandle): Handle;
+  setRngState(h: Handle, generator?: GeneratorHandle): void;
+  libmPow(base: number, exponent: number): number;
+  libmCos(x: number): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   usableCores(): number;
-  parallelInfo(): string;
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(device?: number): void;

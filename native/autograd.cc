@@ -74,7 +74,7 @@ Napi::Value EnterInferenceMode(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ExitInferenceMode(const Napi::CallbackInfo& info) {
-  if (inferenceGuards.empty()) throw std::runtime_error("exitInferenceMode() without a matching enter");
+  if (inferenceGuards.empty()) throw NativeError("exitInferenceMode() without a matching enter");
   inferenceGuards.pop_back();
   return info.Env().Undefined();
 }

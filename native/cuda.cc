@@ -19,13 +19,13 @@ namespace {
 int DeviceIndex(const Napi::CallbackInfo& info, size_t i) {
   int count = at::detail::getCUDAHooks().getNumGPUs();
   if (!at::hasCUDA() || count == 0) {
-    throw Napi::Error::New(info.Env(), "CUDA is not available: this libtorch was built without CUDA or no GPU is visible");
+    throw NativeError("CUDA is not available: this libtorch was built without CUDA or no GPU is visible");
   }
   int64_t index = info.Length() > i && !info[i].IsUndefined() && !info[i].IsNull()
                       ? ToInt(info[i], "device")
                       : at::detail::getCUDAHooks().current_device();
   if (index < 0 || index >= count) {
-    throw Napi::RangeError::New(info.Env(), "CUDA device " + std::to_string(index) + " does not exist (" +
+    throw RangeArgumentError("CUDA device " + std::to_string(index) + " does not exist (" +
                                                 std::to_string(count) + " visible)");
   }
   return static_cast<int>(index);
@@ -57,7 +57,7 @@ Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
                            static_cast<double>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].current));
 #else
   (void)device;
-  throw Napi::Error::New(info.Env(), "memoryAllocated(): this build of vgg-torch was compiled without CUDA support");
+  throw NativeError("memoryAllocated(): this build of vgg-torch was compiled without CUDA support");
 #endif
 }
 

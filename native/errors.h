@@ -1,7 +1,10 @@
-// One error style for the whole addon: every libtorch or C++ exception that
-// escapes an exported function becomes a JS Error carrying libtorch's message
-// without the C++ backtrace; argument mistakes become TypeErrors that name the
-// argument. Nothing is allowed to reach std::terminate.
+// One error style for the whole addon: native code throws C++ exceptions only,
+// and Guarded turns each one into a JS error at the boundary. libtorch's errors
+// become Errors carrying its message without the C++ backtrace; an argument of
+// the wrong type becomes a TypeError that names the argument (ArgumentError),
+// a value out of range a RangeError (RangeArgumentError, like onnxruntime's
+// ORT_NAPI_THROW_RANGEERROR_IF), anything else an Error (NativeError). No
+// exported function throws a Napi error itself, and nothing reaches std::terminate.
 #pragma once
 
 #include <napi.h>
@@ -12,11 +15,28 @@
 
 namespace vggtorch {
 
-// Thrown by argument checks; turned into a JS TypeError.
-struct ArgumentError : std::exception {
-  explicit ArgumentError(std::string message) : message(std::move(message)) {}
+// A failure with the JS error class it becomes.
+struct JsError : std::exception {
+  enum class Kind { Error, TypeError, RangeError };
+  JsError(Kind kind, std::string message) : kind(kind), message(std::move(message)) {}
   const char* what() const noexcept override { return message.c_str(); }
+  Kind kind;
   std::string message;
+};
+
+// An argument of the wrong type: a JS TypeError.
+struct ArgumentError : JsError {
+  explicit ArgumentError(std::string message) : JsError(Kind::TypeError, std::move(message)) {}
+};
+
+// An argument of the right type but out of range (a size, an index, a device): a JS RangeError.
+struct RangeArgumentError : JsError {
+  explicit RangeArgumentError(std::string message) : JsError(Kind::RangeError, std::move(message)) {}
+};
+
+// A failure that is not the caller's argument (a missing feature of this build): a JS Error.
+struct NativeError : JsError {
+  explicit NativeError(std::string message) : JsError(Kind::Error, std::move(message)) {}
 };
 
 // libtorch's messages end with "Exception raised from ..." when built with
@@ -38,8 +58,13 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
     return F(info);
   } catch (const Napi::Error&) {
     throw;
-  } catch (const ArgumentError& e) {
-    throw Napi::TypeError::New(info.Env(), e.message);
+  } catch (const JsError& e) {
+    switch (e.kind) {
+      case JsError::Kind::TypeError: throw Napi::TypeError::New(info.Env(), e.message);
+      case JsError::Kind::RangeError: throw Napi::RangeError::New(info.Env(), e.message);
+      case JsError::Kind::Error: break;
+    }
+    throw Napi::Error::New(info.Env(), e.message);
   } catch (const c10::Error& e) {
     throw Napi::Error::New(info.Env(), CleanMessage(e));
   } catch (const std::bad_alloc&) {

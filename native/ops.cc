@@ -77,7 +77,7 @@ OpEntry* Lookup(const std::string& name, const std::string& overload) {
   auto it = registry.find(key);
   if (it != registry.end()) return it->second;
   auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
-  if (!handle) throw std::runtime_error("libtorch has no operator " + (overload.empty() ? name : key));
+  if (!handle) throw NativeError("libtorch has no operator " + (overload.empty() ? name : key));
   const auto& schema = handle->schema();
   auto* entry = new OpEntry{*handle, name.substr(name.find("::") + 2), {}, {}};
   for (const auto& arg : schema.arguments()) {
@@ -85,7 +85,7 @@ OpEntry* Lookup(const std::string& name, const std::string& overload) {
     bool optional = type->kind() == c10::TypeKind::OptionalType;
     Kind kind = KindOf(optional ? type->containedType(0) : type);
     if (kind == Kind::Unsupported && !arg.default_value() && !optional) {
-      throw std::runtime_error("operator " + key + " has an argument type the addon cannot pass: " + arg.name());
+      throw NativeError("operator " + key + " has an argument type the addon cannot pass: " + arg.name());
     }
     int64_t n = arg.N() ? *arg.N() : 0;
     entry->args.push_back({arg.name(), kind, optional, n, arg.default_value()});
@@ -243,6 +243,8 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
       if (!v.IsString()) BadArg(op, spec, "a device string such as 'cpu' or 'cuda:0'", v);
       return c10::Device(v.As<Napi::String>().Utf8Value());
     case Kind::Generator:
+      if (const at::Generator* g = UnwrapGenerator(v)) return *g;
+      BadArg(op, spec, "a Generator", v);
     case Kind::Unsupported:
       BadArg(op, spec, "left out (the addon passes its default)", v);
   }
@@ -274,7 +276,7 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
   }
   if (v.isNone()) return env.Undefined();
   if (v.isString()) return Napi::String::New(env, v.toStringRef());
-  throw std::runtime_error("operator returned a value the addon cannot convert: " + v.tagKind());
+  throw NativeError("operator returned a value the addon cannot convert: " + v.tagKind());
 }
 
 // op(name, overload) -> handle for call()
@@ -343,20 +345,11 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// schema(handle) -> the operator's schema text, for error messages and docs.
-Napi::Value Schema(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) throw ArgumentError("schema(): argument must be an operator handle");
-  std::ostringstream os;
-  os << info[0].As<Napi::External<OpEntry>>().Data()->handle.schema();
-  return Napi::String::New(info.Env(), os.str());
-}
-
 }  // namespace
 
 void InitOps(Napi::Env env, Napi::Object exports) {
   Export<Op>(env, exports, "op");
   Export<Call>(env, exports, "call");
-  Export<Schema>(env, exports, "schema");
 }
 
 }  // namespace vggtorch

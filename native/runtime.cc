@@ -1,4 +1,5 @@
 // Process runtime: random number generators and intra-op threads.
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Generator.h>
@@ -11,21 +12,52 @@ namespace vggtorch {
 
 namespace {
 
-// Like torch.manual_seed: the CPU generator and every CUDA device's.
+// A torch.Generator held by JS: an External owning one reference to the
+// generator, tagged so that no other External can pass for one. Operators take
+// it in their `Generator?` argument (ops.cc), so a generator's state never has
+// to be copied in and out of the default generator.
+const napi_type_tag kGeneratorTag = {0x7667677467656e31ULL, 0x43505547656e6572ULL};
+
+// torch.Generator(): a CPU generator with c10's default seed.
+Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
+  auto ext = Napi::External<at::Generator>::New(info.Env(), new at::Generator(at::detail::createCPUGenerator()),
+                                                 [](Napi::Env, at::Generator* g) { delete g; });
+  ext.TypeTag(&kGeneratorTag);
+  return ext;
+}
+
+// The generator argument at `i`: a JS generator handle, or the default CPU
+// generator when it is absent (the global stream, as torch.manual_seed uses).
+at::Generator GeneratorAt(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return at::detail::getDefaultCPUGenerator();
+  const at::Generator* g = UnwrapGenerator(info[i]);
+  if (!g) throw ArgumentError("generator must be a Generator handle, got " + Shown(info[i]));
+  return *g;
+}
+
+// Like torch.manual_seed (no generator: the CPU generator and every CUDA
+// device's) or Generator.manual_seed.
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   int64_t seed = ToInt(info[0], "seed");
-  at::manual_seed(static_cast<uint64_t>(seed));
+  if (info.Length() <= 1 || info[1].IsUndefined() || info[1].IsNull()) {
+    at::manual_seed(static_cast<uint64_t>(seed));
+  } else {
+    at::Generator gen = GeneratorAt(info, 1);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(static_cast<uint64_t>(seed));
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value InitialSeed(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = GeneratorAt(info, 0);
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(gen.current_seed()));
 }
 
-// The CPU generator's state as a uint8 tensor, byte-identical to torch.get_rng_state().
+// A CPU generator's state as a uint8 tensor, byte-identical to torch.get_rng_state()
+// or Generator.get_state().
 Napi::Value GetRngState(const Napi::CallbackInfo& info) {
-  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = GeneratorAt(info, 0);
   std::lock_guard<std::mutex> lock(gen.mutex());
   return WrapTensor(info.Env(), gen.get_state());
 }
@@ -34,7 +66,7 @@ Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   const at::Tensor& state = UnwrapTensor(info[0], "state");
   TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
               "RNG state must be a uint8 CPU tensor, got ", state.scalar_type(), " on ", state.device());
-  auto gen = at::detail::getDefaultCPUGenerator();
+  at::Generator gen = GeneratorAt(info, 1);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
   return info.Env().Undefined();
@@ -48,7 +80,7 @@ int UsableCores() {
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   int64_t n = ToInt(info[0], "threads");
-  if (n < 1) throw Napi::RangeError::New(info.Env(), "setNumThreads(): threads must be at least 1, got " + std::to_string(n));
+  if (n < 1) throw RangeArgumentError("setNumThreads(): threads must be at least 1, got " + std::to_string(n));
   at::set_num_threads(static_cast<int>(n));
   return info.Env().Undefined();
 }
@@ -61,11 +93,13 @@ Napi::Value UsableCoreCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), UsableCores());
 }
 
-Napi::Value ParallelInfo(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), at::get_parallel_info());
-}
-
 }  // namespace
+
+const at::Generator* UnwrapGenerator(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<at::Generator>>();
+  return ext.CheckTypeTag(&kGeneratorTag) ? ext.Data() : nullptr;
+}
 
 void InitRuntime(Napi::Env env, Napi::Object exports) {
   Export<ManualSeed>(env, exports, "manualSeed");
@@ -75,7 +109,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   Export<SetNumThreads>(env, exports, "setNumThreads");
   Export<GetNumThreads>(env, exports, "getNumThreads");
   Export<UsableCoreCount>(env, exports, "usableCores");
-  Export<ParallelInfo>(env, exports, "parallelInfo");
+  Export<NewGenerator>(env, exports, "newGenerator");
 }
 
 }  // namespace vggtorch

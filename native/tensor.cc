@@ -89,7 +89,7 @@ Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
     index = acc.freeSlots.back();
     acc.freeSlots.pop_back();
   } else {
-    if (acc.slots.size() + 1 >= static_cast<size_t>(kSlotSpan)) throw std::runtime_error("too many live tensors (16,777,215)");
+    if (acc.slots.size() + 1 >= static_cast<size_t>(kSlotSpan)) throw NativeError("too many live tensors (16,777,215)");
     index = static_cast<uint32_t>(acc.slots.size());
     acc.slots.emplace_back();
   }
@@ -228,7 +228,7 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   int64_t itemsize = static_cast<int64_t>(c10::elementSize(dtype));
   int64_t need = numel * itemsize;
   if (offset < 0 || offset + need > static_cast<int64_t>(buffer.ByteLength())) {
-    throw Napi::RangeError::New(env, "buffer holds " + std::to_string(buffer.ByteLength() - offset) +
+    throw RangeArgumentError("buffer holds " + std::to_string(buffer.ByteLength() - offset) +
                                          " bytes, shape needs " + std::to_string(need));
   }
   auto options = at::TensorOptions().dtype(dtype);
@@ -291,7 +291,7 @@ class CopyOutWorker : public Napi::AsyncWorker {
     try {
       at::Tensor src = HostCopySource(tensor_);
       size_t n = src.numel() * src.element_size();
-      if (n != capacity_) throw std::runtime_error("tensor changed size while being copied");
+      if (n != capacity_) throw NativeError("tensor changed size while being copied");
       if (n) std::memcpy(dst_, src.data_ptr(), n);
     } catch (const c10::Error& e) {
       SetError(CleanMessage(e));
@@ -330,7 +330,7 @@ Napi::Value ToArrayBufferAsync(const Napi::CallbackInfo& info) {
 Napi::Value Item(const Napi::CallbackInfo& info) {
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   if (t.numel() != 1) {
-    throw Napi::RangeError::New(info.Env(), "a Tensor with " + std::to_string(t.numel()) +
+    throw RangeArgumentError("a Tensor with " + std::to_string(t.numel()) +
                                                 " elements cannot be converted to a scalar");
   }
   at::Scalar s = t.item();

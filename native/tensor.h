@@ -77,11 +77,14 @@ double ToDouble(const Napi::Value& v, const char* what);
 bool ToBool(const Napi::Value& v, const char* what);
 std::string ToString(const Napi::Value& v, const char* what);
 std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what);
+// A generator handle from newGenerator() -> its generator; nullptr for any other value.
+const at::Generator* UnwrapGenerator(const Napi::Value& v);
 
 void InitTensor(Napi::Env env, Napi::Object exports);
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitCuda(Napi::Env env, Napi::Object exports);
+void InitPyMath(Napi::Env env, Napi::Object exports);
 
 }  // namespace vggtorch

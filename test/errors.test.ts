@@ -1,7 +1,7 @@
 // Bad input never aborts the process: every mistake is a JS Error with a useful message.
 import { describe, expect, it } from 'vitest';
 import {
-  F, Tensor, cat, cuda, fromBuffer, manualSeed, ones, randint, randn, setNumThreads, setRngState, tensor, zeros,
+  F, Generator, Tensor, cat, cuda, fromBuffer, manualSeed, ones, randint, randn, setNumThreads, setRngState, tensor, zeros,
 } from '../lib/index.js';
 
 type Case = [name: string, fn: () => unknown, message: RegExp, type?: ErrorConstructor];
@@ -65,6 +65,10 @@ const CASES: Case[] = [
   ['cuda.setRngState', () => cuda.setRngState(zeros(4)), /CUDA RNG state must be a uint8 CPU tensor/],
   ['manualSeed float', () => manualSeed(1.5), /seed must be an integer/, TypeError],
   ['setNumThreads 0', () => setNumThreads(0), /threads must be at least 1/, RangeError],
+  ['Generator seed float', () => new Generator().manualSeed(1.5), /Generator.manualSeed\(\): seed must be an integer, got 1.5/, TypeError],
+  ['Generator state not a tensor', () => new Generator().setState(new Uint8Array(5056) as never), /argument 'state' must be a Tensor, got a Uint8Array/, TypeError],
+  ['Generator state wrong dtype', () => new Generator().setState(zeros(5056)), /RNG state must be a uint8 CPU tensor, got Float/],
+  ['Generator state wrong size', () => new Generator().setState(zeros([16], { dtype: 'uint8' })), /CPUGeneratorImplState of size 5056 but found the input RNG state size to be 16/],
   ['randint empty range', () => randint(10, 5, [3]), /random_ expects 'from' to be less than 'to'/],
   ['fromBuffer ragged bytes', () => fromBuffer(Buffer.alloc(7), { dtype: 'float32' }), /7 bytes is not a whole number of float32 elements/, RangeError],
   ['fromBuffer too small', () => fromBuffer(Buffer.alloc(8), { dtype: 'float32', shape: [3] }), /argument 'shape' \[3\] holds 3 elements, but the buffer \(as float32\) has 2; the sizes must match exactly/, RangeError],

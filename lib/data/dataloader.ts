@@ -15,7 +15,7 @@ import { checkBoolean, checkOptions, describe } from '../utils/args.js';
 import { serialize, deserialize } from 'node:v8';
 import { type Plan, runPlan } from '../transforms/plan.js';
 import { type BatchSource, type Dataset, batchSourceOf, checkDataset } from './dataset.js';
-import { Generator, randomInt64 } from './generator.js';
+import { Generator, randomInt64 } from '../generator.js';
 import { type JobResult, discard, submit, wait, waitSync } from './pool.js';
 
 /** What the default collate makes of a sample type: tensors stack, numbers become a tensor, arrays and objects recurse. */
@@ -220,8 +220,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     const n = this.dataset.length;
     const g = this.generator;
     // _BaseDataLoaderIter draws a base seed (for worker seeding) every epoch.
-    if (g) g.randomInt64();
-    else randomInt64();
+    randomInt64(g ?? undefined);
     if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
     // RandomSampler: a fresh generator seeded from the global one, or the loader's generator itself.
     const perm = g ? g.randperm(n) : new Generator().manualSeed(randomInt64()).randperm(n);

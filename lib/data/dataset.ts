@@ -7,7 +7,7 @@ import { dtypeCode } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
 import { type Transform, type TransformLike, applyTransform, isPlannable } from '../transforms/transforms.js';
-import type { Generator } from './generator.js';
+import type { Generator } from '../generator.js';
 
 /**
  * A map-style dataset: `length` samples, `get(i)` for `0 <= i < length`.

@@ -2,7 +2,7 @@
 // Generator, and classification metrics.
 export { TensorDataset, Subset, randomSplit } from './dataset.js';
 export type { Dataset, ImageDatasetOptions } from './dataset.js';
-export { Generator } from './generator.js';
+export { Generator } from '../generator.js';
 export { DataLoader, EpochIterator, defaultCollate } from './dataloader.js';
 export type { DataLoaderOptions, Collated, LoaderIterState } from './dataloader.js';
 export { CIFAR10 } from './cifar.js';

@@ -3,7 +3,7 @@
 // `model.load_state_dict(ckpt['model'])`; `optimizer.load_state_dict(ckpt['optimizer'])`).
 // Written atomically (temporary file + rename), so an interrupted write never
 // leaves a truncated checkpoint behind.
-import type { Generator } from '../data/generator.js';
+import type { Generator } from '../generator.js';
 import type { LoaderIterState } from '../data/dataloader.js';
 import type { Module } from '../nn/module.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
