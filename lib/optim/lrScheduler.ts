@@ -231,7 +231,7 @@ export abstract class LRScheduler {
   }
 
   /**
-   * Loads a state from {@link stateDict} or from PyTorch. As PyTorch's, it
+   * Loads a state from {@link LRScheduler.stateDict} or from PyTorch. As PyTorch's, it
    * overwrites attributes; entries this scheduler does not have are ignored.
    */
   loadStateDict(stateDict: Record<string, unknown> | Map<string, unknown>): void {

@@ -246,7 +246,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   }
 
   /**
-   * Loads a state dict from {@link stateDict} or from PyTorch (through a .pth
+   * Loads a state dict from {@link Optimizer.stateDict} or from PyTorch (through a .pth
    * reader). As in PyTorch, tensors are copied, floating-point state is cast to
    * its parameter's dtype and moved to its device (except `step`), and each
    * group's options are replaced by the saved ones. The groups must match in
