@@ -1,8 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // fetchMain: the child process behind the blocking download of pretrained weights; cli: the vgg-torch bin.
-  entry: { index: 'lib/index.ts', fetchMain: 'lib/hub/fetchMain.ts', cli: 'lib/cli.ts' },
+  // downloadMain: the child process behind downloadSync (pretrained weights, datasets); cli: the vgg-torch bin.
+  entry: { index: 'lib/index.ts', downloadMain: 'lib/utils/downloadMain.ts', cli: 'lib/cli.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

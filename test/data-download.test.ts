@@ -10,11 +10,12 @@ import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { create as tarCreate } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CIFAR10, FashionMNIST } from '../lib/data/index.js';
+import { CIFAR10, FashionMNIST, MNIST } from '../lib/data/index.js';
 import * as hub from '../lib/hub/index.js';
-import { bypassesProxy, download } from '../lib/utils/download.js';
+import { bypassesProxy, download, downloadSync } from '../lib/utils/download.js';
 
 const RECORD = 3073;
 const work = mkdtempSync(join(tmpdir(), 'vgg-torch-download-'));
@@ -451,4 +452,93 @@ describe('CIFAR10 download', () => {
       await w.terminate();
     }
   }, 60_000);
+});
+
+/** A gzipped IDX file of unsigned bytes. */
+function idxGz(dims: number[], data: Uint8Array): Buffer {
+  const header = Buffer.alloc(4 + 4 * dims.length);
+  header.writeUInt32BE(0x00000800 | dims.length, 0);
+  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return gzipSync(Buffer.concat([header, data]));
+}
+
+describe('MNIST download and downloadSync()', () => {
+  it('MNIST fetches its four files from the first mirror that has them, MD5-checked, blocking or not; downloadSync() as download()', async () => {
+    // Served by a thread of its own, since the blocking paths block this one; '/gone/' answers 404 (a dead mirror).
+    const served = freshDir('mnist-served');
+    const files: [string, Buffer][] = [
+      ['train-images-idx3-ubyte.gz', idxGz([5, 28, 28], Uint8Array.from({ length: 5 * 784 }, (_, i) => i % 251))],
+      ['train-labels-idx1-ubyte.gz', idxGz([5], Uint8Array.from([3, 1, 4, 1, 5]))],
+      ['t10k-images-idx3-ubyte.gz', idxGz([2, 28, 28], new Uint8Array(2 * 784).fill(7))],
+      ['t10k-labels-idx1-ubyte.gz', idxGz([2], Uint8Array.from([9, 2]))],
+    ];
+    for (const [name, body] of files) writeFileSync(join(served, name), body);
+    const w = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const fs = require('node:fs'), path = require('node:path');
+      const s = require('node:http').createServer((req, res) => {
+        const file = path.join(workerData.dir, path.basename(req.url));
+        if (req.url.startsWith('/gone/') || !fs.existsSync(file)) return res.writeHead(404).end();
+        const body = fs.readFileSync(file);
+        res.writeHead(200, { 'Content-Length': body.length }).end(body);
+      });
+      s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
+    `, { eval: true, workerData: { dir: served } });
+    try {
+      const local = `http://127.0.0.1:${await new Promise<number>((r) => w.once('message', r))}`;
+      const md5s = files.map(([name, body]) => [name, createHash('md5').update(body).digest('hex')] as const);
+      class LocalMNIST extends MNIST {
+        static override readonly MIRRORS = [`${local}/gone/`, `${local}/mnist/`];
+        static override readonly RESOURCES = md5s;
+      }
+      const root = freshDir('mnist');
+      const train = await LocalMNIST.load({ root, download: true, progress: false });
+      expect(train.length).toBe(5);
+      expect(train.target(2)).toBe(4);
+      expect(listing(join(root, 'LocalMNIST', 'raw'))).toEqual(files.map(([n]) => n).sort());
+      train.dispose();
+      const blocking = freshDir('mnist-sync');
+      const test = new LocalMNIST({ root: blocking, train: false, download: true, progress: false });
+      expect(test.length).toBe(2);
+      expect(test.target(0)).toBe(9);
+      expect(listing(join(blocking, 'LocalMNIST', 'raw'))).toEqual(files.map(([n]) => n).sort());
+      test.dispose();
+      // A wrong MD5 on every mirror: each mirror's failure is named, and nothing is kept.
+      class BadMNIST extends LocalMNIST {
+        static override readonly RESOURCES = md5s.map(([n]) => [n, '0'.repeat(32)] as const);
+      }
+      const bad = freshDir('mnist-bad');
+      expect(() => new BadMNIST({ root: bad, download: true, progress: false })).toThrow(
+        /^BadMNIST: could not download train-images-idx3-ubyte\.gz from any mirror:\n {2}download: .*gone\/train-images-idx3-ubyte\.gz answered HTTP 404.*\n {2}download: MD5 mismatch for .*mnist\/train-images-idx3-ubyte\.gz: expected 0{32}, got [0-9a-f]{32}; the file was not kept/,
+      );
+      await expect(BadMNIST.load({ root: bad, download: true, progress: false })).rejects.toThrow(/^BadMNIST: could not download .*\n.*404.*\n.*MD5 mismatch/);
+      expect(listing(join(bad, 'BadMNIST', 'raw'))).toEqual([]);
+      // downloadSync() itself: download()'s result, and its SHA-256 check (torch.hub's check_hash).
+      const [name, body] = files[1];
+      const sha = createHash('sha256').update(body).digest('hex');
+      const dest = join(bad, `w-${sha.slice(0, 8)}.gz`);
+      expect(downloadSync(`${local}/mnist/${name}`, dest, { sha256Prefix: sha.slice(0, 8), progress: false, proxy: null }))
+        .toEqual({ path: dest, bytes: body.length, md5: md5s[1][1], sha256: sha });
+      expect(() => downloadSync(`${local}/mnist/${name}`, join(bad, 'x.gz'), { sha256Prefix: sha[0] === 'f' ? '0' : 'f', progress: false, proxy: null }))
+        .toThrow(/^download: SHA-256 mismatch for http:.*: expected a digest starting with [0f], got [0-9a-f]{64}; the file was not kept$/);
+      expect(listing(bad)).toEqual(['BadMNIST', `w-${sha.slice(0, 8)}.gz`]);
+    } finally {
+      await w.terminate();
+    }
+  }, 60_000);
+
+  it('downloadSync() takes download()\'s options and checks, throws its errors, and refuses a progress callback', async () => {
+    const dir = freshDir('dlsync');
+    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { progress: () => {} })).toThrow(/downloadSync: progress must be a boolean/);
+    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { md6: 'x' } as never)).toThrow(/downloadSync: unknown option 'md6' \(did you mean 'md5'\?\)/);
+    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { timeoutMs: 0 })).toThrow(/downloadSync: timeoutMs must be a positive number of milliseconds, got 0/);
+    // Nothing listens on a closed port: the child's error comes back as it is.
+    const dead = net.createServer();
+    const port = await listen(dead);
+    await close(dead);
+    const dest = join(dir, 'b.bin');
+    expect(() => downloadSync(`http://127.0.0.1:${port}/b.bin`, dest, { progress: false, proxy: null }))
+      .toThrow(new RegExp(`^download: could not fetch http://127\\.0\\.0\\.1:${port}/b\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
+    expect(listing(dir)).toEqual([]);
+  });
 });

@@ -6,11 +6,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { extract as tarExtract } from 'tar';
-import { downloadToCacheSync } from '../hub/index.js';
 import { cat } from '../tensor/tensor.js';
 import { fromBuffer } from '../tensor/creation.js';
 import { type Tensor } from '../tensor/tensor.js';
-import { download, fileDigest } from '../utils/download.js';
+import { type Plan, fetching, fileDigest, perform, runAsync, runSync } from '../utils/download.js';
 import { checkOptions } from '../utils/args.js';
 import { ImageTensorDataset, type ImageDatasetOptions } from './dataset.js';
 
@@ -100,47 +99,13 @@ export class CIFAR10 extends ImageTensorDataset {
   }
 
   /** Downloads (unless a verified archive is there) and extracts the archive into `root`. */
-  static async download(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress' | 'timeoutMs' | 'totalTimeoutMs'> = {}): Promise<void> {
-    root = resolve(root);
-    mkdirSync(root, { recursive: true });
-    const archive = join(root, CIFAR10.ARCHIVE);
-    const md5 = opts.md5 ?? CIFAR10.MD5;
-    const url = opts.url ?? CIFAR10.URL;
-    if (!(existsSync(archive) && (await fileDigest(archive, 'md5')) === md5)) {
-      try {
-        await download(url, archive, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
-      } catch (e) {
-        throw new Error(`CIFAR10: ${(e as Error).message.replace(/^download: /, '')}; then extract it in ${root} (MD5 ${md5})`, { cause: e });
-      }
-    }
-    await extractArchive(archive, root);
+  static download(root: string, opts: CIFAR10DownloadOptions = {}): Promise<void> {
+    return runAsync(downloadAndExtract(root, opts));
   }
 
-  /** {@link CIFAR10.download}, blocking: the download runs in a child process; the archive is MD5-checked here. */
-  static downloadSync(root: string, opts: Pick<CIFAR10Options, 'url' | 'md5' | 'progress' | 'timeoutMs' | 'totalTimeoutMs'> = {}): void {
-    root = resolve(root);
-    mkdirSync(root, { recursive: true });
-    const archive = join(root, CIFAR10.ARCHIVE);
-    const md5 = opts.md5 ?? CIFAR10.MD5;
-    const url = opts.url ?? CIFAR10.URL;
-    const digest = (): string => createHash('md5').update(readFileSync(archive)).digest('hex');
-    if (existsSync(archive) && digest() !== md5) rmSync(archive);
-    if (!existsSync(archive)) {
-      try {
-        downloadToCacheSync(url, {
-          modelDir: root, fileName: CIFAR10.ARCHIVE, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs,
-        });
-      } catch (e) {
-        rmSync(archive, { force: true });
-        throw new Error(`CIFAR10: ${(e as Error).message.replace(/^download: /, '')}; then extract it in ${root} (MD5 ${md5})`, { cause: e });
-      }
-      const got = digest();
-      if (got !== md5) {
-        rmSync(archive, { force: true });
-        throw new Error(`CIFAR10: MD5 mismatch for ${url}: expected ${md5}, got ${got}; the file was not kept`);
-      }
-    }
-    extractArchive(archive, root, true);
+  /** {@link CIFAR10.download}, blocking: the download runs in a child process. */
+  static downloadSync(root: string, opts: CIFAR10DownloadOptions = {}): void {
+    runSync(downloadAndExtract(root, opts));
   }
 
   /** The batch files of a split. */
@@ -154,6 +119,27 @@ export class CIFAR10 extends ImageTensorDataset {
     const how = opts.download ? 'The archive holds no such file:' : 'Pass download: true, or';
     return `CIFAR10: ${missing} not found. ${how} download ${url} (the binary version, MD5 ${md5}) and extract it in ${root}, so that ${join(root, CIFAR10.FOLDER)} holds data_batch_1.bin … data_batch_5.bin and test_batch.bin`;
   }
+}
+
+/** What {@link CIFAR10.download} takes of the options. */
+type CIFAR10DownloadOptions = Pick<CIFAR10Options, 'url' | 'md5' | 'progress' | 'timeoutMs' | 'totalTimeoutMs'>;
+
+/** The one core of {@link CIFAR10.download} and {@link CIFAR10.downloadSync}. */
+function* downloadAndExtract(root: string, opts: CIFAR10DownloadOptions): Plan<void> {
+  root = resolve(root);
+  mkdirSync(root, { recursive: true });
+  const archive = join(root, CIFAR10.ARCHIVE);
+  const md5 = opts.md5 ?? CIFAR10.MD5;
+  const url = opts.url ?? CIFAR10.URL;
+  const digest = { sync: () => createHash('md5').update(readFileSync(archive)).digest('hex'), async: () => fileDigest(archive, 'md5') };
+  if (!(existsSync(archive) && (yield* perform(digest)) === md5)) {
+    try {
+      yield* fetching(url, archive, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
+    } catch (e) {
+      throw new Error(`CIFAR10: ${(e as Error).message.replace(/^download: /, '')}; then extract it in ${root} (MD5 ${md5})`, { cause: e });
+    }
+  }
+  yield* perform({ sync: () => extractArchive(archive, root, true), async: () => extractArchive(archive, root) });
 }
 
 /** Extracts the archive's `cifar-10-batches-bin/` into `root`, replacing any partial copy. */

@@ -1,14 +1,12 @@
 // MNIST and Fashion-MNIST from their IDX files (gzipped or not). FashionMNIST
 // also finds the files of Debian's dataset-fashion-mnist package
 // (/usr/share/datasets/fashion-mnist/*-ubyte.gz), so training works offline.
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fromBuffer } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { downloadToCacheSync } from '../hub/index.js';
-import { download } from '../utils/download.js';
+import { type Plan, fetching, runAsync, runSync } from '../utils/download.js';
 import { checkOptions } from '../utils/args.js';
 import { ImageTensorDataset, type ImageDatasetOptions } from './dataset.js';
 
@@ -118,48 +116,13 @@ export class MNIST extends ImageTensorDataset {
   }
 
   /** Downloads the four files (MD5-checked) into `root/<Name>/raw/`, trying each mirror. */
-  static async download(root: string, opts: MNISTDownloadOptions = {}): Promise<void> {
-    const raw = join(resolve(root), this.name, 'raw');
-    mkdirSync(raw, { recursive: true });
-    for (const [file, md5] of this.RESOURCES) {
-      const dest = join(raw, file);
-      if (existsSync(dest)) continue;
-      const errors: string[] = [];
-      for (const mirror of this.MIRRORS) {
-        try {
-          await download(`${mirror}${file}`, dest, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
-          break;
-        } catch (e) {
-          errors.push((e as Error).message);
-        }
-      }
-      if (!existsSync(dest)) throw new Error(`${this.name}: could not download ${file} from any mirror:\n  ${errors.join('\n  ')}`);
-    }
+  static download(root: string, opts: MNISTDownloadOptions = {}): Promise<void> {
+    return runAsync(downloads(this, root, opts));
   }
 
-  /** {@link MNIST.download}, blocking: each file is fetched by a child process and MD5-checked here. */
+  /** {@link MNIST.download}, blocking: each file is fetched by a child process. */
   static downloadSync(root: string, opts: MNISTDownloadOptions = {}): void {
-    const raw = join(resolve(root), this.name, 'raw');
-    mkdirSync(raw, { recursive: true });
-    for (const [file, md5] of this.RESOURCES) {
-      const dest = join(raw, file);
-      if (existsSync(dest)) continue;
-      const errors: string[] = [];
-      for (const mirror of this.MIRRORS) {
-        try {
-          downloadToCacheSync(`${mirror}${file}`, {
-            modelDir: raw, fileName: file, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs,
-          });
-          const got = createHash('md5').update(readFileSync(dest)).digest('hex');
-          if (got !== md5) throw new Error(`MD5 mismatch for ${mirror}${file}: expected ${md5}, got ${got}; the file was not kept`);
-          break;
-        } catch (e) {
-          rmSync(dest, { force: true });
-          errors.push((e as Error).message);
-        }
-      }
-      if (!existsSync(dest)) throw new Error(`${this.name}: could not download ${file} from any mirror:\n  ${errors.join('\n  ')}`);
-    }
+    runSync(downloads(this, root, opts));
   }
 
   /** The image and label file names (gzipped) of a split. */
@@ -210,6 +173,26 @@ export class FashionMNIST extends MNIST {
   ];
   static override readonly CLASSES: readonly string[] = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
   static override readonly SYSTEM_FOLDERS: readonly string[] = [FashionMNIST.DEBIAN_FOLDER];
+}
+
+/** The one core of {@link MNIST.download} and {@link MNIST.downloadSync}. */
+function* downloads(cls: typeof MNIST, root: string, opts: MNISTDownloadOptions): Plan<void> {
+  const raw = join(resolve(root), cls.name, 'raw');
+  mkdirSync(raw, { recursive: true });
+  for (const [file, md5] of cls.RESOURCES) {
+    const dest = join(raw, file);
+    if (existsSync(dest)) continue;
+    const errors: string[] = [];
+    for (const mirror of cls.MIRRORS) {
+      try {
+        yield* fetching(`${mirror}${file}`, dest, { md5, progress: opts.progress ?? true, timeoutMs: opts.timeoutMs, totalTimeoutMs: opts.totalTimeoutMs });
+        break;
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+    if (!existsSync(dest)) throw new Error(`${cls.name}: could not download ${file} from any mirror:\n  ${errors.join('\n  ')}`);
+  }
 }
 
 /** `name.gz` → whichever of `name.gz` and `name` exists (the .gz first). */

@@ -2,14 +2,12 @@
 // PyTorch already filled is reused, and one filled here serves PyTorch too.
 //   $TORCH_HOME/hub/checkpoints/<file name from the URL>
 //   TORCH_HOME defaults to $XDG_CACHE_HOME/torch, else ~/.cache/torch.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type LoadOptions, load } from '../serialization/load.js';
 import { Tensor } from '../tensor/tensor.js';
-import { type DownloadOptions, download } from '../utils/download.js';
+import { type DownloadOptions, type Plan, fetching, runAsync, runSync } from '../utils/download.js';
 import { checkOptions } from '../utils/args.js';
 
 let hubDir: string | null = null;
@@ -57,7 +55,7 @@ function hashPrefix(file: string, checkHash: boolean | undefined): string | unde
   return HASH_REGEX.exec(basename(file))?.[1] || undefined;
 }
 
-/** What the downloader needs of the hub's options (plain data: it also travels to the blocking download's child). */
+/** What the downloader needs of the hub's options. */
 function downloadOptions(file: string, opts: HubOptions): DownloadOptions {
   return {
     progress: opts.progress ?? true, sha256Prefix: hashPrefix(file, opts.checkHash),
@@ -66,18 +64,23 @@ function downloadOptions(file: string, opts: HubOptions): DownloadOptions {
   };
 }
 
+/** The cache's one core, for the blocking and the non-blocking API alike: the path of `url` in the cache, downloaded if missing. */
+function* toCache(fn: string, url: string, opts: HubOptions): Plan<string> {
+  checkOptions(fn, opts, HUB_OPTIONS);
+  const file = cachedFile(url, opts);
+  if (!existsSync(file)) {
+    process.stderr.write(`Downloading: "${url}" to ${file}\n`);
+    yield* fetching(url, file, downloadOptions(file, opts));
+  }
+  return file;
+}
+
 /**
  * Downloads `url` into the cache unless it is there already (torch.hub checks the
  * hash only when downloading, so a cached file is trusted); returns its path.
  */
-export async function downloadToCache(url: string, opts: HubOptions = {}): Promise<string> {
-  checkOptions('hub.downloadToCache', opts, HUB_OPTIONS);
-  const file = cachedFile(url, opts);
-  if (!existsSync(file)) {
-    process.stderr.write(`Downloading: "${url}" to ${file}\n`);
-    await download(url, file, downloadOptions(file, opts));
-  }
-  return file;
+export function downloadToCache(url: string, opts: HubOptions = {}): Promise<string> {
+  return runAsync(toCache('hub.downloadToCache', url, opts));
 }
 
 /**
@@ -86,46 +89,21 @@ export async function downloadToCache(url: string, opts: HubOptions = {}): Promi
  * `vgg16({ weights })` can fetch on first use, as torchvision does.
  */
 export function downloadToCacheSync(url: string, opts: HubOptions = {}): string {
-  checkOptions('hub.downloadToCacheSync', opts, HUB_OPTIONS);
-  const file = cachedFile(url, opts);
-  if (existsSync(file)) return file;
-  process.stderr.write(`Downloading: "${url}" to ${file}\n`);
-  const here = import.meta.url;
-  // From TypeScript sources (tests, tsx) the child needs tsx; the published build is plain JS.
-  const fromSource = here.endsWith('.ts');
-  const entry = fileURLToPath(new URL(fromSource ? './fetchMain.ts' : './fetchMain.js', here));
-  const work = mkdtempSync(join(tmpdir(), 'vgg-torch-fetch-'));
-  const resultFile = join(work, 'result.json');
-  try {
-    const job = { url, dest: file, options: downloadOptions(file, opts), resultFile };
-    const r = spawnSync(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), entry, JSON.stringify(job)], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-    const result = existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as { error?: string }) : null;
-    if (r.status !== 0 || !result || result.error) {
-      throw new Error(result?.error ?? `download of ${url} failed (downloader exited with ${r.status ?? r.signal}); put the file at ${file} by hand`);
-    }
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return file;
+  return runSync(toCache('hub.downloadToCacheSync', url, opts));
 }
 
-function asStateDict(obj: unknown, url: string): Map<string, Tensor> {
+function asStateDict(file: string, url: string, opts: HubOptions): Map<string, Tensor> {
+  const obj = load(file, { mapLocation: opts.mapLocation });
   if (obj instanceof Map && [...obj.values()].every((v) => v instanceof Tensor)) return obj as Map<string, Tensor>;
   throw new Error(`${url} does not hold a state dict (a mapping of names to tensors)`);
 }
 
 /** `torch.hub.load_state_dict_from_url`: downloads once into the cache, then loads with {@link load}. */
 export async function loadStateDictFromUrl(url: string, opts: HubOptions = {}): Promise<Map<string, Tensor>> {
-  checkOptions('hub.loadStateDictFromUrl', opts, HUB_OPTIONS);
-  const file = await downloadToCache(url, opts);
-  return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
+  return asStateDict(await runAsync(toCache('hub.loadStateDictFromUrl', url, opts)), url, opts);
 }
 
 /** Blocking {@link loadStateDictFromUrl}. */
 export function loadStateDictFromUrlSync(url: string, opts: HubOptions = {}): Map<string, Tensor> {
-  checkOptions('hub.loadStateDictFromUrlSync', opts, HUB_OPTIONS);
-  const file = downloadToCacheSync(url, opts);
-  return asStateDict(load(file, { mapLocation: opts.mapLocation }), url);
+  return asStateDict(runSync(toCache('hub.loadStateDictFromUrlSync', url, opts)), url, opts);
 }

@@ -1,15 +1,25 @@
-// One downloader for datasets and (later) the torch.hub weight cache: streams to
-// a temporary file beside the destination, hashes while writing, and renames into
-// place only once the hash matches, so a destination path either holds the whole,
-// verified file or nothing. Proxies (HTTP(S)_PROXY, NO_PROXY) are honoured with
-// node:http/https alone: absolute-form requests for http://, CONNECT tunnels for https://.
+// The one downloader, for datasets and the torch.hub weight cache: streams to a
+// temporary file beside the destination, hashes while writing (MD5 as torchvision's
+// datasets, a SHA-256 prefix as torch.hub's check_hash), and renames into place only
+// once the hash matches, so a destination path either holds the whole, verified file
+// or nothing. Proxies (HTTP(S)_PROXY, NO_PROXY) are honoured with node:http/https
+// alone: absolute-form requests for http://, CONNECT tunnels for https://.
+// download() does not block; downloadSync() runs the same download in a child
+// process (downloadMain.ts) and waits for it. Cores that serve a blocking and a
+// non-blocking API alike are written once, as a Plan run by runSync or runAsync.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
+import {
+  createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync,
+  type WriteStream,
+} from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import tls from 'node:tls';
 import net, { type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { checkOptions, describe } from './args.js';
 
 /** Called as bytes arrive; `total` is null when the server sends no Content-Length. */
@@ -283,13 +293,7 @@ function closeStream(stream: WriteStream): Promise<void> {
  * A network failure throws an Error naming the URL and where to put the file by hand.
  */
 export async function download(url: string, destPath: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
-  checkOptions('download', opts, DOWNLOAD_OPTIONS);
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const totalTimeoutMs = opts.totalTimeoutMs ?? null;
-  if (!(timeoutMs > 0)) throw new RangeError(`download: timeoutMs must be a positive number of milliseconds, got ${describe(opts.timeoutMs)}`);
-  if (totalTimeoutMs !== null && !(totalTimeoutMs > 0)) {
-    throw new RangeError(`download: totalTimeoutMs must be a positive number of milliseconds or null, got ${describe(opts.totalTimeoutMs)}`);
-  }
+  const { timeoutMs, totalTimeoutMs } = checkDownloadOptions('download', opts);
   const dest = resolve(destPath);
   const dir = dirname(dest);
   mkdirSync(dir, { recursive: true });
@@ -309,6 +313,113 @@ export async function download(url: string, destPath: string, opts: DownloadOpti
     return await fetchTo(url, dest, dir, opts, timeoutMs, onRequest);
   } finally {
     clearTimeout(deadline);
+  }
+}
+
+/**
+ * {@link download}, blocking: the same download runs in a child Node process (its
+ * progress bar on this stderr) while this one waits, so synchronous APIs such as
+ * `vgg16({ weights })` and `new CIFAR10({ download: true })` can fetch on first use,
+ * as torchvision does. Takes the same options, except that `progress` is a boolean
+ * (a callback cannot reach the child); throws the same errors.
+ */
+export function downloadSync(url: string, destPath: string, opts: DownloadOptions = {}): DownloadResult {
+  checkDownloadOptions('downloadSync', opts);
+  if (typeof opts.progress === 'function') throw new TypeError('downloadSync: progress must be a boolean; a callback cannot reach the child process that downloads (use download())');
+  const dest = resolve(destPath);
+  // From TypeScript sources (tests, tsx) the child needs tsx; the published build is plain JS, downloadMain.js beside this chunk.
+  const here = import.meta.url;
+  const fromSource = here.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSource ? './downloadMain.ts' : './downloadMain.js', here));
+  const work = mkdtempSync(join(tmpdir(), 'vgg-torch-fetch-'));
+  const resultFile = join(work, 'result.json');
+  try {
+    // The job travels as JSON: CA certificates as PEM text.
+    const ca = opts.ca === undefined ? undefined : [opts.ca].flat().map((c) => c.toString());
+    const job: DownloadJob = { url, dest, options: { ...opts, ca }, resultFile };
+    const r = spawnSync(process.execPath, [...(fromSource ? ['--import', 'tsx'] : []), entry, JSON.stringify(job)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const outcome = existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as DownloadOutcome) : null;
+    if (outcome && 'ok' in outcome) return outcome.ok;
+    throw new Error(outcome?.error ?? `download: fetching ${url} failed (the downloader exited with ${r.status ?? r.signal}); download it by hand and save it as ${dest}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** What {@link downloadSync} hands its child (downloadMain.ts), and what the child writes back. */
+export interface DownloadJob {
+  url: string;
+  dest: string;
+  options: DownloadOptions;
+  resultFile: string;
+}
+export type DownloadOutcome = { ok: DownloadResult } | { error: string };
+
+/** Checks the options of {@link download} and {@link downloadSync}; returns the timeouts with their defaults. */
+function checkDownloadOptions(fn: string, opts: DownloadOptions): { timeoutMs: number; totalTimeoutMs: number | null } {
+  checkOptions(fn, opts, DOWNLOAD_OPTIONS);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const totalTimeoutMs = opts.totalTimeoutMs ?? null;
+  if (!(timeoutMs > 0)) throw new RangeError(`${fn}: timeoutMs must be a positive number of milliseconds, got ${describe(opts.timeoutMs)}`);
+  if (totalTimeoutMs !== null && !(totalTimeoutMs > 0)) {
+    throw new RangeError(`${fn}: totalTimeoutMs must be a positive number of milliseconds or null, got ${describe(opts.totalTimeoutMs)}`);
+  }
+  return { timeoutMs, totalTimeoutMs };
+}
+
+/**
+ * Something done in either a blocking or a non-blocking way: a download, a hash,
+ * an extraction. A core shared by a blocking API and a non-blocking one is written
+ * once, as a generator (a {@link Plan}) that yields its effects; {@link runSync}
+ * performs them with `sync`, {@link runAsync} with `async`.
+ */
+export interface Effect<T> {
+  sync(): T;
+  async(): Promise<T>;
+}
+
+/** A core written once for a blocking and a non-blocking API: `const r = yield* perform(effect)` inside. */
+export type Plan<R> = Generator<Effect<unknown>, R, unknown>;
+
+/** Performs `effect` the way the plan is being run, and gives its result (or throws its error) back to the plan. */
+export function* perform<T>(effect: Effect<T>): Plan<T> {
+  return (yield effect) as T;
+}
+
+/** {@link download} or {@link downloadSync}, as the plan is run. */
+export function fetching(url: string, destPath: string, opts: DownloadOptions = {}): Plan<DownloadResult> {
+  return perform({ sync: () => downloadSync(url, destPath, opts), async: () => download(url, destPath, opts) });
+}
+
+/** Runs `plan`, blocking: every effect is performed with its `sync` form. */
+export function runSync<R>(plan: Plan<R>): R {
+  for (let step = plan.next(); ;) {
+    if (step.done) return step.value;
+    let result: unknown;
+    try {
+      result = step.value.sync();
+    } catch (e) {
+      step = plan.throw(e);
+      continue;
+    }
+    step = plan.next(result);
+  }
+}
+
+/** Runs `plan` without blocking: every effect is performed with its `async` form. */
+export async function runAsync<R>(plan: Plan<R>): Promise<R> {
+  for (let step = plan.next(); ;) {
+    if (step.done) return step.value;
+    let result: unknown;
+    try {
+      result = await step.value.async();
+    } catch (e) {
+      step = plan.throw(e);
+      continue;
+    }
+    step = plan.next(result);
   }
 }
 
