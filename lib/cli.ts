@@ -20,7 +20,7 @@ import {
   VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
   VGG19_Weights, type Weights,
 } from './models/weights.js';
-import { Linear } from './nn/layers.js';
+import { Linear } from './nn/modules/linear.js';
 import { summary } from './nn/summary.js';
 import { loadStateDictFromUrlSync } from './hub/index.js';
 import { StepLR } from './optim/lrScheduler.js';

@@ -4,9 +4,8 @@
 import { noGrad } from '../autograd.js';
 import * as init from '../nn/init.js';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
-} from '../nn/layers.js';
-import { Module, Sequential, releaseIntermediate } from '../nn/module.js';
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential, releaseIntermediate,
+} from '../nn/modules/index.js';
 import { Tensor, handleOf } from '../tensor/tensor.js';
 import { checkBoolean, checkInt, checkOptions, describe } from '../utils/args.js';
 import { loadStateDictFromUrlSync } from '../hub/index.js';

@@ -4,8 +4,7 @@ import { inferenceMode } from '../autograd.js';
 import { zeros } from '../tensor/creation.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
-import { Conv2d, Linear } from './layers.js';
-import { Module } from './module.js';
+import { Conv2d, Linear, Module } from './modules/index.js';
 import { describe } from '../utils/args.js';
 
 export interface LayerSummary {

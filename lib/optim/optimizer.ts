@@ -8,7 +8,7 @@
 import { enableGrad } from '../autograd.js';
 import { keep } from '../tensor/scope.js';
 import { Tensor, describe } from '../tensor/tensor.js';
-import { pyValue } from '../utils/pyrepr.js';
+import { pyValue, snakeCase } from '../utils/pyrepr.js';
 import { checkOptions } from '../utils/args.js';
 
 /**
@@ -60,8 +60,6 @@ export interface OptimizerStateDictInput {
   param_groups: readonly Dict[];
 }
 
-/** `weightDecay` → `weight_decay` */
-export const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 /** `weight_decay` → `weightDecay` */
 export const camelCase = (name: string): string => name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 

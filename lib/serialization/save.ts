@@ -8,7 +8,7 @@
 import { basename } from 'node:path';
 import { endianness } from 'node:os';
 import { type Handle, native, op } from '../native.js';
-import { Parameter } from '../nn/module.js';
+import { Parameter } from '../nn/modules/module.js';
 import { type DType, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { tensorBytes, toPath, writeAtomically } from './bytes.js';

@@ -5,7 +5,7 @@
 // leaves a truncated checkpoint behind.
 import type { Generator } from '../generator.js';
 import type { LoaderIterState } from '../data/dataloader.js';
-import type { Module } from '../nn/module.js';
+import type { Module } from '../nn/modules/module.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { cuda, getRngState, setRngState } from '../runtime.js';

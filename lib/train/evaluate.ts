@@ -4,8 +4,8 @@
 import { noGrad } from '../autograd.js';
 import type { DataLoader } from '../data/dataloader.js';
 import { ConfusionMatrix } from '../data/metrics.js';
-import type { Module } from '../nn/module.js';
-import { CrossEntropyLoss } from '../nn/layers.js';
+import type { Module } from '../nn/modules/module.js';
+import { CrossEntropyLoss } from '../nn/modules/loss.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';

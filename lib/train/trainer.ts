@@ -5,8 +5,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataLoader, EpochIterator } from '../data/dataloader.js';
-import type { Module } from '../nn/module.js';
-import { CrossEntropyLoss } from '../nn/layers.js';
+import type { Module } from '../nn/modules/module.js';
+import { CrossEntropyLoss } from '../nn/modules/loss.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { tidy } from '../tensor/scope.js';

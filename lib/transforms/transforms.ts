@@ -10,6 +10,7 @@ import { rand, randint } from '../tensor/creation.js';
 import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { checkBoolean, checkFunction, checkOneOf, checkOptions, describe } from '../utils/args.js';
+import { pair as toPair } from '../nn/modules/utils.js';
 import { type ConstArg, type Plan, PlanBuilder, Val, constant, describeShape, runPlan } from './plan.js';
 
 /** A plain function works wherever a transform is taken (it then runs on the calling thread). */
@@ -85,9 +86,10 @@ export function isPlannable(t: TransformLike | null | undefined): t is Transform
   return t == null || (t instanceof Transform && t._plannable);
 }
 
+/** torchvision's `_setup_size`: nn's `pair` of a checked size (a number, [size] or [height, width]). */
 const pair = (s: Size, what: string): [number, number] => {
-  const p: unknown[] = typeof s === 'number' ? [s, s] : !Array.isArray(s) ? [] : s.length === 1 ? [s[0], s[0]] : [...s];
-  if (p.length !== 2 || !p.every((v) => Number.isInteger(v) && (v as number) > 0)) {
+  const p: unknown[] | null = typeof s === 'number' || (Array.isArray(s) && (s.length === 1 || s.length === 2)) ? toPair<unknown>(s) : null;
+  if (p === null || !p.every((v) => Number.isInteger(v) && (v as number) > 0)) {
     throw new RangeError(`${what}: size must be a positive integer or [height, width], got ${describe(s)}`);
   }
   return p as [number, number];

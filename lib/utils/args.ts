@@ -101,3 +101,52 @@ export function checkBoolean(fn: string, what: string, v: unknown, optional = tr
 export function checkFunction(fn: string, what: string, v: unknown): asserts v is (...args: never[]) => unknown {
   if (typeof v !== 'function') throw new TypeError(`${fn}: argument '${what}' must be a function, got ${describe(v)}`);
 }
+
+/**
+ * Whether `v` is a plain object (`{ … }` or `Object.create(null)`, from any realm), as opposed to
+ * a Tensor, an array, null or another class's instance: how a trailing options object is told
+ * apart from a positional argument.
+ */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === null || Object.getPrototypeOf(proto) === null;
+}
+
+/**
+ * Python's calling convention for the arguments after a function's leading ones: `args` holds
+ * them in the order of `names` (Python's positional order), optionally followed by a plain object
+ * that gives the others by name, as Python's keywords (`F.conv2d(x, w, b, { padding: 1 })` for
+ * `F.conv2d(x, w, b, padding=1)`). Returns each name's value, `undefined` where not given; a
+ * positional `undefined` counts as not given. `T` is the caller's type of the result: the
+ * values are not checked here. Like Python, it refuses an unknown name (with a
+ * close match, through {@link checkOptions}), a name given both positionally and by name, more
+ * positional arguments than there are names (`keywordOnly` names count only by name), and a
+ * missing `required` one.
+ */
+export function parseArgs<T extends object = Record<string, unknown>>(
+  fn: string, args: readonly unknown[], names: readonly string[],
+  how: { keywordOnly?: readonly string[]; required?: readonly string[] } = {},
+): T {
+  const last = args.length ? args[args.length - 1] : undefined;
+  const named = isPlainObject(last) ? last : undefined;
+  const positional = named === undefined ? args : args.slice(0, -1);
+  const keywordOnly = how.keywordOnly ?? [];
+  const order = names.filter((n) => !keywordOnly.includes(n));
+  if (positional.length > order.length) {
+    const list = order.length ? `at most ${order.length} (${order.map((k) => `'${k}'`).join(', ')})` : 'none';
+    const rest = keywordOnly.length ? `; ${keywordOnly.map((k) => `'${k}'`).join(', ')} only by name, in an options object` : '';
+    throw new TypeError(`${fn}: too many positional arguments: ${positional.length} given where it takes ${list}${rest}`);
+  }
+  checkOptions(fn, named, names);
+  const out: Record<string, unknown> = named === undefined ? {} : { ...named };
+  positional.forEach((v, i) => {
+    if (v === undefined) return;
+    if (out[order[i]] !== undefined) throw new TypeError(`${fn}: got multiple values for argument '${order[i]}' (positionally and in the options)`);
+    out[order[i]] = v;
+  });
+  for (const key of how.required ?? []) {
+    if (out[key] === undefined) throw new TypeError(`${fn}: missing required argument '${key}'`);
+  }
+  return out as T;
+}

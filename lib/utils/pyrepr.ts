@@ -41,3 +41,6 @@ export function addIndent(s: string, spaces: number): string {
   const pad = ' '.repeat(spaces);
   return [lines[0], ...lines.slice(1).map((l) => pad + l)].join('\n');
 }
+
+/** A camelCase name as Python spells it: `runningMean` → `running_mean`, `weightDecay` → `weight_decay`. */
+export const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

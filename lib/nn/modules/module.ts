@@ -1,4 +1,5 @@
-// nn.Module: parameters, buffers and submodules found by name, as in PyTorch.
+// nn.Module and nn.Parameter (torch/nn/modules/module.py, torch/nn/parameter.py): parameters,
+// buffers and submodules found by name, as in PyTorch.
 //
 // Registration follows PyTorch's: assigning a Parameter or a Module to a
 // property registers it (in assignment order); buffers are declared once with
@@ -6,13 +7,13 @@
 // camelCase in TypeScript and snake_case in state-dict keys (`runningMean` →
 // `running_mean`), so keys are exactly PyTorch's and checkpoints interoperate.
 // Properties whose names start with `_` are private to the module.
-import { native, op } from '../native.js';
-import { noGrad } from '../autograd.js';
-import { type DType, isFloatingDtype } from '../tensor/dtype.js';
-import { isKept, keep } from '../tensor/scope.js';
-import { Tensor, type Device, handleOf, isDeviceString } from '../tensor/tensor.js';
-import { addIndent } from '../utils/pyrepr.js';
-import { checkBoolean, checkOptions, describe } from '../utils/args.js';
+import { native, op } from '../../native.js';
+import { noGrad } from '../../autograd.js';
+import { type DType, isFloatingDtype } from '../../tensor/dtype.js';
+import { isKept, keep } from '../../tensor/scope.js';
+import { Tensor, type Device, handleOf, isDeviceString } from '../../tensor/tensor.js';
+import { addIndent, snakeCase } from '../../utils/pyrepr.js';
+import { checkBoolean, checkOptions, describe } from '../../utils/args.js';
 
 /**
  * A tensor that is a module's learnable parameter (`nn.Parameter`).
@@ -28,9 +29,6 @@ export class Parameter extends Tensor {
     keep(this);
   }
 }
-
-/** `runningMean` → `running_mean` */
-const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** Result of {@link Module.loadStateDict}. */
 export interface LoadResult {
@@ -68,7 +66,7 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
 
   /** Direct submodules with their state-dict names. */
   *namedChildren(): Generator<[string, Module<any, any>]> {
-    for (const [k, v] of this.entries()) if (v instanceof Module) yield [snake(k), v];
+    for (const [k, v] of this.entries()) if (v instanceof Module) yield [snakeCase(k), v];
   }
   *children(): Generator<Module<any, any>> {
     for (const [, m] of this.namedChildren()) yield m;
@@ -88,12 +86,12 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
 
   /** This module's own parameters (not its children's). */
   private *ownParameters(): Generator<[string, Parameter]> {
-    for (const [k, v] of this.entries()) if (v instanceof Parameter) yield [snake(k), v];
+    for (const [k, v] of this.entries()) if (v instanceof Parameter) yield [snakeCase(k), v];
   }
   private *ownBuffers(persistentOnly: boolean): Generator<[string, Tensor]> {
     for (const [k, persistent] of this._bufferNames) {
       const v = (this as unknown as Record<string, unknown>)[k];
-      if (v instanceof Tensor && (persistent || !persistentOnly)) yield [snake(k), v];
+      if (v instanceof Tensor && (persistent || !persistentOnly)) yield [snakeCase(k), v];
     }
   }
 
@@ -312,86 +310,4 @@ export function releaseIntermediate(t: unknown, input: unknown, holders: (Module
   if (t === input || !(t instanceof Tensor) || t.isDisposed || isKept(t)) return;
   for (const m of holders) if (m && holds(m, t)) return;
   t.dispose();
-}
-
-/** Holds modules under the names `0`, `1`, …; `seq[0]` works as in PyTorch. */
-abstract class IndexedModules<A extends unknown[], R> extends Module<A, R> {
-  [index: number]: Module<any, any>;
-
-  constructor(modules: Module<any, any>[]) {
-    super();
-    if (!Array.isArray(modules)) throw new TypeError(`${this.typeName()}: argument 'modules' must be an array of Modules, got ${describe(modules)}`);
-    modules.forEach((m, i) => this.add(i, m));
-  }
-  protected add(i: number, m: Module<any, any>): void {
-    if (!(m instanceof Module)) throw new TypeError(`${this.typeName()}: module ${i} must be a Module, got ${describe(m)}`);
-    (this as unknown as Record<number, Module<any, any>>)[i] = m;
-  }
-  get length(): number {
-    return [...this.children()].length;
-  }
-  /** The module at `index` (negative counts from the end). */
-  at(index: number): Module<any, any> {
-    const n = this.length;
-    const i = index < 0 ? index + n : index;
-    if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`index ${index} is out of range`);
-    return this[i];
-  }
-  append(m: Module<any, any>): this {
-    this.add(this.length, m);
-    return this;
-  }
-  *[Symbol.iterator](): Generator<Module<any, any>> {
-    yield* this.children();
-  }
-}
-
-/** Runs its modules in order (`nn.Sequential`). */
-export class Sequential extends IndexedModules<[Tensor], Tensor> {
-  constructor(...modules: Module<any, any>[]) {
-    super(modules);
-  }
-  /**
-   * Runs the modules in order. The outputs passed between them are freed as soon
-   * as the next module has run (see {@link releaseIntermediate}), so a loop
-   * without `tidy` that disposes its input and the result holds flat memory;
-   * pass an intermediate you want to read later to `keep()`, or store it in a
-   * property of the module that sees it.
-   */
-  forward(x: Tensor): Tensor {
-    let out = x;
-    let producer: Module<any, any> | undefined;
-    for (const m of this.children()) {
-      let next: Tensor;
-      try {
-        next = (m as Module<[Tensor], Tensor>).forward(out);
-      } catch (e) {
-        releaseIntermediate(out, x, [producer, m]);
-        throw e;
-      }
-      if (next !== out) releaseIntermediate(out, x, [producer, m]);
-      out = next;
-      producer = m;
-    }
-    return out;
-  }
-  /** A new Sequential of modules `start` to `end` (exclusive), sharing them (`seq[a:b]`). */
-  slice(start = 0, end?: number): Sequential {
-    return new Sequential(...[...this.children()].slice(start, end));
-  }
-  outputShape(inputShape: number[]): number[] {
-    let shape = inputShape;
-    for (const m of this.children()) shape = m.outputShape(shape);
-    return shape;
-  }
-}
-
-/** A list of modules registered as children (`nn.ModuleList`); it has no forward of its own. */
-export class ModuleList extends IndexedModules<never[], never> {
-  constructor(modules: Module<any, any>[] = []) {
-    super(modules);
-  }
-  forward(): never {
-    throw new Error('ModuleList has no forward(); iterate over its modules');
-  }
 }
