@@ -42,7 +42,7 @@ export class Sequential extends IndexedModules<[Tensor], Tensor> {
   }
   /**
    * Runs the modules in order. The outputs passed between them are freed as soon
-   * as the next module has run (see {@link releaseIntermediate}), so a loop
+   * as the next module has run (see `releaseIntermediate` in module.ts), so a loop
    * without `tidy` that disposes its input and the result holds flat memory;
    * pass an intermediate you want to read later to `keep()`, or store it in a
    * property of the module that sees it.
