@@ -29,11 +29,11 @@ import { cuda, manualSeed } from './runtime.js';
 import { load } from './serialization/load.js';
 import { tidy } from './tensor/scope.js';
 import type { Tensor } from './tensor/tensor.js';
-import { decodeImage } from './transforms/presets.js';
+import { decodeImage } from './io/image.js';
 import * as T from './transforms/transforms.js';
 import { writeChartHtml } from './train/chart.js';
 import { CHECKPOINT_FORMAT, type Checkpoint, disposeAll, loadCheckpoint } from './train/checkpoint.js';
-import type { MetricsRecord } from './train/metrics.js';
+import type { MetricsRecord } from './train/metricsLog.js';
 import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
 import { fit } from './train/trainer.js';
 

@@ -26,14 +26,16 @@ export {
   Weights, VGG11_Weights, VGG11_BN_Weights, VGG13_Weights, VGG13_BN_Weights, VGG16_Weights, VGG16_BN_Weights, VGG19_Weights,
   VGG19_BN_Weights,
 } from './models/weights.js';
-export type { WeightsMeta, ClassificationPreset } from './models/weights.js';
+export type { WeightsMeta } from './models/weights.js';
 export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
 export * as hub from './hub/index.js';
 export * as optim from './optim/index.js';
 export { load, save, loadSafetensors, loadSafetensorsMetadata, saveSafetensors, OrderedDict } from './serialization/index.js';
 export type { LoadOptions, MapLocation, SaveOptions, PathOrBuffer, Tuple } from './serialization/index.js';
 export * as transforms from './transforms/index.js';
-export { ImageClassification, decodeImage } from './transforms/presets.js';
+export { ImageClassification } from './transforms/presets.js';
+export type { ClassificationPreset } from './transforms/presets.js';
+export { decodeImage } from './io/image.js';
 export {
   DataLoader, EpochIterator, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
   CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
@@ -44,8 +46,8 @@ export type {
 } from './data/index.js';
 export { download } from './utils/download.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
-export { makeGrid, saveImage } from './utils/image.js';
-export type { MakeGridOptions } from './utils/image.js';
+export { makeGrid, saveImage } from './io/grid.js';
+export type { MakeGridOptions } from './io/grid.js';
 export * as train from './train/index.js';
 export { fit, evaluate, saveCheckpoint, loadCheckpoint } from './train/index.js';
 export type { FitOptions, FitResult, Evaluation, MetricsRecord } from './train/index.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MetricsLog } from '../lib/train/metrics.js';
+import { MetricsLog } from '../lib/train/metricsLog.js';
 import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const CLI = resolve('lib/cli.ts');

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../lib/train/checkpoint.js';
-import { MetricsLog } from '../lib/train/metrics.js';
+import { MetricsLog } from '../lib/train/metricsLog.js';
 import { type EncodedTensor, decode, hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'vgg-torch-examples-'));

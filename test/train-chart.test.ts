@@ -11,7 +11,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { renderChartHtml, writeChartHtml } from '../lib/train/chart.js';
 import { startLiveServer } from '../lib/train/live.js';
-import { MetricsLog, type BatchRecord, type EpochRecord, type EvalRecord, type MetricsRecord } from '../lib/train/metrics.js';
+import { MetricsLog, type BatchRecord, type EpochRecord, type EvalRecord, type MetricsRecord } from '../lib/train/metricsLog.js';
 
 const CLASSES = ['plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 

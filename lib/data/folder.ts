@@ -11,6 +11,7 @@ import { dtypeCode } from '../tensor/dtype.js';
 import { fromBuffer } from '../tensor/creation.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
+import { type DecodedPixels, decodePixels } from '../io/image.js';
 import { type Transform, isPlannable } from '../transforms/transforms.js';
 import { type BatchSource, type Dataset, type ImageDatasetOptions, checkIndex, gatherRows, indexTensor, transformSample } from './dataset.js';
 
@@ -24,12 +25,6 @@ export interface ImageFolderOptions extends ImageDatasetOptions {
   channels?: 1 | 3;
   /** Images decoded at once while loading (default 8). */
   concurrency?: number;
-}
-
-interface Decoded {
-  bytes: Uint8Array;
-  height: number;
-  width: number;
 }
 
 /** Lists directory entries as torchvision's find_classes/make_dataset do (following symlinks). */
@@ -116,20 +111,15 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
   /** Decodes every image once (RGB, or grayscale with `channels: 1`); returns this. */
   async load(): Promise<this> {
     if (this.packed) return this;
-    const { default: sharp } = await import('sharp');
-    const decoded: Decoded[] = new Array(this.samples.length);
+    const mode = this.channels === 3 ? 'RGB' : 'GRAY';
+    const decoded: DecodedPixels[] = new Array(this.samples.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < this.samples.length) {
         const i = next++;
         const path = this.samples[i][0];
         try {
-          // PIL's convert('RGB') / convert('L'): alpha dropped, palettes and gray expanded.
-          let img = sharp(path, { failOn: 'error' });
-          img = this.channels === 3 ? img.removeAlpha().toColourspace('srgb') : img.removeAlpha().toColourspace('b-w');
-          const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-          if (info.channels !== this.channels) throw new Error(`decoded to ${info.channels} channels`);
-          decoded[i] = { bytes: data, height: info.height, width: info.width };
+          decoded[i] = await decodePixels(path, mode);
         } catch (e) {
           throw new Error(`ImageFolder: cannot decode ${path}: ${(e as Error).message}`, { cause: e });
         }
@@ -139,12 +129,12 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
     const offsets = new Float64Array(decoded.length + 1);
     const sizes = new Int32Array(decoded.length * 2);
     decoded.forEach((d, i) => {
-      offsets[i + 1] = offsets[i] + d.bytes.length;
+      offsets[i + 1] = offsets[i] + d.data.length;
       sizes[2 * i] = d.height;
       sizes[2 * i + 1] = d.width;
     });
     const all = new Uint8Array(offsets[decoded.length]);
-    decoded.forEach((d, i) => all.set(d.bytes, offsets[i]));
+    decoded.forEach((d, i) => all.set(d.data, offsets[i]));
     const c = this.channels;
     this.packed = fromBuffer(all, { dtype: 'uint8' });
     this.offsets = offsets;

@@ -1,17 +1,7 @@
 // Pretrained weights: torchvision's WeightsEnum entries for the VGG family, with
 // the same URLs, metadata and preprocessing recipe.
 import { IMAGENET_CATEGORIES } from './imagenetCategories.js';
-import { ImageClassification } from '../transforms/presets.js';
-
-/** How images are prepared for a set of weights (torchvision's ImageClassification preset). */
-export interface ClassificationPreset {
-  cropSize: number;
-  resizeSize: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-  interpolation: 'bilinear';
-  antialias: boolean;
-}
+import { type ClassificationPreset, ImageClassification } from '../transforms/presets.js';
 
 export interface WeightsMeta {
   numParams: number;

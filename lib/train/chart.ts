@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { EvalRecord, MetricsRecord } from './metrics.js';
+import type { EvalRecord, MetricsRecord } from './metricsLog.js';
 import { checkOptions } from '../utils/args.js';
 
 /** Options of {@link renderChartHtml} and {@link writeChartHtml}. */

@@ -14,7 +14,7 @@ import { save } from '../serialization/save.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
-import type { MetricsRecord } from './metrics.js';
+import type { MetricsRecord } from './metricsLog.js';
 
 /** Identifies files written by {@link saveCheckpoint}. */
 export const CHECKPOINT_FORMAT = 'vgg-torch.checkpoint/1';

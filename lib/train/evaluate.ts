@@ -3,13 +3,13 @@
 // prints them and recorded for the chart page.
 import { noGrad } from '../autograd.js';
 import type { DataLoader } from '../data/dataloader.js';
-import { ConfusionMatrix } from '../data/metrics.js';
+import { ConfusionMatrix } from '../data/classificationMetrics.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
-import type { EvalRecord } from './metrics.js';
+import type { EvalRecord } from './metricsLog.js';
 
 /** The result of {@link evaluate}. */
 export interface Evaluation {

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderChartHtml } from './chart.js';
-import type { MetricsLog, MetricsRecord } from './metrics.js';
+import type { MetricsLog, MetricsRecord } from './metricsLog.js';
 import { checkOptions } from '../utils/args.js';
 
 /** Options of {@link startLiveServer}. */

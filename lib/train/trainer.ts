@@ -16,7 +16,7 @@ import { writeChartHtml } from './chart.js';
 import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
 import { type LiveServer, startLiveServer } from './live.js';
-import { type BatchRecord, type MetricsRecord, MetricsLog } from './metrics.js';
+import { type BatchRecord, type MetricsRecord, MetricsLog } from './metricsLog.js';
 import { ProgressBar } from './progress.js';
 
 export interface FitOptions {

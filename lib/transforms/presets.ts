@@ -1,31 +1,18 @@
 // torchvision's ImageClassification preset, the preprocessing that pretrained
 // weights were trained with: resize the short side (bilinear, antialias), center
 // crop, scale to [0, 1], normalize with the weights' mean and std.
-import { readFileSync } from 'node:fs';
-import type { ClassificationPreset } from '../models/weights.js';
-import { fromBuffer } from '../tensor/creation.js';
-import { Tensor } from '../tensor/tensor.js';
+import { decodeImage } from '../io/image.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { CenterCrop, Compose, Normalize, Resize, ToTensor } from './transforms.js';
 
-/**
- * Decodes a JPEG, PNG, WebP, GIF or TIFF image (a path or the file's bytes) with
- * sharp into a uint8 (3, H, W) RGB tensor, as `torchvision.io.read_image(…, RGB)`.
- */
-export async function decodeImage(input: string | Uint8Array): Promise<Tensor> {
-  const { default: sharp } = await import('sharp');
-  const bytes = typeof input === 'string' ? readFileSync(input) : input;
-  let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
-  try {
-    decoded = await sharp(bytes, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  } catch (e) {
-    const what = typeof input === 'string' ? input : 'the image bytes';
-    throw new Error(`decodeImage: cannot decode ${what}: ${(e as Error).message}`, { cause: e });
-  }
-  const { data, info } = decoded;
-  const hwc = fromBuffer(data, { dtype: 'uint8', shape: [info.height, info.width, info.channels] });
-  const chw = hwc.permute(2, 0, 1).contiguous();
-  hwc.dispose();
-  return chw;
+/** How images are prepared for a set of weights (torchvision's ImageClassification preset). */
+export interface ClassificationPreset {
+  cropSize: number;
+  resizeSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  interpolation: 'bilinear';
+  antialias: boolean;
 }
 
 /** The preset as torchvision's `weights.transforms()` returns it. */

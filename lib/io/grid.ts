@@ -4,7 +4,7 @@ import { noGrad } from '../autograd.js';
 import { cat, stack, Tensor } from '../tensor/tensor.js';
 import { full } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
-import { checkOptions, describe } from './args.js';
+import { checkOptions, describe } from '../utils/args.js';
 
 export interface MakeGridOptions {
   /** Images per row (default 8). */
