@@ -79,8 +79,11 @@ function findAddon(): string {
   );
 }
 
+/** The addon file this package loads; worker threads (the DataLoader's pool) load the very same one. */
+export const addonPath: string = findAddon();
+
 /** The loaded addon; one instance per JS environment (main thread or worker). */
-export const native: NativeAddon = createRequire(import.meta.url)(findAddon());
+export const native: NativeAddon = createRequire(import.meta.url)(addonPath);
 
 const opCache = new Map<string, OpHandle>();
 

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Tensor, arange, cuda, dispose, memory, nn, randn, tensor, tidy, zeros } from '../lib/index.js';
+import { FormatError, Tensor, arange, cuda, dispose, memory, nn, randn, tensor, tidy, zeros } from '../lib/index.js';
 import {
   OrderedDict, load, loadSafetensors, loadSafetensorsMetadata, save, saveSafetensors,
 } from '../lib/serialization/index.js';
@@ -727,6 +727,22 @@ describe('load(): hostile and broken files', () => {
     expect(() => load(Buffer.alloc(0))).toThrow(/the file is empty/);
     expect(() => load(fixturePath('tensors.safetensors'))).toThrow(/use loadSafetensors/);
     expect(() => load(join(tmp, 'no-such-file.pt'))).toThrow(/load\(\): cannot open .*no-such-file\.pt/);
+    // Corrupt bytes are a FormatError through the public load(), with the file named; a missing file is not.
+    for (const bad of [legacy, badOffset, badSig, badCrc, Buffer.from('hello world, not a checkpoint')]) {
+      expect(() => load(bad)).toThrow(FormatError);
+      expect(() => load(bad)).toThrow(/^load\(\): <buffer>: /);
+    }
+    let missing: unknown;
+    try {
+      load(join(tmp, 'no-such-file.pt'));
+    } catch (e) {
+      missing = e;
+    }
+    expect(missing).toBeInstanceOf(Error);
+    expect(missing).not.toBeInstanceOf(FormatError);
+    const st = Buffer.from(readFileSync(fixturePath('tensors.safetensors')));
+    st.writeBigUInt64LE(1n << 40n, 0); // header length past the end
+    expect(() => loadSafetensors(st)).toThrow(FormatError);
   });
 
   it('survives random corruption: every mutated file loads or throws an Error, none hangs', () => {

@@ -8,12 +8,8 @@
 //
 // Workers are shared by all DataLoaders, created on first use, and unref'd: an
 // idle pool never keeps the process alive.
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
-import { native } from '../native.js';
+import { addonPath, native } from '../native.js';
 import { type Plan, RUN_PLAN_SOURCE } from '../transforms/plan.js';
 
 /** One input of a job: the bytes of a contiguous tensor. */
@@ -86,20 +82,6 @@ parentPort.on('message', (job) => {
 });
 `;
 
-/** The addon file this thread loaded (so workers load the very same one). */
-function addonPath(): string {
-  const req = createRequire(import.meta.url);
-  const loaded = Object.keys(req.cache).find((k) => k.endsWith('vgg_torch.node'));
-  if (loaded) return loaded;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'build', 'Release', 'vgg_torch.node');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error('DataLoader: cannot find the native addon (build/Release/vgg_torch.node) for the loader worker');
-}
-
 interface Slot {
   worker: Worker;
   port: MessagePort;
@@ -135,7 +117,7 @@ function slot(k: number): Slot {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { addon: addonPath(), threads: 1, signal: signal.buffer, port: port2 },
+    workerData: { addon: addonPath, threads: 1, signal: signal.buffer, port: port2 },
     transferList: [port2],
     stdout: false,
     stderr: false,

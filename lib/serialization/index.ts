@@ -6,4 +6,5 @@ export type { SaveOptions } from './save.js';
 export { loadSafetensors, loadSafetensorsMetadata, saveSafetensors } from './safetensors.js';
 export { OrderedDict } from './types.js';
 export type { Tuple } from './types.js';
+export { FormatError } from './source.js';
 export type { PathOrBuffer } from './source.js';

@@ -20,7 +20,7 @@ import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, isDeviceString, wrap } from '../tensor/tensor.js';
 import { checkOptions } from '../utils/args.js';
 import { kind, unpickle, type UnpicklerHooks } from './pickle.js';
-import { Cursor, FormatError, type PathOrBuffer, RangeSource, type Source, bufferSource, openSource } from './source.js';
+import { Cursor, FormatError, type PathOrBuffer, RangeSource, type Source, bufferSource, openSource, withContext } from './source.js';
 import { looksLikeTar, readTar } from './tar.js';
 import { OrderedDict } from './types.js';
 import { ZipReader, ownBuffer } from './zip.js';
@@ -882,9 +882,7 @@ export function load<T = unknown>(pathOrBuffer: PathOrBuffer, opts: LoadOptions 
     return value as T;
   } catch (e) {
     loader?.abort();
-    const err = e as Error;
-    const msg = err?.message ?? String(e);
-    throw new Error(`load(): ${src.name}: ${msg}`, { cause: e });
+    throw withContext(`load(): ${src.name}`, e);
   } finally {
     src.close();
   }

@@ -8,7 +8,7 @@ import { type DType, dtypeCode, elementSize } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { tensorBytes, toPath, writeAtomically } from './bytes.js';
 import { checkOptions, describe } from '../utils/args.js';
-import { FormatError, type PathOrBuffer, type Source, openSource } from './source.js';
+import { FormatError, type PathOrBuffer, type Source, openSource, withContext } from './source.js';
 
 const FROM_ST: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
@@ -76,7 +76,7 @@ function wrapErrors<T>(fn: string, src: Source, body: () => T): T {
   try {
     return body();
   } catch (e) {
-    throw new Error(`${fn}(): ${src.name}: ${(e as Error).message}`, { cause: e });
+    throw withContext(`${fn}(): ${src.name}`, e);
   } finally {
     src.close();
   }

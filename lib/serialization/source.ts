@@ -5,12 +5,21 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** Thrown for anything wrong with the bytes being read (truncated, corrupt, hostile). */
+/**
+ * Thrown by {@link load} and the safetensors readers for anything wrong with the
+ * bytes being read: a truncated, corrupt or hostile file (`err instanceof FormatError`).
+ */
 export class FormatError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'FormatError';
   }
+}
+
+/** `e` with `prefix` (the function and file) in front of its message, keeping FormatError's class. */
+export function withContext(prefix: string, e: unknown): Error {
+  const message = `${prefix}: ${e instanceof Error ? e.message : String(e)}`;
+  return e instanceof FormatError ? new FormatError(message, { cause: e }) : new Error(message, { cause: e });
 }
 
 /** Random access to the bytes of a file or a buffer. */
