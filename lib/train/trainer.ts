@@ -126,11 +126,36 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   }
 }
 
+/** Where a run starts: from scratch, or from a checkpoint (possibly mid-epoch). */
+interface Start {
+  epoch: number;
+  batch: number;
+  step: number;
+  sums: Sums;
+  /** Mid-epoch resume: the epoch in progress, re-created from the checkpoint. */
+  epochInProgress: EpochIterator<[Tensor, Tensor]> | null;
+  metrics: MetricsRecord[];
+  from: string | Checkpoint | null;
+}
+
+/** What the steps of one fit() share. */
+interface Run {
+  opts: FitOptions;
+  criterion: Module<[Tensor, Tensor], Tensor>;
+  device: Device;
+  logEvery: number;
+  say: (line: string) => void;
+  stream: NodeJS.WritableStream;
+  files: { metrics: string; chart: string; checkpoint: string } | null;
+  log: MetricsLog;
+  /** Optimizer steps so far, over all epochs. */
+  step: number;
+  sums: Sums;
+  stop: Interruption;
+  lastCheckpoint: string | null;
+}
+
 async function train(opts: FitOptions): Promise<FitResult> {
-  const { model, trainLoader, optimizer } = opts;
-  const scheduler = opts.scheduler ?? null;
-  const criterion = opts.criterion ?? new CrossEntropyLoss();
-  const device = opts.device ?? 'cpu';
   const logEvery = opts.logEvery ?? 30;
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${describe(opts.epochs)}`);
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${describe(logEvery)}`);
@@ -141,211 +166,250 @@ async function train(opts: FitOptions): Promise<FitResult> {
     ? { metrics: join(out, 'metrics.jsonl'), chart: join(out, 'chart.html'), checkpoint: join(out, 'checkpoint.pth') }
     : null;
   const title = opts.title ?? 'vgg-torch training';
-
-  if (trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
+  if (opts.trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
   if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
 
-  // ---- resume ----
-  let startEpoch = 0;
-  let startBatch = 0;
-  let step = 0;
-  let sums = zeroSums();
-  /** Mid-epoch resume: the epoch in progress, re-created from the checkpoint. */
-  let resumedEpoch: EpochIterator<[Tensor, Tensor]> | null = null;
-  let initial: MetricsRecord[] = [];
-  const resumeFrom = opts.resume === true ? files?.checkpoint : opts.resume || null;
-  if (opts.resume === true && !resumeFrom) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
-  if (resumeFrom) {
-    if (typeof resumeFrom === 'string' && !existsSync(resumeFrom)) throw new Error(`fit(): no checkpoint to resume from at ${resumeFrom}`);
-    const ck = typeof resumeFrom === 'string' ? loadCheckpoint(resumeFrom) : resumeFrom;
-    const resumePath = ck.path;
-    try {
-      if (ck.epoch >= opts.epochs) {
-        throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
-      }
-      const loaderState = ck.batch > 0 ? ck.loaderState : null;
-      if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
-      ck.restore({ model, optimizer, scheduler, loaderGenerator: trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator });
-      // Right after the RNG states are restored: re-creating the epoch may draw (augmentation for batches ahead).
-      if (loaderState) resumedEpoch = trainLoader.iterate({ state: loaderState });
-      startEpoch = ck.epoch;
-      startBatch = ck.batch;
-      step = ck.step;
-      sums = { ...zeroSums(), ...ck.progress };
-      initial = ck.metrics;
-    } finally {
-      ck.dispose(); // a second copy of the weights must not live through the run
-    }
-    say(`Resuming from ${resumePath}: epoch ${startEpoch + (startBatch > 0 ? 1 : 0)}${startBatch > 0 ? `, after batch ${startBatch}` : ' done'}, step ${step}`);
-  }
-
+  const start = resume(opts, files, say);
   // A fresh run starts its outDir over: an older checkpoint must not be resumed into this run's metrics.
-  if (files && !resumeFrom) rmSync(files.checkpoint, { force: true });
-  const log = new MetricsLog(files?.metrics ?? null, initial);
+  if (files && !start.from) rmSync(files.checkpoint, { force: true });
+  const log = new MetricsLog(files?.metrics ?? null, start.metrics);
   if (opts.onRecord) log.onAppend(opts.onRecord);
-  let chartWritten = 0;
-  const writeChart = (force: boolean): void => {
-    if (!files || (!force && Date.now() - chartWritten < 2000)) return;
-    writeChartHtml(files.chart, log.records, { title });
-    chartWritten = Date.now();
-  };
-
-  // ---- interruption -------------------------------------------------------
-  let stopRequested = false;
-  const requestStop = (): void => {
-    if (stopRequested) return;
-    stopRequested = true;
-    say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
-  };
-  // SIGTERM too: `docker stop`, `timeout` and schedulers send it before they kill.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopRequested) process.exit(signal === 'SIGTERM' ? 143 : 130);
-    requestStop();
-  };
-  const handleSignals = opts.handleSignals ?? true;
-
-  let lastCheckpoint: string | null = null;
-  /** Saves the state after `epoch` whole epochs and `batch` batches of the next (taken from `it`). */
-  const checkpoint = (epoch: number, batch: number, it?: EpochIterator<unknown>): void => {
-    if (!files) return;
-    const loaderIter = it ? it.stateDict() : null;
-    try {
-      saveCheckpoint(files.checkpoint, {
-        model, optimizer, scheduler, epoch, batch, step,
-        metrics: log.records,
-        loaderGenerator: trainLoader.generator,
-        testLoaderGenerator: opts.testLoader?.generator,
-        loaderState: loaderIter,
-        meta: opts.meta,
-        progress: batch > 0 ? { ...sums } : {},
-      });
-    } finally {
-      if (loaderIter) {
-        loaderIter.order.dispose();
-        loaderIter.plans.dispose();
-      }
-    }
-    lastCheckpoint = files.checkpoint;
+  const chart = chartWriter(files, log, title);
+  const run: Run = {
+    opts, criterion: opts.criterion ?? new CrossEntropyLoss(), device: opts.device ?? 'cpu', logEvery, say, stream, files, log,
+    step: start.step, sums: start.sums, stop: new Interruption(say, opts), lastCheckpoint: null,
   };
 
   let evaluation: Evaluation | null = null;
-  let epochsDone = startEpoch;
+  let epochsDone = start.epoch;
   let interrupted = false;
-  const lr = (): number => optimizer.paramGroups[0].lr as number;
   let live: LiveServer | null = null;
-  let bar: ProgressBar | null = null;
   try {
     if (opts.live === true || typeof opts.live === 'number') {
       live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
       say(`Live chart: ${live.url}`);
     }
-    if (handleSignals) {
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-    }
-    opts.signal?.addEventListener('abort', requestStop, { once: true });
-    for (let epoch = startEpoch + 1; epoch <= opts.epochs && !interrupted; epoch++) {
-      const midEpoch = epoch === startEpoch + 1 && startBatch > 0;
+    run.stop.listen();
+    for (let epoch = start.epoch + 1; epoch <= opts.epochs && !interrupted; epoch++) {
+      const midEpoch = epoch === start.epoch + 1 && start.batch > 0;
       if (!midEpoch) {
-        sums = zeroSums();
-        if (scheduler && opts.schedulerStep === 'epoch-start') scheduler.step();
+        run.sums = zeroSums();
+        if (opts.scheduler && opts.schedulerStep === 'epoch-start') opts.scheduler.step();
       }
-      model.train();
-      const it = midEpoch ? resumedEpoch! : trainLoader.iterate();
-      const total = trainLoader.length;
-      let batch = midEpoch ? startBatch : 0;
-      bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream, start: batch, startImages: sums.epochImages });
-      let t0 = performance.now();
-      for await (const [images, labels] of it) {
-        let loss: number, correct: number, n: number;
-        try {
-          [loss, correct, n] = tidy(() => {
-            const x = images.to(device);
-            const y = labels.to(device);
-            optimizer.zeroGrad();
-            const output = model.forward(x);
-            const l = criterion.forward(output, y);
-            l.backward();
-            optimizer.step();
-            if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
-            return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
-          });
-        } finally {
-          images.dispose();
-          labels.dispose();
-        }
-        batch++;
-        step++;
-        sums.epochLoss += loss * n;
-        sums.epochCorrect += correct;
-        sums.epochImages += n;
-        sums.windowLoss += loss;
-        sums.windowCorrect += correct;
-        sums.windowImages += n;
-        sums.windowBatches++;
-        if (batch % logEvery === 0) {
-          const record: BatchRecord = {
-            kind: 'batch', epoch, batch, step,
-            loss: sums.windowLoss / sums.windowBatches,
-            accuracy: (100 * sums.windowCorrect) / sums.windowImages,
-            lr: lr(),
-            time: Date.now(),
-          };
-          bar.log(`[${epoch}, ${String(batch).padStart(5)}] loss: ${record.loss.toFixed(3)}  acc: ${record.accuracy.toFixed(1)} %  lr: ${record.lr.toPrecision(4)}`);
-          log.append(record);
-          sums.windowLoss = sums.windowCorrect = sums.windowImages = sums.windowBatches = 0;
-          writeChart(false);
-        }
-        bar.update(batch, { loss: sums.epochLoss / sums.epochImages, accuracy: (100 * sums.epochCorrect) / sums.epochImages, images: sums.epochImages });
-        await turnEventLoop();
-        if (stopRequested && batch < total) {
-          sums.epochSeconds += (performance.now() - t0) / 1000;
-          t0 = performance.now();
-          bar.finish();
-          checkpoint(epoch - 1, batch, it);
-          it.close();
-          interrupted = true;
-          break;
-        }
+      const it = midEpoch ? start.epochInProgress! : opts.trainLoader.iterate();
+      if (!(await trainEpoch(run, epoch, it, midEpoch ? start.batch : 0, chart))) {
+        interrupted = true;
+        break;
       }
-      if (interrupted) break;
-      sums.epochSeconds += (performance.now() - t0) / 1000;
-      const trainLoss = sums.epochLoss / sums.epochImages;
-      const trainAccuracy = (100 * sums.epochCorrect) / sums.epochImages;
-      const imagesPerSecond = sums.epochImages / sums.epochSeconds;
-      bar.finish(
-        `epoch ${epoch}/${opts.epochs}: train loss ${trainLoss.toFixed(4)}, accuracy ${trainAccuracy.toFixed(1)} %, ` +
-          `${Math.round(imagesPerSecond)} img/s, ${sums.epochSeconds.toFixed(1)} s`,
-      );
-      const epochLr = lr();
-      if (scheduler && (opts.schedulerStep ?? 'epoch-end') === 'epoch-end') scheduler.step();
-      if (opts.testLoader) {
-        evaluation = await evaluate(model, opts.testLoader, { criterion, classes: opts.classes, device });
-        say(formatEvaluation(evaluation));
-        log.append(evaluationRecord(evaluation, epoch));
-      }
-      log.append({
-        kind: 'epoch', epoch, step, trainLoss, trainAccuracy,
-        ...(evaluation && opts.testLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),
-        lr: epochLr,
-        seconds: sums.epochSeconds,
-        imagesPerSecond,
-        time: Date.now(),
-      });
+      evaluation = await endEpoch(run, epoch, evaluation);
       epochsDone = epoch;
-      checkpoint(epoch, 0);
-      writeChart(true);
-      if (stopRequested && epoch < opts.epochs) interrupted = true;
+      checkpoint(run, epoch, 0);
+      chart(true);
+      if (run.stop.requested && epoch < opts.epochs) interrupted = true;
     }
   } finally {
-    bar?.finish(); // an error's message must not land on the bar's line
-    resumedEpoch?.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    opts.signal?.removeEventListener('abort', requestStop);
-    writeChart(true);
+    start.epochInProgress?.close();
+    run.stop.unlisten();
+    chart(true);
     await live?.close();
   }
-  if (interrupted && lastCheckpoint) say(`Checkpoint saved to ${lastCheckpoint}; continue with resume (--resume).`);
-  return { epochs: epochsDone, step, interrupted, metrics: log.records, evaluation, checkpoint: lastCheckpoint, liveUrl: live?.url ?? null };
+  if (interrupted && run.lastCheckpoint) say(`Checkpoint saved to ${run.lastCheckpoint}; continue with resume (--resume).`);
+  return {
+    epochs: epochsDone, step: run.step, interrupted, metrics: log.records, evaluation, checkpoint: run.lastCheckpoint, liveUrl: live?.url ?? null,
+  };
+}
+
+/** Restores model, optimizer, scheduler, RNGs and the loader from `opts.resume`, if any; where to start. */
+function resume(opts: FitOptions, files: Run['files'], say: (line: string) => void): Start {
+  const start: Start = { epoch: 0, batch: 0, step: 0, sums: zeroSums(), epochInProgress: null, metrics: [], from: null };
+  const from = opts.resume === true ? files?.checkpoint : opts.resume || null;
+  if (opts.resume === true && !from) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
+  if (!from) return start;
+  if (typeof from === 'string' && !existsSync(from)) throw new Error(`fit(): no checkpoint to resume from at ${from}`);
+  const ck = typeof from === 'string' ? loadCheckpoint(from) : from;
+  const resumePath = ck.path;
+  try {
+    if (ck.epoch >= opts.epochs) {
+      throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
+    }
+    const loaderState = ck.batch > 0 ? ck.loaderState : null;
+    if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
+    ck.restore({
+      model: opts.model, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null,
+      loaderGenerator: opts.trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator,
+    });
+    // Right after the RNG states are restored: re-creating the epoch may draw (augmentation for batches ahead).
+    if (loaderState) start.epochInProgress = opts.trainLoader.iterate({ state: loaderState });
+    Object.assign(start, { epoch: ck.epoch, batch: ck.batch, step: ck.step, sums: { ...zeroSums(), ...ck.progress }, metrics: ck.metrics, from });
+  } finally {
+    ck.dispose(); // a second copy of the weights must not live through the run
+  }
+  say(`Resuming from ${resumePath}: epoch ${start.epoch + (start.batch > 0 ? 1 : 0)}${start.batch > 0 ? `, after batch ${start.batch}` : ' done'}, step ${start.step}`);
+  return start;
+}
+
+/** Ctrl-C, SIGTERM or the abort signal: stop after the current batch with a checkpoint; a second signal quits at once. */
+class Interruption {
+  requested = false;
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    if (this.requested) process.exit(signal === 'SIGTERM' ? 143 : 130);
+    this.request();
+  };
+  private readonly request = (): void => {
+    if (this.requested) return;
+    this.requested = true;
+    this.say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
+  };
+
+  constructor(private readonly say: (line: string) => void, private readonly opts: Pick<FitOptions, 'handleSignals' | 'signal'>) {}
+
+  listen(): void {
+    // SIGTERM too: `docker stop`, `timeout` and schedulers send it before they kill.
+    if (this.opts.handleSignals ?? true) {
+      process.on('SIGINT', this.onSignal);
+      process.on('SIGTERM', this.onSignal);
+    }
+    this.opts.signal?.addEventListener('abort', this.request, { once: true });
+  }
+
+  unlisten(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+    this.opts.signal?.removeEventListener('abort', this.request);
+  }
+}
+
+/** Rewrites chart.html from the log: forced, or at most every 2 s. */
+function chartWriter(files: Run['files'], log: MetricsLog, title: string): (force: boolean) => void {
+  let written = 0;
+  return (force) => {
+    if (!files || (!force && Date.now() - written < 2000)) return;
+    writeChartHtml(files.chart, log.records, { title });
+    written = Date.now();
+  };
+}
+
+/** Saves the state after `epoch` whole epochs and `batch` batches of the next (taken from `it`). */
+function checkpoint(run: Run, epoch: number, batch: number, it?: EpochIterator<unknown>): void {
+  const { opts, files } = run;
+  if (!files) return;
+  const loaderIter = it ? it.stateDict() : null;
+  try {
+    saveCheckpoint(files.checkpoint, {
+      model: opts.model, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null, epoch, batch, step: run.step,
+      metrics: run.log.records,
+      loaderGenerator: opts.trainLoader.generator,
+      testLoaderGenerator: opts.testLoader?.generator,
+      loaderState: loaderIter,
+      meta: opts.meta,
+      progress: batch > 0 ? { ...run.sums } : {},
+    });
+  } finally {
+    if (loaderIter) {
+      loaderIter.order.dispose();
+      loaderIter.plans.dispose();
+    }
+  }
+  run.lastCheckpoint = files.checkpoint;
+}
+
+const lr = (opts: FitOptions): number => opts.optimizer.paramGroups[0].lr as number;
+
+/**
+ * The batches of one epoch from `batch` on: steps, `[epoch, batch] loss` lines,
+ * the bar. False when interrupted (after checkpointing mid-epoch).
+ */
+async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Tensor]>, batch: number, chart: (force: boolean) => void): Promise<boolean> {
+  const { opts, sums } = run;
+  const { model, optimizer, scheduler } = opts;
+  model.train();
+  const total = opts.trainLoader.length;
+  const bar = new ProgressBar({ total, label: `epoch ${epoch}/${opts.epochs}`, stream: run.stream, start: batch, startImages: sums.epochImages });
+  try {
+    let t0 = performance.now();
+    for await (const [images, labels] of it) {
+      let loss: number, correct: number, n: number;
+      try {
+        [loss, correct, n] = tidy(() => {
+          const x = images.to(run.device);
+          const y = labels.to(run.device);
+          optimizer.zeroGrad();
+          const output = model.forward(x);
+          const l = run.criterion.forward(output, y);
+          l.backward();
+          optimizer.step();
+          if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
+          return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
+        });
+      } finally {
+        images.dispose();
+        labels.dispose();
+      }
+      batch++;
+      run.step++;
+      sums.epochLoss += loss * n;
+      sums.epochCorrect += correct;
+      sums.epochImages += n;
+      sums.windowLoss += loss;
+      sums.windowCorrect += correct;
+      sums.windowImages += n;
+      sums.windowBatches++;
+      if (batch % run.logEvery === 0) {
+        const record: BatchRecord = {
+          kind: 'batch', epoch, batch, step: run.step,
+          loss: sums.windowLoss / sums.windowBatches,
+          accuracy: (100 * sums.windowCorrect) / sums.windowImages,
+          lr: lr(opts),
+          time: Date.now(),
+        };
+        bar.log(`[${epoch}, ${String(batch).padStart(5)}] loss: ${record.loss.toFixed(3)}  acc: ${record.accuracy.toFixed(1)} %  lr: ${record.lr.toPrecision(4)}`);
+        run.log.append(record);
+        sums.windowLoss = sums.windowCorrect = sums.windowImages = sums.windowBatches = 0;
+        chart(false);
+      }
+      bar.update(batch, { loss: sums.epochLoss / sums.epochImages, accuracy: (100 * sums.epochCorrect) / sums.epochImages, images: sums.epochImages });
+      await turnEventLoop();
+      if (run.stop.requested && batch < total) {
+        sums.epochSeconds += (performance.now() - t0) / 1000;
+        t0 = performance.now();
+        bar.finish();
+        checkpoint(run, epoch - 1, batch, it);
+        it.close();
+        return false;
+      }
+    }
+    sums.epochSeconds += (performance.now() - t0) / 1000;
+    bar.finish(
+      `epoch ${epoch}/${opts.epochs}: train loss ${(sums.epochLoss / sums.epochImages).toFixed(4)}, ` +
+        `accuracy ${((100 * sums.epochCorrect) / sums.epochImages).toFixed(1)} %, ` +
+        `${Math.round(sums.epochImages / sums.epochSeconds)} img/s, ${sums.epochSeconds.toFixed(1)} s`,
+    );
+    return true;
+  } finally {
+    bar.finish(); // an error's message must not land on the bar's line
+  }
+}
+
+/** After an epoch's batches: the scheduler step, evaluation, and the epoch's record. */
+async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): Promise<Evaluation | null> {
+  const { opts, sums } = run;
+  const epochLr = lr(opts);
+  if (opts.scheduler && (opts.schedulerStep ?? 'epoch-end') === 'epoch-end') opts.scheduler.step();
+  let evaluation = previous;
+  if (opts.testLoader) {
+    evaluation = await evaluate(opts.model, opts.testLoader, { criterion: run.criterion, classes: opts.classes, device: run.device });
+    run.say(formatEvaluation(evaluation));
+    run.log.append(evaluationRecord(evaluation, epoch));
+  }
+  run.log.append({
+    kind: 'epoch', epoch, step: run.step,
+    trainLoss: sums.epochLoss / sums.epochImages,
+    trainAccuracy: (100 * sums.epochCorrect) / sums.epochImages,
+    ...(evaluation && opts.testLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),
+    lr: epochLr,
+    seconds: sums.epochSeconds,
+    imagesPerSecond: sums.epochImages / sums.epochSeconds,
+    time: Date.now(),
+  });
+  return evaluation;
 }
