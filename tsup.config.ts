@@ -1,8 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // downloadMain: the child process behind downloadSync (pretrained weights, datasets); cli: the vgg-torch bin.
-  entry: { index: 'lib/index.ts', downloadMain: 'lib/utils/downloadMain.ts', cli: 'lib/cli.ts' },
+  // downloadMain: the child process behind downloadSync (pretrained weights, datasets); poolWorker: a DataLoader worker thread; cli: the vgg-torch bin.
+  entry: { index: 'lib/index.ts', downloadMain: 'lib/utils/downloadMain.ts', poolWorker: 'lib/data/poolWorker.ts', cli: 'lib/cli.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

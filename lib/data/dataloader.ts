@@ -7,7 +7,7 @@
 // runs it while the training step runs here. Other datasets are read sample by
 // sample and collated on this thread.
 import { AsyncResource } from 'node:async_hooks';
-import { native, type Handle } from '../native.js';
+import { native } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { tidy, track } from '../tensor/scope.js';
 import { Tensor, stack, wrap } from '../tensor/tensor.js';
@@ -373,7 +373,7 @@ class Epoch<T, B> {
     }
     if (this.loader.numWorkers === 0) {
       try {
-        const out = wrap(runPlan(cols[0]._h, plan) as Handle);
+        const out = wrap(runPlan(cols[0]._h, plan));
         cols[0].dispose();
         cols[0] = out;
       } catch (e) {

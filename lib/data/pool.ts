@@ -8,9 +8,12 @@
 //
 // Workers are shared by all DataLoaders, created on first use, and unref'd: an
 // idle pool never keeps the process alive.
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import { addonPath, native } from '../native.js';
-import { type Plan, RUN_PLAN_SOURCE } from '../transforms/plan.js';
+import type { Plan } from '../transforms/plan.js';
+import type { PoolWorkerData } from './poolWorker.js';
 
 /** One input of a job: the bytes of a contiguous tensor. */
 export interface JobInput {
@@ -27,60 +30,21 @@ export interface Job {
 /** A finished job: the output's bytes, or the error message. */
 export type JobResult = { id: number; buffer: ArrayBuffer; shape: number[]; dtype: number; error?: undefined } | { id: number; error: string };
 
-const WORKER_SOURCE = `
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const native = require(workerData.addon);
-// One intra-op thread: the training step on the main thread has the cores.
-// at::set_num_threads also sets the process-wide default that new threads start
-// from; getNumThreads() settles this thread's own setting, then the main thread
-// restores the default once this thread says it is ready (signal[1]).
-native.setNumThreads(workerData.threads);
-native.getNumThreads();
-const ops = new Map();
-function op(name, overload) {
-  const key = name + '.' + overload;
-  let h = ops.get(key);
-  if (h === undefined) { h = native.op(name, overload); ops.set(key, h); }
-  return h;
+const here = import.meta.url;
+
+/**
+ * Starts one loader worker (poolWorker.ts). The published build runs
+ * poolWorker.js beside this chunk; from the TypeScript sources (tests, tsx) the
+ * worker registers tsx first, then imports poolWorker.ts.
+ */
+function startWorker(workerData: PoolWorkerData, transferList: MessagePort[]): Worker {
+  const options = { workerData, transferList, stdout: false, stderr: false };
+  if (!here.endsWith('.ts')) return new Worker(new URL('./poolWorker.js', here), options);
+  // tsx's ESM API (its CommonJS twin cannot register hooks in a worker): the import condition of 'tsx/esm/api'.
+  const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const boot = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(new URL('./poolWorker.ts', here).href)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), options);
 }
-${RUN_PLAN_SOURCE}
-const signal = new Int32Array(workerData.signal);
-const port = workerData.port;
-Atomics.store(signal, 1, 1);
-Atomics.notify(signal, 1);
-function reply(msg, transfer) {
-  port.postMessage(msg, transfer);
-  Atomics.add(signal, 0, 1);
-  Atomics.notify(signal, 0);
-}
-parentPort.on('message', (job) => {
-  const handles = [];
-  try {
-    const outs = [];
-    for (let i = 0; i < job.inputs.length; i++) {
-      const inp = job.inputs[i];
-      const h = native.fromBuffer(inp.buffer, 0, inp.shape, inp.dtype, false);
-      handles.push(h);
-      const o = runPlan(native, op, h, job.plans[i]);
-      if (o !== h) handles.push(o);
-      outs.push(o);
-    }
-    let out = outs[0];
-    if (job.stack) {
-      out = native.call(op('aten::stack', ''), outs, 0);
-      handles.push(out);
-    }
-    const meta = native.meta(out);
-    const buffer = native.toArrayBuffer(out);
-    reply({ id: job.id, buffer, shape: meta[0], dtype: meta[1] }, [buffer]);
-  } catch (e) {
-    reply({ id: job.id, error: (e && e.message) || String(e) });
-  } finally {
-    for (const h of handles) native.dispose(h);
-  }
-});
-`;
 
 interface Slot {
   worker: Worker;
@@ -115,15 +79,9 @@ function slot(k: number): Slot {
   if (s && !s.dead) return s;
   const signal = new Int32Array(new SharedArrayBuffer(8));
   const { port1, port2 } = new MessageChannel();
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: { addon: addonPath, threads: 1, signal: signal.buffer, port: port2 },
-    transferList: [port2],
-    stdout: false,
-    stderr: false,
-  });
+  const worker = startWorker({ addon: addonPath, threads: 1, signal: signal.buffer as SharedArrayBuffer, port: port2 }, [port2]);
   // Wait for the worker's thread setting, then give the process-wide default back
-  // to this thread's value (see WORKER_SOURCE). Once per worker, a few ms.
+  // to this thread's value (see poolWorker.ts). Once per worker, a few ms.
   const threads = native.getNumThreads();
   for (let t = 0; Atomics.load(signal, 1) === 0 && worker.threadId !== -1 && t < 100; t++) Atomics.wait(signal, 1, 0, 100);
   native.setNumThreads(threads);

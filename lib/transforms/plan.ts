@@ -4,8 +4,9 @@
 // structured-cloneable data, so the same plan runs here (Transform.forward) or
 // in a DataLoader worker thread, which has its own addon instance and cannot
 // share tensors or JS objects with this thread. The worker then needs no copy of
-// the transforms' code: only the small interpreter below, shipped as source.
-import { native, op } from '../native.js';
+// the transforms' code: only the small interpreter of planRunner.ts.
+import { type Handle, native, op } from '../native.js';
+import { runPlanWith } from './planRunner.js';
 import { type DType, dtypeCode } from '../tensor/dtype.js';
 
 /** A constant tensor, copied in when the step runs. */
@@ -36,67 +37,9 @@ export interface Plan {
   result: number;
 }
 
-/**
- * The interpreter, as source: evaluated here with `new Function` and in loader
- * workers with `eval`, so both threads run the very same code.
- * Signature: (native, op, inputHandle, plan) → output handle. Every handle it
- * creates other than the output is disposed, also when an op throws.
- */
-export const RUN_PLAN_SOURCE = String.raw`
-function runPlan(native, op, input, plan) {
-  var vals = [input];
-  var temps = [];
-  var ok = false;
-  try {
-    for (var i = 0; i < plan.steps.length; i++) {
-      var s = plan.steps[i];
-      var consts = [];
-      var args = new Array(s.args.length);
-      try {
-        for (var j = 0; j < s.args.length; j++) {
-          var a = s.args[j];
-          if (a !== null && typeof a === 'object' && !Array.isArray(a)) {
-            if ('v' in a) args[j] = vals[a.v];
-            else if ('vl' in a) {
-              args[j] = a.vl.map(function (k) {
-                if (k === null || typeof k === 'number') return k === null ? null : vals[k];
-                var hc = native.fromBuffer(k.c.buffer, k.c.byteOffset, k.shape, k.dtype, true);
-                consts.push(hc);
-                return hc;
-              });
-            }
-            else if ('w' in a) args[j] = [a.w];
-            else if ('c' in a) {
-              var h = native.fromBuffer(a.c.buffer, a.c.byteOffset, a.shape, a.dtype, true);
-              consts.push(h);
-              args[j] = h;
-            } else throw new Error('runPlan: bad argument ' + JSON.stringify(a));
-          } else {
-            args[j] = a;
-          }
-        }
-        var out = native.call(op(s.op, s.overload), ...args);
-      } finally {
-        for (var k = 0; k < consts.length; k++) native.dispose(consts[k]);
-      }
-      vals.push(out);
-      temps.push(out);
-    }
-    ok = true;
-    return vals[plan.result];
-  } finally {
-    var keep = ok ? vals[plan.result] : undefined;
-    for (var t = 0; t < temps.length; t++) if (temps[t] !== keep) native.dispose(temps[t]);
-  }
-}
-`;
-
-type Runner = (n: typeof native, o: typeof op, input: number, plan: Plan) => number;
-const runner = new Function(`${RUN_PLAN_SOURCE}\nreturn runPlan;`)() as Runner;
-
 /** Runs `plan` on the tensor handle `input` in this thread; returns the output handle. */
-export function runPlan(input: number, plan: Plan): number {
-  return runner(native, op, input, plan);
+export function runPlan(input: Handle, plan: Plan): Handle {
+  return runPlanWith(native, op, input, plan);
 }
 
 /** A value while a plan is being recorded: its id, shape and dtype (known statically). */

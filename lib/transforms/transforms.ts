@@ -5,7 +5,7 @@
 // their results are bit for bit torchvision's. Random ones draw their parameters
 // from libtorch's global generator (see `manualSeed`) while recording, in the
 // order torchvision would draw them image by image.
-import { native, op, type Handle } from '../native.js';
+import { native, op } from '../native.js';
 import { rand, randint } from '../tensor/creation.js';
 import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
@@ -67,7 +67,7 @@ export abstract class Transform {
     if (!(x instanceof Tensor)) throw new TypeError(`${this.name}: expected a Tensor, got ${describe(x)}`);
     const { plan } = this._planFor(x.shape, x.dtype);
     if (plan.result === 0) return wrap(native.call(op('aten::alias'), x._h));
-    return wrap(runPlan(x._h, plan) as Handle);
+    return wrap(runPlan(x._h, plan));
   }
 
   /** A description in torchvision's style, e.g. `RandomCrop(size=(32, 32), padding=4)`. */
