@@ -88,6 +88,33 @@ describe('the built package (dist/)', () => {
     });
   }
 
+  it('DataLoader workers start from the build (dist/poolWorker.js), ESM and CommonJS, and give the batches of numWorkers: 0', () => {
+    const root = join(dir, 'cifar');
+    mkdirSync(join(root, 'cifar-10-batches-bin'), { recursive: true });
+    const bytes = Buffer.alloc(100 * 3073);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 3073 === 0 ? (i / 3073) % 10 : Math.imul(i, 2654435761) >>> 24;
+    writeFileSync(join(root, 'cifar-10-batches-bin', 'test_batch.bin'), bytes);
+    const body = `const T = vt.transforms;
+const ds = new vt.CIFAR10({ root: ${JSON.stringify(root)}, train: false, transform: new T.Compose([new T.RandomCrop(32, { padding: 4 }), new T.RandomHorizontalFlip(), new T.ToTensor()]) });
+const epoch = (numWorkers) => {
+  vt.manualSeed(3);
+  return vt.tidy(() => [...new vt.DataLoader(ds, { batchSize: 16, shuffle: true, numWorkers })].map(([x, y]) => [x.sum().item(), y.sum().item()]));
+};
+const out = { workers: epoch(2), inline: epoch(0) };
+ds.dispose();
+process.stdout.write(JSON.stringify(out));
+`;
+    for (const format of ['esm', 'cjs'] as const) {
+      const file = join(dir, format === 'esm' ? 'loader.mjs' : 'loader.cjs');
+      writeFileSync(file, (format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n") + body);
+      const r = spawnSync(process.execPath, [file], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+      expect(r.status, `${format}: ${r.stderr}`).toBe(0);
+      const { workers, inline } = JSON.parse(r.stdout) as { workers: number[][]; inline: number[][] };
+      expect(workers).toHaveLength(7);
+      expect(workers).toEqual(inline);
+    }
+  });
+
   it('the bin prints its help and a summary', () => {
     const help = spawnSync(process.execPath, ['dist/cli.js', '--help'], { encoding: 'utf8' });
     expect(help.status).toBe(0);
