@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # libtorch-dev: libtorch (CPU) + headers + CMake config, with Debian's optimized BLAS.
 # python3-torch/-torchvision: the test oracle (same libtorch_cpu.so), never used at run time.
 # dataset-fashion-mnist: real data for the offline training examples and tests.
-PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist chromium)
+# libgloo-dev: the Gloo headers libtorch's c10d ProcessGroupGloo needs (distributed training).
+PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist chromium libgloo-dev)
 if [ -n "${LIBTORCH:-}" ] || [ -n "${Torch_DIR:-}" ]; then
   # A libtorch of the user's own: do not install Debian's.
   PACKAGES=("${PACKAGES[@]/libtorch-dev}")
@@ -36,4 +37,7 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
+# onnxruntime-node (a dev dependency, the tests' ONNX oracle) ships its CPU
+# binaries in the package; its install step would otherwise download CUDA files.
+export ONNXRUNTIME_NODE_INSTALL=skip
 npm ci --no-audit --no-fund
