@@ -4,7 +4,7 @@
 // by its own name, ESM and CommonJS, runs the public surface, and its answers
 // must equal the sources' and torchvision's.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
@@ -55,6 +55,17 @@ mkdirSync(work, { recursive: true });
 const dir = mkdtempSync(join(work, 'run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A CIFAR-10 test batch of 100 made-up images (what the loader tests read), once. */
+function fakeCifar(): string {
+  const root = join(dir, 'cifar');
+  if (existsSync(root)) return root;
+  mkdirSync(join(root, 'cifar-10-batches-bin'), { recursive: true });
+  const bytes = Buffer.alloc(100 * 3073);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = i % 3073 === 0 ? (i / 3073) % 10 : Math.imul(i, 2654435761) >>> 24;
+  writeFileSync(join(root, 'cifar-10-batches-bin', 'test_batch.bin'), bytes);
+  return root;
+}
+
 function runBuilt(format: 'esm' | 'cjs'): Record<string, unknown> {
   const body = `const FACTORIES = ${JSON.stringify(FACTORIES)};\nconst probe = ${probe.toString()};\nprocess.stdout.write(JSON.stringify(probe(vt, ${JSON.stringify(dir)})));\n`;
   const file = join(dir, format === 'esm' ? 'probe.mjs' : 'probe.cjs');
@@ -89,11 +100,7 @@ describe('the built package (dist/)', () => {
   }
 
   it('DataLoader workers start from the build (dist/poolWorker.js), ESM and CommonJS, and give the batches of numWorkers: 0', () => {
-    const root = join(dir, 'cifar');
-    mkdirSync(join(root, 'cifar-10-batches-bin'), { recursive: true });
-    const bytes = Buffer.alloc(100 * 3073);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = i % 3073 === 0 ? (i / 3073) % 10 : Math.imul(i, 2654435761) >>> 24;
-    writeFileSync(join(root, 'cifar-10-batches-bin', 'test_batch.bin'), bytes);
+    const root = fakeCifar();
     const body = `const T = vt.transforms;
 const ds = new vt.CIFAR10({ root: ${JSON.stringify(root)}, train: false, transform: new T.Compose([new T.RandomCrop(32, { padding: 4 }), new T.RandomHorizontalFlip(), new T.ToTensor()]) });
 const epoch = (numWorkers) => {
@@ -113,6 +120,28 @@ process.stdout.write(JSON.stringify(out));
       expect(workers).toHaveLength(7);
       expect(workers).toEqual(inline);
     }
+  });
+
+  it('a loader worker that cannot start fails the batch with its reason instead of hanging a synchronous wait', () => {
+    // A copy of the build without poolWorker.js (the addon is found through build/ beside it).
+    const copy = join(dir, 'broken');
+    mkdirSync(copy);
+    cpSync(resolve('dist'), join(copy, 'dist'), { recursive: true });
+    rmSync(join(copy, 'dist', 'poolWorker.js'));
+    symlinkSync(resolve('build'), join(copy, 'build'));
+    const file = join(copy, 'loader.mjs');
+    writeFileSync(file, `import * as vt from './dist/index.js';
+const ds = new vt.CIFAR10({ root: ${JSON.stringify(fakeCifar())}, train: false, transform: new vt.transforms.ToTensor() });
+try {
+  [...new vt.DataLoader(ds, { batchSize: 16, numWorkers: 1 })];
+  console.log('no error');
+} catch (e) {
+  console.log(e.message);
+}
+`);
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8', cwd: copy, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^DataLoader: the loader worker did not start: .*poolWorker\.js/);
   });
 
   it('the bin prints its help and a summary', () => {

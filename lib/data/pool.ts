@@ -35,16 +35,39 @@ const here = import.meta.url;
 /**
  * Starts one loader worker (poolWorker.ts). The published build runs
  * poolWorker.js beside this chunk; from the TypeScript sources (tests, tsx) the
- * worker registers tsx first, then imports poolWorker.ts.
+ * worker registers tsx first, then imports poolWorker.ts. The main thread may be
+ * blocked in Atomics.wait, where a worker's 'error' and 'exit' events (delivered
+ * on the event loop) are never seen: so a worker that cannot load its entry, or
+ * that stops, says so through the shared signal (and its reason on the port).
  */
 function startWorker(workerData: PoolWorkerData, transferList: MessagePort[]): Worker {
   const options = { workerData, transferList, stdout: false, stderr: false };
-  if (!here.endsWith('.ts')) return new Worker(new URL('./poolWorker.js', here), options);
+  const fromSource = here.endsWith('.ts');
+  const entry = JSON.stringify(new URL(fromSource ? './poolWorker.ts' : './poolWorker.js', here).href);
   // tsx's ESM API (its CommonJS twin cannot register hooks in a worker): the import condition of 'tsx/esm/api'.
-  const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const boot = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(new URL('./poolWorker.ts', here).href)});`;
+  const tsx = fromSource ? JSON.stringify(pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href) : '';
+  const boot = `import { workerData } from 'node:worker_threads';
+const signal = new Int32Array(workerData.signal);
+const stop = (error) => {
+  if (Atomics.load(signal, 1) < 0) return;
+  try { workerData.port.postMessage({ id: ${STOPPED}, error }); } catch {}
+  Atomics.store(signal, 1, -1);
+  Atomics.notify(signal, 1);
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+};
+process.on('exit', (code) => stop('it exited with code ' + code));
+try {
+  ${fromSource ? `(await import(${tsx})).register();` : ''}
+  await import(${entry});
+} catch (e) {
+  stop(String((e && e.stack) || e));
+}`;
   return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`), options);
 }
+
+/** The id of the message a worker sends when it cannot start or stops. */
+const STOPPED = 0;
 
 interface Slot {
   worker: Worker;
@@ -64,7 +87,7 @@ const discarded = new Set<number>();
 let nextId = 1;
 
 function deliver(r: JobResult): void {
-  if (discarded.delete(r.id)) return;
+  if (r.id === STOPPED || discarded.delete(r.id)) return;
   const w = waiters.get(r.id);
   if (w) {
     waiters.delete(r.id);
@@ -85,6 +108,12 @@ function slot(k: number): Slot {
   const threads = native.getNumThreads();
   for (let t = 0; Atomics.load(signal, 1) === 0 && worker.threadId !== -1 && t < 100; t++) Atomics.wait(signal, 1, 0, 100);
   native.setNumThreads(threads);
+  if (Atomics.load(signal, 1) < 0) {
+    const m = receiveMessageOnPort(port1)?.message as JobResult | undefined;
+    port1.close();
+    void worker.terminate();
+    throw new Error(`DataLoader: the loader worker did not start: ${m?.error ?? 'it stopped'}`);
+  }
   s = { worker, port: port1, signal, received: 0, asyncWaits: 0, dead: null };
   const me = s;
   port1.on('message', (m: JobResult) => {
@@ -140,10 +169,12 @@ export function waitSync(id: number): JobResult {
     const m = receiveMessageOnPort(s.port);
     if (m) {
       s.received++;
-      deliver(m.message as JobResult);
+      const r = m.message as JobResult;
+      if (r.id === STOPPED) s.dead ??= new Error(r.error ?? 'it stopped');
+      deliver(r);
       continue;
     }
-    if (s.dead || s.worker.threadId === -1) {
+    if (s.dead || s.worker.threadId === -1 || Atomics.load(s.signal, 1) < 0) {
       jobSlot.delete(id);
       throw new Error(`DataLoader: the loader worker stopped: ${s.dead?.message ?? 'it exited'}`);
     }

@@ -15,7 +15,7 @@ export interface PoolWorkerData {
   addon: string;
   /** Intra-op threads of this worker. */
   threads: number;
-  /** [0]: replies sent; [1]: 1 once the thread setting is done. */
+  /** [0]: replies sent; [1]: 1 once the thread setting is done, -1 once the worker could not start or stopped (pool.ts's boot code). */
   signal: SharedArrayBuffer;
   /** Where replies go. */
   port: MessagePort;
