@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hub, manualSeed, noGrad, randn, tidy, vgg11 } from '../lib/index.js';
-import { type EncodedTensor, bitwiseDiff, hasTorchPython, python, requireLiveOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 
 const live = hasTorchPython || requireLiveOracle;
 
@@ -83,6 +83,22 @@ describe.skipIf(!live)('torch.hub cache', () => {
       if (saved.t === undefined) delete process.env.TORCH_HOME; else process.env.TORCH_HOME = saved.t;
       if (saved.x === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = saved.x;
     }
+  });
+
+  it('setDir takes a folder (with ~ expanded) and refuses anything else', async () => {
+    // In a child: the folder set stays for the life of the process, as in PyTorch.
+    const r = await runNodeChild(`
+import { homedir } from 'node:os';
+const { hub } = await import(LIB);
+const out = [];
+hub.setDir('~/models'); out.push(hub.getDir() === homedir() + '/models');
+hub.setDir('/srv/hub'); out.push(hub.getDir());
+for (const bad of [5, '']) { try { hub.setDir(bad); out.push('accepted'); } catch (e) { out.push(e.constructor.name + ': ' + e.message); } }
+out.push(hub.getDir());
+console.log(JSON.stringify(out));`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([true, '/srv/hub', 'TypeError: hub.setDir: dir must be a non-empty string, got 5',
+      "TypeError: hub.setDir: dir must be a non-empty string, got '' (string)", '/srv/hub']);
   });
 
   it('downloads once with the hash checked, then reuses the cache', async () => {

@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { type LoadOptions, load } from '../serialization/load.js';
 import { Tensor } from '../tensor/tensor.js';
 import { type DownloadOptions, type Plan, fetching, runAsync, runSync } from '../utils/download.js';
-import { checkOptions } from '../utils/args.js';
+import { checkOptions, describe } from '../utils/args.js';
 
 let hubDir: string | null = null;
 
@@ -20,9 +20,10 @@ export function getDir(): string {
   return join(expand(torchHome), 'hub');
 }
 
-/** `torch.hub.set_dir()`. */
+/** `torch.hub.set_dir()`: `~` is expanded when the folder is used, as in PyTorch. */
 export function setDir(dir: string): void {
-  hubDir = dir;
+  if (typeof dir !== 'string' || dir === '') throw new TypeError(`hub.setDir: dir must be a non-empty string, got ${describe(dir)}`);
+  hubDir = dir.startsWith('~') ? join(homedir(), dir.slice(1)) : dir;
 }
 
 export interface HubOptions {
