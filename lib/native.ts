@@ -11,6 +11,17 @@ export type Handle = number & { readonly __handle: unique symbol };
 export type OpHandle = { readonly __op: unique symbol };
 /** An opaque native torch.Generator (a CPU generator owned by the JS object holding it). */
 export type GeneratorHandle = { readonly __generator: unique symbol };
+/** A compiled TorchScript module held by the addon. */
+export type ScriptHandle = { readonly __script: unique symbol };
+/** The outputs of a compiled module: one tensor, or a tuple/list of tensors. */
+export type ScriptOutput = Handle | Handle[];
+/** jitGraph's description of a forward graph. */
+export interface NativeGraph {
+  inputs: string[];
+  outputs: string[];
+  nodes: { kind: string; inputs: string[]; outputs: string[]; value?: number | boolean | string | number[] | null | { tensor: Handle } }[];
+  text: string;
+}
 
 export interface NativeAddon {
   fromBuffer(buffer: ArrayBufferLike, byteOffset: number, shape: number[], dtype: number, copy: boolean): Handle;
@@ -26,6 +37,17 @@ export interface NativeAddon {
   isDisposed(h: Handle): boolean;
   memory(): { tensors: number; bytes: number };
   op(name: string, overload: string): OpHandle;
+  jitTrace(fn: (inputs: Handle[]) => Handle | Handle[], inputs: Handle[], weights: Handle[]): ScriptHandle;
+  jitLoad(path: string): ScriptHandle;
+  jitSave(script: ScriptHandle, path: string): void;
+  jitFreeze(script: ScriptHandle, optimize: boolean): ScriptHandle;
+  jitForward(script: ScriptHandle, inputs: Handle[]): ScriptOutput;
+  jitForwardAsync(script: ScriptHandle, inputs: Handle[]): Promise<ScriptOutput>;
+  jitDispose(script: ScriptHandle): void;
+  jitIsDisposed(script: ScriptHandle): boolean;
+  jitMemory(script: ScriptHandle): { tensors: number; bytes: number };
+  jitGraph(script: ScriptHandle): NativeGraph;
+  jitVersion(tensors: Handle[]): number;
   call(op: OpHandle, ...args: unknown[]): any;
   backward(h: Handle, gradient: Handle | null, retainGraph: boolean | undefined, createGraph: boolean): void;
   grad(h: Handle): Handle | null;

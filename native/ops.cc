@@ -328,6 +328,9 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
     }
   }
   op.handle.callBoxed(stack);
+  for (const auto& r : stack) {
+    if (!r.isTensor() && !r.isTensorList() && !r.isNone()) RefuseWhileTracing(op.display + "() returns a " + r.tagKind());
+  }
   Napi::Value result;
   if (stack.empty()) {
     result = env.Undefined();

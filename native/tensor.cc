@@ -1,4 +1,6 @@
 // Tensor handles, their memory accounting, and moving bytes between JS and libtorch.
+#include <ATen/TracerMode.h>
+
 #include "tensor.h"
 
 #include <cmath>
@@ -272,7 +274,9 @@ at::Tensor HostCopySource(const at::Tensor& t) {
   return src.to(at::kCPU).contiguous();
 }
 
+
 Napi::Value ToArrayBuffer(const Napi::CallbackInfo& info) {
+  RefuseWhileTracing("a copy to JS");
   at::Tensor src = HostCopySource(UnwrapTensor(info[0], "tensor"));
   size_t n = src.numel() * src.element_size();
   auto out = Napi::ArrayBuffer::New(info.Env(), n);
@@ -317,6 +321,7 @@ class CopyOutWorker : public Napi::AsyncWorker {
 };
 
 Napi::Value ToArrayBufferAsync(const Napi::CallbackInfo& info) {
+  RefuseWhileTracing("a copy to JS");
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   bool widen = t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
   size_t n = t.numel() * (widen ? 4 : t.element_size());
@@ -333,6 +338,7 @@ Napi::Value Item(const Napi::CallbackInfo& info) {
     throw RangeArgumentError("a Tensor with " + std::to_string(t.numel()) +
                                                 " elements cannot be converted to a scalar");
   }
+  RefuseWhileTracing("item()");
   at::Scalar s = t.item();
   if (s.isBoolean()) return Napi::Boolean::New(info.Env(), s.toBool());
   if (s.isIntegral(false)) return Napi::Number::New(info.Env(), static_cast<double>(s.toLong()));
@@ -405,6 +411,12 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+void RefuseWhileTracing(const std::string& what) {
+  if (at::tracer::impl::is_dispatch_enabled())
+    throw NativeError("jit.trace: the forward reads tensor values (" + what + "); a trace records only tensor operations, "
+                      "so control flow or numbers that depend on the data cannot be compiled");
+}
 
 void InitTensor(Napi::Env env, Napi::Object exports) {
   Export<FromBuffer>(env, exports, "fromBuffer");

@@ -80,11 +80,17 @@ std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what);
 // A generator handle from newGenerator() -> its generator; nullptr for any other value.
 const at::Generator* UnwrapGenerator(const Napi::Value& v);
 
+// While jit.trace records (libtorch's Tracer dispatch key is on), a forward
+// must not hand tensor values to JS: the trace cannot follow control flow that
+// depends on them, so it would silently replay one branch. Throws then.
+void RefuseWhileTracing(const std::string& what);
+
 void InitTensor(Napi::Env env, Napi::Object exports);
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitCuda(Napi::Env env, Napi::Object exports);
 void InitPyMath(Napi::Env env, Napi::Object exports);
+void InitJit(Napi::Env env, Napi::Object exports);
 
 }  // namespace vggtorch
