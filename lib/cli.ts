@@ -25,7 +25,8 @@ import { summary } from './nn/summary.js';
 import { loadStateDictFromUrlSync } from './hub/index.js';
 import { StepLR } from './optim/lrScheduler.js';
 import { SGD } from './optim/sgd.js';
-import { cuda, manualSeed } from './runtime.js';
+import './jit/predict.js'; // installs nn.Module.predict and forwardAsync
+import { cuda, manualSeed, setNumThreads } from './runtime.js';
 import { load } from './serialization/load.js';
 import { tidy } from './tensor/scope.js';
 import type { Tensor } from './tensor/tensor.js';
@@ -77,7 +78,11 @@ Options:
   --checkpoint <file>  a checkpoint written by 'vgg-torch train' instead (its classes)
   --topk <k>           classes to print per image (default 5)
   --device <d>         cpu or cuda (default: cuda when available)
-  -h, --help`,
+  --threads <n>        intra-op threads (default: libtorch's)
+  -h, --help
+
+On the CPU the model runs compiled for inference (jit.trace, then
+jit.optimizeForInference) on a worker thread (nn.Module.forwardAsync).`,
   train: `Usage: vgg-torch train [options]
 
 Trains with the CIFAR-10 tutorial's recipe: SGD (momentum 0.9), StepLR, CrossEntropyLoss,
@@ -483,11 +488,12 @@ async function evalCommand(argv: string[]): Promise<number> {
 
 async function predict(argv: string[]): Promise<number> {
   const s = { type: 'string' } as const;
-  const { values: v, positionals: files } = parse('predict', argv, { arch: s, weights: s, checkpoint: s, topk: s, device: s });
+  const { values: v, positionals: files } = parse('predict', argv, { arch: s, weights: s, checkpoint: s, topk: s, device: s, threads: s });
   if (v.help) return help('predict');
   if (files.length === 0) throw new UsageError("predict needs at least one image (see 'vgg-torch predict --help')");
   for (const f of files) if (!existsSync(f)) throw new Error(`no such image: ${f}`);
   const topkAsked = int(v, 'topk', 5);
+  if (v.threads !== undefined) setNumThreads(int(v, 'threads', 1, 1, 1024));
   const dev = device(v);
   let model: VGG;
   let classes: readonly string[];
@@ -531,15 +537,20 @@ async function predict(argv: string[]): Promise<number> {
   const topk = Math.min(topkAsked, classes.length);
   for (const file of files) {
     const image = await decodeImage(file);
+    const x = tidy(() => preprocess(image).to(dev));
+    // The compiled graph on a worker thread on the CPU; CUDA runs eagerly (asynchronous on its stream already).
+    const logits = dev === 'cpu' ? await model.forwardAsync(x) : inferenceMode(() => model.forward(x));
+    x.dispose();
     const lines = tidy(() =>
       inferenceMode(() => {
-        const [p, c] = model.forward(preprocess(image).to(dev)).softmax(1).topk(topk);
+        const [p, c] = logits.softmax(1).topk(topk);
         const probs = p.cpu().toTypedArray() as Float32Array;
         const idx = c.cpu().toTypedArray();
         return Array.from(probs, (prob, i) => `  ${(Number(prob) * 100).toFixed(2).padStart(6)} %  ${classes[Number(idx[i])]}`);
       }),
     );
     image.dispose();
+    logits.dispose();
     console.log(`${file}:\n${lines.join('\n')}`);
   }
   model.dispose();
