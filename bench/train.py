@@ -89,4 +89,5 @@ def main():
     print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'results': out}))
 
 
-main()
+if __name__ == '__main__':  # bench/infer.py imports the model from here
+    main()
