@@ -30,6 +30,7 @@ export type { WeightsMeta } from './models/weights.js';
 export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
 export * as hub from './hub/index.js';
 export * as jit from './jit/index.js';
+export * as quantization from './ao/quantization/index.js';
 export * as optim from './optim/index.js';
 export { load, save, loadSafetensors, loadSafetensorsMetadata, saveSafetensors, OrderedDict, FormatError } from './serialization/index.js';
 export type { LoadOptions, MapLocation, SaveOptions, PathOrBuffer, Tuple } from './serialization/index.js';

@@ -11,6 +11,8 @@ export type Handle = number & { readonly __handle: unique symbol };
 export type OpHandle = { readonly __op: unique symbol };
 /** An opaque native torch.Generator (a CPU generator owned by the JS object holding it). */
 export type GeneratorHandle = { readonly __generator: unique symbol };
+/** A libtorch custom-class object (quantized packed weights) held by the addon. */
+export type ObjectHandle = { readonly __object: unique symbol };
 /** A compiled TorchScript module held by the addon. */
 export type ScriptHandle = { readonly __script: unique symbol };
 /** The outputs of a compiled module: one tensor, or a tuple/list of tensors. */
@@ -37,6 +39,7 @@ export interface NativeAddon {
   isDisposed(h: Handle): boolean;
   memory(): { tensors: number; bytes: number };
   op(name: string, overload: string): OpHandle;
+  disposeObject(h: ObjectHandle): void;
   jitTrace(fn: (inputs: Handle[]) => Handle | Handle[], inputs: Handle[], weights: Handle[]): ScriptHandle;
   jitLoad(path: string): ScriptHandle;
   jitSave(script: ScriptHandle, path: string): void;
@@ -80,6 +83,9 @@ export interface NativeAddon {
   setCudnnBenchmark(enabled: boolean): void;
   getCudnnBenchmark(): boolean;
   cudnnAvailable(): boolean;
+  quantizedEngine(): string;
+  setQuantizedEngine(name: string): void;
+  supportedQuantizedEngines(): string[];
   compiledWithCuda(): boolean;
 }
 

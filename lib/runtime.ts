@@ -50,4 +50,17 @@ export const backends = {
     },
     isAvailable: (): boolean => native.cudnnAvailable(),
   },
+  quantized: {
+    /** The engine of the quantized kernels (`torch.backends.quantized.engine`): `onednn`, `fbgemm`, `x86` or `qnnpack`, as this libtorch has them. */
+    get engine(): string {
+      return native.quantizedEngine();
+    },
+    set engine(name: string) {
+      native.setQuantizedEngine(name);
+    },
+    /** The engines this libtorch was built with (`torch.backends.quantized.supported_engines`). */
+    get supportedEngines(): string[] {
+      return native.supportedQuantizedEngines();
+    },
+  },
 };

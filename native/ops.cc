@@ -18,7 +18,7 @@ namespace {
 
 enum class Kind {
   Tensor, TensorList, OptTensorList, Int, IntList, Float, FloatList, Bool, BoolList,
-  Scalar, String, Device, Generator, Unsupported
+  Scalar, String, Device, Generator, Object, Unsupported
 };
 
 struct ArgSpec {
@@ -27,6 +27,7 @@ struct ArgSpec {
   bool optional;
   int64_t fixedLength;  // int[2]: a single number is repeated
   c10::optional<c10::IValue> defaultValue;
+  std::string className;  // Kind::Object: the custom class it must be
 };
 
 struct OpEntry {
@@ -48,6 +49,8 @@ Kind KindOf(const c10::TypePtr& type) {
     case c10::TypeKind::StringType: return Kind::String;
     case c10::TypeKind::DeviceObjType: return Kind::Device;
     case c10::TypeKind::GeneratorType: return Kind::Generator;
+    // A custom class (quantized packed weights): carried as an opaque handle.
+    case c10::TypeKind::ClassType: return Kind::Object;
     case c10::TypeKind::ListType: {
       auto elem = type->containedType(0);
       switch (elem->kind()) {
@@ -88,7 +91,8 @@ OpEntry* Lookup(const std::string& name, const std::string& overload) {
       throw NativeError("operator " + key + " has an argument type the addon cannot pass: " + arg.name());
     }
     int64_t n = arg.N() ? *arg.N() : 0;
-    entry->args.push_back({arg.name(), kind, optional, n, arg.default_value()});
+    entry->args.push_back({arg.name(), kind, optional, n, arg.default_value(),
+                           kind == Kind::Object ? (optional ? type->containedType(0) : type)->str() : std::string()});
   }
   for (const auto& ret : schema.returns()) {
     int index = -1;
@@ -130,9 +134,34 @@ const at::Tensor& OpTensor(const OpEntry& op, const ArgSpec& spec, const Napi::V
   }
 }
 
+// A custom-class object (such as quantized packed weights) held by JS: an
+// External owning a copy of the IValue, tagged so no other External passes for one.
+const napi_type_tag kObjectTag = {0x7667677463757374ULL, 0x6f6d436c61737321ULL};
+
+Napi::Value WrapObject(Napi::Env env, const c10::IValue& v) {
+  auto ext = Napi::External<c10::IValue>::New(env, new c10::IValue(v), [](Napi::Env, c10::IValue* p) { delete p; });
+  ext.TypeTag(&kObjectTag);
+  return ext;
+}
+
+c10::IValue* UnwrapObject(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<c10::IValue>>();
+  return ext.CheckTypeTag(&kObjectTag) ? ext.Data() : nullptr;
+}
+
 c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v, napi_valuetype type) {
   const char* name = spec.name.c_str();
   switch (spec.kind) {
+    case Kind::Object: {
+      c10::IValue* obj = UnwrapObject(v);
+      if (!obj) BadArg(op, spec, ("a " + spec.className + " handle").c_str(), v);
+      if (obj->isNone()) throw ArgumentError(op.display + "(): argument '" + spec.name + "' was disposed");
+      if (obj->type()->str() != spec.className) {
+        throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be a " + spec.className + ", got a " + obj->type()->str());
+      }
+      return *obj;
+    }
     case Kind::Tensor:
       if (type == napi_number) return OpTensor(op, spec, v);
       // A scalar where a Tensor is expected (passed as [x], or a boolean)
@@ -276,6 +305,7 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
   }
   if (v.isNone()) return env.Undefined();
   if (v.isString()) return Napi::String::New(env, v.toStringRef());
+  if (v.isObject()) return WrapObject(env, v);
   throw NativeError("operator returned a value the addon cannot convert: " + v.tagKind());
 }
 
@@ -348,9 +378,18 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// disposeObject(h): frees a custom-class object (packed weights) now, not when the GC collects its handle.
+Napi::Value DisposeObject(const Napi::CallbackInfo& info) {
+  c10::IValue* obj = UnwrapObject(info[0]);
+  if (!obj) throw ArgumentError("disposeObject: expected an object handle, got " + Shown(info[0]));
+  *obj = c10::IValue();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitOps(Napi::Env env, Napi::Object exports) {
+  Export<DisposeObject>(env, exports, "disposeObject");
   Export<Op>(env, exports, "op");
   Export<Call>(env, exports, "call");
 }

@@ -101,7 +101,47 @@ const at::Generator* UnwrapGenerator(const Napi::Value& v) {
   return ext.CheckTypeTag(&kGeneratorTag) ? ext.Data() : nullptr;
 }
 
+// torch.backends.quantized.engine: the names Python uses.
+namespace {
+std::string QEngineName(at::QEngine e) {
+  switch (e) {
+    case at::QEngine::FBGEMM: return "fbgemm";
+    case at::QEngine::QNNPACK: return "qnnpack";
+    case at::QEngine::ONEDNN: return "onednn";
+    case at::QEngine::X86: return "x86";
+    default: return "none";
+  }
+}
+
+Napi::Value QuantizedEngine(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), QEngineName(at::globalContext().qEngine()));
+}
+
+Napi::Value SupportedQuantizedEngines(const Napi::CallbackInfo& info) {
+  const auto& engines = at::globalContext().supportedQEngines();
+  auto arr = Napi::Array::New(info.Env(), engines.size());
+  for (size_t i = 0; i < engines.size(); i++) arr.Set(i, Napi::String::New(info.Env(), QEngineName(engines[i])));
+  return arr;
+}
+
+Napi::Value SetQuantizedEngine(const Napi::CallbackInfo& info) {
+  std::string name = ToString(info[0], "engine");
+  std::string known;
+  for (auto e : at::globalContext().supportedQEngines()) {
+    if (QEngineName(e) == name) {
+      at::globalContext().setQEngine(e);
+      return info.Env().Undefined();
+    }
+    known += (known.empty() ? "" : ", ") + QEngineName(e);
+  }
+  throw RangeArgumentError("quantized engine '" + name + "' is not in this libtorch (it has: " + known + ")");
+}
+}  // namespace
+
 void InitRuntime(Napi::Env env, Napi::Object exports) {
+  Export<QuantizedEngine>(env, exports, "quantizedEngine");
+  Export<SupportedQuantizedEngines>(env, exports, "supportedQuantizedEngines");
+  Export<SetQuantizedEngine>(env, exports, "setQuantizedEngine");
   Export<ManualSeed>(env, exports, "manualSeed");
   Export<InitialSeed>(env, exports, "initialSeed");
   Export<GetRngState>(env, exports, "getRngState");

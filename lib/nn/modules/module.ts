@@ -256,8 +256,15 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   /** Frees every parameter and buffer of this module and its descendants, and its compiled forms (see {@link predict}). */
   dispose(): void {
     inferenceCompiler?.release(this);
+    for (const m of this.modules()) m.releaseOwn();
     for (const t of [...this.parameters(), ...this.buffers()]) t.dispose();
   }
+
+  /**
+   * Frees what this module holds besides parameters and buffers (such as
+   * pre-packed quantized weights); {@link dispose} calls it on every descendant.
+   */
+  protected releaseOwn(): void {}
 
   /**
    * Inference through a compiled graph: the module is traced in eval mode
