@@ -4,14 +4,14 @@
 // Fashion-MNIST or an image folder), eval (a checkpoint's report) and summary.
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
-import { existsSync, realpathSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CIFAR10 } from './data/cifar.js';
 import { DataLoader } from './data/dataloader.js';
 import { type Dataset, Subset } from './data/dataset.js';
-import { ImageFolder } from './data/folder.js';
+import { IMG_EXTENSIONS, ImageFolder } from './data/folder.js';
 import { FashionMNIST } from './data/mnist.js';
 import { inferenceMode } from './autograd.js';
 import { type VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial } from './models/vgg.js';
@@ -26,6 +26,8 @@ import { loadStateDictFromUrlSync } from './hub/index.js';
 import { StepLR } from './optim/lrScheduler.js';
 import { SGD } from './optim/sgd.js';
 import './jit/predict.js'; // installs nn.Module.predict and forwardAsync
+import { quantize } from './ao/quantization/quantize.js';
+import type { Module } from './nn/modules/module.js';
 import { cuda, manualSeed, setNumThreads } from './runtime.js';
 import { load } from './serialization/load.js';
 import { tidy } from './tensor/scope.js';
@@ -79,10 +81,13 @@ Options:
   --topk <k>           classes to print per image (default 5)
   --device <d>         cpu or cuda (default: cuda when available)
   --threads <n>        intra-op threads (default: libtorch's)
+  --int8               quantize to int8 first (quantization.quantize, libtorch's quantized kernels)
+  --calibrate <dir>    images to calibrate the int8 activation ranges on (default: the images given)
   -h, --help
 
 On the CPU the model runs compiled for inference (jit.trace, then
-jit.optimizeForInference) on a worker thread (nn.Module.forwardAsync).`,
+jit.optimizeForInference) on a worker thread (nn.Module.forwardAsync); with
+--int8 it runs libtorch's int8 kernels on this thread.`,
   train: `Usage: vgg-torch train [options]
 
 Trains with the CIFAR-10 tutorial's recipe: SGD (momentum 0.9), StepLR, CrossEntropyLoss,
@@ -486,9 +491,17 @@ async function evalCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** The images in a folder (torchvision's IMG_EXTENSIONS), sorted. */
+function imagesIn(dir: string): string[] {
+  if (!existsSync(dir)) throw new Error(`no such folder: ${dir}`);
+  const images = readdirSync(dir).filter((f) => (IMG_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
+  if (images.length === 0) throw new Error(`no images in ${dir}`);
+  return images;
+}
+
 async function predict(argv: string[]): Promise<number> {
   const s = { type: 'string' } as const;
-  const { values: v, positionals: files } = parse('predict', argv, { arch: s, weights: s, checkpoint: s, topk: s, device: s, threads: s });
+  const { values: v, positionals: files } = parse('predict', argv, { arch: s, weights: s, checkpoint: s, topk: s, device: s, threads: s, int8: { type: 'boolean' }, calibrate: s });
   if (v.help) return help('predict');
   if (files.length === 0) throw new UsageError("predict needs at least one image (see 'vgg-torch predict --help')");
   for (const f of files) if (!existsSync(f)) throw new Error(`no such image: ${f}`);
@@ -534,12 +547,30 @@ async function predict(argv: string[]): Promise<number> {
     preprocess = (img) => preset.forward(img).unsqueeze(0);
   }
   model.to(dev).eval();
+  if (v.calibrate !== undefined && !v.int8) throw new UsageError('--calibrate goes with --int8');
+  let run: (x: Tensor) => Promise<Tensor> = async (x) =>
+    (dev === 'cpu' ? await model.forwardAsync(x) : inferenceMode(() => model.forward(x)));
+  let int8: Module<any, any> | null = null;
+  if (v.int8) {
+    if (dev !== 'cpu') throw new UsageError('--int8 runs on the CPU: add --device cpu');
+    const dirImages = v.calibrate === undefined ? files : imagesIn(resolve(v.calibrate as string));
+    const calibration: Tensor[] = [];
+    for (const f of dirImages) {
+      const image = await decodeImage(f);
+      calibration.push(tidy(() => preprocess(image)));
+      image.dispose();
+    }
+    int8 = quantize(model, calibration);
+    for (const c of calibration) c.dispose();
+    const q = int8;
+    run = async (x) => inferenceMode(() => q.forward(x));
+  }
   const topk = Math.min(topkAsked, classes.length);
   for (const file of files) {
     const image = await decodeImage(file);
     const x = tidy(() => preprocess(image).to(dev));
     // The compiled graph on a worker thread on the CPU; CUDA runs eagerly (asynchronous on its stream already).
-    const logits = dev === 'cpu' ? await model.forwardAsync(x) : inferenceMode(() => model.forward(x));
+    const logits = await run(x);
     x.dispose();
     const lines = tidy(() =>
       inferenceMode(() => {
@@ -553,6 +584,7 @@ async function predict(argv: string[]): Promise<number> {
     logits.dispose();
     console.log(`${file}:\n${lines.join('\n')}`);
   }
+  int8?.dispose();
   model.dispose();
   return 0;
 }

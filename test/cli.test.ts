@@ -213,6 +213,22 @@ describe('vgg-torch CLI', () => {
       expect(probs[0]).toBeGreaterThanOrEqual(probs[1]);
       expect(probs.reduce((a, b) => a + b)).toBeLessThanOrEqual(100.01);
     });
+
+    it('predict --int8 quantizes with the calibration images and classifies with the int8 kernels', async () => {
+      const png = join(dir, 'shoe.png');
+      const fp32 = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--topk', '10', '--threads', '1']);
+      const r = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--topk', '10', '--int8', '--calibrate', dir]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const classesOf = (out: string) => out.trim().split('\n').slice(1).map((l) => l.replace(/^ +[\d.]+ % {2}/, '')).sort();
+      expect(classesOf(r.stdout)).toEqual(classesOf(fp32.stdout)); // all ten classes, each once
+      const probs = r.stdout.trim().split('\n').slice(1).map((l) => Number(/^ +([\d.]+) %/.exec(l)![1]));
+      expect(Math.abs(probs.reduce((a, b) => a + b) - 100)).toBeLessThan(0.1);
+      const bad = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--calibrate', dir]);
+      expect([bad.code, bad.stderr.trim()]).toEqual([2, 'vgg-torch: --calibrate goes with --int8']);
+      const none = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--int8', '--calibrate', join(dir, 'nowhere')]);
+      expect([none.code, none.stderr.trim()]).toEqual([1, `vgg-torch: no such folder: ${join(dir, 'nowhere')}`]);
+    });
   });
 
   it('predict with weights served on 127.0.0.1 gives PyTorch’s top-5', async () => {
