@@ -45,6 +45,7 @@ export type {
   Dataset, DataLoaderOptions, LoaderIterState, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
 } from './data/index.js';
 export { download } from './utils/download.js';
+export { RemovableHandle } from './utils/hooks.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
 export { makeGrid, saveImage } from './io/grid.js';
 export type { MakeGridOptions } from './io/grid.js';
