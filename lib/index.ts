@@ -28,6 +28,8 @@ export {
 } from './models/weights.js';
 export type { WeightsMeta } from './models/weights.js';
 export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
+export { createFeatureExtractor, getGraphNodeNames, FeatureExtractor } from './models/featureExtraction.js';
+export type { FeatureExtractorOptions } from './models/featureExtraction.js';
 export * as hub from './hub/index.js';
 export * as optim from './optim/index.js';
 export { load, save, loadSafetensors, loadSafetensorsMetadata, saveSafetensors, OrderedDict, FormatError } from './serialization/index.js';
