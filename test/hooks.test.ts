@@ -1,6 +1,6 @@
 // Module and tensor hooks (torch/nn/modules/module.py, Tensor.register_hook) against the live oracle.
 import { describe, expect, it } from 'vitest';
-import { type Tensor, keep, nn, noGrad, tensor, tidy } from '../lib/index.js';
+import { type Tensor, keep, memory, nn, noGrad, randn, tensor, tidy } from '../lib/index.js';
 import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 // A tiny MLP whose weights, input and every hook argument come from PyTorch as exact float32 values.
@@ -128,6 +128,28 @@ describe('hooks', () => {
       bad2.registerHook(() => 5 as unknown as Tensor);
       expect(() => bad2.sum().backward()).toThrow(/must return a Tensor or undefined, got 5/);
     });
+  });
+
+  it('hooks leak no tensors: 20 backward passes through hooked modules without tidy leave the count flat', () => {
+    const model = new nn.Sequential(new nn.Linear(4, 4), new nn.ReLU(), new nn.Linear(4, 1));
+    const l2 = model[2] as nn.Linear;
+    l2.registerFullBackwardHook(() => undefined);
+    l2.registerForwardHook(() => undefined);
+    const run = (): void => {
+      const x = randn([3, 4], { requiresGrad: true });
+      const y = model.forward(x);
+      const h = y.registerHook(() => undefined);
+      const loss = y.sum();
+      loss.backward();
+      h.remove();
+      for (const t of [x, y, loss, x.grad!]) t.dispose();
+      model.zeroGrad({ setToNone: true });
+    };
+    run();
+    const before = memory().tensors;
+    for (let i = 0; i < 20; i++) run();
+    expect(memory().tensors).toBe(before);
+    model.dispose();
   });
 
   it('bad registrations are clear errors', () => {
