@@ -85,6 +85,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
   c10::optional<bool> retain;
   if (!info[2].IsUndefined() && !info[2].IsNull()) retain = ToBool(info[2], "retainGraph");
   bool create = info[3].IsUndefined() ? false : ToBool(info[3], "createGraph");
+  pendingHookError.reset();  // a failure left by a backward that did not come through here
   try {
     t.backward(gradient, retain, create);
   } catch (...) {
