@@ -28,6 +28,8 @@ export {
 } from './models/weights.js';
 export type { WeightsMeta } from './models/weights.js';
 export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
+export { createFeatureExtractor, getGraphNodeNames, FeatureExtractor } from './models/featureExtraction.js';
+export type { FeatureExtractorOptions } from './models/featureExtraction.js';
 export * as hub from './hub/index.js';
 export * as jit from './jit/index.js';
 export * as quantization from './ao/quantization/index.js';
@@ -47,6 +49,7 @@ export type {
   Dataset, DataLoaderOptions, LoaderIterState, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
 } from './data/index.js';
 export { download } from './utils/download.js';
+export { RemovableHandle } from './utils/hooks.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
 export { makeGrid, saveImage } from './io/grid.js';
 export type { MakeGridOptions } from './io/grid.js';

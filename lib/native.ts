@@ -54,6 +54,8 @@ export interface NativeAddon {
   call(op: OpHandle, ...args: unknown[]): any;
   backward(h: Handle, gradient: Handle | null, retainGraph: boolean | undefined, createGraph: boolean): void;
   grad(h: Handle): Handle | null;
+  registerHook(h: Handle, fn: (grad: Handle) => Handle | null | undefined): number;
+  removeHook(h: Handle, pos: number): void;
   setGrad(h: Handle, g: Handle | null): void;
   requiresGrad(h: Handle): boolean;
   isLeaf(h: Handle): boolean;

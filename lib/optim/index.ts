@@ -3,6 +3,7 @@ export { Optimizer, type ParamGroup, type ParamGroupInput, type ParamsInput, typ
 export { SGD, type SGDOptions, type SGDParamGroup } from './sgd.js';
 export { Adam, type AdamOptions, type AdamParamGroup } from './adam.js';
 export { AdamW } from './adamw.js';
+export { LBFGS, type LBFGSOptions, type LBFGSParamGroup } from './lbfgs.js';
 /** `torch.optim.lr_scheduler` (the schedulers are also exported directly from `optim`). */
 export * as lrScheduler from './lrScheduler.js';
 export {

@@ -35,7 +35,7 @@ export type ParamGroupInput<O> = { params: Iterable<Tensor> | Tensor } & O & Rec
 export type ParamsInput<O> = Iterable<Tensor> | Iterable<ParamGroupInput<O>>;
 
 /** A value in a parameter's optimizer state: a tensor, a number, or null (SGD's `momentum_buffer` without momentum). */
-export type StateValue = Tensor | number | boolean | null;
+export type StateValue = Tensor | number | boolean | null | StateValue[];
 
 /**
  * PyTorch's `optimizer.state_dict()`: `state` maps a parameter's index (its
@@ -237,7 +237,9 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
       const i = index.get(p);
       if (i === undefined) continue;
       const packed: Record<string, StateValue> = {};
-      for (const [k, v] of Object.entries(s)) packed[snakeCase(k)] = v instanceof Tensor ? v.detach() : v;
+      // LBFGS keeps lists of tensors (its history) in its state.
+      const pack = (v: StateValue): StateValue => (v instanceof Tensor ? v.detach() : Array.isArray(v) ? v.map(pack) : v);
+      for (const [k, v] of Object.entries(s)) packed[this.stateKey(k)] = pack(v);
       state.set(i, packed);
     }
     return { state, param_groups: paramGroups };
@@ -300,19 +302,21 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
         const values = entriesOf(value);
         if (values === null) throw new TypeError(`loadStateDict(): state[${String(key)}] must be an object, got ${describe(value)}`);
         const s: Record<string, StateValue> = {};
-        for (const [rawKey, v] of values) {
+        for (const [rawKey, raw] of values) {
           const k = String(rawKey);
-          if (v instanceof Tensor) {
-            // `step` keeps its dtype (pytorch/pytorch#74424); other floating state follows its parameter.
-            const floating = k !== 'step' && (p.dtype.startsWith('float') || p.dtype === 'bfloat16');
-            const t = keep(v.to({ dtype: floating ? p.dtype : undefined, device: k === 'step' ? undefined : p.device }, { copy: true }));
-            created.push(t);
-            s[camelCase(k)] = t;
-          } else if (v === null || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') {
-            s[camelCase(k)] = typeof v === 'bigint' ? Number(v) : v;
-          } else {
-            throw new TypeError(`loadStateDict(): state[${String(key)}]['${k}'] must be a Tensor, a number or null, got ${describe(v)}`);
-          }
+          const convert = (v: unknown): StateValue => {
+            if (v instanceof Tensor) {
+              // `step` keeps its dtype (pytorch/pytorch#74424); other floating state follows its parameter.
+              const floating = k !== 'step' && (p.dtype.startsWith('float') || p.dtype === 'bfloat16');
+              const t = keep(v.to({ dtype: floating ? p.dtype : undefined, device: k === 'step' ? undefined : p.device }, { copy: true }));
+              created.push(t);
+              return t;
+            }
+            if (v === null || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return typeof v === 'bigint' ? Number(v) : v;
+            if (Array.isArray(v)) return v.map(convert); // LBFGS's history lists
+            throw new TypeError(`loadStateDict(): state[${String(key)}]['${k}'] must be a Tensor, a number, a list or null, got ${describe(v)}`);
+          };
+          s[camelCase(k)] = convert(raw);
         }
         newState.set(p, s);
       }
@@ -326,6 +330,11 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     this.paramGroups = newGroups;
   }
 
+  /** The state-dict key of a state entry (LBFGS's `HDiag` is PyTorch's `H_diag`). */
+  protected stateKey(name: string): string {
+    return snakeCase(name);
+  }
+
   /** Fills options a loaded group lacks (PyTorch's `__setstate__` setdefaults). */
   protected fillGroupDefaults(group: Record<string, unknown>): void {
     for (const [k, v] of Object.entries(this.defaults)) if (!(k in group) && v !== undefined) group[k] = copyOption(v);
@@ -336,7 +345,11 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
 
   private disposeState(): void {
     for (const s of this.state.values()) {
-      for (const v of Object.values(s)) if (v instanceof Tensor && !v.isDisposed) v.dispose();
+      const free = (v: StateValue): void => {
+        if (v instanceof Tensor && !v.isDisposed) v.dispose();
+        else if (Array.isArray(v)) v.forEach(free);
+      };
+      Object.values(s).forEach(free);
     }
   }
 

@@ -6,8 +6,9 @@ import {
   type AnyTypedArray, type DType, dtypeCode, dtypeName, normalizeDtype, viewBytes,
 } from './dtype.js';
 import { formatTensor } from './format.js';
-import { track, untrack } from './scope.js';
-import { checkOptions, describe } from '../utils/args.js';
+import { isKept, track, untrack } from './scope.js';
+import { checkFunction, checkOptions, describe } from '../utils/args.js';
+import { RemovableHandle } from '../utils/hooks.js';
 
 /** How error messages show a value (re-exported for the modules that import it from here). */
 export { describe };
@@ -371,6 +372,31 @@ export class Tensor {
   retainGrad(): void {
     native.call(op('aten::retain_grad'), this._h);
   }
+  /**
+   * Registers `hook(grad)`, called with the gradient of this tensor each time
+   * backward computes it (`Tensor.register_hook`); a tensor it returns replaces
+   * the gradient. The `grad` handed to the hook is freed when the hook returns,
+   * unless the hook returns it or passes it to `keep()` (as `nn.Sequential` frees
+   * what it passes between layers). CPU tensors only: the backward of a CUDA
+   * graph runs on libtorch's worker threads, which cannot call JS.
+   * An exception thrown by the hook is thrown by `backward()`.
+   */
+  registerHook(hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
+    checkFunction('registerHook()', "argument 'hook'", hook);
+    return registerTensorHook(this, (grad) => {
+      let out: Tensor | void | undefined | null;
+      try {
+        out = hook(grad);
+      } finally {
+        if (out !== grad && !isKept(grad)) grad.dispose();
+      }
+      if (out !== undefined && out !== null && !(out instanceof Tensor)) {
+        throw new TypeError(`registerHook(): the hook must return a Tensor or undefined, got ${describe(out)}`);
+      }
+      return out;
+    });
+  }
+
   /** Computes gradients of this tensor with libtorch's autograd engine. */
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     checkOptions('backward()', opts, ['retainGraph', 'createGraph']);
@@ -748,3 +774,19 @@ export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
   return wrapList(native.call(op('aten::broadcast_tensors'), handles(tensors, 'tensors')));
 }
 
+
+/**
+ * @internal Registers `hook` on `t` with no ownership rule for the gradient:
+ * the caller disposes it (module backward hooks keep grad outputs until the
+ * inputs' gradients arrive).
+ */
+export function registerTensorHook(t: Tensor, hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
+  const h = handleOf(t, 'tensor');
+  const pos = native.registerHook(h, (g) => {
+    const out = hook(wrap(g));
+    return out ? out._h : undefined;
+  });
+  return new RemovableHandle(() => {
+    if (!t.isDisposed) native.removeHook(h, pos);
+  });
+}

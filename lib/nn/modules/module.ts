@@ -8,12 +8,13 @@
 // `running_mean`), so keys are exactly PyTorch's and checkpoints interoperate.
 // Properties whose names start with `_` are private to the module.
 import { native, op } from '../../native.js';
-import { noGrad } from '../../autograd.js';
+import { isGradEnabled, noGrad } from '../../autograd.js';
 import { type DType, isFloatingDtype } from '../../tensor/dtype.js';
 import { isKept, keep } from '../../tensor/scope.js';
-import { Tensor, type Device, handleOf, isDeviceString } from '../../tensor/tensor.js';
+import { Tensor, type Device, handleOf, isDeviceString, registerTensorHook, wrap } from '../../tensor/tensor.js';
+import { RemovableHandle } from '../../utils/hooks.js';
 import { addIndent, snakeCase } from '../../utils/pyrepr.js';
-import { checkBoolean, checkOptions, describe } from '../../utils/args.js';
+import { checkBoolean, checkFunction, checkOptions, describe } from '../../utils/args.js';
 
 /**
  * A tensor that is a module's learnable parameter (`nn.Parameter`).
@@ -68,6 +69,43 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   private readonly _bufferNames = new Map<string, boolean>(); // property → persistent
 
   abstract forward(...args: A): R;
+
+  /**
+   * Registers `hook(module, input)`, called before every `forward` (PyTorch's
+   * `register_forward_pre_hook`). `input` is the argument array; a returned value
+   * replaces it (an array as the arguments, anything else as the single argument).
+   */
+  registerForwardPreHook(hook: (module: this, input: A) => unknown): RemovableHandle {
+    checkFunction('registerForwardPreHook()', "argument 'hook'", hook);
+    return addHook(this, 'pre', hook as ForwardPreHook);
+  }
+
+  /**
+   * Registers `hook(module, input, output)`, called after every `forward`
+   * (`register_forward_hook`); a value it returns replaces the output. Inside an
+   * `nn.Sequential` the output is freed once the next layer has run: pass a
+   * tensor you want to read later to `keep()` (or clone it).
+   */
+  registerForwardHook(hook: (module: this, input: A, output: R) => unknown): RemovableHandle {
+    checkFunction('registerForwardHook()', "argument 'hook'", hook);
+    return addHook(this, 'forward', hook as ForwardHook);
+  }
+
+  /**
+   * Registers `hook(module, gradInput, gradOutput)`, called during backward once
+   * the gradients with respect to this module's inputs are computed
+   * (`register_full_backward_hook`). `gradInput` has one entry per forward
+   * argument (null where it is not a tensor that requires grad), `gradOutput` one
+   * for the output. An array it returns replaces `gradInput`. As in PyTorch, the
+   * inputs and outputs pass through identity autograd nodes, so an in-place
+   * layer (ReLU(inplace)) cannot have one. The gradients are freed after the
+   * hooks return unless passed to `keep()`. Supports modules with at most one
+   * input that requires grad and one tensor output (every VGG layer); CPU only.
+   */
+  registerFullBackwardHook(hook: (module: this, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => unknown): RemovableHandle {
+    checkFunction('registerFullBackwardHook()', "argument 'hook'", hook);
+    return addHook(this, 'backward', hook as BackwardHookFn);
+  }
 
   /** Declares a buffer (persistent state such as BatchNorm's running mean) stored in `this[name]`. */
   protected registerBuffer(name: string, tensor: Tensor | null, persistent = true): void {
@@ -359,4 +397,143 @@ export function releaseIntermediate(t: unknown, input: unknown, holders: (Module
   if (t === input || !(t instanceof Tensor) || t.isDisposed || isKept(t)) return;
   for (const m of holders) if (m && holds(m, t)) return;
   t.dispose();
+}
+
+// ---- hooks (torch/nn/modules/module.py _call_impl, torch/utils/hooks.py BackwardHook) ----
+
+type AnyModule = Module<any, any>;
+type ForwardPreHook = (m: AnyModule, input: unknown[]) => unknown;
+type ForwardHook = (m: AnyModule, input: unknown[], output: unknown) => unknown;
+type BackwardHookFn = (m: AnyModule, gradInput: (Tensor | null)[], gradOutput: (Tensor | null)[]) => unknown;
+interface HookTable {
+  pre: Map<number, ForwardPreHook>;
+  forward: Map<number, ForwardHook>;
+  backward: Map<number, BackwardHookFn>;
+}
+
+// A module's hooks live outside it, so they are neither state-dict entries nor
+// printed; the first hook replaces `forward` by an own, non-enumerable property
+// that runs them, which every caller (containers included) reaches.
+const hookTables = new WeakMap<AnyModule, HookTable>();
+
+function addHook(m: AnyModule, kind: keyof HookTable, hook: ForwardPreHook | ForwardHook | BackwardHookFn): RemovableHandle {
+  let table = hookTables.get(m);
+  if (!table) {
+    table = { pre: new Map(), forward: new Map(), backward: new Map() };
+    hookTables.set(m, table);
+    const inner = m.forward;
+    const t = table;
+    Object.defineProperty(m, 'forward', {
+      value: (...args: unknown[]) => callWithHooks(m, inner, t, args),
+      writable: true, configurable: true, enumerable: false,
+    });
+  }
+  const handle = new RemovableHandle(() => table!.pre.delete(handle.id) || table!.forward.delete(handle.id) || table!.backward.delete(handle.id));
+  (table[kind] as Map<number, unknown>).set(handle.id, hook);
+  return handle;
+}
+
+function callWithHooks(m: AnyModule, inner: (...a: unknown[]) => unknown, table: HookTable, args: unknown[]): unknown {
+  let input = args;
+  for (const hook of [...table.pre.values()]) {
+    const r = hook(m, input);
+    if (r !== undefined) input = Array.isArray(r) ? r : [r];
+  }
+  const backward = table.backward.size ? new BackwardHook(m, [...table.backward.values()]) : undefined;
+  if (backward) input = backward.setupInputHook(input);
+  let result: unknown;
+  try {
+    result = inner.apply(m, input);
+    for (const hook of [...table.forward.values()]) {
+      const r = hook(m, input, result);
+      if (r !== undefined) result = r;
+    }
+    if (backward) result = backward.setupOutputHook(result, args);
+  } finally {
+    backward?.releaseInputs(result);
+  }
+  return result;
+}
+
+// PyTorch wraps inputs and outputs in one identity autograd Function whose grad_fn
+// hooks see the gradients; here each is an `aten::alias` node (also an identity)
+// with a tensor hook, which is why one differentiable input and one output is the limit.
+const identity = (t: Tensor): Tensor => wrap(native.call(op('aten::alias'), t._h));
+
+class BackwardHook {
+  private gradOutputs: (Tensor | null)[] | null = null;
+  private wrapped: Tensor | null = null;
+  private nInputs = 0;
+  private inputIndex = -1;
+
+  constructor(private readonly module: AnyModule, private readonly hooks: BackwardHookFn[]) {}
+
+  setupInputHook(args: unknown[]): unknown[] {
+    this.nInputs = args.length;
+    const differentiable = args.flatMap((a, i) => (a instanceof Tensor && a.requiresGrad ? [i] : []));
+    if (differentiable.length === 0 || !isGradEnabled()) return args;
+    if (differentiable.length > 1) {
+      throw new Error(`${this.module.typeName()}: registerFullBackwardHook supports modules with one input that requires grad, got ${differentiable.length}`);
+    }
+    const i = (this.inputIndex = differentiable[0]);
+    const wrapped = (this.wrapped = identity(args[i] as Tensor));
+    registerTensorHook(wrapped, (grad) => {
+      const gradInputs: (Tensor | null)[] = args.map((_, j) => (j === i ? grad : null));
+      const replaced = this.callUserHooks(gradInputs);
+      return replaced ? replaced[i] ?? undefined : undefined;
+    });
+    const out = [...args];
+    out[i] = wrapped;
+    return out;
+  }
+
+  setupOutputHook(result: unknown, args: unknown[]): unknown {
+    if (!(result instanceof Tensor)) {
+      throw new Error(`${this.module.typeName()}: registerFullBackwardHook supports modules whose output is one Tensor, got ${describe(result)}`);
+    }
+    if (!result.requiresGrad) return result;
+    const wrapped = identity(result);
+    // On the alias's input, so gradOutput is the gradient after the output's own tensor hooks, as PyTorch's post-hook sees it.
+    registerTensorHook(result, (grad) => {
+      this.gradOutputs = [grad];
+      if (this.inputIndex < 0) {
+        // No input requires grad: the hooks run now, and may not replace anything.
+        const replaced = this.callUserHooks(new Array(this.nInputs).fill(null));
+        if (replaced && replaced.some((g) => g !== null && g !== undefined)) {
+          throw new Error('Backward hook for Modules where no input requires gradient should always return None or None for all gradients.');
+        }
+      }
+      return undefined;
+    });
+    if (result !== this.wrapped) releaseIntermediate(result, args[0], [this.module]);
+    return wrapped;
+  }
+
+  // The identity input is the layer's to use; once forward is done only the graph needs it.
+  releaseInputs(result: unknown): void {
+    const w = this.wrapped;
+    if (w && w !== result && !w.isDisposed && !isKept(w)) w.dispose();
+  }
+
+  private callUserHooks(gradInputs: (Tensor | null)[]): (Tensor | null)[] | null {
+    const gradOutputs = this.gradOutputs ?? [null];
+    let current = gradInputs;
+    let replaced: (Tensor | null)[] | null = null;
+    try {
+      for (const hook of this.hooks) {
+        const r = hook(this.module, current, gradOutputs);
+        if (r === undefined || r === null) continue;
+        if (!Array.isArray(r) || r.length !== current.length) {
+          throw new Error(`Backward hook returned an invalid number of grad_input, got ${Array.isArray(r) ? r.length : describe(r)}, but expected ${current.length}`);
+        }
+        current = replaced = r as (Tensor | null)[];
+      }
+    } finally {
+      for (const g of [...gradInputs, ...gradOutputs]) {
+        if (g && !isKept(g) && !(replaced && replaced.includes(g))) g.dispose();
+      }
+      this.gradOutputs = null;
+    }
+    return replaced;
+  }
 }
