@@ -43,10 +43,10 @@ describe.skipIf(!available)('distributed: 2 vgg-torch ranks on 127.0.0.1 (gloo)'
     const port = await freePort();
     const body = `
       const out = {};
-      const v = (t) => Array.from(t.toTypedArray());
+      const v = (t) => Array.from(t.toTypedArray(), Number);
       out.rank = dist.getRank(); out.size = dist.getWorldSize(); out.init = dist.isInitialized();
       for (const op of ['sum', 'avg', 'min', 'max', 'product']) {
-        const t = vt.tensor([RANK + 1, 10 * (RANK + 1), -RANK]);
+        const t = vt.tensor([RANK + 1, 10 * (RANK + 1), -RANK], { dtype: 'float32' });
         dist.allReduce(t, { op }); out[op] = v(t);
       }
       // async: the event loop runs while the work is waited on a libuv worker
@@ -76,11 +76,11 @@ describe.skipIf(!available)('distributed: 2 vgg-torch ranks on 127.0.0.1 (gloo)'
       expect(o.avg).toEqual([1.5, 15, -0.5]);
       expect(o.min).toEqual([1, 10, -1]);
       expect(o.max).toEqual([2, 20, 0]);
-      expect(o.product).toEqual([2, 200, -0]);
+      expect(o.product).toEqual([2, 200, 0]); // -0 and 0 are both 0 in JSON
       expect(o.async).toEqual([4]);
       expect(o.bcast).toEqual([8, 2]);
       expect(o.bcastAsync).toEqual([100]);
-      expect(o.gather).toEqual([[[0, 0.5]], [[1, 1.5]]]);
+      expect(o.gather).toEqual([[0, 0.5], [1, 1.5]]); // each (1, 2), flattened
       expect(o.gatherAsync).toEqual([[0], [3]]);
       expect(o.rs).toMatch(/gloo backend .* has no reduce_scatter/);
       expect(o.subgroup).toBe(rank === 1 ? 1 : null);
@@ -120,8 +120,8 @@ describe.skipIf(!available || (!hasTorchPython && !requireLiveOracle))('distribu
   it('allReduce across the two languages', async () => {
     const port = await freePort();
     const js = runNodeChild(rankCode(port, 0, `
-      const t = vt.tensor([1, 2, 3]); dist.allReduce(t);
-      const m = vt.tensor([4]); dist.allReduce(m, { op: 'max' });
+      const t = vt.tensor([1, 2, 3], { dtype: 'float32' }); dist.allReduce(t);
+      const m = vt.tensor([4], { dtype: 'float32' }); dist.allReduce(m, { op: 'max' });
       dist.barrier();
       console.log(JSON.stringify([Array.from(t.toTypedArray()), Array.from(m.toTypedArray())]));
     `), { timeoutMs: 60_000 });
