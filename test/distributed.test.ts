@@ -4,21 +4,10 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
+import { freePort } from './distributedHelpers.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 
 const available = distributed.isAvailable();
-
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The JSON a child printed last. */
 function result<T>(r: ChildResult): T {
