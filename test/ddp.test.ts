@@ -3,7 +3,7 @@
 // two set-ups differ by design): Conv2d(3,4,3) → ReLU → MaxPool2d(2) → Flatten → Linear(64,10).
 import { describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
-import { type ChildResult, runNodeChild } from './helpers.js';
+import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 import { freePort } from './distributedHelpers.js';
 
 function result<T>(r: ChildResult): T {
@@ -101,4 +101,50 @@ describe.skipIf(!distributed.isAvailable())('DistributedDataParallel (gloo, 2 ra
     expect(r1.meanAfterEvalForward).toEqual(r0.meanAfterEvalForward);
     expect(r0.meanAfterEvalForward).toEqual(r0.meanAfterTrain);
   }, 120_000);
+});
+
+describe.skipIf(!distributed.isAvailable() || (!hasTorchPython && !requireLiveOracle))('DistributedDataParallel with a Python rank', () => {
+  it('a vgg-torch DDP rank and a torch DDP rank train to the same weights', async () => {
+    const port = await freePort();
+    // Same architecture in both languages; the Python rank's own initial weights are
+    // overwritten by rank 0's (vgg-torch) at construction.
+    const js = runNodeChild(`
+      const vt = await import(LIB);
+      const { nn, optim } = vt;
+      vt.distributed.initProcessGroup({ initMethod: 'tcp://127.0.0.1:${port}', rank: 0, worldSize: 2, timeout: 20000 });
+      vt.manualSeed(3);
+      const net = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 6 * 6, 5));
+      const ddp = new nn.parallel.DistributedDataParallel(net, { bucketCapMb: 0.001 });
+      const opt = new optim.SGD(ddp.parameters(), { lr: 0.05 });
+      for (let step = 0; step < 3; step++) {
+        vt.manualSeed(10 + step);
+        const x = vt.randn([8, 3, 6, 6]); const y = vt.randint(0, 5, [8]);
+        opt.zeroGrad();
+        vt.nn.functional.crossEntropy(ddp.forward(x), y).backward();
+        opt.step();
+      }
+      console.log(JSON.stringify([...net.parameters()].map((p) => Array.from(p.contiguous().toTypedArray()))));
+    `, { timeoutMs: 60_000 });
+    const py = python(['-c', `
+import torch, torch.distributed as dist, torch.nn as nn, json, datetime
+from torch.nn.parallel import DistributedDataParallel as DDP
+dist.init_process_group('gloo', init_method='tcp://127.0.0.1:${port}', rank=1, world_size=2, timeout=datetime.timedelta(seconds=20))
+torch.manual_seed(99)
+net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+ddp = DDP(net, bucket_cap_mb=0.001)
+opt = torch.optim.SGD(ddp.parameters(), lr=0.05)
+for step in range(3):
+    torch.manual_seed(20 + step)
+    x = torch.randn(8, 3, 6, 6); y = torch.randint(0, 5, (8,))
+    opt.zero_grad()
+    nn.functional.cross_entropy(ddp(x), y).backward()
+    opt.step()
+print(json.dumps([p.detach().flatten().tolist() for p in net.parameters()]))
+`], { timeoutMs: 60_000 });
+    const [a, b] = await Promise.all([js, py]);
+    const wa = result<number[][]>(a);
+    const wb = result<number[][]>(b);
+    expect(wa.length).toBe(4);
+    expect(wa).toEqual(wb); // the same averaged gradients and the same SGD on both sides: bitwise
+  }, 90_000);
 });
