@@ -7,6 +7,7 @@
         "native/autograd.cc",
         "native/cuda.cc",
         "native/jit.cc",
+        "native/distributed.cc",
         "native/ops.cc",
         "native/pymath.cc",
         "native/runtime.cc",
@@ -14,7 +15,8 @@
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node scripts/find-libtorch.cjs --include-dirs)"
+        "<!@(node scripts/find-libtorch.cjs --include-dirs)",
+        "native/compat"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

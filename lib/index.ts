@@ -43,16 +43,18 @@ export { decodeImage } from './io/image.js';
 export {
   DataLoader, EpochIterator, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
   CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
-  accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers,
+  accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers, DistributedSampler,
 } from './data/index.js';
 export type {
   Dataset, DataLoaderOptions, LoaderIterState, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
+  DistributedSamplerOptions,
 } from './data/index.js';
 export { download } from './utils/download.js';
 export { RemovableHandle } from './utils/hooks.js';
 export type { DownloadOptions, DownloadResult, ProgressCallback } from './utils/download.js';
 export { makeGrid, saveImage } from './io/grid.js';
 export type { MakeGridOptions } from './io/grid.js';
+export * as distributed from './distributed/index.js';
 export * as train from './train/index.js';
 export { fit, evaluate, saveCheckpoint, loadCheckpoint } from './train/index.js';
 export type { FitOptions, FitResult, Evaluation, MetricsRecord } from './train/index.js';

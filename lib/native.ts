@@ -89,6 +89,26 @@ export interface NativeAddon {
   setQuantizedEngine(name: string): void;
   supportedQuantizedEngines(): string[];
   compiledWithCuda(): boolean;
+  // torch.distributed (native/distributed.cc); only the first two exist in a build without Gloo.
+  distIsAvailable(): boolean;
+  distNcclAvailable(): boolean;
+  distInit(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number): number;
+  distNewGroup(ranks: number[]): number;
+  distDestroy(): void;
+  distIsInitialized(): boolean;
+  distGroupRank(group: number): number;
+  distGroupSize(group: number): number;
+  distAllReduce(group: number, t: Handle, op: string, async: boolean): Promise<void> | undefined;
+  distBroadcast(group: number, t: Handle, src: number, async: boolean): Promise<void> | undefined;
+  distAllGather(group: number, t: Handle, async: boolean): Handle[] | Promise<Handle[]>;
+  distReduceScatter(group: number, out: Handle, inputs: Handle[], op: string, async: boolean): Promise<void> | undefined;
+  distBarrier(group: number, async: boolean): Promise<void> | undefined;
+  distBroadcastCoalesced(group: number, tensors: Handle[], bufferSize: number, src: number): void;
+  distVerifyParams(group: number, params: Handle[]): void;
+  distReducerNew(group: number, params: Handle[], bucketCapBytes: number, findUnused: boolean, gradientAsBucketView: boolean, names: string[]): number;
+  distReducerFree(reducer: number): void;
+  distReducerPrepareForward(reducer: number, prepare: boolean, rebuildBuckets: boolean): void;
+  distReducerPrepareForBackward(reducer: number, outputs: Handle[]): void;
 }
 
 function here(): string {

@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitCuda(env, exports);
   InitPyMath(env, exports);
   InitJit(env, exports);
+  InitDistributed(env, exports);
   return exports;
 }
 

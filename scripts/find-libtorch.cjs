@@ -96,8 +96,14 @@ function describe(found) {
   // c10/cuda headers include the CUDA runtime's.
   const cudaHome = process.env.CUDA_HOME || process.env.CUDA_PATH || '/usr/local/cuda';
   const cudaInclude = cuda && fs.existsSync(path.join(cudaHome, 'include')) ? [path.join(cudaHome, 'include')] : [];
+  // torch.distributed's Gloo backend: the c10d headers of this libtorch and libgloo (Debian: libgloo-dev).
+  const glooLib = ['/usr/lib', '/usr/local/lib', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', libDir]
+    .find((d) => fs.existsSync(path.join(d, 'libgloo.so')));
+  const gloo = Boolean(glooLib) && ['/usr/include', '/usr/local/include', includeDir].some((d) => fs.existsSync(path.join(d, 'gloo/algorithm.h'))) &&
+    fs.existsSync(path.join(includeDir, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp'));
   return {
     via: found.via,
+    gloo,
     cmakeDir: dir,
     includeDirs: [includeDir, path.join(includeDir, 'torch/csrc/api/include'), ...cudaInclude],
     libDir,
@@ -124,10 +130,10 @@ function main() {
   switch (what) {
     case '--cmake-dir': process.stdout.write(info.cmakeDir); break;
     case '--include-dirs': process.stdout.write(info.includeDirs.map(q).join(' ')); break;
-    case '--cflags': process.stdout.write([...info.cxxFlags, ...(info.cuda ? ['-DVGG_TORCH_WITH_CUDA'] : [])].join(' ')); break;
+    case '--cflags': process.stdout.write([...info.cxxFlags, ...(info.cuda ? ['-DVGG_TORCH_WITH_CUDA'] : []), ...(info.gloo ? ['-DUSE_C10D_GLOO', '-DVGG_TORCH_WITH_GLOO'] : [])].join(' ')); break;
     case '--libs': {
       const cuda = info.cuda ? ['-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed'] : [];
-      process.stdout.write([`-L${q(info.libDir)}`, `-Wl,-rpath,${q(info.libDir)}`, ...cuda, '-ltorch', '-ltorch_cpu', '-lc10'].join(' '));
+      process.stdout.write([`-L${q(info.libDir)}`, `-Wl,-rpath,${q(info.libDir)}`, ...cuda, '-ltorch', '-ltorch_cpu', '-lc10', ...(info.gloo ? ['-lgloo'] : [])].join(' '));
       break;
     }
     default: process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);

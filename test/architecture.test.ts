@@ -12,7 +12,7 @@ const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../lib');
 const LEVELS: Record<string, number> = {
   native: 0, utils: 0,
   tensor: 1,
-  autograd: 2, runtime: 2, generator: 2,
+  autograd: 2, runtime: 2, generator: 2, distributed: 2,
   nn: 3, optim: 3, io: 3,
   serialization: 4, transforms: 4, jit: 4,
   hub: 5,

@@ -13,3 +13,5 @@ export { ImageFolder, IMG_EXTENSIONS } from './folder.js';
 export type { ImageFolderOptions } from './folder.js';
 export { accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix } from './classificationMetrics.js';
 export { shutdownPool as closeLoaderWorkers } from './pool.js';
+export { DistributedSampler } from './distributed.js';
+export type { DistributedSamplerOptions } from './distributed.js';

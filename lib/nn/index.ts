@@ -9,3 +9,4 @@ export * as init from './init.js';
 export * as functional from './functional.js';
 export { summary } from './summary.js';
 export type { ModelSummary, LayerSummary } from './summary.js';
+export * as parallel from './parallel/index.js';
