@@ -104,6 +104,176 @@ describe('graphToOnnx on hand-built graphs', () => {
   });
 });
 
-afterAll(() => {
-  void existsSync; void readFileSync; void statSync; void saveModel;
+/** A graph of one operator on x; `args` builds its other inputs. */
+function single(kind: string, args: (b: GraphBuilder) => string[]): TracedGraph {
+  const b = new GraphBuilder();
+  return b.graph(b.op(kind, 'x.1', ...args(b)));
+}
+
+describe('AdaptiveAvgPool2d', () => {
+  // [input H×W, output size, the ONNX ops it becomes]
+  const cases: [number[], (number | null)[], string[]][] = [
+    [[7, 7], [7, 7], []], // identity: the output is the input (through Identity)
+    [[14, 21], [7, 7], ['AveragePool']],
+    [[5, 3], [1, 1], ['GlobalAveragePool']],
+    [[1, 1], [7, 7], ['Resize']], // vgg16_bn on 32×32: every output pixel copies the one input pixel
+    [[2, 3], [6, 6], ['Resize']],
+    [[14, 2], [7, 6], ['AveragePool', 'Resize']],
+    [[6, 5], [3, null], ['AveragePool']],
+  ];
+  for (const [hw, out, ops] of cases) {
+    it(`from ${hw.join("×")} to ${out.map((o) => o ?? "None").join("×")} is exact: ${ops.join(' + ') || 'no op'}`, async () => {
+      manualSeed(3);
+      const model = graphToOnnx(single('aten::adaptive_avg_pool2d', (b) => [b.list(out as number[])]), [{ shape: [1, 2, ...hw], dtype: 'float32' }]);
+      checkModel(model);
+      expect(model.graph!.node!.map((n) => n.opType).filter((o) => o !== 'Identity')).toEqual(ops);
+      const x = randn(2, 2, ...hw);
+      const got = await runOrt(encode(model), x);
+      const expected = F.adaptiveAvgPool2d(x, out as [number | null, number | null]);
+      expect(got.dims).toEqual(expected.shape);
+      expect(relDiff(got.data, expected)).toBeLessThan(1e-6);
+    });
+  }
+
+  it('refuses sizes that are neither multiples nor divisors, naming them', () => {
+    expect(() => graphToOnnx(single('aten::adaptive_avg_pool2d', (b) => [b.list([7, 7])]), [{ shape: [1, 512, 5, 7], dtype: 'float32' }]))
+      .toThrow(/node \d+ \(aten::adaptive_avg_pool2d\): AdaptiveAvgPool2d from 5×7 to 7×7 has no exact ONNX form/);
+  });
+});
+
+describe('pooling and convolution options', () => {
+  it('MaxPool with padding, dilation and ceil_mode where PyTorch and ONNX agree; refuses ceil_mode where they do not', async () => {
+    const graph = (k: number, s: number, p: number, d: number, ceil: boolean) =>
+      single('aten::max_pool2d', (b) => [b.list([k, k]), b.list([s, s]), b.list([p, p]), b.list([d, d]), b.const(ceil)]);
+    manualSeed(5);
+    const x = randn(2, 3, 9, 9);
+    for (const [k, s, p, d, ceil] of [[3, 2, 1, 1, true], [2, 2, 0, 1, true], [3, 1, 1, 2, false]] as const) {
+      const model = graphToOnnx(graph(k, s, p, d, ceil), [{ shape: [1, 3, 9, 9], dtype: 'float32' }]);
+      const expected = F.maxPool2d(x, k, s, p, d, ceil);
+      const got = await runOrt(encode(model), x);
+      expect(got.dims).toEqual(expected.shape);
+      expect(relDiff(got.data, expected)).toBe(0);
+    }
+    // 5×5, kernel 2, stride 2, padding 1, ceil: PyTorch drops the window starting in the right padding (3×3), ONNX's rule keeps it (4×4).
+    expect(() => graphToOnnx(graph(2, 2, 1, 1, true), [{ shape: [1, 3, 5, 5], dtype: 'float32' }])).toThrow(/ceil_mode on a 5×5 input gives 3×3 in PyTorch but 4×4 by ONNX's shape rule/);
+  });
+
+  it('avg_pool2d, conv2d with stride, dilation, groups, no bias and padding "same"', async () => {
+    manualSeed(6);
+    const w = randn(4, 2, 3, 3);
+    const x = randn(3, 4, 10, 9);
+    const b = new GraphBuilder();
+    let h = b.op('aten::conv2d', 'x.1', b.const(w), b.const(null), b.list([2, 1]), b.list([1, 2]), b.list([1, 2]), b.const(2));
+    h = b.op('aten::avg_pool2d', h, b.list([3, 3]), b.list([]), b.list([1, 1]), b.const(false), b.const(false), b.const(null));
+    const same = randn(4, 4, 4, 4);
+    h = b.op('aten::conv2d', h, b.const(same), b.const(null), b.list([1, 1]), b.const('same'), b.list([1, 1]), b.const(1));
+    const model = graphToOnnx(b.graph(h), [{ shape: [1, 4, 10, 9], dtype: 'float32' }]);
+    checkModel(model);
+    let expected = F.conv2d(x, w, null, [2, 1], [1, 2], [1, 2], 2);
+    expected = F.avgPool2d(expected, 3, null, { padding: 1, countIncludePad: false });
+    expected = F.conv2d(expected, same, { padding: 'same' });
+    const got = await runOrt(encode(model), x);
+    expect(got.dims).toEqual(expected.shape);
+    expect(relDiff(got.data, expected)).toBeLessThan(1e-5);
+  });
+});
+
+describe('refusals', () => {
+  const input = [{ shape: [1, 3, 8, 8], dtype: 'float32' as const }];
+  it('names an unsupported operator', () => {
+    expect(() => graphToOnnx(single('aten::sigmoid', () => []), input)).toThrow(/the operator aten::sigmoid \(node 0\) is not supported by the ONNX export; supported: aten::conv2d/);
+  });
+  it('refuses training-mode dropout and batch norm, batch norm without running stats, run-time lists', () => {
+    expect(() => graphToOnnx(single('aten::dropout', (b) => [b.const(0.5), b.const(true)]), input)).toThrow(/Dropout in training mode is random; export the model in eval mode/);
+    const bn = (training: boolean, stats: boolean) => single('aten::batch_norm', (b) => {
+      const s = stats ? [b.const(randn(3)), b.const(randn(3).abs())] : [b.const(null), b.const(null)];
+      return [b.const(null), b.const(null), ...s, b.const(training), b.const(0.1), b.const(1e-5), b.const(true)];
+    });
+    expect(() => graphToOnnx(bn(true, true), input)).toThrow(/BatchNorm in training mode/);
+    expect(() => graphToOnnx(bn(false, false), input)).toThrow(/without running statistics/);
+    const b = new GraphBuilder();
+    const size = b.op('aten::size', 'x.1', b.const(0));
+    const l = 'l_rt';
+    b.nodes.push({ kind: 'prim::ListConstruct', inputs: [size, b.const(-1)], outputs: [l] });
+    expect(() => graphToOnnx(b.graph(b.op('aten::view', 'x.1', l)), input)).toThrow(/the operator aten::size \(node 1\) is not supported/);
+    expect(() => graphToOnnx(single('aten::relu', () => []), input, { opset: 9 })).toThrow(/opset must be an integer from 11 to 17, got 9/);
+    expect(() => graphToOnnx(single('aten::relu', () => []), input, { inputNames: ['a', 'b'] })).toThrow(/inputNames must be 1 non-empty string/);
+    expect(() => graphToOnnx(single('aten::flatten', (b2) => [b2.const(0), b2.const(-1)]), input)).toThrow(/flattening the batch dimension .* dynamicBatch: false/);
+  });
+});
+
+describe('names, dtypes and batch', () => {
+  it('gives inputs and outputs their names; a pass-through output goes through Identity; a fixed batch when dynamicBatch is false', async () => {
+    const b = new GraphBuilder();
+    const d = b.op('aten::dropout', 'x.1', b.const(0.1), b.const(false));
+    const r = b.op('aten::relu', d);
+    const model = graphToOnnx(b.graph(d, r), [{ shape: [2, 3], dtype: 'float64' }], { inputNames: ['image'], outputNames: ['same', 'relu'], dynamicBatch: false });
+    checkModel(model);
+    expect(model.graph!.node!.map((n) => `${n.opType}(${n.input!.join()})→${n.output!.join()}`)).toEqual(['Relu(image)→relu', 'Identity(image)→same']);
+    expect(model.graph!.output!.map((o) => o.type!.tensorType!.elemType)).toEqual([onnx.TensorProto.DataType.DOUBLE, onnx.TensorProto.DataType.DOUBLE]);
+    expect(model.graph!.output![1].type!.tensorType!.shape!.dim!.map((x) => Number(x.dimValue))).toEqual([2, 3]);
+    const session = await ort.InferenceSession.create(encode(model));
+    const out = await session.run({ image: new ort.Tensor('float64', Float64Array.from([-1, 2, -3, 4, -5, 6]), [2, 3]) });
+    expect(Array.from(out.relu.data as Float64Array)).toEqual([0, 2, 0, 4, 0, 6]);
+    expect(Array.from(out.same.data as Float64Array)).toEqual([-1, 2, -3, 4, -5, 6]);
+  });
+});
+
+describe('checkModel', () => {
+  const valid = (): IModelProto => graphToOnnx(single('aten::relu', () => []), [{ shape: [1, 3], dtype: 'float32' }]);
+  it('accepts an exported model and lists every broken rule of a bad one', () => {
+    expect(() => checkModel(valid())).not.toThrow();
+    const m = valid();
+    m.graph!.node!.push({ opType: 'Add', input: ['nowhere', 'output'], output: ['output'] });
+    m.graph!.output![0].type!.tensorType!.shape!.dim![1] = {};
+    m.graph!.input![0].type = {};
+    m.graph!.initializer = [{ name: 'w', dataType: onnx.TensorProto.DataType.FLOAT, dims: [2, 2], rawData: new Uint8Array(12) }];
+    m.opsetImport = [];
+    let message = '';
+    try {
+      checkModel(m);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    for (const rule of [
+      'no opset_import for the default domain', 'graph input input has no tensor type', 'initializer w: raw_data holds 12 bytes, its shape needs 16',
+      'node 1 (Add): input nowhere is not defined before it', 'node 1 (Add) defines output a second time',
+      'graph output output: dim 1 must be a positive size or a symbolic name',
+    ]) expect(message).toContain(rule);
+  });
+});
+
+describe('saveModel', () => {
+  it('writes the weights to an external data file past the threshold; onnxruntime reads it and agrees', async () => {
+    manualSeed(9);
+    const w1 = randn(16, 3, 3, 3);
+    const w2 = randn(10, 16 * 4 * 4);
+    const bias = randn(10);
+    const b = new GraphBuilder();
+    let h = b.op('aten::conv2d', 'x.1', b.const(w1), b.const(null), b.list([1]), b.list([1]), b.list([1]), b.const(1));
+    h = b.op('aten::max_pool2d', b.op('aten::relu_', h), b.list([2]), b.list([]), b.list([0]), b.list([1]), b.const(false));
+    h = b.op('aten::linear', b.op('aten::flatten', h, b.const(1), b.const(-1)), b.const(w2), b.const(bias));
+    const model = graphToOnnx(b.graph(h), [{ shape: [1, 3, 8, 8], dtype: 'float32' }]);
+    const x = randn(2, 3, 8, 8);
+    const expected = F.linear(F.maxPool2d(F.conv2d(x, w1, null, 1, 1).relu(), 2).flatten(1), w2, bias);
+
+    const inline = saveModel(model, join(dir, 'inline.onnx'));
+    expect(inline.dataPath).toBeNull();
+    expect(inline.bytes).toBe(statSync(inline.path).size);
+    expect(inline.bytes).toBeGreaterThan((w1.numel() + w2.numel()) * 4);
+
+    const ext = saveModel(model, join(dir, 'ext.onnx'), { externalDataThreshold: 4096 });
+    expect(ext.dataPath).toBe(join(dir, 'ext.onnx.data'));
+    expect(statSync(ext.path).size).toBeLessThan(2048); // only the graph and the 40-byte bias
+    const stored = onnx.ModelProto.decode(readFileSync(ext.path));
+    checkModel(stored);
+    const kinds = stored.graph!.initializer!.map((t) => [t.name, t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL]);
+    expect(kinds.filter(([, e]) => e).length).toBe(2);
+    expect(kinds.filter(([, e]) => !e).length).toBe(1);
+    for (const file of [inline.path, ext.path]) {
+      const got = await runOrt(file, x);
+      expect(relDiff(got.data, expected)).toBeLessThan(1e-5);
+    }
+    expect(existsSync(join(dir, 'inline.onnx.data'))).toBe(false);
+  });
 });

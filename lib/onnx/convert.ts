@@ -99,7 +99,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
     }
     if (node.kind === 'prim::ListConstruct') {
       const items = node.inputs.map((v) => constants.get(v));
-      if (!items.every((x): x is number => typeof x === 'number')) {
+      if (!items.every((x): x is number => typeof x === 'number' || x === null)) { // int?[] (output_size) may hold None
         throw new Error(`exportOnnx(): node ${index} (prim::ListConstruct) lists values computed at run time; only constant int lists are exported`);
       }
       constants.set(node.outputs[0], items);

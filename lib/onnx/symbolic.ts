@@ -98,8 +98,9 @@ function checkPool(ctx: SymbolicContext, hw: number[], k: number[], s: number[],
   if (out.some((o) => o < 1)) throw ctx.fail(`kernel ${k.join('×')} does not fit the ${hw.join('×')} input`);
   // Where PyTorch drops a last window that would start in the right padding, ONNX keeps it: not the same function.
   if (ceil && [0, 1].some((j) => onnxCeilOut(hw[j], k[j], s[j], p[j], d[j]) !== out[j])) {
-    throw ctx.fail(`ceil_mode on a ${hw.join('×')} input gives ${out.join('×')} in PyTorch but a larger output in ONNX (whose ceil_mode ` +
-      'lets the last window start in the padding); export with an input size where they agree');
+    const onnxOut = [0, 1].map((j) => onnxCeilOut(hw[j], k[j], s[j], p[j], d[j]));
+    throw ctx.fail(`ceil_mode on a ${hw.join('×')} input gives ${out.join('×')} in PyTorch but ${onnxOut.join('×')} by ONNX's shape rule ` +
+      '(before opset 19 a last window may start in the right padding, and runtimes differ); export with an input size where they agree');
   }
   return out;
 }
