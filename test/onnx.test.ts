@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { F, type Tensor, manualSeed, randn, tidy } from '../lib/index.js';
+import { F, type Tensor, type VGG, inferenceMode, manualSeed, nn, noGrad, randn, tidy, vgg11, vgg16_bn, vggTutorial } from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
+import { exportOnnx } from '../lib/onnx/export.js';
 import type { ConstantValue, GraphNode, TracedGraph } from '../lib/onnx/graph.js';
-import { type IModelProto, onnx } from '../lib/onnx/proto.js';
+import { type IModelProto, type IValueInfoProto, onnx } from '../lib/onnx/proto.js';
 import { saveModel } from '../lib/onnx/save.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-onnx-'));
@@ -122,7 +123,7 @@ describe('AdaptiveAvgPool2d', () => {
     [[6, 5], [3, null], ['AveragePool']],
   ];
   for (const [hw, out, ops] of cases) {
-    it(`from ${hw.join("×")} to ${out.map((o) => o ?? "None").join("×")} is exact: ${ops.join(' + ') || 'no op'}`, async () => {
+    it(`from ${hw.join('×')} to ${out.map((o) => o ?? 'None').join('×')} is exact: ${ops.join(' + ') || 'no op'}`, async () => {
       manualSeed(3);
       const model = graphToOnnx(single('aten::adaptive_avg_pool2d', (b) => [b.list(out as number[])]), [{ shape: [1, 2, ...hw], dtype: 'float32' }]);
       checkModel(model);
@@ -275,5 +276,80 @@ describe('saveModel', () => {
       expect(relDiff(got.data, expected)).toBeLessThan(1e-5);
     }
     expect(existsSync(join(dir, 'inline.onnx.data'))).toBe(false);
+  });
+});
+
+/** Running statistics and affine weights away from their 0/1 defaults, so that BatchNorm does something. */
+function randomizeBatchNorm(model: nn.Module<any, any>): void {
+  noGrad(() => {
+    for (const m of model.modules()) {
+      if (!(m instanceof nn.BatchNorm2d)) continue;
+      m.runningMean!.normal_(0, 0.1);
+      m.runningVar!.uniform_(0.5, 2);
+      m.weight!.uniform_(0.5, 1.5);
+      m.bias!.normal_(0, 0.1);
+    }
+  });
+}
+
+describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () => {
+  // [model, example input (traced), run input (another batch size), ONNX ops of the avgpool]
+  const cases: [string, () => VGG, number[], number[], string[]][] = [
+    ['vgg11 at 224×224 (7×7 features: no pool op)', () => vgg11(), [2, 3, 224, 224], [1, 3, 224, 224], []],
+    ['vgg16_bn at 32×32 (1×1 features copied to 7×7)', () => vgg16_bn(), [1, 3, 32, 32], [3, 3, 32, 32], ['Resize']],
+    ['the tutorial VGG (32×32, no avgpool)', () => vggTutorial(), [1, 3, 32, 32], [4, 3, 32, 32], []],
+    ['the tutorial VGG with batch norm, 1 channel', () => vggTutorial({ batchNorm: true, inChannels: 1 }), [2, 1, 32, 32], [5, 1, 32, 32], []],
+  ];
+  for (const [name, build, example, runShape, poolOps] of cases) {
+    it(name, async () => {
+      manualSeed(777);
+      const model = build();
+      randomizeBatchNorm(model);
+      const file = join(dir, 'vgg.onnx');
+      try {
+        const saved = exportOnnx(model, randn(...example), file, { dynamicBatch: true });
+        expect(model.training).toBe(true); // restored after the export
+        expect(saved.dataPath).toBeNull();
+        const stored = onnx.ModelProto.decode(readFileSync(file));
+        checkModel(stored);
+        const ops = stored.graph!.node!.map((n) => n.opType);
+        const bn = [...model.modules()].filter((m) => m instanceof nn.BatchNorm2d).length;
+        const convs = [...model.modules()].filter((m) => m instanceof nn.Conv2d).length;
+        expect(ops.filter((o) => o === 'Conv').length).toBe(convs);
+        expect(ops.filter((o) => o === 'BatchNormalization').length).toBe(bn);
+        expect(ops.filter((o) => o === 'Gemm').length).toBe(3);
+        expect(ops).not.toContain('Dropout');
+        expect(ops.filter((o) => ['Resize', 'AveragePool', 'GlobalAveragePool'].includes(o))).toEqual(poolOps);
+        // Initializers are the state dict's tensors under its names.
+        const keys = [...model.stateDict().keys()].filter((k) => !k.endsWith('num_batches_tracked'));
+        expect(stored.graph!.initializer!.map((t) => t.name!).filter((n) => !n.startsWith('resize_')).sort()).toEqual([...keys].sort());
+        const dims = (v: IValueInfoProto) => v.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
+        expect(dims(stored.graph!.input![0])).toEqual(['batch', ...example.slice(1)]);
+        expect(dims(stored.graph!.output![0])).toEqual(['batch', model.classifier[6] instanceof nn.Linear ? (model.classifier[6] as nn.Linear).outFeatures : -1]);
+
+        manualSeed(1);
+        const x = randn(...runShape);
+        model.eval();
+        const expected = inferenceMode(() => model.forward(x));
+        const got = await runOrt(file, x);
+        expect(got.dims).toEqual(expected.shape);
+        const rel = relDiff(got.data, expected);
+        console.log(`${name}: max |onnxruntime − vgg-torch| / max |vgg-torch| = ${rel.toExponential(2)}`);
+        expect(rel).toBeLessThan(1e-4);
+        expected.dispose();
+        x.dispose();
+      } finally {
+        model.dispose();
+        rmSync(file, { force: true });
+      }
+    }, 120_000);
+  }
+
+  it('refuses a module it cannot export, naming it, and keeps the model in training mode', () => {
+    const model = new nn.Sequential(new nn.Conv2d(3, 4, 3), new nn.CrossEntropyLoss() as unknown as nn.Module);
+    expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'))).toThrow(/cannot export 1 \(CrossEntropyLoss\)/);
+    expect(model.training).toBe(true);
+    expect(existsSync(join(dir, 'bad.onnx'))).toBe(false);
+    expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'), { opset: 13, dynamic: true } as never)).toThrow(/dynamic/);
   });
 });
