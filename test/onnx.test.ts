@@ -312,7 +312,7 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
         expect(saved.dataPath).toBeNull();
         const stored = onnx.ModelProto.decode(readFileSync(file));
         checkModel(stored);
-        const ops = stored.graph!.node!.map((n) => n.opType);
+        const ops = stored.graph!.node!.map((n) => n.opType!);
         const bn = [...model.modules()].filter((m) => m instanceof nn.BatchNorm2d).length;
         const convs = [...model.modules()].filter((m) => m instanceof nn.Conv2d).length;
         expect(ops.filter((o) => o === 'Conv').length).toBe(convs);
