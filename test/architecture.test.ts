@@ -17,7 +17,7 @@ const LEVELS: Record<string, number> = {
   serialization: 4, transforms: 4,
   hub: 5,
   data: 6, models: 6,
-  train: 7,
+  train: 7, onnx: 7,
   index: 8, cli: 8,
 };
 

@@ -1,12 +1,15 @@
 // ONNX export: the converter on hand-built traced graphs (each operator, each
 // AdaptiveAvgPool2d path, the refusals), the checker's rules, external data,
 // and onnxruntime-node running the files against vgg-torch's own outputs.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { F, type Tensor, type VGG, inferenceMode, manualSeed, nn, noGrad, randn, tidy, vgg11, vgg16_bn, vggTutorial } from '../lib/index.js';
+import {
+  F, type Tensor, type VGG, inferenceMode, manualSeed, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
+} from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
 import { exportOnnx } from '../lib/onnx/export.js';
@@ -321,7 +324,7 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
         expect(ops).not.toContain('Dropout');
         expect(ops.filter((o) => ['Resize', 'AveragePool', 'GlobalAveragePool'].includes(o))).toEqual(poolOps);
         // Initializers are the state dict's tensors under its names.
-        const keys = [...model.stateDict().keys()].filter((k) => !k.endsWith('num_batches_tracked'));
+        const keys = tidy(() => [...model.stateDict().keys()]).filter((k) => !k.endsWith('num_batches_tracked'));
         expect(stored.graph!.initializer!.map((t) => t.name!).filter((n) => !n.startsWith('resize_')).sort()).toEqual([...keys].sort());
         const dims = (v: IValueInfoProto) => v.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
         expect(dims(stored.graph!.input![0])).toEqual(['batch', ...example.slice(1)]);
@@ -352,4 +355,72 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
     expect(existsSync(join(dir, 'bad.onnx'))).toBe(false);
     expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'), { opset: 13, dynamic: true } as never)).toThrow(/dynamic/);
   });
+});
+
+/** Runs the vgg-torch CLI in a child process, as test/cli.test.ts does. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('lib/cli.ts'), ...args], { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+describe('vgg-torch export', () => {
+  it('exports a checkpoint the package wrote; onnxruntime gives the checkpoint model\'s outputs; metadata holds classes, mean, std', async () => {
+    manualSeed(11);
+    const model = vggTutorial({ batchNorm: true, numClasses: 4 });
+    randomizeBatchNorm(model);
+    const meta = {
+      arch: 'tutorial_bn', numClasses: 4, inChannels: 3, imageSize: 32, classes: ['ant', 'bee', 'cat', 'dog'], mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25], dataset: 'folder', data: join(dir, 'nowhere'), pretrained: false,
+    };
+    const ck = join(dir, 'checkpoint.pth');
+    saveCheckpoint(ck, { model, epoch: 3, meta });
+    const out = join(dir, 'cli.onnx');
+    try {
+      const r = await cli(['export', '--checkpoint', ck, '--format', 'onnx', '--out', out, '--opset', '15']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Exported tutorial_bn \(.*checkpoint\.pth, epoch 3\) to .*cli\.onnx: [\d.]+ MiB, ONNX opset 15, input \[batch, 3, 32, 32\] float32\n$/);
+      const stored = onnx.ModelProto.decode(readFileSync(out));
+      checkModel(stored);
+      expect(Number(stored.opsetImport![0].version)).toBe(15);
+      const props = Object.fromEntries(stored.metadataProps!.map((p) => [p.key, p.value]));
+      expect(JSON.parse(props.classes!)).toEqual(meta.classes);
+      expect(JSON.parse(props.std!)).toEqual(meta.std);
+      manualSeed(12);
+      const x = randn(3, 3, 32, 32);
+      model.eval();
+      const expected = inferenceMode(() => model.forward(x));
+      const got = await runOrt(out, x);
+      expect(got.dims).toEqual([3, 4]);
+      expect(relDiff(got.data, expected)).toBeLessThan(1e-4);
+      expected.dispose();
+    } finally {
+      model.dispose();
+    }
+  }, 60_000);
+
+  it('fails with one clear line', async () => {
+    const ck = join(dir, 'checkpoint.pth');
+    const cases: [string[], number, RegExp][] = [
+      [['export', '--checkpoint', ck, '--format', 'torchscript', '--out', 'x.pt'], 1, /^vgg-torch: --format torchscript is not available in this version of vgg-torch; use --format onnx\n$/],
+      [['export', '--checkpoint', ck, '--format', 'tflite', '--out', 'x'], 2, /^vgg-torch: unknown format 'tflite' \(choose from onnx, torchscript\)\n$/],
+      [['export', '--checkpoint', ck], 2, /^vgg-torch: export needs --out <file>/],
+      [['export', '--checkpoint', ck, '--arch', 'vgg11', '--out', 'x'], 2, /^vgg-torch: --checkpoint brings its own architecture and weights/],
+      [['export', '--arch', 'vgg11', '--out', 'x', '--opset', '9'], 2, /^vgg-torch: --opset must be an integer from 11 to 17, got '9'/],
+      [['export', '--checkpoint', ck, '--out', join(dir, 'x.onnx'), '--image-size', '64'], 1, /^vgg-torch: exportOnnx\(\): node \d+ \(aten::linear\): input of shape \[1, 32768\] does not fit a weight of shape \[4096, 8192\]\n$/],
+    ];
+    for (const [args, code, message] of cases) {
+      const r = await cli(args);
+      expect([r.code, r.stderr]).toEqual([code, expect.stringMatching(message)]);
+    }
+    const help = await cli(['export', '--help']);
+    expect(help.stdout).toMatch(/^Usage: vgg-torch export --out <file>/);
+  }, 60_000);
 });

@@ -31,6 +31,8 @@ export interface ConvertOptions {
   constantName?: (t: Tensor) => string | undefined;
   /** `producer_name` of the model (default `vgg-torch`). */
   producerName?: string;
+  /** `metadata_props`: strings a runtime can read back (class names, normalization). */
+  metadata?: Record<string, string>;
 }
 
 /** The supported traced operators, for error messages. */
@@ -181,6 +183,10 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
     irVersion: IR_VERSION(opset),
     opsetImport: [{ domain: '', version: opset }],
     producerName: opts.producerName ?? 'vgg-torch',
+    metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => {
+      if (typeof value !== 'string') throw new TypeError(`exportOnnx(): metadata.${key} must be a string, got ${typeof value}`);
+      return { key, value };
+    }),
     graph: {
       name: 'main_graph',
       node: nodes,

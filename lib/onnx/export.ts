@@ -11,7 +11,7 @@ import { type SaveOptions, type SaveResult, saveModel } from './save.js';
 
 export interface ExportOptions extends Omit<ConvertOptions, 'constantName'>, SaveOptions {}
 
-const EXPORT_OPTIONS = ['opset', 'dynamicBatch', 'inputNames', 'outputNames', 'producerName', 'externalDataThreshold'];
+const EXPORT_OPTIONS = ['opset', 'dynamicBatch', 'inputNames', 'outputNames', 'producerName', 'metadata', 'externalDataThreshold'];
 
 /**
  * Exports `model` to an ONNX file at `path`, like `torch.onnx.export(model,
