@@ -1,7 +1,7 @@
 // ONNX export: the converter on hand-built traced graphs (each operator, each
 // AdaptiveAvgPool2d path, the refusals), the checker's rules, external data,
 // and onnxruntime-node running the files against vgg-torch's own outputs.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { exportOnnx } from '../lib/onnx/export.js';
 import type { ConstantValue, GraphNode, TracedGraph } from '../lib/onnx/graph.js';
 import { type IModelProto, type IValueInfoProto, onnx } from '../lib/onnx/proto.js';
 import { saveModel } from '../lib/onnx/save.js';
+import { python } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-onnx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -422,5 +423,21 @@ describe('vgg-torch export', () => {
     }
     const help = await cli(['export', '--help']);
     expect(help.stdout).toMatch(/^Usage: vgg-torch export --out <file>/);
+  }, 60_000);
+});
+
+// The Python onnx package is not a dependency; where it is installed, its own checker (with full shape inference) has the last word.
+const hasOnnxPython = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
+
+describe.skipIf(!hasOnnxPython)('onnx.checker (Python onnx package)', () => {
+  it('accepts the exported tutorial VGG with batch norm, full check', async () => {
+    manualSeed(13);
+    const model = vggTutorial({ batchNorm: true });
+    const file = join(dir, 'checked.onnx');
+    exportOnnx(model, randn(1, 3, 32, 32), file);
+    model.dispose();
+    const r = await python(['-c', 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', file]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
   }, 60_000);
 });
