@@ -6,7 +6,7 @@ import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ConstantValue, TracedGraph } from './graph.js';
 import {
-  type AttrValue, type IModelProto, type INodeProto, type ITensorProto, attribute, elemType, rawBytes, tensorProto, valueInfo,
+  type AttrValue, type IModelProto, type INodeProto, type ITensorProto, attribute, elemType, onnx, rawBytes, tensorProto, valueInfo,
 } from './proto.js';
 import { SYMBOLICS, type SymbolicContext, type ValueType } from './symbolic.js';
 
@@ -140,7 +140,8 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
       initializer(hint, make) {
         const t = make(fresh(hint));
         initializers.push(t);
-        types.set(t.name!, { shape: (t.dims as number[]).map(Number), dtype: 'float32', batched: false });
+        const dtype = t.dataType === onnx.TensorProto.DataType.INT64 ? 'int64' : 'float32'; // the shapes, scales and fills symbolics make
+        types.set(t.name!, { shape: (t.dims as number[]).map(Number), dtype, batched: false });
         return t.name!;
       },
       emit(opType, ins, attrs: Record<string, AttrValue> = {}) {
