@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/autograd.cc",
         "native/cuda.cc",
+        "native/jit.cc",
         "native/ops.cc",
         "native/pymath.cc",
         "native/runtime.cc",

@@ -33,6 +33,7 @@ export * as optim from './optim/index.js';
 export { load, save, loadSafetensors, loadSafetensorsMetadata, saveSafetensors, OrderedDict, FormatError } from './serialization/index.js';
 export type { LoadOptions, MapLocation, SaveOptions, PathOrBuffer, Tuple } from './serialization/index.js';
 export * as transforms from './transforms/index.js';
+export * as jit from './jit/index.js';
 export { ImageClassification } from './transforms/presets.js';
 export type { ClassificationPreset } from './transforms/presets.js';
 export { decodeImage } from './io/image.js';

@@ -11,6 +11,15 @@ export type Handle = number & { readonly __handle: unique symbol };
 export type OpHandle = { readonly __op: unique symbol };
 /** An opaque native torch.Generator (a CPU generator owned by the JS object holding it). */
 export type GeneratorHandle = { readonly __generator: unique symbol };
+/** An opaque native TorchScript engine (a torch::jit::Module with a `forward`). */
+export type JitHandle = { readonly __jit: unique symbol };
+
+/** The plain-JS description of a graph that `jitGraph` returns (tensor constants as handles). */
+export interface NativeJitGraph {
+  inputs: string[];
+  outputs: string[];
+  nodes: { kind: string; inputs: string[]; outputs: string[]; value?: number | boolean | string | number[] | null | Handle; tensor?: true }[];
+}
 
 export interface NativeAddon {
   fromBuffer(buffer: ArrayBufferLike, byteOffset: number, shape: number[], dtype: number, copy: boolean): Handle;
@@ -59,6 +68,17 @@ export interface NativeAddon {
   getCudnnBenchmark(): boolean;
   cudnnAvailable(): boolean;
   compiledWithCuda(): boolean;
+  jitTrace(fn: () => Handle, input: Handle): JitHandle;
+  jitGraph(engine: JitHandle): NativeJitGraph;
+  jitGraphText(engine: JitHandle): string;
+  jitForward(engine: JitHandle, input: Handle): Handle;
+  jitForwardAsync(engine: JitHandle, input: Handle): Promise<Handle>;
+  jitOptimize(engine: JitHandle, mode: 'freeze' | 'inference'): JitHandle;
+  jitSave(engine: JitHandle, path: string): void;
+  jitLoad(path: string): JitHandle;
+  jitDispose(engine: JitHandle): void;
+  jitIsDisposed(engine: JitHandle): boolean;
+  jitMemory(engine: JitHandle): { tensors: number; bytes: number };
 }
 
 function here(): string {

@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRuntime(env, exports);
   InitCuda(env, exports);
   InitPyMath(env, exports);
+  InitJit(env, exports);
   return exports;
 }
 

@@ -273,6 +273,7 @@ at::Tensor HostCopySource(const at::Tensor& t) {
 }
 
 Napi::Value ToArrayBuffer(const Napi::CallbackInfo& info) {
+  RefuseWhileTracing("toArrayBuffer");
   at::Tensor src = HostCopySource(UnwrapTensor(info[0], "tensor"));
   size_t n = src.numel() * src.element_size();
   auto out = Napi::ArrayBuffer::New(info.Env(), n);
@@ -317,6 +318,7 @@ class CopyOutWorker : public Napi::AsyncWorker {
 };
 
 Napi::Value ToArrayBufferAsync(const Napi::CallbackInfo& info) {
+  RefuseWhileTracing("toArrayBufferAsync");
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   bool widen = t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
   size_t n = t.numel() * (widen ? 4 : t.element_size());
@@ -328,6 +330,7 @@ Napi::Value ToArrayBufferAsync(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Item(const Napi::CallbackInfo& info) {
+  RefuseWhileTracing("item");
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   if (t.numel() != 1) {
     throw RangeArgumentError("a Tensor with " + std::to_string(t.numel()) +

@@ -86,5 +86,10 @@ void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitCuda(Napi::Env env, Napi::Object exports);
 void InitPyMath(Napi::Env env, Napi::Object exports);
+void InitJit(Napi::Env env, Napi::Object exports);
+
+// Throws while jit.trace records a forward: reading values out of a tensor
+// (item, toArrayBuffer) would make the graph depend on the example input.
+void RefuseWhileTracing(const char* what);
 
 }  // namespace vggtorch

@@ -14,7 +14,7 @@ const LEVELS: Record<string, number> = {
   tensor: 1,
   autograd: 2, runtime: 2, generator: 2,
   nn: 3, optim: 3, io: 3,
-  serialization: 4, transforms: 4,
+  serialization: 4, transforms: 4, jit: 4,
   hub: 5,
   data: 6, models: 6,
   train: 7, onnx: 7,
