@@ -4,7 +4,7 @@
 // 'batch' dimension when asked).
 import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { ConstantValue, TracedGraph } from './graph.js';
+import type { JitConstant as ConstantValue, JitGraph as TracedGraph } from '../jit/script.js';
 import {
   type AttrValue, type IModelProto, type INodeProto, type ITensorProto, attribute, elemType, onnx, rawBytes, tensorProto, valueInfo,
 } from './proto.js';

@@ -1,12 +1,15 @@
-// exportOnnx, as torch.onnx.export: the model in eval mode, its graph for the
-// example input, each node converted by its symbolic, the result checked and
-// written (weights as initializers, external data past 2 GB).
+// exportOnnx, as torch.onnx.export: the model in eval mode is traced by
+// libtorch's tracer (jit.trace) on the example input, each node of that graph
+// converted by its symbolic, the result checked and written (weights as
+// initializers, external data past 2 GB).
+import { graphOf, trace } from '../jit/index.js';
 import type { Module } from '../nn/modules/module.js';
+import { tidy } from '../tensor/scope.js';
 import { type Tensor, handleOf } from '../tensor/tensor.js';
 import { checkOptions } from '../utils/args.js';
 import { checkModel } from './checker.js';
 import { type ConvertOptions, graphToOnnx } from './convert.js';
-import { moduleGraph } from './moduleGraph.js';
+import type { IModelProto } from './proto.js';
 import { type SaveOptions, type SaveResult, saveModel } from './save.js';
 
 export interface ExportOptions extends Omit<ConvertOptions, 'constantName'>, SaveOptions {}
@@ -31,16 +34,28 @@ export function exportOnnx(model: Module<any, any>, exampleInput: Tensor, path: 
   if (typeof path !== 'string' || path.length === 0) throw new TypeError(`exportOnnx(): path must be a file name, got ${String(path)}`);
   const wasTraining = model.training;
   model.eval();
+  let proto: IModelProto;
   try {
-    const graph = moduleGraph(model);
-    // Initializers take their parameter's or buffer's state-dict name.
-    const named = new Map<Tensor, string>([...model.namedParameters(), ...model.namedBuffers()].map(([k, t]) => [t, k]));
-    const proto = graphToOnnx(graph, [{ shape: exampleInput.shape, dtype: exampleInput.dtype }], {
-      ...opts, constantName: (t) => named.get(t),
-    });
-    checkModel(proto);
-    return saveModel(proto, path, opts);
+    const engine = trace(model, exampleInput);
+    try {
+      // The graph's weight constants are new handles on the model's storage: tidy frees them once their bytes are copied.
+      proto = tidy(() => {
+        const named = [...model.namedParameters(), ...model.namedBuffers()];
+        return graphToOnnx(graphOf(engine), [{ shape: exampleInput.shape, dtype: exampleInput.dtype }], {
+          ...opts, constantName: (t) => named.find(([, p]) => sameView(t, p))?.[0],
+        });
+      });
+    } finally {
+      engine.dispose();
+    }
   } finally {
     model.train(wasTraining);
   }
+  checkModel(proto);
+  return saveModel(proto, path, opts);
+}
+
+/** The same elements of the same storage: a traced constant and the parameter it was taken from. */
+function sameView(a: Tensor, b: Tensor): boolean {
+  return a.sharesStorageWith(b) && a.storageOffset() === b.storageOffset() && a.shape.join() === b.shape.join() && a.stride().join() === b.stride().join();
 }

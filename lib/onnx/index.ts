@@ -6,4 +6,3 @@ export type { ConvertOptions } from './convert.js';
 export { checkModel } from './checker.js';
 export { saveModel } from './save.js';
 export type { SaveOptions, SaveResult } from './save.js';
-export type { TracedGraph, GraphNode, ConstantValue } from './graph.js';

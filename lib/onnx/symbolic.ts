@@ -3,7 +3,7 @@
 // nodes that compute the same thing, and gives the output's shape, which later
 // symbolics need (AdaptiveAvgPool2d's exact form depends on its input size).
 import type { DType } from '../tensor/dtype.js';
-import type { ConstantValue, GraphNode } from './graph.js';
+import type { JitConstant as ConstantValue, JitNode as GraphNode } from '../jit/script.js';
 import { type AttrValue, type ITensorProto, floatTensor, int64Tensor } from './proto.js';
 
 /** What the converter knows of a tensor value: its size in the traced run, and whether dim 0 is the batch. */
