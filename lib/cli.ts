@@ -2,10 +2,10 @@
 // The `vgg-torch` command: predict (pretrained ImageNet or a trained
 // checkpoint), train (the CIFAR-10 tutorial's recipe on CIFAR-10,
 // Fashion-MNIST or an image folder), eval (a checkpoint's report), summary and
-// export (ONNX).
+// export (ONNX or TorchScript).
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
-import { existsSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,6 +38,8 @@ import type { MetricsRecord } from './train/metricsLog.js';
 import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
 import { DEFAULT_OPSET, OPSET_RANGE } from './onnx/convert.js';
 import { exportOnnx } from './onnx/export.js';
+import { save as saveTorchScript } from './jit/serialization.js';
+import { trace } from './jit/trace.js';
 import { zeros } from './tensor/creation.js';
 import { fit } from './train/trainer.js';
 
@@ -68,7 +70,7 @@ Commands:
   train               train a VGG (the CIFAR-10 tutorial's recipe) with live chart and checkpoints
   eval <checkpoint>   evaluate a checkpoint: accuracy, per-class accuracy, confusion matrix
   summary <arch>      layers, output shapes, parameters and MACs of an architecture
-  export              write a model (pretrained or a checkpoint) as an ONNX file
+  export              write a model (pretrained or a checkpoint) as ONNX or TorchScript
 
 Run 'vgg-torch <command> --help' for a command's options.`,
   predict: `Usage: vgg-torch predict <images…> [options]
@@ -129,19 +131,20 @@ Options:
   -h, --help`,
   export: `Usage: vgg-torch export --out <file> [options]
 
-Writes the model in eval mode as ONNX (dynamic batch dimension 'batch'), with its
-classes, mean and std in the model's metadata. Weights past 2 GB go to <file>.data.
+Traces the model in eval mode and writes it as ONNX (dynamic batch dimension 'batch';
+classes, mean and std in the model's metadata; weights past 2 GB in <file>.data), or as
+TorchScript for torch.jit.load (any batch size).
 
 Options:
   --arch <name>        vgg11 … vgg19_bn (default vgg16), with ImageNet weights
   --weights <w>        DEFAULT or IMAGENET1K_V1 (downloaded once into torch.hub's cache),
                        or a .pth state dict file or URL for the same architecture
   --checkpoint <file>  a checkpoint written by 'vgg-torch train' instead
-  --format <f>         onnx (default); torchscript is not available yet
+  --format <f>         onnx (default) or torchscript
   --out <file>         the file to write
-  --opset <n>          ONNX opset, ${OPSET_RANGE[0]} to ${OPSET_RANGE[1]} (default ${DEFAULT_OPSET})
+  --opset <n>          ONNX opset, ${OPSET_RANGE[0]} to ${OPSET_RANGE[1]} (default ${DEFAULT_OPSET}; ONNX only)
   --image-size <n>     input side traced (default: the checkpoint's, or 224)
-  --static-batch       a fixed batch of 1 instead of the dynamic 'batch'
+  --static-batch       a fixed batch of 1 instead of the dynamic 'batch' (ONNX only)
   -h, --help`,
   summary: `Usage: vgg-torch summary <arch> [options]
 
@@ -601,7 +604,7 @@ function exportCommand(argv: string[]): number {
   if (v.help) return help('export');
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch export --help')`);
   const format = oneOf((v.format as string) ?? 'onnx', ['onnx', 'torchscript'], 'format');
-  if (format === 'torchscript') throw new Error('--format torchscript is not available in this version of vgg-torch; use --format onnx');
+  if (format === 'torchscript' && (v.opset !== undefined || v['static-batch'])) throw new UsageError('--opset and --static-batch apply to --format onnx');
   if (!v.out) throw new UsageError("export needs --out <file> (see 'vgg-torch export --help')");
   const out = resolve(v.out as string);
   const opset = int(v, 'opset', DEFAULT_OPSET, OPSET_RANGE[0], OPSET_RANGE[1]);
@@ -627,14 +630,25 @@ function exportCommand(argv: string[]): number {
     const { preset } = IMAGENET[arch].transforms();
     metadata = { arch, classes: JSON.stringify(IMAGENET[arch].meta.categories), mean: JSON.stringify(preset.mean), std: JSON.stringify(preset.std) };
   }
+  const example = zeros([1, ...input]);
   try {
-    const example = zeros([1, ...input]);
+    if (format === 'torchscript') {
+      const engine = trace(model.eval(), example);
+      try {
+        saveTorchScript(engine, out);
+      } finally {
+        engine.dispose();
+      }
+      const mb = (statSync(out).size / 2 ** 20).toFixed(1);
+      console.log(`Exported ${what} to ${out}: ${mb} MiB, TorchScript (traced), input [batch, ${input.join(', ')}] float32`);
+      return 0;
+    }
     const saved = exportOnnx(model, example, out, { opset, dynamicBatch: !v['static-batch'], metadata });
-    example.dispose();
     const mb = (saved.bytes / 2 ** 20).toFixed(1);
     console.log(`Exported ${what} to ${out}${saved.dataPath ? ` (weights in ${saved.dataPath})` : ''}: ${mb} MiB, ONNX opset ${opset}, ` +
       `input [${v['static-batch'] ? 1 : 'batch'}, ${input.join(', ')}] float32`);
   } finally {
+    example.dispose();
     model.dispose();
   }
   return 0;

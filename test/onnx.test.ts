@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  F, type Tensor, type VGG, inferenceMode, manualSeed, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
+  F, type Tensor, type VGG, inferenceMode, jit, loadCheckpoint, manualSeed, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
 } from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
@@ -414,10 +414,32 @@ describe('vgg-torch export', () => {
     }
   }, 60_000);
 
+  it('--format torchscript writes the traced model, which jit.load runs with the checkpoint model\'s outputs', async () => {
+    const ck = join(dir, 'checkpoint.pth');
+    const out = join(dir, 'cli.pt');
+    const r = await cli(['export', '--checkpoint', ck, '--format', 'torchscript', '--out', out]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/: [\d.]+ MiB, TorchScript \(traced\), input \[batch, 3, 32, 32\] float32\n$/);
+    const checkpoint = loadCheckpoint(ck);
+    const model = vggTutorial({ batchNorm: true, numClasses: 4, initWeights: false });
+    model.loadStateDict(checkpoint.model);
+    checkpoint.dispose();
+    model.eval();
+    const engine = jit.load(out);
+    try {
+      manualSeed(14);
+      const x = randn(2, 3, 32, 32);
+      tidy(() => expect(engine.forward(x).equal(inferenceMode(() => model.forward(x)))).toBe(true));
+    } finally {
+      engine.dispose();
+      model.dispose();
+    }
+  }, 60_000);
+
   it('fails with one clear line', async () => {
     const ck = join(dir, 'checkpoint.pth');
     const cases: [string[], number, RegExp][] = [
-      [['export', '--checkpoint', ck, '--format', 'torchscript', '--out', 'x.pt'], 1, /^vgg-torch: --format torchscript is not available in this version of vgg-torch; use --format onnx\n$/],
+      [['export', '--checkpoint', ck, '--format', 'torchscript', '--opset', '13', '--out', 'x.pt'], 2, /^vgg-torch: --opset and --static-batch apply to --format onnx\n$/],
       [['export', '--checkpoint', ck, '--format', 'tflite', '--out', 'x'], 2, /^vgg-torch: unknown format 'tflite' \(choose from onnx, torchscript\)\n$/],
       [['export', '--checkpoint', ck], 2, /^vgg-torch: export needs --out <file>/],
       [['export', '--checkpoint', ck, '--arch', 'vgg11', '--out', 'x'], 2, /^vgg-torch: --checkpoint brings its own architecture and weights/],
