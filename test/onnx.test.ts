@@ -16,7 +16,7 @@ import { exportOnnx } from '../lib/onnx/export.js';
 import type { JitConstant as ConstantValue, JitNode as GraphNode, JitGraph as TracedGraph } from '../lib/jit/script.js';
 import { type IModelProto, type IValueInfoProto, onnx } from '../lib/onnx/proto.js';
 import { saveModel } from '../lib/onnx/save.js';
-import { python } from './helpers.js';
+import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-onnx-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -435,6 +435,44 @@ describe('vgg-torch export', () => {
       model.dispose();
     }
   }, 60_000);
+
+  it('--arch vgg11 --weights <file PyTorch wrote>: onnxruntime gives torchvision\'s eval output (live oracle)', async () => {
+    if (!hasTorchPython) {
+      expect(requireLiveOracle).toBe(false);
+      return;
+    }
+    // PyTorch writes seeded vgg11 weights, an input and its own eval output (32×32: 1×1 features copied to 7×7).
+    const script = `
+import sys, os, torch, torchvision
+torch.manual_seed(0)
+m = torchvision.models.vgg11().eval()
+torch.save(m.state_dict(), sys.argv[1])
+x = torch.randn(3, 3, 32, 32)
+with torch.no_grad():
+    y = m(x)
+x.numpy().tofile(sys.argv[2]); y.numpy().tofile(sys.argv[3])
+`;
+    const [weights, xFile, yFile, out] = ['vgg11.pth', 'x.bin', 'y.bin', 'vgg11.onnx'].map((f) => join(dir, f));
+    const py = await python(['-c', script, weights, xFile, yFile]);
+    expect(py.stderr).toBe('');
+    try {
+      const r = await cli(['export', '--arch', 'vgg11', '--weights', weights, '--image-size', '32', '--out', out]);
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(r.stdout).toMatch(/^Exported vgg11 \(weights .*vgg11\.pth\) to .*vgg11\.onnx: 5\d\d\.\d MiB, ONNX opset 13, input \[batch, 3, 32, 32\] float32\n$/);
+      const x = new Float32Array(readFileSync(xFile).buffer.slice(0));
+      const expected = new Float32Array(readFileSync(yFile).buffer.slice(0));
+      const session = await ort.InferenceSession.create(out);
+      const got = (await session.run({ input: new ort.Tensor('float32', x, [3, 3, 32, 32]) })).output;
+      await session.release();
+      expect(got.dims).toEqual([3, 1000]);
+      const data = got.data as Float32Array;
+      const scale = expected.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      const diff = expected.reduce((a, v, i) => Math.max(a, Math.abs(v - data[i])), 0);
+      expect(diff / scale).toBeLessThan(1e-4);
+    } finally {
+      for (const f of [weights, out]) rmSync(f, { force: true });
+    }
+  }, 120_000);
 
   it('fails with one clear line', async () => {
     const ck = join(dir, 'checkpoint.pth');
