@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  F, type Tensor, type VGG, inferenceMode, jit, loadCheckpoint, manualSeed, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
+  F, type Tensor, type VGG, inferenceMode, jit, loadCheckpoint, manualSeed, memory, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
 } from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
@@ -313,7 +313,11 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
       randomizeBatchNorm(model);
       const file = join(dir, 'vgg.onnx');
       try {
-        const saved = exportOnnx(model, randn(...example), file, { dynamicBatch: true });
+        const input = randn(...example);
+        const before = memory().tensors;
+        const saved = exportOnnx(model, input, file, { dynamicBatch: true });
+        expect(memory().tensors).toBe(before); // the trace, its engine and the graph's weight handles are freed
+        input.dispose();
         expect(model.training).toBe(true); // restored after the export
         expect(saved.dataPath).toBeNull();
         const stored = onnx.ModelProto.decode(readFileSync(file));
