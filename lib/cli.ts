@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `vgg-torch` command: predict (pretrained ImageNet or a trained
 // checkpoint), train (the CIFAR-10 tutorial's recipe on CIFAR-10,
-// Fashion-MNIST or an image folder), eval (a checkpoint's report) and summary.
+// Fashion-MNIST or an image folder), eval (a checkpoint's report), summary and
+// export (ONNX or TorchScript).
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
-import { existsSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,11 @@ import { writeChartHtml } from './train/chart.js';
 import { CHECKPOINT_FORMAT, type Checkpoint, disposeAll, loadCheckpoint } from './train/checkpoint.js';
 import type { MetricsRecord } from './train/metricsLog.js';
 import { evaluate, evaluationRecord, formatEvaluation } from './train/evaluate.js';
+import { DEFAULT_OPSET, OPSET_RANGE } from './onnx/convert.js';
+import { exportOnnx } from './onnx/export.js';
+import { save as saveTorchScript } from './jit/serialization.js';
+import { trace } from './jit/trace.js';
+import { zeros } from './tensor/creation.js';
 import { fit } from './train/trainer.js';
 
 /** A mistake in the command line: exit code 2. */
@@ -67,6 +73,7 @@ Commands:
   train               train a VGG (the CIFAR-10 tutorial's recipe) with live chart and checkpoints
   eval <checkpoint>   evaluate a checkpoint: accuracy, per-class accuracy, confusion matrix
   summary <arch>      layers, output shapes, parameters and MACs of an architecture
+  export              write a model (pretrained or a checkpoint) as ONNX or TorchScript
 
 Run 'vgg-torch <command> --help' for a command's options.`,
   predict: `Usage: vgg-torch predict <images…> [options]
@@ -131,6 +138,23 @@ Options:
   --limit <n>          evaluate on n test images, evenly spaced
   --batch-size <n>     default 500
   --device <d>         cpu or cuda
+  -h, --help`,
+  export: `Usage: vgg-torch export --out <file> [options]
+
+Traces the model in eval mode and writes it as ONNX (dynamic batch dimension 'batch';
+classes, mean and std in the model's metadata; weights past 2 GB in <file>.data), or as
+TorchScript for torch.jit.load (any batch size).
+
+Options:
+  --arch <name>        vgg11 … vgg19_bn (default vgg16), with ImageNet weights
+  --weights <w>        DEFAULT or IMAGENET1K_V1 (downloaded once into torch.hub's cache),
+                       or a .pth state dict file or URL for the same architecture
+  --checkpoint <file>  a checkpoint written by 'vgg-torch train' instead
+  --format <f>         onnx (default) or torchscript
+  --out <file>         the file to write
+  --opset <n>          ONNX opset, ${OPSET_RANGE[0]} to ${OPSET_RANGE[1]} (default ${DEFAULT_OPSET}; ONNX only)
+  --image-size <n>     input side traced (default: the checkpoint's, or 224)
+  --static-batch       a fixed batch of 1 instead of the dynamic 'batch' (ONNX only)
   -h, --help`,
   summary: `Usage: vgg-torch summary <arch> [options]
 
@@ -298,6 +322,25 @@ function modelFromCheckpoint(file: string): { model: VGG; meta: ModelMeta; epoch
     return { model, meta, epoch: ck.epoch, metrics: ck.metrics };
   } finally {
     ck.dispose();
+  }
+}
+
+/** A torchvision architecture with `--weights`: DEFAULT or IMAGENET1K_V1 (torch.hub's cache), or a state dict file or URL. */
+function modelWithWeights(arch: string, w: string): VGG {
+  const factory = FACTORIES[arch];
+  if (w === 'DEFAULT' || w === 'IMAGENET1K_V1') return factory({ weights: w });
+  const sd: unknown = /^https?:\/\//.test(w) ? loadStateDictFromUrlSync(w, { checkHash: true }) : load(w);
+  const model = factory({ initWeights: false });
+  try {
+    if (!(sd instanceof Map)) throw new Error(`${w} does not hold a state dict`);
+    if (sd.get('format') === CHECKPOINT_FORMAT) throw new Error(`${w} is a training checkpoint: use --checkpoint`);
+    model.loadStateDict(sd as Map<string, Tensor>);
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    disposeAll(sd);
   }
 }
 
@@ -524,24 +567,8 @@ async function predict(argv: string[]): Promise<number> {
     preprocess = (img) => tf.forward(img).unsqueeze(0);
   } else {
     const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
-    const w = (v.weights as string) ?? 'DEFAULT';
-    const factory = FACTORIES[arch];
     const weights = IMAGENET[arch];
-    if (w === 'DEFAULT' || w === 'IMAGENET1K_V1') model = factory({ weights: w });
-    else {
-      const sd: unknown = /^https?:\/\//.test(w) ? loadStateDictFromUrlSync(w, { checkHash: true }) : load(w);
-      model = factory({ initWeights: false });
-      try {
-        if (!(sd instanceof Map)) throw new Error(`${w} does not hold a state dict`);
-        if (sd.get('format') === CHECKPOINT_FORMAT) throw new Error(`${w} is a training checkpoint: use --checkpoint`);
-        model.loadStateDict(sd as Map<string, Tensor>);
-      } catch (e) {
-        model.dispose();
-        throw e;
-      } finally {
-        disposeAll(sd);
-      }
-    }
+    model = modelWithWeights(arch, (v.weights as string) ?? 'DEFAULT');
     classes = weights.meta.categories!;
     const preset = weights.transforms();
     preprocess = (img) => preset.forward(img).unsqueeze(0);
@@ -612,6 +639,64 @@ function summaryCommand(argv: string[]): number {
   return 0;
 }
 
+function exportCommand(argv: string[]): number {
+  const s = { type: 'string' } as const;
+  const { values: v, positionals } = parse('export', argv, {
+    arch: s, weights: s, checkpoint: s, format: s, out: s, opset: s, 'image-size': s, 'static-batch': { type: 'boolean' },
+  });
+  if (v.help) return help('export');
+  if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch export --help')`);
+  const format = oneOf((v.format as string) ?? 'onnx', ['onnx', 'torchscript'], 'format');
+  if (format === 'torchscript' && (v.opset !== undefined || v['static-batch'])) throw new UsageError('--opset and --static-batch apply to --format onnx');
+  if (!v.out) throw new UsageError("export needs --out <file> (see 'vgg-torch export --help')");
+  const out = resolve(v.out as string);
+  const opset = int(v, 'opset', DEFAULT_OPSET, OPSET_RANGE[0], OPSET_RANGE[1]);
+  const imageSize = v['image-size'] === undefined ? null : int(v, 'image-size', 0, 1);
+  let model: VGG;
+  let what: string;
+  let input: number[];
+  let metadata: Record<string, string>;
+  if (v.checkpoint) {
+    if (v.arch || v.weights) throw new UsageError('--checkpoint brings its own architecture and weights: drop --arch and --weights');
+    const loaded = modelFromCheckpoint(resolve(v.checkpoint as string));
+    const { meta } = loaded;
+    model = loaded.model;
+    what = `${meta.arch} (${v.checkpoint as string}, epoch ${loaded.epoch})`;
+    input = [meta.inChannels, imageSize ?? meta.imageSize, imageSize ?? meta.imageSize];
+    metadata = { arch: meta.arch, classes: JSON.stringify(meta.classes), mean: JSON.stringify(meta.mean), std: JSON.stringify(meta.std) };
+  } else {
+    const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
+    const w = (v.weights as string) ?? 'DEFAULT';
+    model = modelWithWeights(arch, w);
+    what = `${arch} (weights ${w})`;
+    input = [3, imageSize ?? 224, imageSize ?? 224];
+    const { preset } = IMAGENET[arch].transforms();
+    metadata = { arch, classes: JSON.stringify(IMAGENET[arch].meta.categories), mean: JSON.stringify(preset.mean), std: JSON.stringify(preset.std) };
+  }
+  const example = zeros([1, ...input]);
+  try {
+    if (format === 'torchscript') {
+      const engine = trace(model.eval(), example);
+      try {
+        saveTorchScript(engine, out);
+      } finally {
+        engine.dispose();
+      }
+      const mb = (statSync(out).size / 2 ** 20).toFixed(1);
+      console.log(`Exported ${what} to ${out}: ${mb} MiB, TorchScript (traced), input [batch, ${input.join(', ')}] float32`);
+      return 0;
+    }
+    const saved = exportOnnx(model, example, out, { opset, dynamicBatch: !v['static-batch'], metadata });
+    const mb = (saved.bytes / 2 ** 20).toFixed(1);
+    console.log(`Exported ${what} to ${out}${saved.dataPath ? ` (weights in ${saved.dataPath})` : ''}: ${mb} MiB, ONNX opset ${opset}, ` +
+      `input [${v['static-batch'] ? 1 : 'batch'}, ${input.join(', ')}] float32`);
+  } finally {
+    example.dispose();
+    model.dispose();
+  }
+  return 0;
+}
+
 function help(command: string): number {
   console.log(HELP[command]);
   return 0;
@@ -634,8 +719,10 @@ export async function main(argv: string[]): Promise<number> {
       return evalCommand(rest);
     case 'summary':
       return summaryCommand(rest);
+    case 'export':
+      return exportCommand(rest);
     default:
-      throw new UsageError(`unknown command '${command}' (commands: predict, train, eval, summary; see 'vgg-torch --help')`);
+      throw new UsageError(`unknown command '${command}' (commands: predict, train, eval, summary, export; see 'vgg-torch --help')`);
   }
 }
 

@@ -58,3 +58,6 @@ export * as distributed from './distributed/index.js';
 export * as train from './train/index.js';
 export { fit, evaluate, saveCheckpoint, loadCheckpoint } from './train/index.js';
 export type { FitOptions, FitResult, Evaluation, MetricsRecord } from './train/index.js';
+export * as onnx from './onnx/index.js';
+export { exportOnnx } from './onnx/index.js';
+export type { ExportOptions as OnnxExportOptions } from './onnx/index.js';

@@ -15,7 +15,7 @@ const LEVELS: Record<string, number> = {
   autograd: 2, runtime: 2, generator: 2, distributed: 2,
   nn: 3, optim: 3, io: 3,
   serialization: 4, transforms: 4, jit: 4,
-  hub: 5,
+  hub: 5, onnx: 5,
   data: 6, models: 6,
   train: 7, ao: 7,
   index: 8, cli: 8,

@@ -5,6 +5,9 @@ import { type Handle, type ScriptHandle, type ScriptOutput, native } from '../na
 import { Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
 
+/** A `prim::Constant`'s value: a tensor (the weights), a number, a boolean, a string, a number list, or null (None). */
+export type GraphConstant = number | boolean | string | number[] | null | Tensor;
+
 /** One node of a forward graph, as {@link ScriptModule.graph} describes it. */
 export interface GraphNode {
   /** The node's kind: `aten::conv2d`, `aten::relu_`, `prim::Constant`, `prim::ListConstruct`, … */
@@ -13,8 +16,8 @@ export interface GraphNode {
   inputs: string[];
   /** Names of the values it defines. */
   outputs: string[];
-  /** A `prim::Constant`'s value: a tensor (the weights), a number, a boolean, a string, a number list, or null. */
-  value?: number | boolean | string | number[] | null | Tensor;
+  /** A `prim::Constant`'s value. */
+  value?: GraphConstant;
 }
 
 /** A forward graph in plain JS: its inputs, its outputs and its nodes in order. */
