@@ -7,6 +7,7 @@
 //   vgg-torch eager        model.forward under inferenceMode
 //   vgg-torch compiled     jit.optimizeForInference(jit.trace(model, x)).forward (sync)
 //   vgg-torch async        the same module's forwardAsync (a libuv worker thread)
+//   vgg-torch int8         quantization.quantize(model, 8 seeded calibration batches).forward (INT8=1)
 //   PyTorch eager          /usr/bin/python3, bench/infer.py (a server child process)
 //   PyTorch optimized      torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(m)))
 //   PyTorch FX int8        prepare_fx/convert_fx, x86 default qconfig, engine onednn (INT8=1)
@@ -26,7 +27,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { type Tensor, inferenceMode, jit, manualSeed, randn, save, setNumThreads, tidy, vgg16, vggTutorial } from '../lib/index.js';
+import { type Tensor, inferenceMode, jit, manualSeed, quantization, randn, save, setNumThreads, tidy, vgg16, vggTutorial } from '../lib/index.js';
 
 const CASES = (process.env.CASES ?? 'vgg16-b1,vgg16-b8,tutorial-b512').split(',');
 const THREADS = (process.env.THREADS ?? `1,${availableParallelism()}`).split(',').map(Number);
@@ -71,6 +72,10 @@ async function benchCase(name: string): Promise<void> {
   save(x, files.input);
   await ask({ op: 'load', case: name, arch, weights: files.weights, input: files.input, onnx: files.onnx, int8: INT8 });
   const compiled = jit.optimizeForInference(jit.trace(model, x));
+  // Calibrated on 8 seeded random batches, as bench/infer.py calibrates PyTorch's FX int8.
+  const calibration = INT8 ? Array.from({ length: 8 }, () => randn(...x.shape)) : [];
+  const int8 = INT8 ? quantization.quantize(model, calibration) : null;
+  for (const c of calibration) c.dispose();
   const input = new ort.Tensor('float32', x.toTypedArray() as Float32Array, x.shape);
   const dispose = (t: Tensor | Tensor[]) => (Array.isArray(t) ? t : [t]).forEach((u) => u.dispose());
 
@@ -82,6 +87,7 @@ async function benchCase(name: string): Promise<void> {
       ['vgg-torch eager', () => tidy(() => inferenceMode(() => model.forward(x)))],
       ['vgg-torch compiled', () => dispose(compiled.forward(x))],
       ['vgg-torch compiled async', async () => dispose(await compiled.forwardAsync(x))],
+      ...(int8 ? [['vgg-torch int8', () => tidy(() => inferenceMode(() => int8.forward(x)))] as [string, () => unknown]] : []),
       ['onnxruntime-node', () => session.run({ input })],
     ];
     const pySystems = ['eager', 'optimized', ...(INT8 ? ['int8'] : [])];
@@ -124,8 +130,10 @@ async function benchCase(name: string): Promise<void> {
     console.log(`event loop while forwardAsync runs: p99 ${asyncDelay.p99.toFixed(1)} ms, max ${asyncDelay.max.toFixed(1)} ms; ` +
       `while the sync forward runs: max ${syncDelay.max.toFixed(1)} ms (target: p99 < 20 ms)`);
     console.log(`target compiled fp32 ≤ 1.0× PyTorch optimized: ${(median(times.get('vgg-torch compiled')!) / ref).toFixed(2)}×`);
+    if (int8) console.log(`target int8 ≤ 0.7× onnxruntime-node fp32: ${(median(times.get('vgg-torch int8')!) / ortMs).toFixed(2)}×`);
   }
   compiled.dispose();
+  int8?.dispose();
   model.dispose();
   x.dispose();
 }

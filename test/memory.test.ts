@@ -1,4 +1,4 @@
-// A long training loop holds flat memory: 10,000 forward/backward steps of a
+// A long training loop holds flat memory: 20,000 forward/backward steps of a
 // small conv net inside tidy, with handle counts and RSS watched.
 import { describe, expect, it } from 'vitest';
 import {
@@ -6,15 +6,18 @@ import {
 } from '../lib/index.js';
 
 describe('memory in a training loop', () => {
-  it('10,000 steps: tensor count returns to the same value every step, RSS flat after warm-up', () => {
+  it('20,000 steps: tensor count returns to the same value every step, RSS flat after warm-up', () => {
     manualSeed(0);
     const w1 = randn([8, 3, 3, 3]).mul(0.1).requiresGrad_();
     const b1 = randn([8]).mul(0.1).requiresGrad_();
     const w2 = randn([10, 8 * 4 * 4]).mul(0.05).requiresGrad_();
     const params = [w1, b1, w2];
     const baseline = memory().tensors;
-    const STEPS = 10_000;
-    const WARMUP = 1_000;
+    // The allocators (glibc's arenas, libtorch's) settle within a few thousand
+    // steps (seen: RSS rises ~7 % until step ~4,000, then stays flat to the byte);
+    // after that, a leak of 1 KB per step would exceed the 5 % bound.
+    const STEPS = 20_000;
+    const WARMUP = 5_000;
     let rssAfterWarmup = 0;
     let maxRss = 0;
     let firstLoss = 0;
