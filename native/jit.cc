@@ -11,6 +11,7 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/graph_rewrite_helper.h>
 #include <torch/csrc/jit/serialization/import.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 
@@ -206,10 +207,13 @@ Napi::Value JitForward(const Napi::CallbackInfo& info) {
 class ForwardWorker : public Napi::AsyncWorker {
  public:
   ForwardWorker(Napi::Env env, ScriptPtr s, std::vector<at::Tensor> inputs)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), script_(std::move(s)), inputs_(std::move(inputs)) {}
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), script_(std::move(s)), inputs_(std::move(inputs)),
+        threads_(at::get_num_threads()) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
+      // The thread setting is per thread under OpenMP: the run uses the caller's (setNumThreads).
+      if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
       output_ = RunForward(script_, inputs_);
     } catch (const c10::Error& e) {
       SetError(CleanMessage(e));
@@ -242,6 +246,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   ScriptPtr script_;
   std::vector<at::Tensor> inputs_;
   c10::IValue output_;
+  int threads_;
 };
 
 // jitForwardAsync(script, inputs: Handle[]) -> Promise<handle | handle[]>
