@@ -47,12 +47,17 @@ Napi::Value WrapScript(Napi::Env env, Module m) {
   return ext;
 }
 
-ScriptPtr UnwrapScript(const Napi::Value& v) {
+// The box behind a compiled-module handle; TypeError for any other value.
+ScriptBox& BoxOf(const Napi::Value& v) {
   if (!v.IsExternal() || !v.As<Napi::External<ScriptBox>>().CheckTypeTag(&kScriptTag))
     throw ArgumentError("script must be a compiled module handle, got " + Shown(v));
-  auto* box = v.As<Napi::External<ScriptBox>>().Data();
-  if (!box->script) throw NativeError("the compiled module was disposed");
-  return box->script;
+  return *v.As<Napi::External<ScriptBox>>().Data();
+}
+
+ScriptPtr UnwrapScript(const Napi::Value& v) {
+  ScriptBox& box = BoxOf(v);
+  if (!box.script) throw NativeError("the compiled module was disposed");
+  return box.script;
 }
 
 std::vector<at::Tensor> ToTensors(const Napi::Value& v, const char* what) {
@@ -263,16 +268,12 @@ Napi::Value JitForwardAsync(const Napi::CallbackInfo& info) {
 
 // jitDispose(script): frees the module (its weights) now; a running forwardAsync keeps it until it ends.
 Napi::Value JitDispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal() || !info[0].As<Napi::External<ScriptBox>>().CheckTypeTag(&kScriptTag))
-    throw ArgumentError("script must be a compiled module handle, got " + Shown(info[0]));
-  info[0].As<Napi::External<ScriptBox>>().Data()->script.reset();
+  BoxOf(info[0]).script.reset();
   return info.Env().Undefined();
 }
 
 Napi::Value JitIsDisposed(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal() || !info[0].As<Napi::External<ScriptBox>>().CheckTypeTag(&kScriptTag))
-    throw ArgumentError("script must be a compiled module handle, got " + Shown(info[0]));
-  return Napi::Boolean::New(info.Env(), !info[0].As<Napi::External<ScriptBox>>().Data()->script);
+  return Napi::Boolean::New(info.Env(), !BoxOf(info[0]).script);
 }
 
 // The bytes of the tensors a module holds: its parameters and buffers, and the

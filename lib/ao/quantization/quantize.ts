@@ -98,23 +98,20 @@ function quantizeWeight(w: Tensor): Tensor {
   });
 }
 
-/** A quantized 2-d convolution, ReLU optionally fused (`torch.ao.nn.quantized.Conv2d`, `intrinsic.quantized.ConvReLU2d`). */
-export class QuantizedConv2d extends Module {
+/**
+ * A layer on pre-packed int8 weights (a libtorch custom-class object), ReLU
+ * optionally fused: the packed weights are freed by `dispose()`.
+ */
+abstract class PackedLayer extends Module {
   private packed: ObjectHandle | null;
-  constructor(conv: { weight: Tensor; bias: Tensor | null; stride: number[]; padding: number[]; dilation: number[]; groups: number },
-    readonly relu: boolean, readonly output: QParams, private readonly repr: string) {
+  constructor(packed: ObjectHandle, readonly relu: boolean, readonly output: QParams, private readonly repr: string) {
     super();
-    this.packed = tidy(() => {
-      const qw = quantizeWeight(conv.weight);
-      return native.call(op('quantized::conv2d_prepack'), qw._h, conv.bias?._h ?? null, conv.stride, conv.padding, conv.dilation, conv.groups) as ObjectHandle;
-    });
+    this.packed = packed;
   }
-  forward(x: Tensor): Tensor {
+  /** Runs `name` (or its `_relu` twin) on the quantized input, the packed weights and the output's qparams. */
+  protected run(name: string, overload: string, x: Tensor): Tensor {
     if (!this.packed) throw new Error(`${this.typeName()}: disposed`);
-    return wrap(native.call(op(this.relu ? 'quantized::conv2d_relu' : 'quantized::conv2d', 'new'), x._h, this.packed, this.output.scale, this.output.zeroPoint));
-  }
-  typeName(): string {
-    return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
+    return wrap(native.call(op(this.relu ? `${name}_relu` : name, overload), x._h, this.packed, this.output.scale, this.output.zeroPoint));
   }
   extraRepr(): string {
     return `${this.repr}, scale=${this.output.scale}, zero_point=${this.output.zeroPoint}`;
@@ -125,31 +122,33 @@ export class QuantizedConv2d extends Module {
   }
 }
 
-/** A quantized linear layer, ReLU optionally fused (`torch.ao.nn.quantized.Linear`, `intrinsic.quantized.LinearReLU`). */
-export class QuantizedLinear extends Module {
-  private packed: ObjectHandle | null;
-  constructor(linear: Linear, readonly relu: boolean, readonly output: QParams) {
-    super();
-    this.packed = tidy(() => {
-      const qw = quantizeWeight(linear.weight);
-      return native.call(op('quantized::linear_prepack'), qw._h, linear.bias?._h ?? null) as ObjectHandle;
-    });
-    this.repr = `in_features=${linear.inFeatures}, out_features=${linear.outFeatures}`;
+/** A quantized 2-d convolution, ReLU optionally fused (`torch.ao.nn.quantized.Conv2d`, `intrinsic.quantized.ConvReLU2d`). */
+export class QuantizedConv2d extends PackedLayer {
+  constructor(conv: { weight: Tensor; bias: Tensor | null; stride: number[]; padding: number[]; dilation: number[]; groups: number },
+    relu: boolean, output: QParams, repr: string) {
+    const packed = tidy(() => native.call(op('quantized::conv2d_prepack'), quantizeWeight(conv.weight)._h, conv.bias?._h ?? null,
+      conv.stride, conv.padding, conv.dilation, conv.groups) as ObjectHandle);
+    super(packed, relu, output, repr);
   }
-  private readonly repr: string;
   forward(x: Tensor): Tensor {
-    if (!this.packed) throw new Error(`${this.typeName()}: disposed`);
-    return wrap(native.call(op(this.relu ? 'quantized::linear_relu' : 'quantized::linear'), x._h, this.packed, this.output.scale, this.output.zeroPoint));
+    return this.run('quantized::conv2d', 'new', x);
+  }
+  typeName(): string {
+    return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
+  }
+}
+
+/** A quantized linear layer, ReLU optionally fused (`torch.ao.nn.quantized.Linear`, `intrinsic.quantized.LinearReLU`). */
+export class QuantizedLinear extends PackedLayer {
+  constructor(linear: Linear, relu: boolean, output: QParams) {
+    const packed = tidy(() => native.call(op('quantized::linear_prepack'), quantizeWeight(linear.weight)._h, linear.bias?._h ?? null) as ObjectHandle);
+    super(packed, relu, output, `in_features=${linear.inFeatures}, out_features=${linear.outFeatures}`);
+  }
+  forward(x: Tensor): Tensor {
+    return this.run('quantized::linear', '', x);
   }
   typeName(): string {
     return this.relu ? 'QuantizedLinearReLU' : 'QuantizedLinear';
-  }
-  extraRepr(): string {
-    return `${this.repr}, scale=${this.output.scale}, zero_point=${this.output.zeroPoint}`;
-  }
-  protected releaseOwn(): void {
-    if (this.packed) native.disposeObject(this.packed);
-    this.packed = null;
   }
 }
 
