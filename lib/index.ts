@@ -46,7 +46,7 @@ export {
   accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers, DistributedSampler,
 } from './data/index.js';
 export type {
-  Dataset, DataLoaderOptions, LoaderIterState, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
+  Dataset, DataLoaderOptions, LoaderIterState, Sampler, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
   DistributedSamplerOptions,
 } from './data/index.js';
 export { download } from './utils/download.js';

@@ -1,6 +1,6 @@
 // data.DistributedSampler against torch.utils.data.DistributedSampler (live oracle).
 import { describe, expect, it } from 'vitest';
-import { DistributedSampler } from '../lib/index.js';
+import { DataLoader, DistributedSampler, TensorDataset, arange, manualSeed, rand } from '../lib/index.js';
 import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
 const CASES: { n: number; replicas: number; shuffle: boolean; seed: number; dropLast: boolean; epoch: number }[] = [
@@ -38,6 +38,57 @@ print(json.dumps(out))
       }
     });
   }, 60_000);
+
+  it("as a DataLoader's sampler: PyTorch's batches per rank and epoch, and the global RNG left where PyTorch leaves it", async () => {
+    const r = await python(['-c', `
+import json, torch
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+torch.manual_seed(5)
+ds = TensorDataset(torch.arange(23))
+out = []
+for rank in range(2):
+    s = DistributedSampler(ds, num_replicas=2, rank=rank, seed=9)
+    loader = DataLoader(ds, batch_size=4, sampler=s)
+    for epoch in range(2):
+        s.set_epoch(epoch)
+        out.append([b[0].tolist() for b in loader])
+print(json.dumps({'batches': out, 'len': len(loader), 'after': torch.rand(2).tolist()}))
+`], { timeoutMs: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const want = JSON.parse(r.stdout) as { batches: number[][][]; len: number; after: number[] };
+    manualSeed(5);
+    const ds = new TensorDataset(arange(23));
+    const got: number[][][] = [];
+    let len = 0;
+    for (let rank = 0; rank < 2; rank++) {
+      const sampler = new DistributedSampler(ds, { numReplicas: 2, rank, seed: 9 });
+      const loader = new DataLoader(ds, { batchSize: 4, sampler });
+      len = loader.length;
+      for (let epoch = 0; epoch < 2; epoch++) {
+        sampler.setEpoch(epoch);
+        const batches: number[][] = [];
+        for (const [b] of loader) {
+          batches.push(Array.from(b.toTypedArray() as BigInt64Array, Number));
+          b.dispose();
+        }
+        got.push(batches);
+      }
+    }
+    expect(got).toEqual(want.batches);
+    expect(len).toBe(want.len);
+    const after = rand([2]);
+    expect(Array.from(after.toTypedArray() as Float32Array)).toEqual(want.after.map(Math.fround));
+    after.dispose();
+    ds.tensors.forEach((t) => t.dispose());
+  }, 60_000);
+
+  it('a sampler excludes shuffle, and its indices must lie in the dataset', () => {
+    const ds = { length: 4, get: (i: number) => i };
+    expect(() => new DataLoader(ds, { sampler: [0, 1], shuffle: true })).toThrow(/sampler option is mutually exclusive with shuffle/);
+    expect(() => new DataLoader(ds, { sampler: 3 as never })).toThrow(/sampler must be an iterable of indices with a length, got 3/);
+    expect(() => [...new DataLoader(ds, { sampler: [0, 4] })]).toThrow(/the sampler gave index 4, outside the dataset's \[0, 4\)/);
+    expect([...new DataLoader(ds, { sampler: [3, 1, 2], batchSize: 2 })].map((b) => Array.from((b as any).toTypedArray(), Number))).toEqual([[3, 1], [2]]);
+  });
 
   it('refuses a bad rank, and needs a process group or explicit numReplicas/rank', () => {
     expect(() => new DistributedSampler({ length: 4 }, { numReplicas: 2, rank: 2 })).toThrow(/invalid rank 2/);

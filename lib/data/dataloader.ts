@@ -31,11 +31,22 @@ export type Collated<T> = T extends Tensor
           ? { [K in keyof T]: Collated<T[K]> }
           : T[];
 
+/**
+ * `torch.utils.data.Sampler`: the dataset indices of one epoch, in order,
+ * iterated afresh every epoch (e.g. {@link DistributedSampler}, or a plain array).
+ */
+export interface Sampler extends Iterable<number> {
+  /** Indices per epoch (`len(sampler)`). */
+  readonly length: number;
+}
+
 export interface DataLoaderOptions<T, B> {
   /** Samples per batch (default 1). */
   batchSize?: number;
   /** Reshuffle at every epoch (default false). */
   shuffle?: boolean;
+  /** Where each epoch's indices come from instead (mutually exclusive with `shuffle`). */
+  sampler?: Sampler;
   /** Drop the last, incomplete batch (default false). */
   dropLast?: boolean;
   /** Shuffle (and draw the per-epoch base seed) from this generator instead of the global one. */
@@ -185,10 +196,11 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
   readonly numWorkers: number;
   readonly generator: Generator | null;
   readonly collate: ((samples: T[]) => B) | null;
+  readonly sampler: Sampler | null;
 
   constructor(dataset: Dataset<T>, opts: DataLoaderOptions<T, B> = {}) {
     checkDataset('DataLoader', dataset);
-    checkOptions('DataLoader', opts, ['batchSize', 'shuffle', 'dropLast', 'generator', 'seed', 'prefetch', 'numWorkers', 'collate']);
+    checkOptions('DataLoader', opts, ['batchSize', 'shuffle', 'sampler', 'dropLast', 'generator', 'seed', 'prefetch', 'numWorkers', 'collate']);
     checkBoolean('DataLoader', 'shuffle', opts.shuffle);
     checkBoolean('DataLoader', 'dropLast', opts.dropLast);
     if (opts.collate != null && typeof opts.collate !== 'function') throw new TypeError(`DataLoader: collate must be a function, got ${describe(opts.collate)}`);
@@ -207,11 +219,19 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     if (opts.generator && opts.seed !== undefined) throw new TypeError('DataLoader: pass generator or seed, not both');
     this.generator = opts.generator ?? (opts.seed !== undefined ? new Generator().manualSeed(opts.seed) : null);
     this.collate = opts.collate ?? null;
+    const sampler = opts.sampler ?? null;
+    if (sampler !== null) {
+      if (typeof (sampler as Partial<Sampler>)[Symbol.iterator] !== 'function' || !Number.isInteger(sampler.length) || sampler.length < 0) {
+        throw new TypeError(`DataLoader: sampler must be an iterable of indices with a length, got ${describe(sampler)}`);
+      }
+      if (this.shuffle) throw new TypeError('DataLoader: sampler option is mutually exclusive with shuffle');
+    }
+    this.sampler = sampler;
   }
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.dataset.length;
+    const n = this.sampler ? this.sampler.length : this.dataset.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -221,6 +241,7 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     const g = this.generator;
     // _BaseDataLoaderIter draws a base seed (for worker seeding) every epoch.
     randomInt64(g ?? undefined);
+    if (this.sampler) return this.samplerOrder();
     if (!this.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
     // RandomSampler: a fresh generator seeded from the global one, or the loader's generator itself.
     const perm = g ? g.randperm(n) : new Generator().manualSeed(randomInt64()).randperm(n);
@@ -228,6 +249,17 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     perm.dispose();
     const order = new Int32Array(n);
     for (let i = 0; i < n; i++) order[i] = halves[2 * i];
+    return order;
+  }
+
+  /** The sampler's indices for this epoch, checked against the dataset. */
+  private samplerOrder(): Int32Array {
+    const n = this.dataset.length;
+    const order = Int32Array.from(this.sampler!, (i) => {
+      if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`DataLoader: the sampler gave index ${describe(i)}, outside the dataset's [0, ${n})`);
+      return i;
+    });
+    if (order.length !== this.sampler!.length) throw new RangeError(`DataLoader: the sampler gave ${order.length} indices but its length is ${this.sampler!.length}`);
     return order;
   }
 
@@ -270,14 +302,15 @@ function parseIterState(
   const yielded = get('yielded');
   const plans = get('plans');
   const n = loader.dataset.length;
+  const size = loader.sampler ? loader.sampler.length : n;
   if (get('batchSize') !== loader.batchSize || get('dropLast') !== loader.dropLast) {
     throw new TypeError(
       `DataLoader.iterate(): the saved state was taken with batchSize ${String(get('batchSize'))}, dropLast ${String(get('dropLast'))}; ` +
         `this loader has batchSize ${loader.batchSize}, dropLast ${loader.dropLast}`,
     );
   }
-  if (!(order instanceof Tensor) || order.dtype !== 'int32' || order.numel() !== n) {
-    throw new TypeError(`DataLoader.iterate(): the saved state's order must be an int32 tensor of ${n} indices (one per sample of this dataset)`);
+  if (!(order instanceof Tensor) || order.dtype !== 'int32' || order.numel() !== size) {
+    throw new TypeError(`DataLoader.iterate(): the saved state's order must be an int32 tensor of ${size} indices (one per sample of an epoch)`);
   }
   if (typeof yielded !== 'number' || !Number.isInteger(yielded) || yielded < 0 || yielded > loader.length) {
     throw new TypeError(`DataLoader.iterate(): the saved state's yielded must be an integer in [0, ${loader.length}], got ${String(yielded)}`);

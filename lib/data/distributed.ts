@@ -20,8 +20,8 @@ export interface DistributedSamplerOptions {
 /**
  * `torch.utils.data.DistributedSampler`: the indices of the samples this rank trains on, in
  * PyTorch's order (randperm from a generator seeded `seed + epoch`, padded or cut to a multiple
- * of `numReplicas`, then every `numReplicas`-th index from `rank`). Iterate it for the indices,
- * or feed the loader `new Subset(dataset, [...sampler])` with `shuffle: false`. Call
+ * of `numReplicas`, then every `numReplicas`-th index from `rank`). Give it to the loader
+ * (`new DataLoader(dataset, { sampler })`), or iterate it for the indices. Call
  * {@link DistributedSampler.setEpoch} before each epoch, or every epoch has the same order.
  */
 export class DistributedSampler implements Iterable<number> {

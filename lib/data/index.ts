@@ -4,7 +4,7 @@ export { TensorDataset, Subset, randomSplit } from './dataset.js';
 export type { Dataset, ImageDatasetOptions } from './dataset.js';
 export { Generator } from '../generator.js';
 export { DataLoader, EpochIterator, defaultCollate } from './dataloader.js';
-export type { DataLoaderOptions, Collated, LoaderIterState } from './dataloader.js';
+export type { DataLoaderOptions, Collated, LoaderIterState, Sampler } from './dataloader.js';
 export { CIFAR10 } from './cifar.js';
 export type { CIFAR10Options } from './cifar.js';
 export { MNIST, FashionMNIST, parseIdx } from './mnist.js';
