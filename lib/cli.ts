@@ -6,15 +6,20 @@
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CIFAR10 } from './data/cifar.js';
 import { DataLoader } from './data/dataloader.js';
+import { DistributedSampler } from './data/distributed.js';
 import { type Dataset, Subset } from './data/dataset.js';
 import { IMG_EXTENSIONS, ImageFolder } from './data/folder.js';
 import { FashionMNIST } from './data/mnist.js';
 import { inferenceMode } from './autograd.js';
+import { type ProcessGroup, barrier, destroyProcessGroup, initProcessGroup } from './distributed/distributedC10d.js';
+import { launch, watchLauncher } from './distributed/run.js';
+import { DistributedDataParallel } from './nn/parallel/distributed.js';
 import { type VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial } from './models/vgg.js';
 import type { VGGFactoryOptions } from './models/vgg.js';
 import {
@@ -126,6 +131,14 @@ Options:
   --live               serve the live chart on http://127.0.0.1 (port: --port, default any)
   --port <n>
   --device <d>         cpu or cuda (default: cuda when available)
+  --threads <n>        intra-op threads (default: libtorch's; with --nproc-per-node, cores / n)
+
+Distributed (DistributedDataParallel; --batch-size is the global batch, split over the processes):
+  --nproc-per-node <n> start n training processes on this machine
+  --nnodes <n>         machines in the run (default 1); start the same command on each
+  --node-rank <i>      this machine's index, 0 … nnodes-1 (default 0; machine 0 writes --out)
+  --master-addr <a>    machine 0's address (default 127.0.0.1)
+  --master-port <p>    a free port on machine 0 (default 29500)
   -h, --help`,
   eval: `Usage: vgg-torch eval <checkpoint> [options]
 
@@ -424,6 +437,7 @@ async function train(argv: string[]): Promise<number> {
   const { values: v, positionals } = parse('train', argv, {
     dataset: s, data: s, arch: s, pretrained: b, epochs: s, 'batch-size': s, lr: s, momentum: s, 'step-size': s, gamma: s,
     augment: b, 'image-size': s, limit: s, 'test-limit': s, 'log-every': s, seed: s, out: s, resume: b, overwrite: b, live: b, port: s, device: s,
+    threads: s, ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, s])),
   });
   if (v.help) return help('train');
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}' (see 'vgg-torch train --help')`);
@@ -450,14 +464,80 @@ async function train(argv: string[]): Promise<number> {
   if (v.port !== undefined && !v.live) throw new UsageError('--port goes with --live');
   const port = int(v, 'port', 0, 0, 65535);
   if (v.resume && v.overwrite) throw new UsageError('--resume continues the run in --out, --overwrite starts it again: pick one');
-  if (!v.resume && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
+  const launcher = LAUNCH_FLAGS.some((f) => v[f] !== undefined);
+  // --out is machine 0's, and rank 0's: the others write nothing there.
+  const writesOut = launcher ? v['node-rank'] === undefined || int(v, 'node-rank', 0, 0) === 0 : (process.env.RANK ?? '0') === '0';
+  if (writesOut && !v.resume && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
     throw new Error(`${out} already holds a run: pass --resume to continue it or --overwrite to start again`);
   }
-  if (v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
+  if (writesOut && v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
   const dev = device(v);
-  // Read once: the run's settings are checked here, then fit() restores and frees it.
-  const resume = v.resume ? loadCheckpoint(join(out, 'checkpoint.pth')) : null;
+  if (v.threads !== undefined) setNumThreads(int(v, 'threads', 1));
+  if (launcher) return launchTraining(argv, v, asked.batchSize);
+  // A worker of the launcher (or of torchrun): torchrun's environment names the process group.
+  const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? initProcessGroup({ initMethod: 'env://' }) : null;
+  try {
+    watchLauncher();
+    return await trainIn(group, v, asked, out, dev, port);
+  } finally {
+    if (group) destroyProcessGroup();
+  }
+}
+
+/** The flags of `train` that start the distributed launcher. */
+const LAUNCH_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'] as const;
+
+/** `train --nproc-per-node n`: this machine's workers, each running `train` with the other flags. */
+async function launchTraining(argv: string[], v: Values, batchSize: number): Promise<number> {
+  const nproc = int(v, 'nproc-per-node', 1);
+  const nnodes = int(v, 'nnodes', 1);
+  const nodeRank = int(v, 'node-rank', 0, 0);
+  if (nodeRank >= nnodes) throw new UsageError(`--node-rank must be below --nnodes (${nnodes}), got ${nodeRank}`);
+  const masterPort = int(v, 'master-port', 29500, 1, 65535);
+  const world = nproc * nnodes;
+  if (batchSize % world !== 0) throw new UsageError(`--batch-size ${batchSize} does not split over ${world} processes: pass a multiple of ${world}`);
+  const script = process.argv[1];
+  if (!script) throw new Error('cannot tell which script to start the workers with (process.argv[1] is empty)');
+  const workerArgv = withoutFlags(argv, LAUNCH_FLAGS);
+  const threads = v.threads === undefined ? Math.max(1, Math.floor(availableParallelism() / nproc)) : int(v, 'threads', 1);
+  if (v.threads === undefined) workerArgv.push('--threads', String(threads));
+  const first = nodeRank * nproc;
+  console.log(
+    `Starting ${nproc} training process${nproc > 1 ? 'es' : ''} (rank${nproc > 1 ? `s ${first}–${first + nproc - 1}` : ` ${first}`} of ${world}), ` +
+      `${threads} thread${threads > 1 ? 's' : ''} each; rendezvous at ${(v['master-addr'] as string | undefined) ?? '127.0.0.1'}:${masterPort}`,
+  );
+  const result = await launch(script, ['train', ...workerArgv], {
+    nprocPerNode: nproc, nnodes, nodeRank, masterAddr: v['master-addr'] as string | undefined, masterPort, threads,
+  });
+  return result.exitCode;
+}
+
+/** `argv` without `flags` (as `--flag value` or `--flag=value`). */
+function withoutFlags(argv: readonly string[], flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (flags.some((f) => a === `--${f}`)) i++;
+    else if (!flags.some((f) => a.startsWith(`--${f}=`))) out.push(a);
+  }
+  return out;
+}
+
+/**
+ * The training run itself, in one process or as one rank of `group`: rank 0
+ * prints and writes --out; each rank trains on its DistributedSampler share
+ * of the data with the global batch split evenly.
+ */
+async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings, out: string, dev: 'cpu' | 'cuda', port: number): Promise<number> {
+  const rank = group?.rank() ?? 0;
+  const world = group?.size() ?? 1;
+  const say = rank === 0 ? console.log : () => {};
+  if (asked.batchSize % world !== 0) throw new UsageError(`--batch-size ${asked.batchSize} does not split over ${world} processes: pass a multiple of ${world}`);
+  // Read once: the run's settings are checked here, then fit() restores and frees it. Under DDP
+  // rank 0 reads it and sends it to the others.
+  const resume = v.resume ? loadCheckpoint(join(out, 'checkpoint.pth'), { processGroup: group }) : null;
   let model: VGG | null = null;
+  let ddp: DistributedDataParallel | null = null;
   let optimizer: SGD | null = null;
   try {
     const run = resume ? continuedRun(resume, out, asked, v) : asked;
@@ -468,7 +548,11 @@ async function train(argv: string[]): Promise<number> {
     if (imageSize !== null && imageSize < minSize) throw new UsageError(`--image-size must be at least ${minSize} for ${arch}`);
     const root = run.data ?? resolve(join('data', dataset));
 
-    manualSeed(run.seed);
+    // Rank r > 0 draws its own augmentations and dropout masks (rank 0 those of a one-process run).
+    manualSeed(run.seed + rank);
+    // Downloads (CIFAR-10, ImageNet weights) happen once per machine: local rank 0 first.
+    const localFirst = group !== null && Number(process.env.LOCAL_RANK ?? rank) !== 0;
+    if (localFirst) barrier();
     const ds = await datasets(dataset, root, { arch, pretrained, imageSize: imageSize ?? undefined }, run.augment);
     const trainSet = evenlySpaced(await ds.train(), run.limit);
     const testSet = ds.test ? evenlySpaced(await ds.test(), run.testLimit) : null;
@@ -477,16 +561,20 @@ async function train(argv: string[]): Promise<number> {
     if (savedClasses) checkClasses(ds.meta.classes, root, savedClasses, `the run in ${out} (--resume) was trained on`);
     // Resuming loads every weight from the checkpoint: no ImageNet download, no init.
     model = buildModel(ds.meta, resume ? 'forLoading' : pretrained ? 'pretrained' : 'init').to(dev);
+    if (group !== null && !localFirst) barrier();
     optimizer = new SGD(model.parameters(), { lr, momentum });
     const scheduler = new StepLR(optimizer, { stepSize, gamma });
-    if (v.overwrite) rmSync(join(out, 'report.html'), { force: true }); // fit() starts the rest of --out over
-    console.log(
+    if (rank === 0 && v.overwrite) rmSync(join(out, 'report.html'), { force: true }); // fit() starts the rest of --out over
+    say(
       `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
-        `${epochs} epochs, batch ${batchSize}, ${dev}; writing to ${out}`,
+        `${epochs} epochs, batch ${batchSize}${world > 1 ? ` (${batchSize / world} on each of ${world} processes)` : ''}, ${dev}; writing to ${out}`,
     );
+    ddp = group ? new DistributedDataParallel(model) : null;
     const result = await fit({
-      model, optimizer, scheduler, epochs, device: dev, logEvery,
-      trainLoader: new DataLoader(trainSet, { batchSize, shuffle: true }),
+      model: ddp ?? model, optimizer, scheduler, epochs, device: dev, logEvery,
+      trainLoader: group
+        ? new DataLoader(trainSet, { batchSize: batchSize / world, sampler: new DistributedSampler(trainSet, { seed: run.seed }) })
+        : new DataLoader(trainSet, { batchSize, shuffle: true }),
       testLoader: testSet ? new DataLoader(testSet, { batchSize }) : null,
       classes: ds.meta.classes,
       outDir: out,
@@ -496,10 +584,11 @@ async function train(argv: string[]): Promise<number> {
       title: `vgg-torch: ${arch} on ${dataset}`,
     });
     if (result.interrupted) return 130;
-    console.log(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
+    say(`Finished Training. Chart: ${join(out, 'chart.html')}; checkpoint: ${result.checkpoint}`);
     return 0;
   } finally {
     resume?.dispose(); // already freed by fit() unless something failed before it
+    ddp?.dispose();
     model?.dispose();
     optimizer?.dispose();
   }
@@ -750,7 +839,9 @@ if (isEntryPoint()) {
     (e: unknown) => {
       // One line: libtorch's and loadStateDict's multi-line messages are joined.
       const message = (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
-      process.stderr.write(`vgg-torch: ${message}\n`);
+      // A worker of a distributed run says which rank it is.
+      const rank = Number(process.env.WORLD_SIZE ?? 1) > 1 && process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : '';
+      process.stderr.write(`vgg-torch${rank}: ${message}\n`);
       process.exitCode = e instanceof UsageError ? 2 : 1;
     },
   );

@@ -7,3 +7,5 @@ export {
 export type {
   ReduceOp, Backend, InitProcessGroupOptions, CollectiveOptions, AllReduceOptions, BroadcastOptions, ReduceScatterOptions,
 } from './distributedC10d.js';
+export { launch, watchLauncher } from './run.js';
+export type { LaunchOptions, LaunchResult, WorkerExit } from './run.js';

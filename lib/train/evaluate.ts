@@ -4,8 +4,10 @@
 import { noGrad } from '../autograd.js';
 import type { DataLoader } from '../data/dataloader.js';
 import { ConfusionMatrix } from '../data/classificationMetrics.js';
+import { type ProcessGroup, allReduce } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
+import { tensor } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
@@ -31,6 +33,12 @@ export interface EvaluateOptions {
   /** Class names (default `'0'`, `'1'`, …, as many as the model's outputs). */
   classes?: readonly string[];
   device?: Device;
+  /**
+   * Each rank of this group evaluates its own share of the data (its loader's
+   * samples); the losses, counts and confusion matrices are summed over the
+   * group, so every rank gets the figures of the whole set.
+   */
+  processGroup?: ProcessGroup | null;
 }
 
 /**
@@ -43,7 +51,7 @@ export async function evaluate(
   opts: EvaluateOptions = {},
 ): Promise<Evaluation> {
   if (typeof (model as { forward?: unknown } | null)?.forward !== 'function') throw new TypeError(`evaluate(): argument 'model' must be a Module, got ${describe(model)}`);
-  checkOptions('evaluate()', opts, ['criterion', 'classes', 'device']);
+  checkOptions('evaluate()', opts, ['criterion', 'classes', 'device', 'processGroup']);
   const criterion = opts.criterion ?? new CrossEntropyLoss();
   const device = opts.device ?? 'cpu';
   const wasTraining = model.training;
@@ -76,6 +84,7 @@ export async function evaluate(
   } finally {
     model.train(wasTraining);
   }
+  if (opts.processGroup) [matrix, lossSum, total] = sumOverGroup(opts.processGroup, matrix, lossSum, total);
   if (!matrix || total === 0) throw new RangeError('evaluate(): the loader gave no samples');
   return {
     loss: lossSum / total,
@@ -85,6 +94,23 @@ export async function evaluate(
     classes: [...(matrix.classes ?? [])],
     total,
   };
+}
+
+/** The totals of every rank (a rank without samples may not know the number of classes yet). */
+function sumOverGroup(group: ProcessGroup, matrix: ConfusionMatrix | null, lossSum: number, total: number): [ConfusionMatrix | null, number, number] {
+  return tidy(() => {
+    const k = tensor([matrix?.numClasses ?? 0], { dtype: 'float64' });
+    allReduce(k, { op: 'max', group });
+    const numClasses = k.item() as number;
+    if (numClasses === 0) return [matrix, lossSum, total];
+    if (matrix && matrix.numClasses !== numClasses) throw new RangeError(`evaluate(): this rank's model has ${matrix.numClasses} outputs, another's ${numClasses}`);
+    const m = matrix ?? new ConfusionMatrix(numClasses);
+    const sums = tensor([lossSum, total, ...m.counts], { dtype: 'float64' });
+    allReduce(sums, { op: 'sum', group });
+    const all = sums.toTypedArray() as Float64Array;
+    m.counts.set(all.subarray(2));
+    return [m, all[0], all[1]];
+  });
 }
 
 /**

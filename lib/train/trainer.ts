@@ -2,28 +2,47 @@
 // and the CLI: per-batch steps, the `[epoch, batch] loss` lines, a progress
 // bar, metrics as JSON lines, the chart file and live page, evaluation after
 // every epoch, and checkpoints (every epoch and on Ctrl-C) that resume exactly.
+// Under DistributedDataParallel every rank runs fit(): rank 0 alone writes
+// and prints, the figures are summed over the ranks, and the ranks agree on
+// when to stop, so that all of them stop after the same batch.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataLoader, EpochIterator } from '../data/dataloader.js';
+import { Writable } from 'node:stream';
+import { DataLoader, type EpochIterator } from '../data/dataloader.js';
+import { type ProcessGroup, allReduce } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
+import { DistributedDataParallel } from '../nn/parallel/distributed.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
+import { tensor } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
 import { writeChartHtml } from './chart.js';
-import { Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { Checkpoint, gatherRankStates, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
 import { type LiveServer, startLiveServer } from './live.js';
 import { type BatchRecord, type MetricsRecord, MetricsLog } from './metricsLog.js';
 import { ProgressBar } from './progress.js';
 
 export interface FitOptions {
+  /**
+   * The model; a {@link DistributedDataParallel} one trains on every rank of
+   * its process group (each rank calls fit() with its own loaders).
+   */
   model: Module<[Tensor], Tensor>;
-  /** Batches of `[images, labels]`. */
+  /**
+   * Batches of `[images, labels]`. Under DDP, with a sampler that gives each
+   * rank its share (a {@link DistributedSampler}, whose `setEpoch` fit() calls
+   * before every epoch).
+   */
   trainLoader: DataLoader<any, [Tensor, Tensor]>;
-  /** Evaluated after every epoch when given. */
+  /**
+   * Evaluated after every epoch when given. Under DDP each rank evaluates
+   * every `worldSize`-th sample (or its loader's sampler's, if it has one) and
+   * the figures are summed, so the report is the whole set's.
+   */
   testLoader?: DataLoader<any, [Tensor, Tensor]> | null;
   optimizer: Optimizer<any>;
   scheduler?: LRScheduler | null;
@@ -44,7 +63,7 @@ export interface FitOptions {
   logEvery?: number;
   /**
    * Where `metrics.jsonl`, `chart.html` and `checkpoint.pth` go (written as
-   * training goes); null: nothing is written.
+   * training goes; under DDP by rank 0 only); null: nothing is written.
    */
   outDir?: string | null;
   /** Stored in every checkpoint, e.g. how to rebuild the model. */
@@ -63,7 +82,7 @@ export interface FitOptions {
   signal?: AbortSignal;
   /** Title of the chart page. */
   title?: string;
-  /** Where progress goes (default `process.stdout`); a non-TTY stream gets plain lines only. */
+  /** Where progress goes (default `process.stdout`; under DDP rank 0's only); a non-TTY stream gets plain lines only. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Called with every metrics record as it is logged. */
   onRecord?: (record: MetricsRecord) => void;
@@ -100,6 +119,9 @@ interface Sums {
 const zeroSums = (): Sums => ({
   epochLoss: 0, epochCorrect: 0, epochImages: 0, epochSeconds: 0, windowLoss: 0, windowCorrect: 0, windowImages: 0, windowBatches: 0,
 });
+/** The sums that add up over ranks (time does not). */
+const WINDOW_SUMS = ['windowLoss', 'windowCorrect', 'windowImages', 'windowBatches'] as const;
+const EPOCH_SUMS = ['epochLoss', 'epochCorrect', 'epochImages'] as const;
 
 /** Lets signal handlers and the live server run between batches of a synchronous loop. */
 const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -141,6 +163,14 @@ interface Start {
 /** What the steps of one fit() share. */
 interface Run {
   opts: FitOptions;
+  /** Under DDP: the model's process group; null for one process. */
+  group: ProcessGroup | null;
+  /** This process writes and prints: rank 0, or the only process. */
+  main: boolean;
+  /** What checkpoints hold and evaluation runs: the model, or the module DDP wraps. */
+  net: Module<[Tensor], Tensor>;
+  /** The evaluation loader of this rank (its share of the test set under DDP). */
+  evalLoader: DataLoader<any, [Tensor, Tensor]> | null;
   criterion: Module<[Tensor, Tensor], Tensor>;
   device: Device;
   logEvery: number;
@@ -159,7 +189,16 @@ async function train(opts: FitOptions): Promise<FitResult> {
   const logEvery = opts.logEvery ?? 30;
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${describe(opts.epochs)}`);
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${describe(logEvery)}`);
-  const stream = opts.stream ?? process.stdout;
+  const ddp = opts.model instanceof DistributedDataParallel ? (opts.model as DistributedDataParallel) : null;
+  const group = ddp?.processGroup ?? null;
+  const main = !group || group.rank() === 0;
+  if (group && !opts.trainLoader.sampler) {
+    throw new Error(
+      'fit(): under DistributedDataParallel each rank must train on its own share: give the training loader a sampler ' +
+        '(new DataLoader(dataset, { sampler: new DistributedSampler(dataset), batchSize }))',
+    );
+  }
+  const stream = main ? (opts.stream ?? process.stdout) : new Writable({ write: (_chunk, _encoding, done) => done() });
   const say = (line: string): void => void stream.write(`${line}\n`);
   const out = opts.outDir ?? null;
   const files = out
@@ -169,14 +208,16 @@ async function train(opts: FitOptions): Promise<FitResult> {
   if (opts.trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
   if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
 
-  const start = resume(opts, files, say);
+  const net = ddp ? (ddp.module as Module<[Tensor], Tensor>) : opts.model;
+  const start = resume(opts, files, say, net, group);
   // A fresh run starts its outDir over: an older checkpoint must not be resumed into this run's metrics.
-  if (files && !start.from) rmSync(files.checkpoint, { force: true });
-  const log = new MetricsLog(files?.metrics ?? null, start.metrics);
+  if (main && files && !start.from) rmSync(files.checkpoint, { force: true });
+  const log = new MetricsLog(main ? (files?.metrics ?? null) : null, start.metrics);
   if (opts.onRecord) log.onAppend(opts.onRecord);
-  const chart = chartWriter(files, log, title);
+  const chart = chartWriter(main ? files : null, log, title);
   const run: Run = {
-    opts, criterion: opts.criterion ?? new CrossEntropyLoss(), device: opts.device ?? 'cpu', logEvery, say, stream, files, log,
+    opts, group, main, net, evalLoader: opts.testLoader ? (group ? shardOf(opts.testLoader, group) : opts.testLoader) : null,
+    criterion: opts.criterion ?? new CrossEntropyLoss(), device: opts.device ?? 'cpu', logEvery, say, stream, files, log,
     step: start.step, sums: start.sums, stop: new Interruption(say, opts), lastCheckpoint: null,
   };
 
@@ -185,7 +226,7 @@ async function train(opts: FitOptions): Promise<FitResult> {
   let interrupted = false;
   let live: LiveServer | null = null;
   try {
-    if (opts.live === true || typeof opts.live === 'number') {
+    if (main && (opts.live === true || typeof opts.live === 'number')) {
       live = await startLiveServer({ port: opts.live === true ? 0 : opts.live, title, log });
       say(`Live chart: ${live.url}`);
     }
@@ -195,6 +236,8 @@ async function train(opts: FitOptions): Promise<FitResult> {
       if (!midEpoch) {
         run.sums = zeroSums();
         if (opts.scheduler && opts.schedulerStep === 'epoch-start') opts.scheduler.step();
+        // DistributedSampler.set_epoch: this epoch's shuffle (PyTorch's epochs count from 0).
+        (opts.trainLoader.sampler as { setEpoch?: (epoch: number) => void } | null)?.setEpoch?.(epoch - 1);
       }
       const it = midEpoch ? start.epochInProgress! : opts.trainLoader.iterate();
       if (!(await trainEpoch(run, epoch, it, midEpoch ? start.batch : 0, chart))) {
@@ -205,7 +248,7 @@ async function train(opts: FitOptions): Promise<FitResult> {
       epochsDone = epoch;
       checkpoint(run, epoch, 0);
       chart(true);
-      if (run.stop.requested && epoch < opts.epochs) interrupted = true;
+      if (epoch < opts.epochs && stopNow(run)) interrupted = true;
     }
   } finally {
     start.epochInProgress?.close();
@@ -220,27 +263,35 @@ async function train(opts: FitOptions): Promise<FitResult> {
 }
 
 /** Restores model, optimizer, scheduler, RNGs and the loader from `opts.resume`, if any; where to start. */
-function resume(opts: FitOptions, files: Run['files'], say: (line: string) => void): Start {
+function resume(opts: FitOptions, files: Run['files'], say: (line: string) => void, net: Module<[Tensor], Tensor>, group: ProcessGroup | null): Start {
   const start: Start = { epoch: 0, batch: 0, step: 0, sums: zeroSums(), epochInProgress: null, metrics: [], from: null };
   const from = opts.resume === true ? files?.checkpoint : opts.resume || null;
   if (opts.resume === true && !from) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
   if (!from) return start;
-  if (typeof from === 'string' && !existsSync(from)) throw new Error(`fit(): no checkpoint to resume from at ${from}`);
-  const ck = typeof from === 'string' ? loadCheckpoint(from) : from;
+  // Under DDP rank 0 reads the file and sends it to the others (a collective: no rank may leave early).
+  if (typeof from === 'string' && !group && !existsSync(from)) throw new Error(`fit(): no checkpoint to resume from at ${from}`);
+  const ck = typeof from === 'string' ? loadCheckpoint(from, { processGroup: group }) : from;
+  const rank = group?.rank() ?? 0;
+  const worldSize = group?.size() ?? 1;
   const resumePath = ck.path;
   try {
     if (ck.epoch >= opts.epochs) {
       throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
     }
-    const loaderState = ck.batch > 0 ? ck.loaderState : null;
+    const loaderState = ck.batch > 0 ? ck.loaderState(rank, worldSize) : null;
     if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
-    ck.restore({
-      model: opts.model, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null,
-      loaderGenerator: opts.trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator,
-    });
+    ck.restore(
+      {
+        model: net, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null,
+        loaderGenerator: opts.trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator,
+      },
+      { rank, worldSize },
+    );
     // Right after the RNG states are restored: re-creating the epoch may draw (augmentation for batches ahead).
     if (loaderState) start.epochInProgress = opts.trainLoader.iterate({ state: loaderState });
-    Object.assign(start, { epoch: ck.epoch, batch: ck.batch, step: ck.step, sums: { ...zeroSums(), ...ck.progress }, metrics: ck.metrics, from });
+    // The saved sums are all ranks' (see checkpoint()): rank 0 carries them on.
+    const sums = rank === 0 ? { ...zeroSums(), ...ck.progress } : zeroSums();
+    Object.assign(start, { epoch: ck.epoch, batch: ck.batch, step: ck.step, sums, metrics: ck.metrics, from });
   } finally {
     ck.dispose(); // a second copy of the weights must not live through the run
   }
@@ -255,7 +306,7 @@ class Interruption {
     if (this.requested) process.exit(signal === 'SIGTERM' ? 143 : 130);
     this.request();
   };
-  private readonly request = (): void => {
+  readonly request = (): void => {
     if (this.requested) return;
     this.requested = true;
     this.say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
@@ -289,20 +340,29 @@ function chartWriter(files: Run['files'], log: MetricsLog, title: string): (forc
   };
 }
 
-/** Saves the state after `epoch` whole epochs and `batch` batches of the next (taken from `it`). */
+/**
+ * Saves the state after `epoch` whole epochs and `batch` batches of the next
+ * (taken from `it`). Under DDP every rank takes part: rank 0 writes the file,
+ * with every rank's RNG and loader states and the sums of all ranks.
+ */
 function checkpoint(run: Run, epoch: number, batch: number, it?: EpochIterator<unknown>): void {
   const { opts, files } = run;
   if (!files) return;
   const loaderIter = it ? it.stateDict() : null;
+  const loaders = { loaderGenerator: opts.trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator, loaderState: loaderIter };
   try {
-    saveCheckpoint(files.checkpoint, {
-      model: opts.model, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null, epoch, batch, step: run.step,
-      metrics: run.log.records,
-      loaderGenerator: opts.trainLoader.generator,
-      testLoaderGenerator: opts.testLoader?.generator,
-      loaderState: loaderIter,
-      meta: opts.meta,
-      progress: batch > 0 ? { ...run.sums } : {},
+    tidy(() => {
+      if (run.group && batch > 0) sumOverRanks(run, [...EPOCH_SUMS, ...WINDOW_SUMS]);
+      const ranks = run.group ? gatherRankStates(run.group, loaders) : null;
+      if (!run.main) return;
+      saveCheckpoint(files.checkpoint, {
+        model: run.net, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null, epoch, batch, step: run.step,
+        metrics: run.log.records,
+        ...loaders,
+        meta: opts.meta,
+        progress: batch > 0 ? { ...run.sums } : {},
+        ranks,
+      });
     });
   } finally {
     if (loaderIter) {
@@ -314,6 +374,49 @@ function checkpoint(run: Run, epoch: number, batch: number, it?: EpochIterator<u
 }
 
 const lr = (opts: FitOptions): number => opts.optimizer.paramGroups[0].lr as number;
+
+/** Under DDP: replaces each of `keys` in this rank's sums by the sum over all ranks. */
+function sumOverRanks(run: Run, keys: readonly (keyof Sums)[]): void {
+  if (!run.group) return;
+  const { sums, group } = run;
+  tidy(() => {
+    const t = tensor(keys.map((k) => sums[k]), { dtype: 'float64' });
+    allReduce(t, { op: 'sum', group });
+    const all = t.toTypedArray() as Float64Array;
+    keys.forEach((k, i) => {
+      sums[k] = all[i];
+    });
+  });
+}
+
+/**
+ * Whether to stop after this batch. Under DDP the ranks must stop after the
+ * same one (a rank that went on would wait for the others' gradients), so they
+ * agree: a stop asked of any rank stops all.
+ */
+function stopNow(run: Run): boolean {
+  if (!run.group) return run.stop.requested;
+  const group = run.group;
+  const any = tidy(() => {
+    const t = tensor([run.stop.requested ? 1 : 0], { dtype: 'float32' });
+    allReduce(t, { op: 'max', group });
+    return (t.item() as number) > 0;
+  });
+  if (any) run.stop.request();
+  return any;
+}
+
+/** Under DDP: this rank's share of the test set, every `worldSize`-th sample (no padding, so the sums are the set's). */
+function shardOf(loader: DataLoader<any, [Tensor, Tensor]>, group: ProcessGroup): DataLoader<any, [Tensor, Tensor]> {
+  if (loader.sampler) return loader;
+  const [rank, size] = [group.rank(), group.size()];
+  const sampler = Array.from({ length: Math.max(0, Math.ceil((loader.dataset.length - rank) / size)) }, (_, i) => rank + i * size);
+  return new DataLoader(loader.dataset, {
+    batchSize: loader.batchSize, dropLast: loader.dropLast, prefetch: loader.prefetch, numWorkers: loader.numWorkers, sampler,
+    ...(loader.generator ? { generator: loader.generator } : {}),
+    ...(loader.collate ? { collate: loader.collate } : {}),
+  });
+}
 
 /**
  * The batches of one epoch from `batch` on: steps, `[epoch, batch] loss` lines,
@@ -355,6 +458,7 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
       sums.windowImages += n;
       sums.windowBatches++;
       if (batch % run.logEvery === 0) {
+        sumOverRanks(run, WINDOW_SUMS);
         const record: BatchRecord = {
           kind: 'batch', epoch, batch, step: run.step,
           loss: sums.windowLoss / sums.windowBatches,
@@ -369,7 +473,7 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
       }
       bar.update(batch, { loss: sums.epochLoss / sums.epochImages, accuracy: (100 * sums.epochCorrect) / sums.epochImages, images: sums.epochImages });
       await turnEventLoop();
-      if (run.stop.requested && batch < total) {
+      if (batch < total && stopNow(run)) {
         sums.epochSeconds += (performance.now() - t0) / 1000;
         t0 = performance.now();
         bar.finish();
@@ -379,6 +483,7 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
       }
     }
     sums.epochSeconds += (performance.now() - t0) / 1000;
+    sumOverRanks(run, EPOCH_SUMS);
     bar.finish(
       `epoch ${epoch}/${opts.epochs}: train loss ${(sums.epochLoss / sums.epochImages).toFixed(4)}, ` +
         `accuracy ${((100 * sums.epochCorrect) / sums.epochImages).toFixed(1)} %, ` +
@@ -396,8 +501,12 @@ async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): P
   const epochLr = lr(opts);
   if (opts.scheduler && (opts.schedulerStep ?? 'epoch-end') === 'epoch-end') opts.scheduler.step();
   let evaluation = previous;
-  if (opts.testLoader) {
-    evaluation = await evaluate(opts.model, opts.testLoader, { criterion: run.criterion, classes: opts.classes, device: run.device });
+  if (run.evalLoader) {
+    // The unwrapped module, with rank 0's BatchNorm statistics: those the checkpoint holds.
+    if (opts.model instanceof DistributedDataParallel) opts.model._syncBuffers();
+    evaluation = await evaluate(run.net, run.evalLoader, {
+      criterion: run.criterion, classes: opts.classes, device: run.device, processGroup: run.group,
+    });
     run.say(formatEvaluation(evaluation));
     run.log.append(evaluationRecord(evaluation, epoch));
   }
@@ -405,7 +514,7 @@ async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): P
     kind: 'epoch', epoch, step: run.step,
     trainLoss: sums.epochLoss / sums.epochImages,
     trainAccuracy: (100 * sums.epochCorrect) / sums.epochImages,
-    ...(evaluation && opts.testLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),
+    ...(evaluation && run.evalLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),
     lr: epochLr,
     seconds: sums.epochSeconds,
     imagesPerSecond: sums.epochImages / sums.epochSeconds,

@@ -91,6 +91,19 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
     });
   }
 
+  /** The process group gradients are averaged over (`ddp.process_group`). */
+  get processGroup(): ProcessGroup {
+    return this._group;
+  }
+
+  /**
+   * @internal Copies rank 0's buffers (BatchNorm running statistics) to every rank, as each
+   * training forward does with `broadcastBuffers`: before evaluating the unwrapped module.
+   */
+  _syncBuffers(): void {
+    this.broadcastStates([...this.module.buffers()]);
+  }
+
   private reducer(): number {
     if (this._reducer < 0) throw new Error('DistributedDataParallel: disposed');
     return this._reducer;
