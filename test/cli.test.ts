@@ -3,7 +3,7 @@
 // losses of an uninterrupted run; eval of the checkpoint; predict with the
 // checkpoint, and with ImageNet-style weights served on 127.0.0.1 that PyTorch
 // wrote, against PyTorch's own top-5; summary.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -13,35 +13,10 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricsLog } from '../lib/train/metricsLog.js';
-import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
+import { type CliRun, hasTorchPython, python, requireLiveOracle, runCli as cli, startCli as start } from './helpers.js';
 
-const CLI = resolve('lib/cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts the CLI in a child Node process (one process: signals reach it directly). */
-function start(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run>; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    env: { ...process.env, ...env, FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((res, rej) => {
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-  return { child, done, output: () => stdout };
-}
-const cli = (args: string[], env?: Record<string, string>): Promise<Run> => start(args, env).done;
 
 const losses = (file: string) => MetricsLog.read(file).filter((r) => r.kind === 'batch').map((r) => r.loss);
 
@@ -86,7 +61,7 @@ describe('vgg-torch CLI', () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> };
     expect(resolve(pkg.bin['vgg-torch'])).toBe(bin);
     expect(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
-    const r = await new Promise<Run>((res) => {
+    const r = await new Promise<CliRun>((res) => {
       const child = spawn(process.execPath, [bin, 'summary', 'tutorial'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';

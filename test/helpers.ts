@@ -124,3 +124,32 @@ export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?
 export function encode(t: Tensor): EncodedTensor {
   return { dtype: t.dtype, shape: t.shape, data: bytesOf(t).toString('base64') };
 }
+
+/** What a run of the `vgg-torch` command gave. */
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Starts the `vgg-torch` command (lib/cli.ts) in a child Node process; signals sent to `child` reach it directly. */
+export function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
+  const cli = new URL('../lib/cli.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+    env: { ...process.env, ...env, FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  // 'close': the pipes are closed too, also by the workers a launcher started.
+  const done = new Promise<CliRun>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code) => res({ code, stdout, stderr }));
+  });
+  return { child, done, output: () => stdout };
+}
+
+/** Runs the `vgg-torch` command to its end. */
+export const runCli = (args: string[], env?: Record<string, string>): Promise<CliRun> => startCli(args, env).done;
