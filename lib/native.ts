@@ -109,6 +109,8 @@ export interface NativeAddon {
   distReducerFree(reducer: number): void;
   distReducerPrepareForward(reducer: number, prepare: boolean, rebuildBuckets: boolean): void;
   distReducerPrepareForBackward(reducer: number, outputs: Handle[]): void;
+  distMarkExit(code: number): void;
+  distExitNote(): string;
 }
 
 function here(): string {

@@ -250,6 +250,33 @@ std::string Described(const std::exception& e) {
   return e.what();
 }
 
+// A rank's exit code, written to the store as the process exits (see MarkExit),
+// so that a collective failing on another rank can say which rank went away.
+std::string ExitKey(int rank) { return "vgg_torch_exit/" + std::to_string(rank); }
+
+// What the store knows of the ranks that went away, as " (rank 1 exited with code 3)",
+// or that the store itself is gone (rank 0 hosts it); "" when nothing is known.
+std::string ExitNote() {
+  World& w = TheWorld();
+  if (!w.store) return "";
+  std::string exited;
+  try {
+    for (int r = 0; r < w.worldSize; ++r) {
+      if (r == w.rank || !w.store->check({ExitKey(r)})) continue;
+      std::vector<uint8_t> code = w.store->get(ExitKey(r));
+      exited += std::string(exited.empty() ? "" : ", ") + "rank " + std::to_string(r) + " exited with code " +
+                std::string(code.begin(), code.end());
+    }
+  } catch (const std::exception&) {
+    return w.rank == 0 ? "" : " (the store on rank 0 at " + w.host + " cannot be reached: rank 0 has probably exited)";
+  }
+  return exited.empty() ? "" : " (" + exited + ")";
+}
+
+std::string CollectiveFailure(int rank, const std::exception& e) {
+  return "collective failed on rank " + std::to_string(rank) + ": " + Described(e) + ExitNote();
+}
+
 // Waits for a Work, then runs `after` (e.g. the division of an emulated average).
 // Synchronously, or on a libuv worker with a promise.
 class WorkWorker : public Napi::AsyncWorker {
@@ -267,7 +294,7 @@ class WorkWorker : public Napi::AsyncWorker {
       if (after_) after_();
       if (results_) out_ = results_();
     } catch (const std::exception& e) {
-      SetError("collective failed on rank " + std::to_string(rank_) + ": " + Described(e));
+      SetError(CollectiveFailure(rank_, e));
     }
   }
   void OnOK() override {
@@ -298,7 +325,7 @@ Napi::Value Finish(const Napi::CallbackInfo& info, bool async, const Group& pg,
   try {
     work = start();
   } catch (const std::exception& e) {
-    throw NativeError("collective failed on rank " + std::to_string(TheWorld().rank) + ": " + Described(e));
+    throw NativeError(CollectiveFailure(TheWorld().rank, e));
   }
   if (async) {
     auto* worker = new WorkWorker(info.Env(), work, after, results, TheWorld().rank);
@@ -310,7 +337,7 @@ Napi::Value Finish(const Napi::CallbackInfo& info, bool async, const Group& pg,
     work->wait();
     if (after) after();
   } catch (const std::exception& e) {
-    throw NativeError("collective failed on rank " + std::to_string(TheWorld().rank) + ": " + Described(e));
+    throw NativeError(CollectiveFailure(TheWorld().rank, e));
   }
   if (!results) return info.Env().Undefined();
   auto out = results();
@@ -506,6 +533,21 @@ Napi::Value ReducerPrepareForBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// markExit(code): called as the process exits; best effort (the store may be gone).
+Napi::Value MarkExit(const Napi::CallbackInfo& info) {
+  World& w = TheWorld();
+  if (!w.store || !info[0].IsNumber()) return info.Env().Undefined();
+  std::string code = std::to_string(info[0].As<Napi::Number>().Int32Value());
+  try {
+    w.store->set(ExitKey(w.rank), std::vector<uint8_t>(code.begin(), code.end()));
+  } catch (const std::exception&) {
+  }
+  return info.Env().Undefined();
+}
+
+// exitNote() -> ExitNote(), for failures outside the collectives (a DDP backward).
+Napi::Value ExitNoteJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ExitNote()); }
+
 #endif  // VGG_TORCH_WITH_GLOO
 
 }  // namespace
@@ -531,6 +573,8 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   Export<ReducerFree>(env, exports, "distReducerFree");
   Export<ReducerPrepareForward>(env, exports, "distReducerPrepareForward");
   Export<ReducerPrepareForBackward>(env, exports, "distReducerPrepareForBackward");
+  Export<MarkExit>(env, exports, "distMarkExit");
+  Export<ExitNoteJs>(env, exports, "distExitNote");
 #endif
 }
 

@@ -165,7 +165,20 @@ describe.skipIf(!available)('distributed: failures end with a clear error within
       try { dist.allReduce(vt.ones([4])); console.log(JSON.stringify('no error')); } catch (e) { console.log(JSON.stringify(e.message)); }
     `, 3000), { timeoutMs: 30_000 })));
     expect(r1.status).toBe(3);
-    expect(result<string>(r0)).toMatch(/collective failed on rank 0: /);
+    // Each rank notes its exit code in the store as it exits: the failure names the rank.
+    expect(result<string>(r0)).toMatch(/^collective failed on rank 0: .+ \(rank 1 exited with code 3\)$/);
     expect(Date.now() - start).toBeLessThan(25_000);
+  }, 30_000);
+
+  it('rank 0, which hosts the store, exits early', async () => {
+    const port = await freePort();
+    const [r0, r1] = await Promise.all([0, 1].map((rank) => runNodeChild(rankCode(port, rank, `
+      if (RANK === 0) { dist.barrier(); process.exit(4); }
+      dist.barrier();
+      await new Promise((r) => setTimeout(r, 300));
+      try { dist.allReduce(vt.ones([4])); console.log(JSON.stringify('no error')); } catch (e) { console.log(JSON.stringify(e.message)); }
+    `, 3000), { timeoutMs: 30_000 })));
+    expect(r0.status).toBe(4);
+    expect(result<string>(r1)).toMatch(/^collective failed on rank 1: .+(\(rank 0 exited with code 4\)|\(the store on rank 0 at 127\.0\.0\.1 cannot be reached: rank 0 has probably exited\))$/);
   }, 30_000);
 });

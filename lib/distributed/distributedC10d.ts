@@ -111,7 +111,22 @@ export function initProcessGroup(options: InitProcessGroupOptions = {}): Process
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`${fn}: port must be in 1..65535, got ${port}`);
   defaultGroup = new ProcessGroup(native.distInit(backend, host, port, rank, worldSize, timeout));
   defaultBackend = backend;
+  process.on('exit', markExit);
   return defaultGroup;
+}
+
+/** Notes this rank's exit code in the store, so that the others' failures can name it. */
+const markExit = (code: number): void => native.distMarkExit(code);
+
+/**
+ * @internal `e` with what the store knows of ranks that exited appended (a DDP backward's
+ * error is Gloo's bare "Connection closed by peer"); collectives' own errors already say it.
+ */
+export function explainFailure(e: unknown): unknown {
+  if (!(e instanceof Error) || !defaultGroup || e.message.startsWith('collective failed')) return e;
+  const note = native.distExitNote();
+  if (note) e.message += note;
+  return e;
 }
 
 function world(fn: string): ProcessGroup {
@@ -123,6 +138,7 @@ function world(fn: string): ProcessGroup {
 export function destroyProcessGroup(): void {
   if (!isAvailable()) return;
   native.distDestroy();
+  process.off('exit', markExit);
   defaultGroup = null;
   defaultBackend = null;
 }

@@ -9,7 +9,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { DataLoader, type EpochIterator } from '../data/dataloader.js';
-import { type ProcessGroup, allReduce } from '../distributed/distributedC10d.js';
+import { type ProcessGroup, allReduce, explainFailure } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
 import { DistributedDataParallel } from '../nn/parallel/distributed.js';
@@ -444,6 +444,8 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
           if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
           return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
         });
+      } catch (e) {
+        throw run.group ? explainFailure(e) : e; // which rank went away, if one did
       } finally {
         images.dispose();
         labels.dispose();
