@@ -1,0 +1,68 @@
+#!/usr/bin/python3
+"""PyTorch side of bench/ddp.ts: one rank (or the single process) of the same
+measurement in PyTorch on the same libtorch: the tutorial's VGG (bench/train.py),
+DistributedDataParallel over gloo when WORLD_SIZE > 1 (env://, as torchrun sets
+it), the same synthetic in-memory batches, WARMUP untimed steps, then STEPS timed
+ones between barriers, and the median of three allreduces of one float32 tensor
+as large as the model's parameters.
+
+Env (set by bench/ddp.ts): RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+BENCH_THREADS, BATCH (global), STEPS, WARMUP. Prints one JSON line.
+"""
+import json, os, sys, time
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.optim as optim
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train import CFG, VGG, make_layers  # noqa: E402
+
+
+def main():
+    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    batch, steps, warmup = int(os.environ['BATCH']) // world, int(os.environ['STEPS']), int(os.environ['WARMUP'])
+    torch.set_num_threads(int(os.environ['BENCH_THREADS']))
+    if world > 1:
+        dist.init_process_group('gloo', init_method='env://')
+    torch.manual_seed(777)
+    net = VGG(make_layers(CFG))
+    params = sum(p.numel() for p in net.parameters())
+    model = nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
+    torch.manual_seed(1000 + rank)
+    data = [(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))) for _ in range(warmup + steps)]
+
+    def step(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+    for i in range(warmup):
+        step(*data[i])
+    if world > 1:
+        dist.barrier()
+    t = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step(*data[i])
+    if world > 1:
+        dist.barrier()
+    seconds = time.perf_counter() - t
+    allreduce_ms = None
+    if world > 1:
+        flat, times = torch.zeros(params), []
+        for _ in range(3):
+            dist.barrier()
+            a = time.perf_counter()
+            dist.all_reduce(flat)
+            times.append((time.perf_counter() - a) * 1000)
+        allreduce_ms = sorted(times)[1]
+        dist.destroy_process_group()
+    print(json.dumps({'rank': rank, 'seconds': seconds, 'images': batch * steps, 'allreduceMs': allreduce_ms, 'params': params}))
+
+
+if __name__ == '__main__':
+    main()
