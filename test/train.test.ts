@@ -120,7 +120,7 @@ describe('fit()', () => {
         expect(r.interrupted).toBe(true);
         const ck = loadCheckpoint(r.checkpoint!);
         expect([ck.epoch, ck.batch, ck.step]).toEqual(stopAt === 13 ? [0, 13, 13] : [2, 0, 40]);
-        expect(ck.loaderState === null).toBe(stopAt === 40);
+        expect(ck.loaderState() === null).toBe(stopAt === 40);
         ck.dispose();
       }
     }
