@@ -404,7 +404,7 @@ export class Tensor {
     try {
       native.backward(this._h, gradient === undefined ? null : handleOf(gradient, 'gradient'), opts.retainGraph, opts.createGraph ?? false);
     } finally {
-      for (const t of handedToAutograd.splice(0)) if (!t.isDisposed) t.dispose();
+      if (handedToAutograd.length) for (const t of handedToAutograd.splice(0)) if (!t.isDisposed) t.dispose();
     }
   }
 
