@@ -378,8 +378,9 @@ export class Tensor {
    * the gradient. The `grad` handed to the hook is freed when the hook returns,
    * unless the hook returns it or passes it to `keep()` (as `nn.Sequential` frees
    * what it passes between layers); a tensor the hook returns goes to autograd
-   * and its handle is freed when `backward()` returns, unless passed to `keep()`. CPU tensors only: the backward of a CUDA
-   * graph runs on libtorch's worker threads, which cannot call JS.
+   * and its handle is freed when `backward()` returns, unless passed to `keep()`.
+   * CPU tensors only: the backward of a CUDA graph runs on libtorch's worker
+   * threads, which cannot call JS.
    * An exception thrown by the hook is thrown by `backward()`.
    */
   registerHook(hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
