@@ -3,11 +3,12 @@
 // TypeScript sources the other tests import. A child process imports the package
 // by its own name, ESM and CommonJS, runs the public surface, and its answers
 // must equal the sources' and torchvision's.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
+import { freePort } from './distributedHelpers.js';
 import { readFixture } from './helpers.js';
 
 const FACTORIES = ['vgg11', 'vgg11_bn', 'vgg13', 'vgg13_bn', 'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn'] as const;
@@ -50,6 +51,126 @@ function probe(vt: typeof source, dir: string): Record<string, unknown> {
   return out;
 }
 
+/**
+ * The newer public surface, run against `vt` like {@link probe} (sent as text: it uses nothing
+ * but `vt`, `dir` and `port`): jit (trace, forward/forwardAsync, save/load), Module.predict and
+ * forwardAsync (which need lib/jit/predict.ts's side-effect import to survive bundling),
+ * quantization, exportOnnx, distributed (DistributedDataParallel on a one-rank gloo group when
+ * this libtorch has c10d), module and tensor hooks, feature extraction and LBFGS, with the
+ * class names users see printed.
+ */
+async function probeNew(vt: typeof source, dir: string, port: number): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const nn = vt.nn;
+  const maxDiff = (a: source.Tensor, b: source.Tensor) => vt.tidy(() => a.sub(b).abs().max().item() as number);
+  const file = (ext: string) => `${dir}/new-${Math.random().toString(36).slice(2)}.${ext}`;
+  vt.manualSeed(5);
+  const model = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2),
+    new nn.Flatten(), new nn.Linear(4 * 4 * 4, 3)).eval();
+  const x = vt.randn(2, 3, 8, 8);
+  const ref = vt.noGrad(() => model.forward(x));
+  out.forward = Array.from(ref.toTypedArray() as Float32Array);
+
+  // jit: trace, forward, forwardAsync, save and load.
+  const script = vt.jit.trace(model, x);
+  const path = file('pt');
+  vt.jit.save(script, path);
+  const loaded = vt.jit.load(path);
+  const [s1, s2, s3] = [script.forward(x) as source.Tensor, (await script.forwardAsync(x)) as source.Tensor, loaded.forward(x) as source.Tensor];
+  out.jit = { names: [script.constructor.name, loaded.constructor.name], forward: maxDiff(s1, ref) < 1e-5, async: s2.equal(s1), loaded: s3.equal(s1) };
+  vt.dispose([s1, s2, s3]);
+  script.dispose();
+  loaded.dispose();
+
+  // Module.predict / forwardAsync through the compiler predict.ts registers.
+  const p1 = model.predict(x);
+  const p2 = await model.forwardAsync(x);
+  out.predict = { predict: maxDiff(p1, ref) < 1e-4, async: p2.equal(p1) };
+  vt.dispose([p1, p2]);
+
+  // quantization: the int8 copy, its printed layers and its outputs.
+  const calibration = [x.clone(), vt.randn(4, 3, 8, 8)];
+  const q = vt.quantization.quantize(model, calibration);
+  const qy = q.forward(x);
+  out.quantized = {
+    names: [...q.children()].map((m) => `${m.constructor.name}/${m.typeName()}`),
+    classes: [vt.quantization.Quantize, vt.quantization.DeQuantize, vt.quantization.QuantizedConv2d, vt.quantization.QuantizedLinear].map((c) => c.name),
+    repr: q.toString(), forward: Array.from(qy.toTypedArray() as Float32Array), close: maxDiff(qy, ref) < 0.1 * (vt.tidy(() => ref.abs().max().item() as number)) + 1e-3,
+  };
+  vt.dispose([qy, ...calibration]);
+  q.dispose();
+
+  // exportOnnx: the model file, its weights inside.
+  const onnx = vt.exportOnnx(model, x, file('onnx'));
+  out.onnx = { external: onnx.dataPath, bytes: onnx.bytes };
+
+  // Hooks: a forward hook fires until removed; a tensor hook rewrites the gradient until removed.
+  const shapes: number[][] = [];
+  const handle = [...model.children()][0].registerForwardHook((_m: unknown, _i: unknown, o: source.Tensor) => { shapes.push(o.shape); });
+  vt.dispose(vt.noGrad(() => model.forward(x)));
+  handle.remove();
+  vt.dispose(vt.noGrad(() => model.forward(x)));
+  const w = vt.tensor([1, 2, 3], { dtype: 'float32', requiresGrad: true });
+  const th = w.registerHook((g: source.Tensor) => g.mul(10));
+  const grads: number[][] = [];
+  for (let i = 0; i < 2; i++) {
+    vt.tidy(() => w.mul(w).sum().backward());
+    grads.push(vt.tidy(() => Array.from(w.grad!.toTypedArray() as Float32Array)));
+    w.grad = null;
+    th.remove();
+  }
+  out.hooks = { shapes, handle: handle.constructor.name, grads };
+  w.dispose();
+
+  // Feature extraction: the intermediate nodes asked for.
+  const fx = vt.createFeatureExtractor(model, { returnNodes: { '2': 'relu', '5': 'logits' } });
+  const feats = vt.noGrad(() => fx.forward(x));
+  out.features = { name: fx.constructor.name, nodes: vt.getGraphNodeNames(model), keys: [...feats.keys()], logits: feats.get('logits')!.equal(ref) };
+  vt.dispose([...feats.values()]);
+
+  // LBFGS on Rosenbrock from (-1.5, 2).
+  const z = vt.tensor([-1.5, 2], { requiresGrad: true });
+  const lbfgs = new vt.optim.LBFGS([z], { maxIter: 50, lineSearchFn: 'strong_wolfe' });
+  for (let i = 0; i < 3; i++) {
+    const first = lbfgs.step(() => {
+      lbfgs.zeroGrad();
+      const l = vt.tidy(() => {
+        const [a, b] = [z.select(0, 0), z.select(0, 1)];
+        return a.neg().add(1).pow(2).add(b.sub(a.pow(2)).pow(2).mul(100));
+      });
+      l.backward();
+      return l;
+    });
+    first!.dispose();
+  }
+  out.lbfgs = { name: lbfgs.constructor.name, repr: lbfgs.toString().split('\n')[0], z: Array.from(z.toTypedArray() as Float32Array) };
+  lbfgs.dispose();
+  z.dispose();
+
+  // distributed: DDP on a one-rank group (its gradients are the module's own), or just the class name.
+  out.distributed = { available: vt.distributed.isAvailable(), ddp: vt.nn.parallel.DistributedDataParallel.name };
+  if (vt.distributed.isAvailable()) {
+    vt.distributed.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 20000 });
+    try {
+      vt.manualSeed(6);
+      const lin = new nn.Linear(4, 2);
+      const ddp = new vt.nn.parallel.DistributedDataParallel(lin);
+      const inp = vt.randn(3, 4);
+      vt.tidy(() => ddp.forward(inp).sum().backward());
+      const bias = vt.tidy(() => Array.from(lin.bias!.grad!.toTypedArray() as Float32Array));
+      out.ddp = { name: ddp.constructor.name, repr: ddp.toString(), biasGrad: bias, world: vt.distributed.getWorldSize() };
+      inp.dispose();
+      ddp.dispose();
+    } finally {
+      vt.distributed.destroyProcessGroup();
+    }
+  }
+  vt.dispose([x, ref]);
+  model.dispose();
+  out.leaked = vt.memory().tensors;
+  return out;
+}
+
 const work = resolve('tmp', 'dist-test'); // inside the package, so that it can import itself by name
 mkdirSync(work, { recursive: true });
 const dir = mkdtempSync(join(work, 'run-'));
@@ -75,6 +196,37 @@ function runBuilt(format: 'esm' | 'cjs'): Record<string, unknown> {
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
+/** Runs {@link probeNew} on the built package in a child process. */
+async function runBuiltNew(format: 'esm' | 'cjs', port: number): Promise<Record<string, unknown>> {
+  const body = `const probeNew = ${probeNew.toString()};\nprobeNew(vt, ${JSON.stringify(dir)}, ${port}).then((o) => process.stdout.write(JSON.stringify(o)));\n`;
+  const file = join(dir, format === 'esm' ? 'probe-new.mjs' : 'probe-new.cjs');
+  writeFileSync(file, (format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n") + body);
+  const r = await runChild(file);
+  if (r.status !== 0) throw new Error(`${format} probe failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+/** A node child, awaited without blocking vitest's worker. */
+function runChild(file: string): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', fail);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      done({ status, signal, stdout, stderr });
+    });
+  });
+}
+
+/** {@link probeNew} on the sources, once: the reference for the built package. */
+let newReference: Promise<Record<string, unknown>> | null = null;
+const reference = (): Promise<Record<string, unknown>> => (newReference ??= freePort().then((port) => probeNew(source, dir, port)));
+
 describe('the built package (dist/)', () => {
   const fx = readFixture<{ models: Record<string, { repr: string }>; keys: Record<string, string[]> }>('vgg.json');
   const expected = probe(source, dir);
@@ -94,6 +246,42 @@ describe('the built package (dist/)', () => {
   for (const format of ['esm', 'cjs'] as const) {
     it(`${format.toUpperCase()}: print(model) of every factory, stateDict keys, forward, save/load, fromBuffer, class names and errors equal the sources'`, () => {
       const built = runBuilt(format);
+      expect(built).toEqual({ ...expected, leaked: built.leaked });
+      expect(built.leaked).toBe(0);
+    });
+  }
+
+  it('the sources: jit, predict/forwardAsync, quantization, ONNX, hooks, feature extraction, LBFGS and DDP work (the reference for the built package)', async () => {
+    const before = source.memory().tensors;
+    const ref = await reference();
+    expect(ref.leaked).toBe(before);
+    expect(ref.jit).toEqual({ names: ['ScriptModule', 'ScriptModule'], forward: true, async: true, loaded: true });
+    expect(ref.predict).toEqual({ predict: true, async: true });
+    const quantized = ref.quantized as { names: string[]; classes: string[]; repr: string; close: boolean };
+    expect(quantized.names).toEqual(['Quantize/Quantize', 'QuantizedConv2d/QuantizedConvReLU2d', 'MaxPool2d/MaxPool2d', 'Flatten/Flatten',
+      'QuantizedLinear/QuantizedLinear', 'DeQuantize/DeQuantize']);
+    expect(quantized.classes).toEqual(['Quantize', 'DeQuantize', 'QuantizedConv2d', 'QuantizedLinear']);
+    expect(quantized.repr).toMatch(/^Sequential\(\n {2}\(0\): Quantize\(scale=/);
+    expect(quantized.close).toBe(true);
+    expect((ref.onnx as { external: unknown; bytes: number }).external).toBeNull();
+    expect((ref.onnx as { bytes: number }).bytes).toBeGreaterThan(4 * (4 * 3 * 9 + 64 * 3));
+    expect(ref.hooks).toEqual({ shapes: [[2, 4, 8, 8]], handle: 'RemovableHandle', grads: [[20, 40, 60], [2, 4, 6]] });
+    expect(ref.features).toMatchObject({ name: 'FeatureExtractor', keys: ['relu', 'logits'], logits: true });
+    const lbfgs = ref.lbfgs as { name: string; repr: string; z: number[] };
+    expect([lbfgs.name, lbfgs.repr]).toEqual(['LBFGS', 'LBFGS (']);
+    expect(lbfgs.z[0]).toBeCloseTo(1, 3);
+    expect(lbfgs.z[1]).toBeCloseTo(1, 3);
+    expect((ref.distributed as { ddp: string }).ddp).toBe('DistributedDataParallel');
+    if ((ref.distributed as { available: boolean }).available) {
+      expect(ref.ddp).toMatchObject({ name: 'DistributedDataParallel', world: 1, biasGrad: [3, 3] });
+      expect((ref.ddp as { repr: string }).repr).toMatch(/^DistributedDataParallel\(\n {2}\(module\): Linear\(in_features=4/);
+    }
+  });
+
+  for (const format of ['esm', 'cjs'] as const) {
+    it(`${format.toUpperCase()}: the same from dist/ (predict's side-effect import survives bundling; class names are not mangled)`, async () => {
+      const expected = await reference();
+      const built = await runBuiltNew(format, await freePort());
       expect(built).toEqual({ ...expected, leaked: built.leaked });
       expect(built.leaked).toBe(0);
     });

@@ -1,10 +1,137 @@
 // Post-training static int8 quantization on libtorch's quantized kernels:
-// agreement with fp32 measured on real data (Fashion-MNIST, Debian's
-// dataset-fashion-mnist), and clear errors.
+// against PyTorch's eager-mode quantization (live oracle: same observers, same
+// qparams, same int8 weights, same outputs), agreement with fp32 measured on
+// real data (Fashion-MNIST, Debian's dataset-fashion-mnist), and clear errors.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  DataLoader, FashionMNIST, Subset, type Tensor, backends, makeLayers, manualSeed, nn, noGrad, optim, quantization, randn, tidy, transforms,
+  DataLoader, FashionMNIST, Subset, type Tensor, backends, load, makeLayers, manualSeed, nn, noGrad, optim, quantization, randn, tidy, transforms,
 } from '../lib/index.js';
+import { type Handle, native, op } from '../lib/native.js';
+import { wrap } from '../lib/tensor/tensor.js';
+import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, python, requireLiveOracle } from './helpers.js';
+
+// PyTorch eager mode, configured to our observers: MinMaxObserver quint8
+// activations (reduce_range on fbgemm/x86), PerChannelMinMaxObserver symmetric
+// qint8 weights; conv+bn(+relu), conv+relu and linear+relu fused. The float
+// model (seeded, BatchNorm statistics randomized so that folding matters) is
+// written to argv[1]; the calibration batches, test inputs, every quantized
+// layer's qparams, int8 weights and biases, and the int8 outputs go to argv[3].
+const ORACLE = String.raw`
+import base64, copy, json, sys, torch, torch.nn as nn, torch.ao.quantization as tq
+enc = lambda t: {'dtype': str(t.dtype).replace('torch.', ''), 'shape': list(t.shape), 'data': base64.b64encode(t.detach().contiguous().numpy().tobytes()).decode()}
+path, engine = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+f = nn.Sequential(
+    nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+    nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+    nn.Conv2d(16, 16, 3, padding=1, stride=2), nn.ReLU(inplace=True),
+    nn.AdaptiveAvgPool2d((2, 2)), nn.Flatten(1),
+    nn.Linear(64, 32), nn.ReLU(inplace=True), nn.Dropout(), nn.Linear(32, 10))
+with torch.no_grad():
+    for bn in (f[1], f[5]):
+        bn.weight.uniform_(0.5, 1.5); bn.bias.uniform_(-0.5, 0.5)
+        bn.running_mean.normal_(0, 0.5); bn.running_var.uniform_(0.5, 2)
+f.eval()
+torch.save(f.state_dict(), path)
+calib = [torch.randn(4, 3, 16, 16) for _ in range(3)]
+# Some test inputs well outside the calibrated range: saturation must match too.
+x = torch.cat([torch.randn(3, 3, 16, 16), 3 * torch.randn(2, 3, 16, 16)])
+torch.backends.quantized.engine = engine
+m = copy.deepcopy(f)
+tq.fuse_modules(m, [['0', '1', '2'], ['4', '5'], ['6', '7'], ['10', '11']], inplace=True)
+q = nn.Sequential(tq.QuantStub(), m, tq.DeQuantStub()).eval()
+q.qconfig = tq.QConfig(activation=tq.MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=engine in ('fbgemm', 'x86')),
+                       weight=tq.PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+tq.prepare(q, inplace=True)
+with torch.no_grad():
+    for c in calib: q(c)
+tq.convert(q, inplace=True)
+layers = []
+for name, mod in q.named_modules():
+    if hasattr(mod, 'scale'):
+        e = {'type': type(mod).__name__, 'scale': float(mod.scale), 'zeroPoint': int(mod.zero_point)}
+        if callable(getattr(mod, 'weight', None)):
+            w = mod.weight()
+            e.update(wScales=enc(w.q_per_channel_scales()), wZeroPoints=w.q_per_channel_zero_points().tolist(), wInt=enc(w.int_repr()), bias=enc(mod.bias()))
+        layers.append(e)
+with torch.no_grad():
+    y = q(x)
+json.dump({'calib': [enc(c) for c in calib], 'x': enc(x), 'y': enc(y), 'layers': layers}, open(sys.argv[3], 'w'))
+`;
+
+interface OracleLayer { type: string; scale: number; zeroPoint: number; wScales?: EncodedTensor; wZeroPoints?: number[]; wInt?: EncodedTensor; bias?: EncodedTensor }
+interface Oracle { calib: EncodedTensor[]; x: EncodedTensor; y: EncodedTensor; layers: OracleLayer[] }
+
+/** A quantized tensor's per-channel scales and zero points, and its integers (`q_per_channel_scales`, …, `int_repr`). */
+function qweight(w: Tensor): { scales: Tensor; zeroPoints: Tensor; ints: Tensor } {
+  const call = (name: string) => wrap(native.call(op(name), w._h) as Handle);
+  return { scales: call('aten::q_per_channel_scales'), zeroPoints: call('aten::q_per_channel_zero_points'), ints: call('aten::int_repr') };
+}
+
+const liveEngines = backends.quantized.supportedEngines.filter((e) => ['onednn', 'qnnpack', 'fbgemm', 'x86'].includes(e));
+
+describe.skipIf(!hasTorchPython && !requireLiveOracle)('quantization.quantize against torch.ao.quantization (live oracle)', () => {
+  it.each(liveEngines)('%s: the same activation qparams, per-channel weight scales, int8 weights, biases and int8 outputs', async (engine) => {
+    const dir = mkdtempSync(join(tmpdir(), 'vgg-quant-'));
+    const saved = backends.quantized.engine;
+    try {
+      const file = join(dir, 'float.pth');
+      const r = await python(['-c', ORACLE, file, engine, join(dir, 'out.json')]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const o = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Oracle;
+      tidy(() => {
+        // The same model, built here (a small VGG: makeLayers' conv-bn-relu, pooling, classifier) with PyTorch's weights.
+        const model = new nn.Sequential(
+          new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(true), new nn.MaxPool2d(2),
+          new nn.Conv2d(8, 16, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(16),
+          new nn.Conv2d(16, 16, 3, { padding: 1, stride: 2 }), new nn.ReLU(true),
+          new nn.AdaptiveAvgPool2d([2, 2]), new nn.Flatten(1),
+          new nn.Linear(64, 32), new nn.ReLU(true), new nn.Dropout(), new nn.Linear(32, 10));
+        model.loadStateDict(load<Map<string, Tensor>>(file));
+        model.eval();
+        const q = quantization.quantize(model, o.calib.map(decode), { engine });
+        // Our Sequential has no quantized Dropout (PyTorch's passes its input through) and no Identity placeholders.
+        expect([...q.children()].map((m) => m.typeName())).toEqual(['Quantize', 'QuantizedConvReLU2d', 'MaxPool2d', 'QuantizedConv2d',
+          'QuantizedConvReLU2d', 'AdaptiveAvgPool2d', 'Flatten', 'QuantizedLinearReLU', 'QuantizedLinear', 'DeQuantize']);
+        const ours = [...q.children()].filter((m) => m instanceof quantization.Quantize || m instanceof quantization.QuantizedConv2d ||
+          m instanceof quantization.QuantizedLinear);
+        expect(ours.map((m) => m.typeName().replace(/^Quantized/, ''))).toEqual(o.layers.map((l) => l.type));
+        ours.forEach((m, i) => {
+          const want = o.layers[i];
+          const what = `layer ${i} (${want.type})`;
+          if (m instanceof quantization.Quantize) {
+            expect({ scale: m.scale, zeroPoint: m.zeroPoint }, what).toEqual({ scale: want.scale, zeroPoint: want.zeroPoint });
+            return;
+          }
+          const layer = m as quantization.QuantizedConv2d | quantization.QuantizedLinear;
+          // Scales bit for bit: PyTorch's are float32 tensors, ours float32-rounded numbers.
+          expect(layer.output, what).toEqual({ scale: want.scale, zeroPoint: want.zeroPoint });
+          const { scales, zeroPoints, ints } = qweight(layer.weight());
+          expect(bitwiseDiff(scales, want.wScales!), `${what} weight scales`).toBeNull();
+          expect(zeroPoints.tolist(), what).toEqual(want.wZeroPoints);
+          expect(bitwiseDiff(ints, want.wInt!), `${what} int8 weights`).toBeNull();
+          expect(bitwiseDiff(layer.bias()!, want.bias!), `${what} folded bias`).toBeNull();
+        });
+        const y = noGrad(() => q.forward(decode(o.x)));
+        const diff = bitwiseDiff(y, o.y);
+        if (diff) {
+          const outScale = (ours.at(-1) as quantization.QuantizedLinear).output.scale;
+          console.log(`${engine}: int8 outputs differ from PyTorch's: ${diff} (one quantization step is ${outScale})`);
+        }
+        expect(diff).toBeNull();
+        q.dispose();
+        model.dispose();
+      });
+    } finally {
+      backends.quantized.engine = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('quantization.quantize', () => {
   it('an int8 copy of a model trained on Fashion-MNIST agrees with fp32 on ≥ 99 % of 1,000 test images (top-1), ≥ 99.5 % (top-5)', () => {

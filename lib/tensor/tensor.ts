@@ -377,8 +377,10 @@ export class Tensor {
    * backward computes it (`Tensor.register_hook`); a tensor it returns replaces
    * the gradient. The `grad` handed to the hook is freed when the hook returns,
    * unless the hook returns it or passes it to `keep()` (as `nn.Sequential` frees
-   * what it passes between layers). CPU tensors only: the backward of a CUDA
-   * graph runs on libtorch's worker threads, which cannot call JS.
+   * what it passes between layers); a tensor the hook returns goes to autograd
+   * and its handle is freed when `backward()` returns, unless passed to `keep()`.
+   * CPU tensors only: the backward of a CUDA graph runs on libtorch's worker
+   * threads, which cannot call JS.
    * An exception thrown by the hook is thrown by `backward()`.
    */
   registerHook(hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
@@ -400,7 +402,11 @@ export class Tensor {
   /** Computes gradients of this tensor with libtorch's autograd engine. */
   backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
     checkOptions('backward()', opts, ['retainGraph', 'createGraph']);
-    native.backward(this._h, gradient === undefined ? null : handleOf(gradient, 'gradient'), opts.retainGraph, opts.createGraph ?? false);
+    try {
+      native.backward(this._h, gradient === undefined ? null : handleOf(gradient, 'gradient'), opts.retainGraph, opts.createGraph ?? false);
+    } finally {
+      if (handedToAutograd.length) for (const t of handedToAutograd.splice(0)) if (!t.isDisposed) t.dispose();
+    }
   }
 
   // ---- shape and views -------------------------------------------------------
@@ -780,11 +786,18 @@ export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
  * the caller disposes it (module backward hooks keep grad outputs until the
  * inputs' gradients arrive).
  */
+// The tensors hooks returned during a backward: autograd takes its own reference,
+// so their handles are freed when backward returns, unless passed to keep()
+// (without this a hook's g.mul(2) would outlive every backward of a loop).
+const handedToAutograd: Tensor[] = [];
+
 export function registerTensorHook(t: Tensor, hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
   const h = handleOf(t, 'tensor');
   const pos = native.registerHook(h, (g) => {
     const out = hook(wrap(g));
-    return out ? out._h : undefined;
+    if (!out) return undefined;
+    if (!isKept(out)) handedToAutograd.push(out);
+    return out._h;
   });
   return new RemovableHandle(() => {
     if (!t.isDisposed) native.removeHook(h, pos);

@@ -9,7 +9,7 @@
 // reduce_range on fbgemm (whose kernels need it) and the full range on onednn.
 import { noGrad } from '../../autograd.js';
 import { VGG } from '../../models/vgg.js';
-import { type ObjectHandle, native, op } from '../../native.js';
+import { type Handle, type ObjectHandle, native, op } from '../../native.js';
 import { Module } from '../../nn/modules/module.js';
 import { BatchNorm2d } from '../../nn/modules/batchnorm.js';
 import { Sequential } from '../../nn/modules/container.js';
@@ -42,6 +42,12 @@ interface QParams {
   zeroPoint: number;
 }
 
+/** Rounds to the nearest integer, ties to even (torch.round). */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 /** A running min/max (MinMaxObserver). */
 class MinMax {
   min = Infinity;
@@ -58,8 +64,10 @@ class MinMax {
     const [qmin, qmax] = reduceRange ? [0, 127] : [0, 255];
     const lo = Math.fround(Math.min(this.min, 0));
     const hi = Math.fround(Math.max(this.max, 0));
-    const scale = Math.max(Math.fround((hi - lo) / (qmax - qmin)), EPS);
-    const zeroPoint = Math.min(qmax, Math.max(qmin, qmin - Math.round(lo / scale)));
+    // float32 arithmetic step by step, as PyTorch's observer computes on float32 tensors
+    // (rounding hi − lo first can move the scale by an ulp), and torch.round's ties-to-even.
+    const scale = Math.max(Math.fround(Math.fround(hi - lo) / (qmax - qmin)), EPS);
+    const zeroPoint = Math.min(qmax, Math.max(qmin, qmin - roundHalfEven(Math.fround(lo / scale))));
     return { scale, zeroPoint };
   }
 }
@@ -113,6 +121,16 @@ abstract class PackedLayer extends Module {
     if (!this.packed) throw new Error(`${this.typeName()}: disposed`);
     return wrap(native.call(op(this.relu ? `${name}_relu` : name, overload), x._h, this.packed, this.output.scale, this.output.zeroPoint));
   }
+  /** Unpacks the packed weights: `[int8 weight (qint8, per channel), float bias or null]`, owned by the caller. */
+  protected unpack(name: string): [Tensor, Tensor | null] {
+    if (!this.packed) throw new Error(`${this.typeName()}: disposed`);
+    const [w, b] = native.call(op(name), this.packed) as [Handle, Handle | undefined];
+    return [wrap(w), b === undefined ? null : wrap(b)];
+  }
+  /** The quantized weight, qint8 per output channel, a new tensor owned by the caller (PyTorch's `weight()`). */
+  abstract weight(): Tensor;
+  /** The float bias (BatchNorm folded in), a new tensor owned by the caller, or null (PyTorch's `bias()`). */
+  abstract bias(): Tensor | null;
   extraRepr(): string {
     return `${this.repr}, scale=${this.output.scale}, zero_point=${this.output.zeroPoint}`;
   }
@@ -133,6 +151,16 @@ export class QuantizedConv2d extends PackedLayer {
   forward(x: Tensor): Tensor {
     return this.run('quantized::conv2d', 'new', x);
   }
+  weight(): Tensor {
+    const [w, b] = this.unpack('quantized::conv2d_unpack');
+    b?.dispose();
+    return w;
+  }
+  bias(): Tensor | null {
+    const [w, b] = this.unpack('quantized::conv2d_unpack');
+    w.dispose();
+    return b;
+  }
   typeName(): string {
     return this.relu ? 'QuantizedConvReLU2d' : 'QuantizedConv2d';
   }
@@ -146,6 +174,16 @@ export class QuantizedLinear extends PackedLayer {
   }
   forward(x: Tensor): Tensor {
     return this.run('quantized::linear', '', x);
+  }
+  weight(): Tensor {
+    const [w, b] = this.unpack('quantized::linear_unpack');
+    b?.dispose();
+    return w;
+  }
+  bias(): Tensor | null {
+    const [w, b] = this.unpack('quantized::linear_unpack');
+    w.dispose();
+    return b;
   }
   typeName(): string {
     return this.relu ? 'QuantizedLinearReLU' : 'QuantizedLinear';
@@ -181,7 +219,9 @@ function foldBatchNorm(conv: Conv2d, bn: BatchNorm2d | null): { weight: Tensor; 
     const gamma = bn.weight ? bn.weight.mul(invStd) : invStd;
     const weight = conv.weight.mul(gamma.reshape([-1, 1, 1, 1]));
     const b0 = conv.bias ?? bn.runningMean.mul(0);
-    let bias = b0.sub(bn.runningMean).mul(gamma);
+    // In fuse_conv_bn_weights' order, ((b − μ)·rsqrt)·γ + β, for the same float32 roundings.
+    let bias = b0.sub(bn.runningMean).mul(invStd);
+    if (bn.weight) bias = bias.mul(bn.weight);
     if (bn.bias) bias = bias.add(bn.bias);
     return { weight: keep(weight), bias: keep(bias) };
   }));

@@ -84,7 +84,8 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * Registers `hook(module, input, output)`, called after every `forward`
    * (`register_forward_hook`); a value it returns replaces the output. Inside an
    * `nn.Sequential` the output is freed once the next layer has run: pass a
-   * tensor you want to read later to `keep()` (or clone it).
+   * tensor you want to read later to `keep()` (or clone it). An output replaced
+   * by a tensor the hook returns is freed then, unless passed to `keep()`.
    */
   registerForwardHook(hook: (module: this, input: A, output: R) => unknown): RemovableHandle {
     checkFunction('registerForwardHook()', "argument 'hook'", hook);
@@ -446,7 +447,10 @@ function callWithHooks(m: AnyModule, inner: (...a: unknown[]) => unknown, table:
     result = inner.apply(m, input);
     for (const hook of [...table.forward.values()]) {
       const r = hook(m, input, result);
-      if (r !== undefined) result = r;
+      if (r === undefined) continue;
+      // A replaced output is an intermediate nobody else reaches: freed as Sequential frees one.
+      if (r instanceof Tensor && r !== result && !input.includes(result)) releaseIntermediate(result, undefined, [m]);
+      result = r;
     }
     if (backward) result = backward.setupOutputHook(result, args);
   } finally {
