@@ -4,7 +4,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import {
-  F, Tensor, VGG, jit, keep, makeLayers, memory, manualSeed, nn, noGrad, optim, quantization, randint, randn, tidy,
+  F, Tensor, VGG, full, jit, keep, makeLayers, memory, manualSeed, nn, noGrad, optim, quantization, randint, randn, tidy,
 } from '../lib/index.js';
 
 describe('memory in a training loop', () => {
@@ -292,8 +292,19 @@ describe('memory of compiled inference, int8 models and hooks', () => {
       h.remove();
     }
     expect(made.map((t) => t.isDisposed)).toEqual([true, false]);
+    // A tensor made before the hook and returned by it stays the caller's.
+    const fixed = full([3], 2, { dtype: 'float32' });
+    const h = w.registerHook(() => fixed);
+    for (let i = 0; i < 2; i++) {
+      const loss = w.sum();
+      loss.backward();
+      loss.dispose();
+    }
+    h.remove();
+    expect(fixed.isDisposed).toBe(false);
+    fixed.dispose();
     const grad = w.grad!;
-    expect(Array.from(grad.toTypedArray() as Float32Array)).toEqual([4, 4, 4]); // both replacements reached autograd
+    expect(Array.from(grad.toTypedArray() as Float32Array)).toEqual([8, 8, 8]); // every replacement reached autograd
     const lin = new nn.Linear(3, 3);
     const outs: Tensor[] = [];
     for (const kept of [false, true]) {

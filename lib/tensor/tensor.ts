@@ -146,6 +146,7 @@ export class Tensor {
   constructor(h: Handle) {
     this._h = h;
     track(this);
+    madeInHook?.add(this);
   }
 
   private meta(): [number[], number, string] {
@@ -377,8 +378,9 @@ export class Tensor {
    * backward computes it (`Tensor.register_hook`); a tensor it returns replaces
    * the gradient. The `grad` handed to the hook is freed when the hook returns,
    * unless the hook returns it or passes it to `keep()` (as `nn.Sequential` frees
-   * what it passes between layers); a tensor the hook returns goes to autograd
-   * and its handle is freed when `backward()` returns, unless passed to `keep()`.
+   * what it passes between layers); a tensor the hook makes and returns goes to
+   * autograd and its handle is freed when `backward()` returns, unless passed to
+   * `keep()` (a tensor made before the hook and returned by it stays yours).
    * CPU tensors only: the backward of a CUDA graph runs on libtorch's worker
    * threads, which cannot call JS.
    * An exception thrown by the hook is thrown by `backward()`.
@@ -790,13 +792,22 @@ export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
 // so their handles are freed when backward returns, unless passed to keep()
 // (without this a hook's g.mul(2) would outlive every backward of a loop).
 const handedToAutograd: Tensor[] = [];
+/** While a tensor hook runs: the tensors it makes (only those are the hook's to hand over; a tensor it merely returns stays the caller's). */
+let madeInHook: Set<Tensor> | null = null;
 
 export function registerTensorHook(t: Tensor, hook: (grad: Tensor) => Tensor | void | undefined | null): RemovableHandle {
   const h = handleOf(t, 'tensor');
   const pos = native.registerHook(h, (g) => {
-    const out = hook(wrap(g));
+    const outer = madeInHook;
+    const made = (madeInHook = new Set());
+    let out: Tensor | void | undefined | null;
+    try {
+      out = hook(wrap(g));
+    } finally {
+      madeInHook = outer;
+    }
     if (!out) return undefined;
-    if (!isKept(out)) handedToAutograd.push(out);
+    if (made.has(out) && !isKept(out)) handedToAutograd.push(out);
     return out._h;
   });
   return new RemovableHandle(() => {
