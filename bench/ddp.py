@@ -60,8 +60,10 @@ def main():
             dist.all_reduce(flat)
             times.append((time.perf_counter() - a) * 1000)
         allreduce_ms = sorted(times)[1]
-        dist.destroy_process_group()
-    print(json.dumps({'rank': rank, 'seconds': seconds, 'images': batch * steps, 'allreduceMs': allreduce_ms, 'params': params}))
+    print(json.dumps({'rank': rank, 'seconds': seconds, 'images': batch * steps, 'allreduceMs': allreduce_ms, 'params': params}), flush=True)
+    # Not destroy_process_group() and a normal exit: PyTorch 1.13 can deadlock in
+    # ~Reducer -> ~ProcessGroupGloo at interpreter exit (seen here: one rank spinning forever).
+    os._exit(0)
 
 
 if __name__ == '__main__':
