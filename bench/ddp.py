@@ -46,8 +46,11 @@ def main():
     if world > 1:
         dist.barrier()
     t = time.perf_counter()
+    step_ms = []
     for i in range(warmup, warmup + steps):
+        a = time.perf_counter()
         step(*data[i])
+        step_ms.append((time.perf_counter() - a) * 1000)
     if world > 1:
         dist.barrier()
     seconds = time.perf_counter() - t
@@ -60,7 +63,8 @@ def main():
             dist.all_reduce(flat)
             times.append((time.perf_counter() - a) * 1000)
         allreduce_ms = sorted(times)[1]
-    print(json.dumps({'rank': rank, 'seconds': seconds, 'images': batch * steps, 'allreduceMs': allreduce_ms, 'params': params}), flush=True)
+    print(json.dumps({'rank': rank, 'seconds': seconds, 'images': batch * steps, 'allreduceMs': allreduce_ms, 'params': params,
+                      'stepMs': step_ms}), flush=True)
     # Not destroy_process_group() and a normal exit: PyTorch 1.13 can deadlock in
     # ~Reducer -> ~ProcessGroupGloo at interpreter exit (seen here: one rank spinning forever).
     os._exit(0)
