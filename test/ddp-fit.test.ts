@@ -157,4 +157,22 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
     const rs = await Promise.all([0, 1].map((rank) => runNodeChild(code(rank), { timeoutMs: 60_000 })));
     for (const r of rs) expect(result<string>(r)).toMatch(/under DistributedDataParallel each rank must train on its own share: give the training loader a sampler/);
   }, 60_000);
+
+  it('refuses options that differ between ranks (an outDir on rank 0 only would wait forever in its checkpoint)', async () => {
+    const port = await freePort();
+    const code = (rank: number): string => `
+      const vt = await import(LIB);
+      vt.distributed.initProcessGroup({ initMethod: 'tcp://127.0.0.1:${port}', rank: ${rank}, worldSize: 2, timeout: 20000 });
+      const model = new vt.nn.parallel.DistributedDataParallel(new vt.nn.Linear(4, 2));
+      const ds = new vt.TensorDataset(vt.randn([8, 4]), vt.zeros([8], { dtype: 'int64' }));
+      const trainLoader = new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) });
+      try {
+        await vt.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), trainLoader, epochs: ${rank + 1},
+          outDir: ${rank === 0 ? JSON.stringify(join(dir, 'only0')) : 'null'}, stream: new (await import('node:stream')).PassThrough() });
+        console.log(JSON.stringify('trained'));
+      } catch (e) { console.log(JSON.stringify(e.message)); }
+    `;
+    const rs = await Promise.all([0, 1].map((rank) => runNodeChild(code(rank), { timeoutMs: 60_000 })));
+    for (const r of rs) expect(result<string>(r)).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
+  }, 60_000);
 });

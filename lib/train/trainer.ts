@@ -205,6 +205,7 @@ async function train(opts: FitOptions): Promise<FitResult> {
     ? { metrics: join(out, 'metrics.jsonl'), chart: join(out, 'chart.html'), checkpoint: join(out, 'checkpoint.pth') }
     : null;
   const title = opts.title ?? 'vgg-torch training';
+  if (group) sameOnEveryRank(group, { outDir: files ? 1 : 0, resume: opts.resume ? 1 : 0, testLoader: opts.testLoader ? 1 : 0, epochs: opts.epochs, logEvery, 'trainLoader.length': opts.trainLoader.length });
   if (opts.trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
   if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
 
@@ -387,6 +388,26 @@ function sumOverRanks(run: Run, keys: readonly (keyof Sums)[]): void {
       sums[k] = all[i];
     });
   });
+}
+
+/**
+ * Under DDP the ranks run the same collectives only if these agree (a rank with
+ * more batches, or the only one checkpointing, would wait for the others until
+ * the timeout): every rank checks, and every rank throws the same error.
+ */
+function sameOnEveryRank(group: ProcessGroup, values: Record<string, number>): void {
+  const names = Object.keys(values);
+  const differ = tidy(() => {
+    const lo = tensor(Object.values(values), { dtype: 'float64' });
+    const hi = lo.clone();
+    allReduce(lo, { op: 'min', group });
+    allReduce(hi, { op: 'max', group });
+    const [a, b] = [lo.toTypedArray(), hi.toTypedArray()];
+    return names.filter((_, i) => a[i] !== b[i]);
+  });
+  if (differ.length) {
+    throw new Error(`fit(): under DistributedDataParallel every rank must be given the same ${differ.join(', ')} (they differ between ranks)`);
+  }
 }
 
 /**
