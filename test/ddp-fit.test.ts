@@ -142,7 +142,8 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
     expect(Date.now() - start).toBeLessThan(60_000);
   }, 90_000);
 
-  it('refuses a training loader without a sampler under DDP', async () => {
+  /** What fit(`options`) says on each of 2 ranks, with a DDP Linear(4, 2) `model` and an 8-sample `ds` in scope. */
+  async function fitMessages(options: (rank: number) => string): Promise<string[]> {
     const port = await freePort();
     const code = (rank: number): string => `
       const vt = await import(LIB);
@@ -150,29 +151,23 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
       const model = new vt.nn.parallel.DistributedDataParallel(new vt.nn.Linear(4, 2));
       const ds = new vt.TensorDataset(vt.randn([8, 4]), vt.zeros([8], { dtype: 'int64' }));
       try {
-        await vt.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), trainLoader: new vt.DataLoader(ds, { batchSize: 4 }), epochs: 1 });
+        await vt.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), ${options(rank)} });
         console.log(JSON.stringify('trained'));
       } catch (e) { console.log(JSON.stringify(e.message)); }
     `;
     const rs = await Promise.all([0, 1].map((rank) => runNodeChild(code(rank), { timeoutMs: 60_000 })));
-    for (const r of rs) expect(result<string>(r)).toMatch(/under DistributedDataParallel each rank must train on its own share: give the training loader a sampler/);
+    return rs.map((r) => result<string>(r));
+  }
+
+  it('refuses a training loader without a sampler under DDP', async () => {
+    const messages = await fitMessages(() => 'trainLoader: new vt.DataLoader(ds, { batchSize: 4 }), epochs: 1');
+    for (const m of messages) expect(m).toMatch(/under DistributedDataParallel each rank must train on its own share: give the training loader a sampler/);
   }, 60_000);
 
   it('refuses options that differ between ranks (an outDir on rank 0 only would wait forever in its checkpoint)', async () => {
-    const port = await freePort();
-    const code = (rank: number): string => `
-      const vt = await import(LIB);
-      vt.distributed.initProcessGroup({ initMethod: 'tcp://127.0.0.1:${port}', rank: ${rank}, worldSize: 2, timeout: 20000 });
-      const model = new vt.nn.parallel.DistributedDataParallel(new vt.nn.Linear(4, 2));
-      const ds = new vt.TensorDataset(vt.randn([8, 4]), vt.zeros([8], { dtype: 'int64' }));
-      const trainLoader = new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) });
-      try {
-        await vt.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), trainLoader, epochs: ${rank + 1},
-          outDir: ${rank === 0 ? JSON.stringify(join(dir, 'only0')) : 'null'}, stream: new (await import('node:stream')).PassThrough() });
-        console.log(JSON.stringify('trained'));
-      } catch (e) { console.log(JSON.stringify(e.message)); }
-    `;
-    const rs = await Promise.all([0, 1].map((rank) => runNodeChild(code(rank), { timeoutMs: 60_000 })));
-    for (const r of rs) expect(result<string>(r)).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
+    const messages = await fitMessages((rank) =>
+      `trainLoader: new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) }), epochs: ${rank + 1}, ` +
+      `outDir: ${rank === 0 ? JSON.stringify(join(dir, 'only0')) : 'null'}, stream: new (await import('node:stream')).PassThrough()`);
+    for (const m of messages) expect(m).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
   }, 60_000);
 });

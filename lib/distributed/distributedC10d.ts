@@ -5,6 +5,7 @@
 // The store keys follow Python's init_process_group, so a Python rank
 // (torch.distributed with gloo) can be a member of the same group.
 import { native, type Handle } from '../native.js';
+import { tensor } from '../tensor/creation.js';
 import { Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { checkInt, checkOneOf, checkOptions, describe } from '../utils/args.js';
 
@@ -213,6 +214,20 @@ function broadcastArgs(fn: string, tensor: Tensor, options?: BroadcastOptions): 
   const src = options?.src ?? 0;
   checkInt(fn, 'src', src, 0);
   return [g.id, handleOf(tensor, 'tensor'), src];
+}
+
+/**
+ * @internal {@link allReduce} of plain numbers (float64; counts, sums, flags):
+ * every rank calls it with as many values and gets the reduced ones back.
+ */
+export function allReduceNumbers(values: readonly number[], options?: AllReduceOptions): number[] {
+  const t = tensor([...values], { dtype: 'float64' });
+  try {
+    allReduce(t, options);
+    return Array.from(t.toTypedArray() as Float64Array);
+  } finally {
+    t.dispose();
+  }
 }
 
 /** `dist.broadcast(tensor, src)`: copies rank `src`'s tensor into every rank's `tensor`. */

@@ -4,10 +4,9 @@
 import { noGrad } from '../autograd.js';
 import type { DataLoader } from '../data/dataloader.js';
 import { ConfusionMatrix } from '../data/classificationMetrics.js';
-import { type ProcessGroup, allReduce } from '../distributed/distributedC10d.js';
+import { type ProcessGroup, allReduceNumbers } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
-import { tensor } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
@@ -98,19 +97,13 @@ export async function evaluate(
 
 /** The totals of every rank (a rank without samples may not know the number of classes yet). */
 function sumOverGroup(group: ProcessGroup, matrix: ConfusionMatrix | null, lossSum: number, total: number): [ConfusionMatrix | null, number, number] {
-  return tidy(() => {
-    const k = tensor([matrix?.numClasses ?? 0], { dtype: 'float64' });
-    allReduce(k, { op: 'max', group });
-    const numClasses = k.item() as number;
-    if (numClasses === 0) return [matrix, lossSum, total];
-    if (matrix && matrix.numClasses !== numClasses) throw new RangeError(`evaluate(): this rank's model has ${matrix.numClasses} outputs, another's ${numClasses}`);
-    const m = matrix ?? new ConfusionMatrix(numClasses);
-    const sums = tensor([lossSum, total, ...m.counts], { dtype: 'float64' });
-    allReduce(sums, { op: 'sum', group });
-    const all = sums.toTypedArray() as Float64Array;
-    m.counts.set(all.subarray(2));
-    return [m, all[0], all[1]];
-  });
+  const [numClasses] = allReduceNumbers([matrix?.numClasses ?? 0], { op: 'max', group });
+  if (numClasses === 0) return [matrix, lossSum, total];
+  if (matrix && matrix.numClasses !== numClasses) throw new RangeError(`evaluate(): this rank's model has ${matrix.numClasses} outputs, another's ${numClasses}`);
+  const m = matrix ?? new ConfusionMatrix(numClasses);
+  const all = allReduceNumbers([lossSum, total, ...m.counts], { op: 'sum', group });
+  m.counts.set(all.slice(2));
+  return [m, all[0], all[1]];
 }
 
 /**

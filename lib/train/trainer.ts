@@ -9,13 +9,12 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { DataLoader, type EpochIterator } from '../data/dataloader.js';
-import { type ProcessGroup, allReduce, explainFailure } from '../distributed/distributedC10d.js';
+import { type ProcessGroup, allReduceNumbers, explainFailure } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
 import { DistributedDataParallel } from '../nn/parallel/distributed.js';
 import type { LRScheduler } from '../optim/lrScheduler.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { tensor } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
@@ -189,7 +188,7 @@ async function train(opts: FitOptions): Promise<FitResult> {
   const logEvery = opts.logEvery ?? 30;
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${describe(opts.epochs)}`);
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${describe(logEvery)}`);
-  const ddp = opts.model instanceof DistributedDataParallel ? (opts.model as DistributedDataParallel) : null;
+  const ddp = opts.model instanceof DistributedDataParallel ? opts.model : null;
   const group = ddp?.processGroup ?? null;
   const main = !group || group.rank() === 0;
   if (group && !opts.trainLoader.sampler) {
@@ -380,13 +379,9 @@ const lr = (opts: FitOptions): number => opts.optimizer.paramGroups[0].lr as num
 function sumOverRanks(run: Run, keys: readonly (keyof Sums)[]): void {
   if (!run.group) return;
   const { sums, group } = run;
-  tidy(() => {
-    const t = tensor(keys.map((k) => sums[k]), { dtype: 'float64' });
-    allReduce(t, { op: 'sum', group });
-    const all = t.toTypedArray() as Float64Array;
-    keys.forEach((k, i) => {
-      sums[k] = all[i];
-    });
+  const all = allReduceNumbers(keys.map((k) => sums[k]), { op: 'sum', group });
+  keys.forEach((k, i) => {
+    sums[k] = all[i];
   });
 }
 
@@ -396,15 +391,9 @@ function sumOverRanks(run: Run, keys: readonly (keyof Sums)[]): void {
  * the timeout): every rank checks, and every rank throws the same error.
  */
 function sameOnEveryRank(group: ProcessGroup, values: Record<string, number>): void {
-  const names = Object.keys(values);
-  const differ = tidy(() => {
-    const lo = tensor(Object.values(values), { dtype: 'float64' });
-    const hi = lo.clone();
-    allReduce(lo, { op: 'min', group });
-    allReduce(hi, { op: 'max', group });
-    const [a, b] = [lo.toTypedArray(), hi.toTypedArray()];
-    return names.filter((_, i) => a[i] !== b[i]);
-  });
+  const lo = allReduceNumbers(Object.values(values), { op: 'min', group });
+  const hi = allReduceNumbers(Object.values(values), { op: 'max', group });
+  const differ = Object.keys(values).filter((_, i) => lo[i] !== hi[i]);
   if (differ.length) {
     throw new Error(`fit(): under DistributedDataParallel every rank must be given the same ${differ.join(', ')} (they differ between ranks)`);
   }
@@ -417,12 +406,7 @@ function sameOnEveryRank(group: ProcessGroup, values: Record<string, number>): v
  */
 function stopNow(run: Run): boolean {
   if (!run.group) return run.stop.requested;
-  const group = run.group;
-  const any = tidy(() => {
-    const t = tensor([run.stop.requested ? 1 : 0], { dtype: 'float32' });
-    allReduce(t, { op: 'max', group });
-    return (t.item() as number) > 0;
-  });
+  const any = allReduceNumbers([run.stop.requested ? 1 : 0], { op: 'max', group: run.group })[0] > 0;
   if (any) run.stop.request();
   return any;
 }
