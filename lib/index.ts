@@ -12,7 +12,7 @@ export {
   noGrad, enableGrad, isGradEnabled, setGradEnabled, inferenceMode, isInferenceModeEnabled,
 } from './autograd.js';
 export {
-  manualSeed, initialSeed, getRngState, setRngState, getNumThreads, setNumThreads, cuda, backends,
+  manualSeed, initialSeed, getRngState, setRngState, getNumThreads, setNumThreads, cuda, backends, version,
 } from './runtime.js';
 export * as functional from './nn/functional.js';
 export * as F from './nn/functional.js';

@@ -86,6 +86,7 @@ export interface NativeAddon {
   getCudnnBenchmark(): boolean;
   cudnnAvailable(): boolean;
   quantizedEngine(): string;
+  torchVersion(): string;
   setQuantizedEngine(name: string): void;
   supportedQuantizedEngines(): string[];
   compiledWithCuda(): boolean;

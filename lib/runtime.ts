@@ -23,6 +23,15 @@ export function setNumThreads(n: number): void {
   native.setNumThreads(n);
 }
 
+/**
+ * `torch.version`: the libtorch this build of vgg-torch was compiled against and runs on.
+ * `version.torch` is what `torch.__version__` says for the same release (`'2.6.0'`), without
+ * a local suffix such as `+cpu`.
+ */
+export const version = {
+  torch: native.torchVersion(),
+} as const;
+
 /** `torch.cuda`: devices are named `'cuda'` or `'cuda:N'` wherever a device is taken. */
 export const cuda = {
   /** True when libtorch was built with CUDA and a GPU is visible. */

@@ -7,10 +7,10 @@
 
 #ifdef VGG_TORCH_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
-#include <torch/csrc/api/include/torch/version.h>
 #endif
 
 #include "tensor.h"
+#include "torch_compat.h"
 
 namespace vggtorch {
 
@@ -47,7 +47,7 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
 Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
   int device = DeviceIndex(info, 0);
 #ifdef VGG_TORCH_WITH_CUDA
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#if VGG_TORCH_CUDA_STATS_BY_DEVICE_INDEX
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
 #else
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);

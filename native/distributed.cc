@@ -3,16 +3,21 @@
 // resolved by waiting on the c10d Work on a libuv worker), and DDP's engine,
 // c10d::Reducer, which hooks libtorch's autograd directly.
 //
-// Stores and groups are laid out as Python's init_process_group lays them out,
-// so a Python rank can join the same group: the group's store is
-// PrefixStore(<group name>, PrefixStore("default_pg", tcpStore)), group names
-// are "0", "1", ... in creation order, and every group creation ends with the
-// store-based barrier on key "store_based_barrier_key:<count>" and
-// setSequenceNumberForGroup().
+// Stores and groups are laid out as the Python torch of the same libtorch
+// version lays them out (init_process_group, new_group), so a Python rank can
+// join the same group. Group names are "0", "1", ... in creation order, under
+// PrefixStore("default_pg", tcpStore). On 1.13 a group's store is
+// PrefixStore(<name>) and every creation ends with the store-based barrier on
+// "store_based_barrier_key:<count>" and setSequenceNumberForGroup(). On 2.x the
+// group is a front over its backend: PrefixStore("<name>/") for the group,
+// PrefixStore("<device>/") inside it for the backend, the sequence number set
+// on the backend, and the barrier only where TORCH_DIST_INIT_BARRIER=1
+// (torch_compat.h says which version does what).
 //
 // Compiled with VGG_TORCH_WITH_GLOO only where the Gloo headers were found; otherwise
 // only distIsAvailable() (false) is exported and lib/distributed says what to install.
 #include "tensor.h"
+#include "torch_compat.h"
 
 #ifdef VGG_TORCH_WITH_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -61,6 +66,9 @@ using Group = c10::intrusive_ptr<c10d::ProcessGroup>;
 struct World {
   std::mutex mutex;
   c10::intrusive_ptr<c10d::Store> store;  // PrefixStore("default_pg", tcpStore)
+  // The store new groups are made in, and their barrier runs on: Python's
+  // pg_map entry of the default group (its own prefix store on 2.x).
+  c10::intrusive_ptr<c10d::Store> groupStore;
   std::vector<Group> groups;              // by id; null for a group this rank is not in
   int64_t groupCount = 0;                 // Python's _group_count
   int rank = -1;
@@ -91,25 +99,80 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& host) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-// Python's _store_based_barrier, bounded by the group timeout.
-void StoreBarrier(World& w) {
-  std::string key = "store_based_barrier_key:" + std::to_string(w.groupCount);
-  w.store->add(key, 1);
-  auto start = std::chrono::steady_clock::now();
-  int64_t count = w.store->add(key, 0);
-  while (count != w.worldSize) {
-    if (std::chrono::steady_clock::now() - start > w.timeout) {
-      throw NativeError("timed out initializing the process group in the store-based barrier on rank " +
-                        std::to_string(w.rank) + " (key " + key + ", world size " + std::to_string(w.worldSize) +
-                        ", " + std::to_string(count) + " ranks arrived)");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    count = w.store->add(key, 0);
-  }
+std::string BarrierTimeout(const World& w, const std::string& key, int64_t count) {
+  return "timed out initializing the process group in the store-based barrier on rank " + std::to_string(w.rank) +
+         " (key " + key + ", world size " + std::to_string(w.worldSize) + ", " + std::to_string(count) +
+         " ranks arrived)";
 }
 
-Group MakeGroup(World& w, const std::string& name, int rank, int size) {
-  auto store = c10::make_intrusive<c10d::PrefixStore>(name, w.store);
+// Python's _store_based_barrier on `store` after creating group `name`
+// (groupCount groups made so far, this one included), bounded by the group
+// timeout. Where Python runs it: always before 2.1, keyed by the count; since,
+// only with TORCH_DIST_INIT_BARRIER=1, keyed by the name, with a last_worker key.
+void StoreBarrier(World& w, const c10::intrusive_ptr<c10d::Store>& store, const std::string& name) {
+#if VGG_TORCH_C10D_BARRIER_OPT_IN
+  const char* env = std::getenv("TORCH_DIST_INIT_BARRIER");
+  if (!env || std::string(env) != "1") return;
+  std::string key = "store_based_barrier_key:" + name;
+  std::string last = key + ":last_worker";
+  store->add(key, 1);
+  if (store->add(key, 0) == w.worldSize) store->set(last, std::vector<uint8_t>{'1'});
+  try {
+    store->wait({last}, w.timeout);
+  } catch (const std::exception&) {
+    throw NativeError(BarrierTimeout(w, key, store->add(key, 0)));
+  }
+#else
+  (void)name;
+  std::string key = "store_based_barrier_key:" + std::to_string(w.groupCount);
+  store->add(key, 1);
+  auto start = std::chrono::steady_clock::now();
+  int64_t count = store->add(key, 0);
+  while (count != w.worldSize) {
+    if (std::chrono::steady_clock::now() - start > w.timeout) throw NativeError(BarrierTimeout(w, key, count));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    count = store->add(key, 0);
+  }
+#endif
+}
+
+// After the barrier (1.13): agree on the group's first sequence number. On 2.x
+// the backend did so as it was made.
+void SetSequenceNumber(const Group& pg) {
+#if !VGG_TORCH_C10D_BACKENDS
+  pg->setSequenceNumberForGroup();
+#endif
+}
+
+// Group `name` in `parent` (the default group in "default_pg", the others in
+// the default group's store).
+Group MakeGroup(World& w, const c10::intrusive_ptr<c10d::Store>& parent, const std::string& name, int rank, int size) {
+#if VGG_TORCH_C10D_BACKENDS
+  using Type = c10d::ProcessGroup::BackendType;
+  auto store = c10::make_intrusive<c10d::PrefixStore>(name + "/", parent);
+#ifdef VGG_TORCH_WITH_NCCL
+  if (w.backend == "nccl") {
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = w.timeout;
+    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("cuda/", store), rank,
+                                                            size, opts);
+#if VGG_TORCH_C10D_SEQUENCE_NUMBERS
+    nccl->setSequenceNumberForGroup();
+#endif
+    return compat::GroupOver(store, rank, size, Type::NCCL, "nccl", nccl, {c10::kCUDA}, w.timeout, name);
+  }
+#endif
+  auto opts = c10d::ProcessGroupGloo::Options::create(w.timeout);
+  opts->devices.push_back(GlooDevice(w.host));
+  // Python's BackendConfig("gloo") maps cpu then cuda to Gloo: the backend's store is "cpu/".
+  auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("cpu/", store), rank,
+                                                          size, opts);
+#if VGG_TORCH_C10D_SEQUENCE_NUMBERS
+  gloo->setSequenceNumberForGroup();
+#endif
+  return compat::GroupOver(store, rank, size, Type::GLOO, "gloo", gloo, {c10::kCPU, c10::kCUDA}, w.timeout, name);
+#else
+  auto store = c10::make_intrusive<c10d::PrefixStore>(name, parent);
 #ifdef VGG_TORCH_WITH_NCCL
   if (w.backend == "nccl") {
     auto opts = c10d::ProcessGroupNCCL::Options::create();
@@ -120,6 +183,28 @@ Group MakeGroup(World& w, const std::string& name, int rank, int size) {
   auto opts = c10d::ProcessGroupGloo::Options::create(w.timeout);
   opts->devices.push_back(GlooDevice(w.host));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, opts);
+#endif
+}
+
+// The TCPStore. Where this libtorch has the libuv server option, it is used as
+// Python uses it (USE_LIBUV, on unless "0"), and left off where this libtorch
+// was built without libuv (Debian's), unless USE_LIBUV=1 asked for it.
+c10::intrusive_ptr<c10d::Store> MakeStore(const std::string& host, c10d::TCPStoreOptions o) {
+#if VGG_TORCH_C10D_STORE_LIBUV
+  const char* env = std::getenv("USE_LIBUV");
+  std::string want = env ? env : "";
+  o.useLibUV = want != "0";
+  if (o.useLibUV) {
+    try {
+      return c10::make_intrusive<c10d::TCPStore>(host, o);
+    } catch (const c10::Error& e) {
+      std::string msg = e.what_without_backtrace();
+      if (msg.find("libuv") == std::string::npos || want == "1") throw;
+      o.useLibUV = false;  // built without libuv: the classic server
+    }
+  }
+#endif
+  return c10::make_intrusive<c10d::TCPStore>(host, o);
 }
 
 // initProcessGroup(backend, host, port, rank, worldSize, timeoutMs) -> group id 0
@@ -154,7 +239,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   o.multiTenant = true;  // as Python's rendezvous handlers
   c10::intrusive_ptr<c10d::Store> tcp;
   try {
-    tcp = c10::make_intrusive<c10d::TCPStore>(host, o);
+    tcp = MakeStore(host, o);
   } catch (const c10::Error& e) {
     throw NativeError("rank " + std::to_string(rank) + " could not " +
                       (rank == 0 ? "start" : "reach") + " the TCPStore at " + host + ":" + std::to_string(port) +
@@ -172,12 +257,19 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   w.timeout = std::chrono::milliseconds(timeoutMs);
   w.groupCount = 0;
   try {
-    Group pg = MakeGroup(w, std::to_string(w.groupCount++), w.rank, w.worldSize);
-    StoreBarrier(w);
-    pg->setSequenceNumberForGroup();
+    std::string name = std::to_string(w.groupCount++);
+    Group pg = MakeGroup(w, w.store, name, w.rank, w.worldSize);
+#if VGG_TORCH_C10D_BACKENDS
+    w.groupStore = c10::make_intrusive<c10d::PrefixStore>(name + "/", w.store);
+#else
+    w.groupStore = w.store;
+#endif
+    StoreBarrier(w, w.store, name);
+    SetSequenceNumber(pg);
     w.groups.push_back(pg);
   } catch (...) {
     w.store.reset();
+    w.groupStore.reset();
     w.groups.clear();
     throw;
   }
@@ -202,9 +294,9 @@ Napi::Value NewGroup(const Napi::CallbackInfo& info) {
   }
   std::string name = std::to_string(w.groupCount++);
   Group pg;
-  if (groupRank >= 0) pg = MakeGroup(w, name, groupRank, static_cast<int>(ranks.size()));
-  StoreBarrier(w);
-  if (pg) pg->setSequenceNumberForGroup();
+  if (groupRank >= 0) pg = MakeGroup(w, w.groupStore, name, groupRank, static_cast<int>(ranks.size()));
+  StoreBarrier(w, w.groupStore, name);
+  if (pg) SetSequenceNumber(pg);
   w.groups.push_back(pg);
   return Napi::Number::New(info.Env(), pg ? static_cast<double>(w.groups.size() - 1) : -1);
 }
@@ -215,6 +307,7 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   w.loggers.clear();
   w.reducers.clear();
   w.groups.clear();
+  w.groupStore.reset();
   w.store.reset();
   w.rank = -1;
   w.worldSize = 0;
@@ -407,15 +500,22 @@ Napi::Value ReduceScatter(const Napi::CallbackInfo& info) {
   std::vector<at::Tensor> ins;
   for (uint32_t i = 0; i < arr.Length(); ++i) ins.push_back(UnwrapTensor(arr.Get(i), "inputs"));
   std::string op = ToString(info[3], "op");
-  if (pg->getBackendName() == "gloo") {
-    throw NativeError("reduceScatter() is not supported by the gloo backend of libtorch 1.13 (ProcessGroupGloo has no reduce_scatter); use allReduce() and take your slice, or the nccl backend");
-  }
   c10d::ReduceScatterOptions opts;
   opts.reduceOp = ToReduceOp(op);
   if (op == "avg") throw RangeArgumentError("reduceScatter(): op 'avg' is not supported");
   auto outs = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{out});
   auto inputs = std::make_shared<std::vector<std::vector<at::Tensor>>>(std::vector<std::vector<at::Tensor>>{ins});
-  return Finish(info, AsyncFlag(info, 4), pg, [pg, outs, inputs, opts]() { return pg->reduce_scatter(*outs, *inputs, opts); });
+  return Finish(info, AsyncFlag(info, 4), pg, [pg, outs, inputs, opts]() {
+    try {
+      return pg->reduce_scatter(*outs, *inputs, opts);
+    } catch (const std::exception& e) {
+      // Gloo gained reduce_scatter after 2.6: name the version that lacks it.
+      if (std::string(e.what()).find("not support reduce_scatter") == std::string::npos) throw;
+      throw NativeError("reduceScatter() is not supported by the " + pg->getBackendName() + " backend of libtorch " +
+                        TORCH_VERSION + " (" + Described(e) +
+                        "): use allReduce() and take your slice, or a newer libtorch, or the nccl backend");
+    }
+  });
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
@@ -488,8 +588,8 @@ Napi::Value ReducerNew(const Napi::CallbackInfo& info) {
   auto [buckets, limits] = c10d::compute_bucket_assignment_by_size(params, limits0, sparse);
   std::reverse(buckets.begin(), buckets.end());
   std::reverse(limits.begin(), limits.end());
-  auto reducer = std::make_shared<c10d::Reducer>(params, buckets, limits, pg, sparse, cap, findUnused, asView, names,
-                                                 c10d::kDefaultFirstBucketBytes);
+  auto reducer = compat::MakeReducer(params, buckets, limits, pg, sparse, cap, findUnused, asView, names,
+                                     c10d::kDefaultFirstBucketBytes);
   auto logger = std::make_shared<c10d::Logger>(reducer);
   reducer->set_logger(logger);
   World& w = TheWorld();

@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include "tensor.h"
+#include "torch_compat.h"
 
 namespace vggtorch {
 
@@ -136,6 +137,9 @@ Napi::Value SetQuantizedEngine(const Napi::CallbackInfo& info) {
   }
   throw RangeArgumentError("quantized engine '" + name + "' is not in this libtorch (it has: " + known + ")");
 }
+// The libtorch version built against (torch/version.h), as torch.__version__ reads
+// for the same release ("2.6.0"); the addon's rpath loads that libtorch.
+Napi::Value TorchVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), TORCH_VERSION); }
 }  // namespace
 
 void InitRuntime(Napi::Env env, Napi::Object exports) {
@@ -150,6 +154,7 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   Export<GetNumThreads>(env, exports, "getNumThreads");
   Export<UsableCoreCount>(env, exports, "usableCores");
   Export<NewGenerator>(env, exports, "newGenerator");
+  Export<TorchVersion>(env, exports, "torchVersion");
 }
 
 }  // namespace vggtorch

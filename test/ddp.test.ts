@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
-import { freePort } from './distributedHelpers.js';
+import { freePort, pythonRankEnv } from './distributedHelpers.js';
 
 function result<T>(r: ChildResult): T {
   if (r.status !== 0) throw new Error(`child failed (${r.status ?? r.signal}): ${r.stderr}`);
@@ -140,7 +140,7 @@ for step in range(3):
     nn.functional.cross_entropy(ddp(x), y).backward()
     opt.step()
 print(json.dumps([p.detach().flatten().tolist() for p in net.parameters()]))
-`], { timeoutMs: 60_000 });
+`], { timeoutMs: 60_000, env: pythonRankEnv() });
     const [a, b] = await Promise.all([js, py]);
     const wa = result<number[][]>(a);
     const wb = result<number[][]>(b);

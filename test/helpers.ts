@@ -64,8 +64,9 @@ export function bitwiseDiff(actual: Tensor, expected: EncodedTensor): string | n
  * Runs /usr/bin/python3 without blocking this process's event loop (vitest's
  * worker must keep answering its RPC while a long oracle runs).
  */
-export function python(args: string[], opts: { timeoutMs?: number } = {}): Promise<ChildResult> {
-  return outcome(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] }), opts.timeoutMs ?? 600_000);
+export function python(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ChildResult> {
+  const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+  return outcome(spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], env }), opts.timeoutMs ?? 600_000);
 }
 
 /** Collects a child's output and how it ended; kills it after `timeoutMs`. */

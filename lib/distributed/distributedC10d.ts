@@ -264,7 +264,7 @@ function reduceScatterArgs(fn: string, output: Tensor, inputs: readonly Tensor[]
 
 /**
  * `dist.reduce_scatter(output, inputs)`: rank i receives the reduction of every rank's `inputs[i]`.
- * The gloo backend of libtorch 1.13 has no reduce_scatter: it throws an Error saying so.
+ * The gloo backend has reduce_scatter only in newer libtorch releases (not in 1.13 nor 2.6): there it throws an Error naming the version.
  */
 export function reduceScatter(output: Tensor, inputs: readonly Tensor[], options?: ReduceScatterOptions): void {
   native.distReduceScatter(...reduceScatterArgs('reduceScatter()', output, inputs, options), false);

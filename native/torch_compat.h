@@ -1,0 +1,114 @@
+// What differs between the libtorch versions vgg-torch builds against (1.13 and
+// every 2.x release), in one place: the rest of native/ is written once. Each
+// switch names the release that changed the API, from torch/version.h.
+#pragma once
+
+#include <torch/version.h>
+
+#define VGG_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// ---- CUDA (native/cuda.cc) ---------------------------------------------------
+// 2.1: CUDACachingAllocator::getDeviceStats takes a c10::DeviceIndex, not an int.
+#define VGG_TORCH_CUDA_STATS_BY_DEVICE_INDEX VGG_TORCH_AT_LEAST(2, 1)
+
+// ---- c10d (native/distributed.cc) ------------------------------------------
+// 2.0: a ProcessGroup is a front holding one Backend per device type;
+// ProcessGroupGloo and ProcessGroupNCCL became Backends. Python's
+// _new_process_group_helper stores a group under PrefixStore("<name>/") and
+// each backend under PrefixStore("<device>/") inside it, and sets the
+// sequence number on the backend as it is made.
+#define VGG_TORCH_C10D_BACKENDS VGG_TORCH_AT_LEAST(2, 0)
+// 2.0 to 2.5 build the front from ProcessGroup::Options (backend name,
+// timeout); 2.6 dropped them for setDefaultBackend().
+#define VGG_TORCH_C10D_PG_OPTIONS (VGG_TORCH_C10D_BACKENDS && !VGG_TORCH_AT_LEAST(2, 6))
+// 2.1: init_process_group/new_group end with the store-based barrier only
+// when TORCH_DIST_INIT_BARRIER=1, keyed by the group's name, and the last
+// rank in sets "<key>:last_worker". Before 2.1 the barrier always ran, keyed
+// by the group count, polling the count.
+#define VGG_TORCH_C10D_BARRIER_OPT_IN VGG_TORCH_AT_LEAST(2, 1)
+// 2.2: TCPStoreOptions::useLibUV (the libuv server); true by default from
+// 2.4, and a libtorch built without libuv refuses it.
+#define VGG_TORCH_C10D_STORE_LIBUV VGG_TORCH_AT_LEAST(2, 2)
+// 2.2: ProcessGroup::setGroupName (Python's pg._set_group_name).
+#define VGG_TORCH_C10D_GROUP_NAME VGG_TORCH_AT_LEAST(2, 2)
+// 2.14: sequence numbers are gone from Python's group creation (the Backend's
+// setter only warns).
+#define VGG_TORCH_C10D_SEQUENCE_NUMBERS !VGG_TORCH_AT_LEAST(2, 14)
+
+#ifdef VGG_TORCH_WITH_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+
+#include <chrono>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+namespace vggtorch::compat {
+
+// c10d::Reducer as DDP's Python makes it, with the constructor this libtorch
+// has. Its arguments changed in releases whose headers could not all be read
+// here, so the shape is detected rather than guessed from the version:
+// 1.13-2.6 take the per-bucket size limits; 2.7 dropped them; later releases
+// add skip_all_reduce_unused_params and use_python_reducer (false, as in
+// Python), then bucket_bytes_cap_list (empty: the Reducer's own rebuild rule).
+inline std::shared_ptr<c10d::Reducer> MakeReducer(std::vector<at::Tensor> params,
+                                                  std::vector<std::vector<size_t>> buckets,
+                                                  std::vector<size_t> limits,
+                                                  c10::intrusive_ptr<c10d::ProcessGroup> pg,
+                                                  std::vector<bool> sparse, int64_t cap, bool findUnused,
+                                                  bool asView, std::unordered_map<size_t, std::string> names,
+                                                  int64_t firstCap) {
+  using R = c10d::Reducer;
+  using Params = std::vector<at::Tensor>;
+  using Buckets = std::vector<std::vector<size_t>>;
+  using Limits = std::vector<size_t>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using Names = std::unordered_map<size_t, std::string>;
+  if constexpr (std::is_constructible_v<R, Params, Buckets, Limits, Pg, std::vector<bool>, int64_t, bool, bool, Names,
+                                        int64_t>) {
+    return std::make_shared<R>(params, buckets, limits, pg, sparse, cap, findUnused, asView, names, firstCap);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names,
+                                               int64_t>) {
+    return std::make_shared<R>(params, buckets, pg, sparse, cap, findUnused, asView, names, firstCap);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names,
+                                               int64_t, bool, bool>) {
+    return std::make_shared<R>(params, buckets, pg, sparse, cap, findUnused, asView, names, firstCap, false, false);
+  } else {
+    return std::make_shared<R>(params, buckets, pg, sparse, cap, findUnused, asView, names, firstCap, false, false,
+                               std::vector<int64_t>{});
+  }
+}
+
+#if VGG_TORCH_C10D_BACKENDS
+
+// The ProcessGroup front over one backend, registered for `devices`, as
+// Python's _new_process_group_helper makes it.
+inline c10::intrusive_ptr<c10d::ProcessGroup> GroupOver(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                                        int size, c10d::ProcessGroup::BackendType type,
+                                                        const std::string& backendName,
+                                                        const c10::intrusive_ptr<c10d::Backend>& backend,
+                                                        std::initializer_list<c10::DeviceType> devices,
+                                                        std::chrono::milliseconds timeout, const std::string& name) {
+#if VGG_TORCH_C10D_PG_OPTIONS
+  auto options = c10::make_intrusive<c10d::ProcessGroup::Options>(backendName, timeout);
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, size, options);
+#else
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, size);
+  pg->setDefaultBackend(type);
+#endif
+  for (c10::DeviceType d : devices) pg->setBackend(d, type, backend);
+#if VGG_TORCH_C10D_GROUP_NAME
+  pg->setGroupName(name);
+#endif
+  return pg;
+}
+
+#endif  // VGG_TORCH_C10D_BACKENDS
+
+}  // namespace vggtorch::compat
+#endif  // VGG_TORCH_WITH_GLOO
