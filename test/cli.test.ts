@@ -18,6 +18,9 @@ import { type CliRun, hasTorchPython, python, requireLiveOracle, runCli as cli, 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// Two training runs of 20 batches in one test: minutes on a loaded 2-core machine. A hang detector.
+const TRAINING_TIMEOUT = 600_000;
+
 const losses = (file: string) => MetricsLog.read(file).filter((r) => r.kind === 'batch').map((r) => r.loss);
 
 describe('vgg-torch CLI', () => {
@@ -92,7 +95,7 @@ describe('vgg-torch CLI', () => {
       const r = await cli([...train, '--out', whole]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-    });
+    }, TRAINING_TIMEOUT);
 
     it('Ctrl-C saves a checkpoint and --resume continues with the same losses', async () => {
       const run = start([...train, '--out', parts]);
@@ -122,7 +125,7 @@ describe('vgg-torch CLI', () => {
       const reference = losses(join(whole, 'metrics.jsonl'));
       expect(reference).toHaveLength(20);
       expect(losses(join(parts, 'metrics.jsonl'))).toEqual(reference);
-    });
+    }, TRAINING_TIMEOUT);
 
     it('eval reports the accuracy training measured, and writes report.html', async () => {
       const r = await cli(['eval', join(whole, 'checkpoint.pth'), '--limit', '100']);
@@ -235,7 +238,7 @@ with torch.no_grad():
 print(json.dumps([['%.2f' % (float(x) * 100), w.meta['categories'][int(i)]] for x, i in zip(p[0], c[0])]))
 `;
     const py = await python(['-c', script, work, img]);
-    expect(py.stderr).toBe('');
+    expect(py.status, py.stderr).toBe(0); // Python's warnings on stderr are not failures
     const expected = JSON.parse(py.stdout) as [string, string][];
     // torch.hub names files <name>-<first 8 hex digits of the SHA-256>.pth and checks them.
     const sha = createHash('sha256').update(readFileSync(join(work, 'weights.pth'))).digest('hex');

@@ -52,7 +52,7 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
 
   beforeAll(async () => {
     first = await cli([...train, '--out', whole, '--nproc-per-node', '2', '--master-port', String(await freePort())]);
-  }, 180_000);
+  }, 600_000);
 
   it('starts two ranks; rank 0 alone prints and writes; the report is the checkpoint’s own evaluation', async () => {
     expect(first.stderr).toBe('');
@@ -86,7 +86,7 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/Resuming from .*checkpoint\.pth: epoch 2, after batch \d/);
     expect(losses(parts)).toEqual(losses(whole));
-  }, 240_000);
+  }, 600_000);
 
   it('two machines (--nnodes 2) on 127.0.0.1: the same losses; machine 1 writes nothing', async () => {
     const port = String(await freePort());
@@ -101,7 +101,7 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
     expect(n1.stdout).toMatch(/^Starting 1 training process \(rank 1 of 2\), 1 thread each; rendezvous at 127\.0\.0\.1:\d+\n$/);
     expect(existsSync(join(dir, 'node1'))).toBe(false);
     expect(losses(join(dir, 'node0'))).toEqual(losses(whole));
-  }, 240_000);
+  }, 600_000);
 
   it('a rank killed with SIGKILL is named, and the launcher stops the other', async () => {
     const run = start([...train, '--out', join(dir, 'killed'), '--nproc-per-node', '2', '--master-port', String(await freePort())]);
@@ -112,7 +112,7 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^vgg-torch: rank 1 \(local rank 1, pid \d+\) was killed by SIGKILL; stopping the other ranks$/m);
     expect(Date.now() - t0).toBeLessThan(30_000);
-  }, 120_000);
+  }, 300_000);
 
   it('refuses a batch that does not split, and a node rank outside --nnodes', async () => {
     const odd = await cli([...train, '--batch-size', '33', '--nproc-per-node', '2']);

@@ -1,6 +1,7 @@
 // Shared by the distributed tests (not a test file itself).
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { PYTHON } from './helpers.js';
 
 /** A TCP port nobody listens on right now. */
 export function freePort(): Promise<number> {
@@ -25,7 +26,7 @@ export function pythonRankEnv(): Record<string, string> {
 }
 let rankEnv: Record<string, string> | undefined;
 function probeRankEnv(): Record<string, string> {
-  const probe = spawnSync('/usr/bin/python3', ['-W', 'ignore', '-c', `
+  const probe = spawnSync(PYTHON, ['-W', 'ignore', '-c', `
 import datetime, torch.distributed as d
 try:
     d.TCPStore('127.0.0.1', 0, 1, True, timeout=datetime.timedelta(seconds=5), use_libuv=True)

@@ -80,7 +80,7 @@ w = m.features[0].weight.detach().contiguous()
 print(json.dumps({'dtype': 'float32', 'shape': list(w.shape), 'data': base64.b64encode(w.numpy().tobytes()).decode()}))
 `;
     const py = await python(['-c', script, torchHome]);
-    expect(py.stderr).toBe('');
+    expect(py.status, py.stderr).toBe(0); // Python's warnings on stderr are not failures
     const conv0 = JSON.parse(py.stdout) as EncodedTensor;
     const r = await example('cifar10-finetune.ts', { EPOCHS: '1', TRAIN_LIMIT: '64', TEST_LIMIT: '32', BATCH: '32', TORCH_HOME: torchHome });
     expect(r.stderr).toBe('');

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatTensor, type FormatInput } from '../lib/tensor/format.js';
+import { PYTHON } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const script = join(root, 'scripts', 'fixtures', 'format.py');
@@ -67,7 +68,7 @@ describe('formatTensor inputs not in the fixture', () => {
   });
 });
 
-const python = '/usr/bin/python3';
+const python = PYTHON;
 const hasTorch =
   existsSync(python) && spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0;
 

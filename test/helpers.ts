@@ -11,13 +11,28 @@ export interface EncodedTensor {
   data: string; // base64 of the contiguous bytes
 }
 
-const PYTHON = '/usr/bin/python3';
+/**
+ * The live oracle: Debian's /usr/bin/python3, whose python3-torch links the libtorch the addon
+ * is built against; or VGG_TORCH_PYTHON, e.g. a venv with the pip torch the addon was built
+ * against (LIBTORCH=<venv>/lib/python3.x/site-packages/torch).
+ */
+export const PYTHON = process.env.VGG_TORCH_PYTHON || '/usr/bin/python3';
 
-/** Whether Debian's python3-torch is importable, so live oracle runs are possible. */
-export const hasTorchPython: boolean = (() => {
-  if (!existsSync(PYTHON)) return false;
-  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+/** `torch.__version__` of the oracle (`'2.6.0'`, `'2.13.0+cpu'`), or null where it has no torch. */
+export const oracleTorchVersion: string | null = (() => {
+  if (!existsSync(PYTHON)) return null;
+  const r = spawnSync(PYTHON, ['-W', 'ignore', '-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+  return r.status === 0 ? r.stdout.trim() : null;
 })();
+
+/** Whether the oracle's torch is importable, so live oracle runs are possible. */
+export const hasTorchPython: boolean = oracleTorchVersion !== null;
+
+/** Whether the oracle's torch is at least `major.minor` (expectations that differ by torch version say so). */
+export function oracleTorchAtLeast(major: number, minor: number): boolean {
+  const [a, b] = (oracleTorchVersion ?? '0.0').split('.').map((x) => parseInt(x, 10));
+  return a > major || (a === major && b >= minor);
+}
 
 /** In CI the live oracle must run: a missing python3-torch is a failure, not a skip. */
 export const requireLiveOracle = process.env.CI === 'true';
@@ -61,7 +76,7 @@ export function bitwiseDiff(actual: Tensor, expected: EncodedTensor): string | n
 }
 
 /**
- * Runs /usr/bin/python3 without blocking this process's event loop (vitest's
+ * Runs the oracle's Python without blocking this process's event loop (vitest's
  * worker must keep answering its RPC while a long oracle runs).
  */
 export function python(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ChildResult> {
@@ -118,7 +133,7 @@ export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: new URL('..', import.meta.url).pathname,
   });
-  return outcome(child, opts.timeoutMs ?? 60_000);
+  return outcome(child, opts.timeoutMs ?? 180_000);
 }
 
 /** The fixture form of a tensor: dtype, shape and base64 of its contiguous bytes. */

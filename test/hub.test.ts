@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hub, manualSeed, noGrad, randn, tidy, vgg11 } from '../lib/index.js';
-import { type EncodedTensor, bitwiseDiff, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, hasTorchPython, python, requireLiveOracle, runNodeChild, PYTHON } from './helpers.js';
 
 const live = hasTorchPython || requireLiveOracle;
 
@@ -52,7 +52,7 @@ torch.save(sd, sys.argv[1])
 `;
   spawnSync('mkdir', ['-p', served]);
   const raw = join(served, 'raw.pth');
-  const r = spawnSync('/usr/bin/python3', ['-c', script, raw], { encoding: 'utf8' });
+  const r = spawnSync(PYTHON, ['-c', script, raw], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   const bytes = readFileSync(raw);
   const sha = createHash('sha256').update(bytes).digest('hex');

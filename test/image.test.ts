@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { makeGrid, randn, saveImage, tidy } from '../lib/index.js';
-import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, requireLiveOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, requireLiveOracle, PYTHON } from './helpers.js';
 
 const live = hasTorchPython || requireLiveOracle;
 const work = mkdtempSync(join(tmpdir(), 'vgg-torch-grid-'));
@@ -27,7 +27,7 @@ json.dump(out, open(sys.argv[1] + '/grid.json', 'w'))
 `;
 
 describe.skipIf(!live)('makeGrid and saveImage against torchvision.utils', () => {
-  const r = live ? spawnSync('/usr/bin/python3', ['-c', ORACLE, work], { encoding: 'utf8' }) : null;
+  const r = live ? spawnSync(PYTHON, ['-c', ORACLE, work], { encoding: 'utf8' }) : null;
   const fx = () => {
     if (r && r.status !== 0) throw new Error(r.stderr);
     return JSON.parse(readFileSync(join(work, 'grid.json'), 'utf8')) as Record<string, EncodedTensor>;

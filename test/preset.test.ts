@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VGG16_Weights } from '../lib/index.js';
-import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, requireLiveOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, requireLiveOracle, PYTHON } from './helpers.js';
 
 const live = hasTorchPython || requireLiveOracle;
 const work = mkdtempSync(join(tmpdir(), 'vgg-torch-preset-'));
@@ -42,7 +42,7 @@ json.dump(res, open(out + '/expected.json', 'w'))
 `;
 
 describe.skipIf(!live)('ImageClassification preset against torchvision', () => {
-  const r = live ? spawnSync('/usr/bin/python3', ['-c', ORACLE, work], { encoding: 'utf8' }) : null;
+  const r = live ? spawnSync(PYTHON, ['-c', ORACLE, work], { encoding: 'utf8' }) : null;
   const expected = () => {
     if (r && r.status !== 0) throw new Error(r.stderr);
     return JSON.parse(readFileSync(join(work, 'expected.json'), 'utf8')) as Record<string, EncodedTensor>;

@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# The Debian 13 (trixie) test lane: libtorch 2.x, python3-torch 2.x and
-# torchvision as a user of a current distribution has them.
+# The second test lane: vgg-torch built and tested against the other Debian
+# release's libtorch, in a chroot. On Debian 12 (libtorch 1.13) that is Debian
+# 13 (trixie: libtorch, python3-torch 2.6, torchvision 0.21); on Debian 13 it
+# is Debian 12. So CI covers libtorch 1.13 and 2.x whichever the machine runs.
 #
-#   bash scripts/lane-debian13.sh [vitest args...]
+#   bash scripts/debian-lane.sh [vitest args...]
 #
-# 1. Makes a Debian 13 root with debootstrap from this machine's configured
-#    Debian mirror, or reuses the one already there ($VGG_TORCH_DEBIAN13_ROOT,
-#    default /var/cache/vgg-torch/debian13).
+# 1. Makes the root with debootstrap from this machine's configured Debian
+#    mirror, or reuses the one already there: /var/cache/vgg-torch/<suite>
+#    ($VGG_TORCH_LANE_ROOT), suite $VGG_TORCH_LANE_SUITE (trixie, bookworm).
 # 2. Carries over this machine's CA certificates, DNS and npm settings, so apt
 #    and npm work inside as they do here.
 # 3. Copies this working tree in (tracked and untracked, not ignored files),
 #    runs scripts/setup.sh inside (the same packages as here, then `npm ci`,
-#    which builds the addon against Debian 13's libtorch), builds dist/, and runs
-#    the tests: the arguments given, else $VGG_TORCH_DEBIAN13_TESTS (default: all).
+#    which builds the addon against that release's libtorch), builds dist/, and
+#    runs the tests: the arguments given, else $VGG_TORCH_LANE_TESTS (default: all).
 #
 # Needs root (debootstrap, chroot, mounts). Exit status: that of the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-ROOT=${VGG_TORCH_DEBIAN13_ROOT:-/var/cache/vgg-torch/debian13}
-SUITE=trixie
+host=$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")
+if [ -n "${VGG_TORCH_LANE_SUITE:-}" ]; then SUITE=$VGG_TORCH_LANE_SUITE
+elif [ "$host" = trixie ]; then SUITE=bookworm
+else SUITE=trixie
+fi
+ROOT=${VGG_TORCH_LANE_ROOT:-/var/cache/vgg-torch/$SUITE}
 READY="$ROOT/.vgg-torch-root-ready"
 
-log() { echo "lane-debian13: $*"; }
-die() { echo "lane-debian13: $*" >&2; exit 1; }
+log() { echo "debian-lane ($SUITE): $*"; }
+die() { echo "debian-lane ($SUITE): $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot and mounts)"
 
@@ -125,15 +131,15 @@ fi
 
 log "setup inside the root (scripts/setup.sh)"
 in_root bash -c 'cd /work/vgg-torch && bash scripts/setup.sh'
-in_root bash -c 'cd /work/vgg-torch && printf "lane-debian13: %s, node %s, libtorch %s, python torch %s\n" \
+in_root bash -c 'cd /work/vgg-torch && printf "debian-lane: %s, node %s, libtorch %s, python torch %s\n" \
   "$(. /etc/os-release; echo "$PRETTY_NAME")" "$(node --version)" \
   "$(dpkg-query -W -f="\${Version}" libtorch-dev 2>/dev/null || echo "?")" \
   "$(/usr/bin/python3 -W ignore -c "import torch; print(torch.__version__)")"'
 in_root bash -c 'cd /work/vgg-torch && npm run --silent typecheck && npm run --silent build'
 
 TESTS=("$@")
-if [ ${#TESTS[@]} -eq 0 ] && [ -n "${VGG_TORCH_DEBIAN13_TESTS:-}" ]; then
-  read -r -a TESTS <<< "$VGG_TORCH_DEBIAN13_TESTS"
+if [ ${#TESTS[@]} -eq 0 ] && [ -n "${VGG_TORCH_LANE_TESTS:-}" ]; then
+  read -r -a TESTS <<< "$VGG_TORCH_LANE_TESTS"
 fi
 log "tests: ${TESTS[*]:-all}"
 status=0
