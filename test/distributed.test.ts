@@ -53,7 +53,7 @@ describe.skipIf(!available)('distributed: 2 vgg-torch ranks on 127.0.0.1 (gloo)'
       out.gatherAsync = (await dist.allGatherAsync(vt.tensor([RANK * 3]))).map(v);
       dist.barrier(); await dist.barrierAsync();
       try {
-        const rs = vt.zeros([1]); dist.reduceScatter(rs, [vt.tensor([RANK + 1]), vt.tensor([10 * (RANK + 1)])]); out.rs = v(rs);
+        const rs = vt.zeros([1]); dist.reduceScatter(rs, [vt.tensor([RANK + 1], { dtype: 'float32' }), vt.tensor([10 * (RANK + 1)], { dtype: 'float32' })]); out.rs = v(rs);
       } catch (e) { out.rs = e.message; }
       const g = dist.newGroup([1]);
       out.subgroup = g === null ? null : g.size();
