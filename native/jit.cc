@@ -19,6 +19,12 @@
 
 #include "tensor.h"
 
+// Exported by libtorch_cpu in every version (torch/csrc/jit/codegen/fuser/interface.h,
+// which Debian's libtorch-dev does not ship); Python's torch._C._jit_override_can_fuse_on_cpu.
+namespace torch::jit {
+TORCH_API void overrideCanFuseOnCPU(bool value);
+}
+
 namespace vggtorch {
 
 namespace {
@@ -386,6 +392,13 @@ Napi::Value JitVersion(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitJit(Napi::Env env, Napi::Object exports) {
+  // No CPU fusion in TorchScript's executor. Where a libtorch has NNC with LLVM
+  // (Debian's 2.6), a profiled graph run on one thread is compiled into fused
+  // kernels that round differently from eager ops, so the compiled path would no
+  // longer give eager's bits, and Debian 2.6's LLVM code generation was seen
+  // spinning for minutes on a small conv/BN/ReLU graph. 1.13 and pip builds
+  // without LLVM do not fuse on the CPU either.
+  torch::jit::overrideCanFuseOnCPU(false);
   Export<JitTrace>(env, exports, "jitTrace");
   Export<JitLoad>(env, exports, "jitLoad");
   Export<JitSave>(env, exports, "jitSave");
