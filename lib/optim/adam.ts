@@ -1,11 +1,13 @@
-// torch.optim.Adam, the single-tensor path of PyTorch 1.13 (`_single_tensor_adam`
-// with capturable=False), operation for operation so results are bitwise PyTorch's.
+// torch.optim.Adam, the single-tensor path (`_single_tensor_adam` with
+// capturable=False) of the torch release the addon runs on (releases.ts),
+// operation for operation so results are bitwise PyTorch's.
 import { noGrad } from '../autograd.js';
 import { zeros, zerosLike } from '../tensor/creation.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { Tensor, describe } from '../tensor/tensor.js';
 import { Optimizer, type ParamGroup, type ParamsInput, type StateValue, checkNumber } from './optimizer.js';
 import { pyPow } from './pymath.js';
+import { rules } from './releases.js';
 
 /** Options of {@link Adam} and {@link AdamW}, as in torch.optim (camelCase). */
 export interface AdamOptions {
@@ -49,7 +51,7 @@ export function checkAdamOptions(o: Record<string, unknown>): void {
   checkNumber(o.weightDecay, 'weightDecay value', (x) => x >= 0);
 }
 
-/** The lazily created state: `step` is a float32 scalar tensor, as in PyTorch 1.13 (capturable=False). */
+/** The lazily created state: `step` is a float32 scalar tensor on the CPU, as PyTorch's with capturable=False and fused off. */
 export function initAdamState(state: Record<string, StateValue>, param: Tensor, amsgrad: boolean): void {
   state.step = keep(zeros([], { dtype: 'float32' }));
   state.expAvg = keep(zerosLike(param));
@@ -57,11 +59,16 @@ export function initAdamState(state: Record<string, StateValue>, param: Tensor, 
   if (amsgrad) state.maxExpAvgSq = keep(zerosLike(param));
 }
 
-/** PyTorch's `__setstate__` for Adam/AdamW: checkpoints from before 1.12 stored `step` as a number. */
+/**
+ * PyTorch's `__setstate__` for Adam/AdamW: checkpoints from before 1.12 stored
+ * `step` as a number. 1.13 converts every state when the first one's `step` is
+ * not a tensor; 2.x converts each such state (`rules.adamStepUpgradeEach`).
+ */
 export function upgradeAdamState(state: Map<Tensor, Record<string, StateValue>>, created: Tensor[]): void {
-  const first = state.values().next().value as Record<string, StateValue> | undefined;
-  if (first === undefined || first.step instanceof Tensor) return;
-  for (const s of state.values()) {
+  const all = [...state.values()].filter((s) => Object.keys(s).length !== 0);
+  const stale = rules.adamStepUpgradeEach ? all.filter((s) => !(s.step instanceof Tensor))
+    : all.length !== 0 && !(all[0].step instanceof Tensor) ? all : [];
+  for (const s of stale) {
     const step = keep(zeros([], { dtype: 'float32' }).fill_(Number(s.step)));
     created.push(step);
     s.step = step;
@@ -69,19 +76,29 @@ export function upgradeAdamState(state: Map<Tensor, Record<string, StateValue>>,
 }
 
 /**
- * `1 - beta ** step` for each (beta, step) once per optimizer step: computing
- * it costs native calls (see pymath.ts) and every parameter usually shares it.
+ * `1 - beta ** step` and its square root for each (beta, step) once per
+ * optimizer step: computing them costs native calls (see pymath.ts) and every
+ * parameter usually shares them.
  */
 export class BiasCorrections {
   private readonly cache = new Map<string, number>();
-  get(beta: number, step: number): number {
-    const key = `${beta}:${step}`;
+  private cached(key: string, compute: () => number): number {
     let v = this.cache.get(key);
     if (v === undefined) {
-      v = 1 - pyPow(beta, step);
+      v = compute();
       this.cache.set(key, v);
     }
     return v;
+  }
+  get(beta: number, step: number): number {
+    return this.cached(`${beta}:${step}`, () => 1 - pyPow(beta, step));
+  }
+  /** The square root of {@link BiasCorrections.get}: `math.sqrt(bc)` in 1.13 (IEEE sqrt, correctly rounded), `bc ** 0.5` (libm's pow) in 2.x. */
+  sqrt(beta: number, step: number): number {
+    return this.cached(`${beta}:${step}:sqrt`, () => {
+      const bc = this.get(beta, step);
+      return rules.adamPowHalf ? pyPow(bc, 0.5) : Math.sqrt(bc);
+    });
   }
 }
 
@@ -95,9 +112,8 @@ export function adamUpdate(
 ): void {
   const [beta1, beta2] = group.betas;
   const biasCorrection1 = corrections.get(beta1, step);
-  const biasCorrection2 = corrections.get(beta2, step);
   const stepSize = group.lr / biasCorrection1;
-  const biasCorrection2Sqrt = Math.sqrt(biasCorrection2); // IEEE sqrt: correctly rounded, as math.sqrt
+  const biasCorrection2Sqrt = corrections.sqrt(beta2, step);
   let denom: Tensor;
   if (group.amsgrad) {
     if (maxExpAvgSq === undefined) throw new Error("amsgrad is set but the parameter's state has no 'max_exp_avg_sq'");
@@ -113,8 +129,8 @@ export function adamUpdate(
 /**
  * Adam (`torch.optim.Adam`), with optional AMSGrad, L2 weight decay and maximize.
  *
- * State per parameter: `step` (a float32 scalar tensor, as PyTorch 1.13 stores
- * it), `expAvg`, `expAvgSq`, and with AMSGrad `maxExpAvgSq` — in the state dict
+ * State per parameter: `step` (a float32 scalar tensor, as PyTorch stores it
+ * since 1.12), `expAvg`, `expAvgSq`, and with AMSGrad `maxExpAvgSq` — in the state dict
  * `step`, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`.
  */
 export class Adam extends Optimizer<AdamParamGroup> {
@@ -130,7 +146,7 @@ export class Adam extends Optimizer<AdamParamGroup> {
       foreach: null,
       capturable: false,
       differentiable: false,
-      fused: false,
+      fused: rules.adamFusedNone ? null : false,
     }, opts);
   }
 
@@ -165,7 +181,8 @@ export class Adam extends Optimizer<AdamParamGroup> {
             stepT.add_(1);
             const expAvg = state.expAvg as Tensor;
             const expAvgSq = state.expAvgSq as Tensor;
-            expAvg.mul_(beta1).add_(grad, 1 - beta1);
+            if (rules.adamLerp) expAvg.lerp_(grad, 1 - beta1);
+            else expAvg.mul_(beta1).add_(grad, 1 - beta1);
             expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2); // grad.conj() is grad for real tensors
             const step = stepT.item() as number;
             adamUpdate(param, expAvg, expAvgSq, state.maxExpAvgSq as Tensor | undefined, step, group, corrections);

@@ -1,8 +1,10 @@
-// torch.optim.AdamW, the single-tensor path of PyTorch 1.13 (`_single_tensor_adamw`
-// with capturable=False): Adam's step with the weight decay decoupled from the gradient.
+// torch.optim.AdamW, the single-tensor path (`_single_tensor_adamw` with
+// capturable=False) of the torch release the addon runs on (releases.ts): Adam's
+// step with the weight decay decoupled from the gradient.
 import type { Tensor } from '../tensor/tensor.js';
 import { Adam, type AdamOptions, type AdamParamGroup } from './adam.js';
 import type { ParamsInput } from './optimizer.js';
+import { rules } from './releases.js';
 
 /**
  * AdamW (`torch.optim.AdamW`): Adam with decoupled weight decay — parameters
@@ -11,7 +13,7 @@ import type { ParamsInput } from './optimizer.js';
  */
 export class AdamW extends Adam {
   constructor(params: ParamsInput<AdamOptions>, opts: AdamOptions = {}) {
-    // AdamW's defaults have their own order in PyTorch (foreach before maximize, no differentiable/fused).
+    // AdamW's defaults have their own order in PyTorch (foreach before maximize); 1.13 has no differentiable/fused.
     super(params, opts, {
       lr: opts.lr ?? 1e-3,
       betas: opts.betas ?? [0.9, 0.999],
@@ -21,6 +23,7 @@ export class AdamW extends Adam {
       foreach: null,
       maximize: opts.maximize ?? false,
       capturable: false,
+      ...(rules.adamwDifferentiableFused ? { differentiable: false, fused: null } : {}),
     });
   }
 

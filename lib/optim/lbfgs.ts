@@ -1,4 +1,5 @@
-// torch.optim.LBFGS (torch/optim/lbfgs.py of PyTorch 1.13), operation for operation.
+// torch.optim.LBFGS (torch/optim/lbfgs.py, the same in PyTorch 1.13 and 2.6;
+// later changes are switches in releases.ts), operation for operation.
 //
 // The Python code mixes Python floats with 0-dim float32 tensors (`gtd`, `ys`,
 // `t` after the first iteration's `min(1., 1. / g.abs().sum()) * lr`), and which
@@ -14,6 +15,7 @@ import { Tensor, cat, wrap } from '../tensor/tensor.js';
 import { zeros } from '../tensor/creation.js';
 import { describe } from '../utils/args.js';
 import { Optimizer, type ParamGroup, type ParamsInput, type StateValue, checkNumber } from './optimizer.js';
+import { rules } from './releases.js';
 
 type Num = number | Tensor;
 
@@ -331,7 +333,9 @@ export class LBFGS extends Optimizer<LBFGSParamGroup> {
       if (lineSearchFn !== null) {
         const xInit = this.params.map((p) => p.clone());
         const objFunc: ObjFunc = (x, tt, dd) => this.directionalEvaluate(closure, x, tt, dd);
-        [loss, flatGrad, t, lsFuncEvals] = strongWolfe(objFunc, xInit, t, d!, loss, flatGrad, gtd);
+        // Later releases bound the line search by the evaluations left (releases.ts).
+        const maxLs = rules.lbfgsLineSearchWithinMaxEval ? maxEval - currentEvals : undefined;
+        [loss, flatGrad, t, lsFuncEvals] = strongWolfe(objFunc, xInit, t, d!, loss, flatGrad, gtd, undefined, undefined, undefined, maxLs);
         this.addGrad(t, d!);
         optCond = truth(flatGrad.abs().max().le(toleranceGrad));
       } else {

@@ -1,5 +1,7 @@
 // torch.optim.lr_scheduler: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
-// LinearLR, OneCycleLR and SequentialLR, as PyTorch 1.13 computes them.
+// LinearLR, OneCycleLR and SequentialLR, as PyTorch computes them (the same
+// learning rates in 1.13 and 2.6; the releases' other differences, in warnings
+// and verbose printing, are switches in releases.ts).
 //
 // Learning rates are Python float arithmetic, which JS doubles reproduce exactly
 // when every expression keeps PyTorch's operation order. So each `getLr` is the
@@ -10,6 +12,7 @@ import { describe } from '../tensor/tensor.js';
 import { checkOptions } from '../utils/args.js';
 import { Optimizer, camelCase } from './optimizer.js';
 import { pyCos, pyPow } from './pymath.js';
+import { rules } from './releases.js';
 import { warnOnce } from './warnings.js';
 
 const ORDER_WARNING =
@@ -31,6 +34,15 @@ const EPOCH_DEPRECATION_WARNING =
   'Please open an issue if you are unable to replicate your use case: ' +
   'https://github.com/pytorch/pytorch/issues/new/choose.';
 const GET_LR_WARNING = 'To get the last learning rate computed by the scheduler, please use `get_last_lr()`.';
+const VERBOSE_WARNING = 'The verbose parameter is deprecated. Please use get_last_lr() to access the learning rate.';
+const PRINT_LR_WARNING =
+  '`LRScheduler.print_lr()` is being deprecated. To fetch the learning rate, please use `get_last_lr()` instead. ' +
+  'For more details, see https://github.com/pytorch/pytorch/issues/99270.';
+
+/** torch 2.x's `_check_verbose_deprecated_warning`: a given `verbose` (even false) is deprecated. */
+function checkVerbose(verbose: boolean | undefined): void {
+  if (rules.schedulerVerboseDeprecated && verbose !== undefined) warnOnce(VERBOSE_WARNING);
+}
 
 /** Python's true division, which raises on a zero divisor where JS would return Infinity or NaN. */
 function pyDiv(a: number, b: number): number {
@@ -71,7 +83,10 @@ type CountedStep = ((...args: unknown[]) => unknown) & { _withCounter?: boolean 
 export interface SchedulerOptions {
   /** The index of the last epoch when resuming (default -1: start a new schedule). */
   lastEpoch?: number;
-  /** Print each learning-rate change, as PyTorch does (default false). */
+  /**
+   * Print each learning-rate change, as PyTorch 1.13 does (default false).
+   * From torch 2.2 PyTorch deprecates it: giving it warns and nothing is printed.
+   */
   verbose?: boolean;
 }
 
@@ -132,13 +147,15 @@ export abstract class LRScheduler {
       counted._withCounter = true;
       (opt as unknown as { step: CountedStep }).step = counted;
     }
+    checkVerbose(opts.verbose);
     this.verbose = opts.verbose ?? false;
     this.initialStep();
   }
 
   /** @internal resets the step counts and performs the initial step (PyTorch's `_initial_step`). */
   initialStep(): void {
-    this.optimizer._stepCount = 0;
+    // torch 1.13 counts the optimizer's steps from here; 2.x only asks whether it ever stepped (`_opt_called`).
+    if (!rules.schedulerOptCalled) this.optimizer._stepCount = 0;
     this._stepCount = 0;
     this.step();
   }
@@ -162,8 +179,9 @@ export abstract class LRScheduler {
     if (!this._getLrCalledWithinStep) warnOnce(GET_LR_WARNING, `${this.constructor.name}.getLr`);
   }
 
-  /** Prints a learning-rate change when `verbose`, in PyTorch's words. */
+  /** Prints a learning-rate change when `verbose`, in PyTorch's words (deprecated from torch 2.2, with PyTorch's warning). */
   printLr(isVerbose: boolean, group: number, lr: number, epoch?: number): void {
+    if (rules.schedulerVerboseDeprecated) warnOnce(PRINT_LR_WARNING);
     if (!isVerbose) return;
     if (epoch === undefined) {
       console.log(`Adjusting learning rate of group ${group} to ${sci(lr)}.`);
@@ -202,7 +220,7 @@ export abstract class LRScheduler {
     const n = Math.min(groups.length, values.length);
     for (let i = 0; i < n; i++) {
       groups[i].lr = values[i];
-      this.printLr(this.verbose, i, values[i], epoch);
+      if (!rules.schedulerVerboseDeprecated) this.printLr(this.verbose, i, values[i], epoch);
     }
     this._lastLr = groups.map((g) => g.lr);
   }
@@ -552,7 +570,7 @@ export class OneCycleLR extends LRScheduler {
     }
     const strategy = opts.annealStrategy ?? 'cos';
     if (strategy !== 'cos' && strategy !== 'linear') {
-      throw new RangeError(`annealStrategy must by one of 'cos' or 'linear', instead got ${String(strategy)}`);
+      throw new RangeError(`annealStrategy must be one of 'cos' or 'linear', instead got ${String(strategy)}`);
     }
     this.annealStrategy = strategy;
 
@@ -626,7 +644,9 @@ export class OneCycleLR extends LRScheduler {
     this.warnOutsideStep();
     const stepNum = this.lastEpoch;
     if (stepNum > this.totalSteps) {
-      throw new RangeError(`Tried to step ${stepNum + 1} times. The specified number of total steps is ${this.totalSteps}`);
+      // torch 1.13 counts one step too many here.
+      const steps = rules.oneCycleStepCount ? stepNum : stepNum + 1;
+      throw new RangeError(`Tried to step ${steps} times. The specified number of total steps is ${this.totalSteps}`);
     }
     const phases = this._schedulePhases;
     const lrs: number[] = [];
@@ -665,7 +685,7 @@ export interface SequentialLROptions {
   milestones: number[];
   /** The index of the last epoch (default -1). */
   lastEpoch?: number;
-  /** Does nothing, as in PyTorch. */
+  /** Does nothing, as in PyTorch (from torch 2.2 giving it warns that it is deprecated). */
   verbose?: boolean;
 }
 
@@ -702,13 +722,19 @@ export class SequentialLR extends LRScheduler {
           `but got number of schedulers ${schedulers.length} and the number of milestones to be equal to ${milestones.length}`,
       );
     }
+    checkVerbose(opts.verbose);
     this._schedulers = schedulers;
     this._milestones = milestones.map((m) => checkInt(m, 'each milestone'));
     this.lastEpoch = checkInt(opts.lastEpoch ?? -1, 'lastEpoch') + 1;
     // Reset learning rates to their initial values, undo the step each scheduler
     // took when it was made, and take the initial step of the first one only.
     for (const g of this.optimizer.paramGroups) g.lr = g.initialLr as number;
-    for (const s of schedulers) s.lastEpoch -= 1;
+    // torch 2.x undoes the steps of a nested SequentialLR's schedulers instead of its own (`recursive_undo`).
+    const undo = (s: LRScheduler): void => {
+      if (rules.sequentialRecursiveUndo && s instanceof SequentialLR) s._schedulers.forEach(undo);
+      else s.lastEpoch -= 1;
+    };
+    schedulers.forEach(undo);
     schedulers[0].initialStep();
     this._lastLr = schedulers[0].getLastLr();
   }

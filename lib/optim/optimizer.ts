@@ -90,7 +90,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   paramGroups: G[] = [];
   /** Per-parameter state (`optimizer.state[p]` in PyTorch), created lazily by `step()`. */
   state = new Map<Tensor, Record<string, StateValue>>();
-  /** @internal how many times `step()` ran since an LR scheduler was attached (PyTorch's `_step_count`). */
+  /** @internal how many times `step()` ran since an LR scheduler was attached (torch 1.13's `_step_count`; torch 2.x asks only whether it is above 0, `_opt_called`). */
   _stepCount = 0;
 
   /**

@@ -1,13 +1,15 @@
-// torch.optim.SGD, the single-tensor path of PyTorch 1.13 (`_single_tensor_sgd`),
-// operation for operation so results are bitwise PyTorch's.
+// torch.optim.SGD, the single-tensor path (`_single_tensor_sgd`) of the torch
+// release the addon runs on (releases.ts), operation for operation so results
+// are bitwise PyTorch's.
 import { noGrad } from '../autograd.js';
 import { keep, tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Optimizer, type ParamGroup, type ParamsInput, checkNumber } from './optimizer.js';
+import { rules } from './releases.js';
 
 /** Options of {@link SGD}, as in `torch.optim.SGD` (camelCase). */
 export interface SGDOptions {
-  /** Learning rate; required, here or in every parameter group. */
+  /** Learning rate: with torch 1.13 required, here or in every parameter group; from torch 2.2 it defaults to 1e-3. */
   lr?: number;
   /** Momentum factor (default 0). */
   momentum?: number;
@@ -21,7 +23,7 @@ export interface SGDOptions {
   maximize?: boolean;
 }
 
-/** A parameter group of {@link SGD}. `foreach` and `differentiable` are carried for PyTorch's state-dict layout only. */
+/** A parameter group of {@link SGD}. `foreach`, `differentiable` and (torch 2.x) `fused` are carried for PyTorch's state-dict layout only. */
 export interface SGDParamGroup extends ParamGroup {
   momentum: number;
   dampening: number;
@@ -40,14 +42,15 @@ export interface SGDParamGroup extends ParamGroup {
  * opt.step();
  * ```
  *
- * State per parameter: `momentumBuffer` (`momentum_buffer` in the state dict),
- * null when momentum is 0, exactly as PyTorch records it.
+ * State per parameter: `momentumBuffer` (`momentum_buffer` in the state dict).
+ * Without momentum, torch 1.13 records it as null for every parameter that had
+ * a gradient and torch 2.x records no state; this does as the running torch does.
  */
 export class SGD extends Optimizer<SGDParamGroup> {
   constructor(params: ParamsInput<SGDOptions>, opts: SGDOptions = {}) {
     // PyTorch's defaults, in its order (the state dict lists options in this order).
     super(params, {
-      lr: opts.lr,
+      lr: opts.lr ?? (rules.sgdDefaultLr ? 1e-3 : undefined),
       momentum: opts.momentum ?? 0,
       dampening: opts.dampening ?? 0,
       weightDecay: opts.weightDecay ?? 0,
@@ -55,7 +58,15 @@ export class SGD extends Optimizer<SGDParamGroup> {
       maximize: opts.maximize ?? false,
       foreach: null,
       differentiable: false,
+      ...(rules.sgdFused ? { fused: null } : {}),
     }, opts);
+  }
+
+  /** As PyTorch's `__setstate__`: torch 2.x fills a missing `fused` with False, not the constructor's None. */
+  protected override fillGroupDefaults(group: Record<string, unknown>): void {
+    const hadFused = 'fused' in group;
+    super.fillGroupDefaults(group);
+    if (rules.sgdFused && !hadFused) group.fused = false;
   }
 
   protected checkOptions(o: Record<string, unknown>): void {
@@ -79,10 +90,10 @@ export class SGD extends Optimizer<SGDParamGroup> {
           tidy(() => {
             const grad = param.grad;
             if (grad === null) return;
-            const state = this.stateOf(param);
             let dP: Tensor = maximize ? grad.neg() : grad;
             if (weightDecay !== 0) dP = dP.add(param, weightDecay);
             if (momentum !== 0) {
+              const state = this.stateOf(param);
               let buf = (state.momentumBuffer as Tensor | null | undefined) ?? null;
               if (buf === null) {
                 buf = keep(dP.clone());
@@ -91,9 +102,9 @@ export class SGD extends Optimizer<SGDParamGroup> {
                 buf.mul_(momentum).add_(dP, 1 - dampening);
               }
               dP = nesterov ? dP.add(buf, momentum) : buf;
-            } else {
-              // PyTorch stores None for every parameter with a gradient when momentum is 0.
-              state.momentumBuffer ??= null;
+            } else if (!rules.sgdFused) {
+              // torch 1.13 stores None for every parameter with a gradient when momentum is 0.
+              this.stateOf(param).momentumBuffer ??= null;
             }
             param.add_(dP, -lr);
           });

@@ -712,6 +712,11 @@ export class Tensor {
     native.call(op('aten::addcmul_'), this._h, handleOf(tensor1, 'tensor1'), handleOf(tensor2, 'tensor2'), value);
     return this;
   }
+  /** `this += weight * (end - this)`, as `torch.Tensor.lerp_(end, weight)` with a number weight. */
+  lerp_(end: Tensor, weight: Scalar): Tensor {
+    native.call(op('aten::lerp_', 'Scalar'), this._h, handleOf(end, 'end'), weight);
+    return this;
+  }
   /** `this += value * tensor1 / tensor2` */
   addcdiv_(tensor1: Tensor, tensor2: Tensor, value: Scalar = 1): Tensor {
     native.call(op('aten::addcdiv_'), this._h, handleOf(tensor1, 'tensor1'), handleOf(tensor2, 'tensor2'), value);
