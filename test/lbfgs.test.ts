@@ -35,6 +35,10 @@ function run(x0: number[], r: Run): { losses: number[]; evals: number; x: Tensor
   return { losses, evals, x, opt };
 }
 
+const k = (r: Run) => r.kwargs.line_search_fn ?? 'fixed';
+/** Steps of the strong-Wolfe run that stay within the budget on any CPU (5 match to 4 digits here). */
+const STRONG_WOLFE_CLOSE_STEPS = 6;
+
 function check(f: Fixture, bitwise: boolean): void {
   for (const [name, r] of Object.entries(f.runs)) {
     tidy(() => {
@@ -44,9 +48,20 @@ function check(f: Fixture, bitwise: boolean): void {
         expect(got.evals, name).toBe(r.evals);
         expect(bytesOf(got.x).toString('base64'), name).toBe(r.x);
       } else {
-        // Other CPUs round float32 sums differently in the last bits; L-BFGS amplifies that over
-        // 20 steps, so the budget is relative 1e-3 on the losses (they fall by 2–11 orders of magnitude).
-        got.losses.forEach((l, i) => expect(Math.abs(l - r.losses[i]), `${name} step ${i}`).toBeLessThanOrEqual(1e-3 * Math.abs(r.losses[i]) + 1e-6));
+        // Other CPUs round float32 sums differently in the last bits, and L-BFGS amplifies that. With a
+        // fixed step the run stays close: relative 1e-3 on every loss. Strong Wolfe chooses each step by
+        // comparisons (sufficient decrease, curvature), and once one comparison falls the other way
+        // the trajectory is another one (on a Zen 4 the losses part after step 6: 1.198 vs 1.193 at
+        // step 7, 0.16 vs 0.19 at step 9). What holds on any CPU: the first steps, before such a
+        // branch; every step a descent; and the minimum it converges to (Rosenbrock's, x = 1).
+        const close = k(r) === 'strong_wolfe' ? STRONG_WOLFE_CLOSE_STEPS : got.losses.length;
+        got.losses.slice(0, close).forEach((l, i) => expect(Math.abs(l - r.losses[i]), `${name} step ${i}`).toBeLessThanOrEqual(1e-3 * Math.abs(r.losses[i]) + 1e-6));
+        got.losses.forEach((l, i) => i > 0 && expect(l, `${name} step ${i} descends`).toBeLessThanOrEqual(got.losses[i - 1]));
+        if (k(r) === 'strong_wolfe') {
+          expect(got.losses.at(-1)!, `${name}: converged`).toBeLessThan(1e-6);
+          expect(r.losses.at(-1)!, `${name}: the fixture converged`).toBeLessThan(1e-6);
+          for (const v of got.x.toTypedArray()) expect(Math.abs(Number(v) - 1), `${name}: x at the minimum`).toBeLessThan(1e-3);
+        }
       }
       const sd = got.opt.stateDict();
       const st = sd.state.get(0)!;
@@ -81,8 +96,10 @@ describe('optim.LBFGS', () => {
       const la = optA.step(closureFor(a, optA))!.item();
       const lb = optB.step(closureFor(b, optB))!.item();
       expect(lb).toBe(la);
-      expect(lb).toBe(r.losses[3]);
-      optA.dispose(); optB.dispose();
+      // ...and equals the 4th step of a run never interrupted, on this CPU (the fixture's bits are another CPU's).
+      const whole = run(f.x0, r);
+      expect(lb).toBe(whole.losses[3]);
+      optA.dispose(); optB.dispose(); whole.opt.dispose();
     });
   });
 
