@@ -33,8 +33,21 @@ fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
-  echo "setup: vgg-torch needs Node.js 20 or newer (found $(node --version)); install it from https://nodejs.org or NodeSource" >&2
-  exit 1
+  # Debian 12's own nodejs is 18. The official Node.js 20 build is published on the
+  # npm registry as node-linux-<arch>: install it into /usr/local, ahead in PATH.
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) arch="" ;; esac
+  if [ -z "$arch" ]; then
+    echo "setup: vgg-torch needs Node.js 20 or newer (found $(node --version)); install it from https://nodejs.org" >&2
+    exit 1
+  fi
+  echo "setup: Node.js $(node --version) is too old; installing Node.js 20 (node-linux-$arch from the npm registry) into /usr/local"
+  $SUDO npm install -g --no-audit --no-fund "node-linux-$arch@20"
+  hash -r
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$node_major" -lt 20 ]; then
+    echo "setup: $(command -v node) is still $(node --version): put /usr/local/bin first in PATH" >&2
+    exit 1
+  fi
 fi
 
 # onnxruntime-node (a dev dependency, the tests' ONNX oracle) ships its CPU
