@@ -43,6 +43,8 @@ if [ "$node_major" -lt 20 ]; then
   echo "setup: Node.js $(node --version) is too old; installing Node.js 20 (node-linux-$arch from the npm registry) into /usr/local"
   $SUDO npm install -g --no-audit --no-fund "node-linux-$arch@20"
   hash -r
+  # Its headers, for building the addon (Debian's nodejs keeps them in libnode-dev).
+  export npm_config_nodedir="$(npm root -g)/node-linux-$arch"
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   if [ "$node_major" -lt 20 ]; then
     echo "setup: $(command -v node) is still $(node --version): put /usr/local/bin first in PATH" >&2
