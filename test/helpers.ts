@@ -28,12 +28,6 @@ export const oracleTorchVersion: string | null = (() => {
 /** Whether the oracle's torch is importable, so live oracle runs are possible. */
 export const hasTorchPython: boolean = oracleTorchVersion !== null;
 
-/** Whether the oracle's torch is at least `major.minor` (expectations that differ by torch version say so). */
-export function oracleTorchAtLeast(major: number, minor: number): boolean {
-  const [a, b] = (oracleTorchVersion ?? '0.0').split('.').map((x) => parseInt(x, 10));
-  return a > major || (a === major && b >= minor);
-}
-
 /** In CI the live oracle must run: a missing python3-torch is a failure, not a skip. */
 export const requireLiveOracle = process.env.CI === 'true';
 
