@@ -105,7 +105,7 @@ try {
     const step = (x: import('../lib/index.js').Tensor, y: import('../lib/index.js').Tensor) =>
       tidy(() => {
         model.zeroGrad({ setToNone: true });
-        F.crossEntropy(model.forward(x), y).backward();
+        F.crossEntropy(model(x), y).backward();
       });
     manualSeed(0);
     const x0 = randn(batch, 3, 32, 32);

@@ -45,7 +45,7 @@ function worker(): void {
   const data: [Tensor, Tensor][] = Array.from({ length: WARMUP + STEPS }, () => [randn(batch, 3, 32, 32), randint(0, 10, [batch])]);
   const step = ([x, y]: [Tensor, Tensor]): void => tidy(() => {
     optimizer.zeroGrad();
-    const loss = criterion.forward(model.forward(x), y);
+    const loss = criterion(model(x), y);
     loss.backward();
     optimizer.step();
     loss.item();

@@ -84,10 +84,10 @@ async function benchCase(name: string): Promise<void> {
     await ask({ op: 'threads', n: threads });
     const session = await ort.InferenceSession.create(files.onnx, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] });
     const systems: [string, () => unknown | Promise<unknown>][] = [
-      ['vgg-torch eager', () => tidy(() => inferenceMode(() => model.forward(x)))],
+      ['vgg-torch eager', () => tidy(() => inferenceMode(() => model(x)))],
       ['vgg-torch compiled', () => dispose(compiled.forward(x))],
       ['vgg-torch compiled async', async () => dispose(await compiled.forwardAsync(x))],
-      ...(int8 ? [['vgg-torch int8', () => tidy(() => inferenceMode(() => int8.forward(x)))] as [string, () => unknown]] : []),
+      ...(int8 ? [['vgg-torch int8', () => tidy(() => inferenceMode(() => int8(x)))] as [string, () => unknown]] : []),
       ['onnxruntime-node', () => session.run({ input })],
     ];
     const pySystems = ['eager', 'optimized', ...(INT8 ? ['int8'] : [])];

@@ -51,8 +51,8 @@ function train(batch: number, steps: number): Result {
   const step = ([inputs, labels]: [Tensor, Tensor]): number =>
     tidy(() => {
       optimizer.zeroGrad();
-      const outputs = model.forward(inputs);
-      const loss = criterion.forward(outputs, labels);
+      const outputs = model(inputs);
+      const loss = criterion(outputs, labels);
       loss.backward();
       optimizer.step();
       return loss.item() as number;

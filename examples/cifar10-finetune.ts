@@ -11,7 +11,7 @@
 //   (downloads the weights, 528 MB, into torch.hub's cache, and CIFAR-10, 163 MB, into ./cifar10, once)
 // EPOCHS, TRAIN_LIMIT, TEST_LIMIT, BATCH, RESIZE, LIVE=1 change the run.
 import {
-  CIFAR10, DataLoader, Subset, VGG16_BN_Weights, cuda, fit, manualSeed, nn, optim, transforms, vgg16_bn,
+  CIFAR10, DataLoader, Subset, VGG16_BN_Weights, cuda, manualSeed, nn, optim, train, transforms, vgg16_bn,
 } from '../lib/index.js';
 
 const EPOCHS = Number(process.env.EPOCHS ?? 5);
@@ -42,7 +42,7 @@ model.to(device);
 
 const optimizer = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
 const scheduler = new optim.CosineAnnealingLR(optimizer, { tMax: EPOCHS });
-const result = await fit({
+const result = await train.fit({
   model, optimizer, scheduler, trainLoader, testLoader, device,
   epochs: EPOCHS,
   classes: trainSet.classes,

@@ -63,7 +63,7 @@ function accCheck(epoch: number): number {
   noGrad(() => {
     for (const [images, labels] of testloader) {
       tidy(() => {
-        const predicted = vgg16.forward(images.to(device)).argmax(1);
+        const predicted = vgg16(images.to(device)).argmax(1);
         total += labels.shape[0];
         correct += predicted.eq(labels.to(device)).sum().item() as number;
       });
@@ -93,8 +93,8 @@ for (let epoch = 0; epoch < epochs; epoch++) {
     runningLoss += tidy(() => {
       optimizer.zeroGrad();
       const target = labels.to(device);
-      const outputs = vgg16.forward(inputs.to(device));
-      const loss = criterion.forward(outputs, target);
+      const outputs = vgg16(inputs.to(device));
+      const loss = criterion(outputs, target);
       loss.backward();
       optimizer.step();
       const correct = outputs.argmax(1).eq(target).sum().item() as number;
@@ -134,7 +134,7 @@ vgg16.eval();
 const fmt = (idx: ArrayLike<bigint | number>) => Array.from({ length: 4 }, (_, j) => classes[Number(idx[j])].padStart(5)).join(' ');
 for (const [images, labels] of testloader) {
   console.log('GroundTruth: ', fmt(labels.toTypedArray() as BigInt64Array));
-  const predicted = tidy(() => noGrad(() => vgg16.forward(images.to(device)).argmax(1).cpu()));
+  const predicted = tidy(() => noGrad(() => vgg16(images.to(device)).argmax(1).cpu()));
   console.log('Predicted: ', fmt(predicted.toTypedArray() as BigInt64Array));
   for (const t of [images, labels, predicted]) t.dispose();
   break;

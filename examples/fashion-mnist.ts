@@ -6,7 +6,7 @@
 //
 // Run: npm run demo      (environment: TRAIN_IMAGES, TEST_IMAGES, EPOCHS, BATCH, LIVE=1 for the live chart)
 import {
-  DataLoader, FashionMNIST, Subset, fit, getNumThreads, manualSeed, memory, optim, transforms, vggTutorial,
+  DataLoader, FashionMNIST, Subset, getNumThreads, manualSeed, memory, optim, train, transforms, vggTutorial,
 } from '../lib/index.js';
 
 const TRAIN_IMAGES = Number(process.env.TRAIN_IMAGES ?? 3072);
@@ -29,7 +29,7 @@ const scheduler = new optim.StepLR(optimizer, { stepSize: 1, gamma: 0.5 });
 console.log(`Fashion-MNIST: ${TRAIN_IMAGES} training images, ${EPOCHS} epochs, batch ${BATCH}, ${getNumThreads()} threads`);
 
 const started = Date.now();
-const result = await fit({
+const result = await train.fit({
   model, optimizer, scheduler, trainLoader, testLoader,
   epochs: EPOCHS,
   logEvery: 16,

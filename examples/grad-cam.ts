@@ -21,7 +21,7 @@ export function gradCam(model: VGG, input: Tensor, opts: { layer?: number; class
   });
   try {
     return tidy(() => {
-      const logits = model.forward(input);
+      const logits = model(input);
       const classIndex = opts.classIndex ?? (logits.argmax(1).item() as number);
       model.zeroGrad();
       logits.select(0, 0).select(0, classIndex).backward();

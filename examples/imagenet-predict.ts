@@ -21,7 +21,7 @@ for (const file of files) {
   const batch = await preprocess.fromFile(file);
   const lines = tidy(() =>
     inferenceMode(() => {
-      const [probs, classes] = model.forward(batch).softmax(1).topk(5);
+      const [probs, classes] = model(batch).softmax(1).topk(5);
       const p = probs.toTypedArray();
       const c = classes.toTypedArray();
       return [...p].map((prob, i) => `  ${(Number(prob) * 100).toFixed(2).padStart(6)}%  ${categories[Number(c[i])]}`);

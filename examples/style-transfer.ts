@@ -48,7 +48,7 @@ export function styleTransfer(model: VGG, content: Tensor, style: Tensor, opts: 
   const extractor = createFeatureExtractor(model, { returnNodes: LAYERS });
   const mean = keep(tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1));
   const std = keep(tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1));
-  const featuresOf = (img: Tensor): Map<string, Tensor> => extractor.forward(img.sub(mean).div(std));
+  const featuresOf = (img: Tensor): Map<string, Tensor> => extractor(img.sub(mean).div(std));
   const [contentTarget, styleTargets] = tidy(() => noGrad(() => {
     const c = featuresOf(content).get(CONTENT_LAYER)!;
     const s = featuresOf(style);

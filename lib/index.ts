@@ -1,4 +1,15 @@
 // vgg-torch: PyTorch's VGG family in TypeScript on the real libtorch.
+//
+// The package is assembled here: a short top level (tensors, autograd, the
+// runtime, the VGG models and weights, load/save, data), and PyTorch's
+// namespaces (nn, F/functional, optim, jit, onnx, quantization, distributed,
+// hub, transforms, train). One public name per thing.
+import { setInferenceCompiler } from './nn/modules/module.js';
+import { inferenceCompiler } from './jit/predict.js';
+
+// Module.predict and forwardAsync compile through lib/jit, which sits above nn.
+setInferenceCompiler(inferenceCompiler);
+
 export { Tensor, cat, stack, where, broadcastTensors } from './tensor/tensor.js';
 export type { Device, IndexSpec, Scalar, Slice, TensorOptions, Reduction } from './tensor/tensor.js';
 export {
@@ -17,7 +28,6 @@ export {
 export * as functional from './nn/functional.js';
 export * as F from './nn/functional.js';
 export * as nn from './nn/index.js';
-export { summary } from './nn/summary.js';
 export {
   VGG, makeLayers, cfgs, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial,
 } from './models/vgg.js';
@@ -43,7 +53,7 @@ export { decodeImage } from './io/image.js';
 export {
   DataLoader, EpochIterator, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
   CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
-  accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix, closeLoaderWorkers, DistributedSampler,
+  closeLoaderWorkers, DistributedSampler,
 } from './data/index.js';
 export type {
   Dataset, DataLoaderOptions, LoaderIterState, Sampler, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
@@ -56,8 +66,4 @@ export { makeGrid, saveImage } from './io/grid.js';
 export type { MakeGridOptions } from './io/grid.js';
 export * as distributed from './distributed/index.js';
 export * as train from './train/index.js';
-export { fit, evaluate, saveCheckpoint, loadCheckpoint } from './train/index.js';
-export type { FitOptions, FitResult, Evaluation, MetricsRecord } from './train/index.js';
 export * as onnx from './onnx/index.js';
-export { exportOnnx } from './onnx/index.js';
-export type { ExportOptions as OnnxExportOptions } from './onnx/index.js';

@@ -135,7 +135,7 @@ export const CASES: BadCall[] = [
   ['CrossEntropyLoss reduction', "new nn.CrossEntropyLoss({ reduction: 'avg' })", /reduction must be 'none', 'mean' or 'sum', got 'avg'/],
   ['CrossEntropyLoss unknown option', 'new nn.CrossEntropyLoss({ foo: 1 })', /CrossEntropyLoss: unknown option 'foo'/],
   ['Sequential number', 'new nn.Sequential(5)', /_?Sequential: module 0 must be a Module, got 5/],
-  ['Sequential forward null', 'new nn.Sequential(new nn.ReLU()).forward(null)', /argument 'input' must be a Tensor, got null/],
+  ['Sequential forward null', 'new nn.Sequential(new nn.ReLU())(null)', /argument 'input' must be a Tensor, got null/],
   ['Sequential append number', 'new nn.Sequential().append(5)', /_?Sequential: module 0 must be a Module, got 5/],
   ['ModuleList number', 'new nn.ModuleList(5)', /ModuleList: argument 'modules' must be an array of Modules, got 5/],
   ['Parameter number', 'new nn.Parameter(5)', /argument 'data' must be a Tensor, got 5/],
@@ -152,7 +152,7 @@ export const CASES: BadCall[] = [
   ['init constant_ string', "nn.init.constant_(vt.randn(3), 'a')", /argument 'value' must be a Tensor or a number, got 'a' \(string\)/],
 
   // ---- VGG ----
-  ['vggTutorial 3-d input', 'vt.vggTutorial().forward(vt.randn(3, 32, 32))', /VGG: expected a 4-d \(N, C, H, W\) batch, got shape \[3, 32, 32\].*unsqueeze\(0\)/],
+  ['vggTutorial 3-d input', 'vt.vggTutorial()(vt.randn(3, 32, 32))', /VGG: expected a 4-d \(N, C, H, W\) batch, got shape \[3, 32, 32\].*unsqueeze\(0\)/],
   ['vgg11 numClasses string', "vt.vgg11({ numClasses: '10' })", /VGG: numClasses must be a positive integer, got '10' \(string\)/],
   ['vgg11 bad weights', "vt.vgg11({ weights: 'FOO' })", /FOO/],
   ['vgg11 misspelt option', "vt.vgg11({ weight: 'DEFAULT' })", /vgg11\(\): unknown option 'weight' \(did you mean 'weights'\?\)/],
@@ -220,9 +220,9 @@ export const CASES: BadCall[] = [
   ['randomSplit string', "vt.randomSplit(ds(), 'a')", /randomSplit\(\): argument 'lengths' must be an array of non-negative numbers, got 'a' \(string\)/],
   ['ImageFolder number', 'new vt.ImageFolder(5)', /ImageFolder: argument 'root' must be a path, got 5/],
   ['ImageFolder misspelt option', 'new vt.ImageFolder(tmp, { extension: [".png"] })', /ImageFolder: unknown option 'extension' \(did you mean 'extensions'\?\)/],
-  ['accuracy null', 'vt.accuracy(null, target)', /accuracy\(\): argument 'output' must be a Tensor, got null/],
-  ['accuracy misspelt option', 'vt.accuracy(x, target, { top: 1 })', /accuracy\(\): unknown option 'top' \(did you mean 'topk'\?\)/],
-  ['ConfusionMatrix 0', 'new vt.ConfusionMatrix(0)', /ConfusionMatrix: classes must be a positive integer or an array of names, got 0/],
+  ['accuracy null', 'vt.train.accuracy(null, target)', /accuracy\(\): argument 'output' must be a Tensor, got null/],
+  ['accuracy misspelt option', 'vt.train.accuracy(x, target, { top: 1 })', /accuracy\(\): unknown option 'top' \(did you mean 'topk'\?\)/],
+  ['ConfusionMatrix 0', 'new vt.train.ConfusionMatrix(0)', /ConfusionMatrix: classes must be a positive integer or an array of names, got 0/],
   ['Generator fractional seed', 'new vt.Generator().manualSeed(1.5)', /seed must be an integer, got 1\.5/],
 
   // ---- serialization ----
@@ -235,7 +235,7 @@ export const CASES: BadCall[] = [
   ['loadSafetensors unknown option', "vt.loadSafetensors(Buffer.from('xx'), { maplocation: 'cpu' })", /loadSafetensors\(\): unknown option 'maplocation' \(did you mean 'mapLocation'\?\)/],
   ['saveSafetensors number', "vt.saveSafetensors(5, tmp + '/a.safetensors')", /saveSafetensors\(\): argument 'tensors' must be a Map or an object of Tensors, got 5/],
   ['saveSafetensors non-tensor', "vt.saveSafetensors(new Map([['a', 5]]), tmp + '/a.safetensors')", /saveSafetensors\(\): 'a' must be a Tensor, got 5/],
-  ['saveCheckpoint number path', 'vt.saveCheckpoint(5, {})', /saveCheckpoint\(\): argument 'path' must be a path, got 5/],
+  ['saveCheckpoint number path', 'vt.train.saveCheckpoint(5, {})', /saveCheckpoint\(\): argument 'path' must be a path, got 5/],
 
   // (hub's argument checks belong to the download work of issue 11 part 8; vgg11({ weights: 'FOO' }) above
   // covers the weights lookup.)
@@ -252,11 +252,11 @@ export const CASES: BadCall[] = [
   ['setRngState null', 'vt.setRngState(null)', /argument 'state' must be a Tensor, got null/],
 
   // ---- train, images ----
-  ['fit null', 'vt.fit(null)', /fit\(\): argument 'options' must be an object/],
-  ['fit epochs 0', 'vt.fit({ model: lin(), trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 0 })', /fit\(\): epochs must be a positive integer, got 0/],
-  ['fit misspelt option', 'vt.fit({ model: lin(), trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1, logevery: 2 })', /fit\(\): unknown option 'logevery' \(did you mean 'logEvery'\?\)/],
-  ['fit missing model', 'vt.fit({ trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1 })', /fit\(\): option 'model' is required|model must be a Module/],
-  ['evaluate null', 'vt.evaluate(null, new vt.DataLoader(ds()))', /evaluate\(\): argument 'model' must be a Module, got null/],
+  ['fit null', 'vt.train.fit(null)', /fit\(\): argument 'options' must be an object/],
+  ['fit epochs 0', 'vt.train.fit({ model: lin(), trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 0 })', /fit\(\): epochs must be a positive integer, got 0/],
+  ['fit misspelt option', 'vt.train.fit({ model: lin(), trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1, logevery: 2 })', /fit\(\): unknown option 'logevery' \(did you mean 'logEvery'\?\)/],
+  ['fit missing model', 'vt.train.fit({ trainLoader: new vt.DataLoader(ds()), optimizer: sgd(), epochs: 1 })', /fit\(\): option 'model' is required|model must be a Module/],
+  ['evaluate null', 'vt.train.evaluate(null, new vt.DataLoader(ds()))', /evaluate\(\): argument 'model' must be a Module, got null/],
   ['ProgressBar misspelt option', 'new train.ProgressBar({ total: 3, lable: 1 })', /ProgressBar: unknown option 'lable' \(did you mean 'label'\?\)/],
   ['ProgressBar no options', 'new train.ProgressBar()', /ProgressBar: argument 'options' must be an object with 'total', got undefined/],
   ['startLiveServer unknown option', 'train.startLiveServer({ prot: 0 })', /startLiveServer\(\): unknown option 'prot' \(did you mean 'port'\?\)/],

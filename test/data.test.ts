@@ -9,9 +9,9 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { arange, manualSeed, memory, randn, tensor, tidy } from '../lib/index.js';
 import {
-  CIFAR10, ConfusionMatrix, DataLoader, FashionMNIST, Generator, ImageFolder, MNIST, Subset, TensorDataset, accuracy, confusionMatrix,
-  parseIdx, perClassAccuracy, randomSplit,
+  CIFAR10, DataLoader, FashionMNIST, Generator, ImageFolder, MNIST, Subset, TensorDataset, parseIdx, randomSplit,
 } from '../lib/data/index.js';
+import { ConfusionMatrix, accuracy, confusionMatrix, perClassAccuracy } from '../lib/train/index.js';
 import { ToTensor } from '../lib/transforms/index.js';
 import { type EncodedTensor, bitwiseDiff, readFixture } from './helpers.js';
 

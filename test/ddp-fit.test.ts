@@ -59,7 +59,7 @@ const rankScript = (o: { port: number; rank: number; out: string; epochs: number
   const stream = new (await import('node:stream')).Writable({ write(c, e, cb) { printed += c; cb(); } });
   const abort = new AbortController();
   let batches = 0;
-  const r = await vt.fit({
+  const r = await vt.train.fit({
     model, optimizer, scheduler, trainLoader, testLoader, epochs: ${o.epochs}, logEvery: 2, outDir: ${JSON.stringify(o.out)},
     resume: ${o.resume ? 'true' : 'null'}, handleSignals: false, signal: abort.signal, stream,
     onRecord: (rec) => {
@@ -75,7 +75,7 @@ const rankScript = (o: { port: number; rank: number; out: string; epochs: number
     metrics: r.metrics.map(({ time, seconds, imagesPerSecond, ...m }) => m), // clocks differ
   };
   if (RANK === 0) {
-    const ev = await vt.evaluate(net, testLoader);
+    const ev = await vt.train.evaluate(net, testLoader);
     out.alone = { loss: ev.loss, counts: Array.from(ev.matrix.counts) };
   }
   console.log(JSON.stringify(out));
@@ -151,7 +151,7 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
       const model = new vt.nn.parallel.DistributedDataParallel(new vt.nn.Linear(4, 2));
       const ds = new vt.TensorDataset(vt.randn([8, 4]), vt.zeros([8], { dtype: 'int64' }));
       try {
-        await vt.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), ${options(rank)} });
+        await vt.train.fit({ model, optimizer: new vt.optim.SGD(model.parameters(), { lr: 0.1 }), ${options(rank)} });
         console.log(JSON.stringify('trained'));
       } catch (e) { console.log(JSON.stringify(e.message)); }
     `;

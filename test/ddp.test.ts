@@ -32,7 +32,7 @@ const script = (port: number, rank: number, world: number): string => `
   const out = { losses: [] };
   for (let step = 0; step < 5; step++) {
     opt.zeroGrad();
-    const loss = lossFn.forward(model.forward(mine(X.select(0, step))), mine(Y.select(0, step)));
+    const loss = lossFn(model(mine(X.select(0, step))), mine(Y.select(0, step)));
     loss.backward();
     opt.step();
     out.losses.push(loss.item());
@@ -42,11 +42,11 @@ const script = (port: number, rank: number, world: number): string => `
   opt.zeroGrad();
   const x5 = mine(X.select(0, 5)), y5 = mine(Y.select(0, 5));
   if (WORLD > 1) {
-    model.noSync(() => lossFn.forward(model.forward(x5.narrow(0, 0, 16)), y5.narrow(0, 0, 16)).mul(0.5).backward());
+    model.noSync(() => lossFn(model(x5.narrow(0, 0, 16)), y5.narrow(0, 0, 16)).mul(0.5).backward());
     out.localGrad = v(net.at(4).weight.grad);
-    lossFn.forward(model.forward(x5.narrow(0, 16, 16)), y5.narrow(0, 16, 16)).mul(0.5).backward();
+    lossFn(model(x5.narrow(0, 16, 16)), y5.narrow(0, 16, 16)).mul(0.5).backward();
   } else {
-    lossFn.forward(model.forward(x5), y5).backward();
+    lossFn(model(x5), y5).backward();
   }
   out.grads = [...net.parameters()].map((p) => v(p.grad));
   out.keys = [...model.stateDict().keys()];
@@ -56,10 +56,10 @@ const script = (port: number, rank: number, world: number): string => `
     const bn = new nn.Sequential(new nn.Conv2d(3, 2, 3), new nn.BatchNorm2d(2), new nn.Flatten(), new nn.Linear(72, 3));
     const ddp = new nn.parallel.DistributedDataParallel(bn);
     const xb = vt.randn([4, 3, 8, 8]).add(RANK * 3); // different data per rank
-    ddp.forward(xb).sum().backward();
+    ddp(xb).sum().backward();
     out.meanAfterTrain = v(bn.at(1).runningMean);
     ddp.eval();
-    vt.noGrad(() => ddp.forward(xb));
+    vt.noGrad(() => ddp(xb));
     out.meanAfterEvalForward = v(bn.at(1).runningMean);
   }
   console.log(JSON.stringify(out));
@@ -120,7 +120,7 @@ describe.skipIf(!distributed.isAvailable() || (!hasTorchPython && !requireLiveOr
         vt.manualSeed(10 + step);
         const x = vt.randn([8, 3, 6, 6]); const y = vt.randint(0, 5, [8]);
         opt.zeroGrad();
-        vt.nn.functional.crossEntropy(ddp.forward(x), y).backward();
+        vt.nn.functional.crossEntropy(ddp(x), y).backward();
         opt.step();
       }
       console.log(JSON.stringify([...net.parameters()].map((p) => Array.from(p.contiguous().toTypedArray()))));

@@ -30,7 +30,7 @@ function probe(vt: typeof source, dir: string): Record<string, unknown> {
   out.tutorial = model.toString();
   vt.tidy(() => {
     vt.manualSeed(1);
-    const y = vt.noGrad(() => model.forward(vt.randn(2, 3, 32, 32)));
+    const y = vt.noGrad(() => model(vt.randn(2, 3, 32, 32)));
     out.forward = Array.from(y.toTypedArray() as Float32Array);
     const file = `${dir}/tutorial-${Math.random().toString(36).slice(2)}.pth`;
     vt.save(model.stateDict(), file);
@@ -68,7 +68,7 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   const model = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2),
     new nn.Flatten(), new nn.Linear(4 * 4 * 4, 3)).eval();
   const x = vt.randn(2, 3, 8, 8);
-  const ref = vt.noGrad(() => model.forward(x));
+  const ref = vt.noGrad(() => model(x));
   out.forward = Array.from(ref.toTypedArray() as Float32Array);
 
   // jit: trace, forward, forwardAsync, save and load.
@@ -91,7 +91,7 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   // quantization: the int8 copy, its printed layers and its outputs.
   const calibration = [x.clone(), vt.randn(4, 3, 8, 8)];
   const q = vt.quantization.quantize(model, calibration);
-  const qy = q.forward(x);
+  const qy = q(x);
   out.quantized = {
     names: [...q.children()].map((m) => `${m.constructor.name}/${m.typeName()}`),
     classes: [vt.quantization.Quantize, vt.quantization.DeQuantize, vt.quantization.QuantizedConv2d, vt.quantization.QuantizedLinear].map((c) => c.name),
@@ -101,15 +101,15 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   q.dispose();
 
   // exportOnnx: the model file, its weights inside.
-  const onnx = vt.exportOnnx(model, x, file('onnx'));
+  const onnx = vt.onnx.exportOnnx(model, x, file('onnx'));
   out.onnx = { external: onnx.dataPath, bytes: onnx.bytes };
 
   // Hooks: a forward hook fires until removed; a tensor hook rewrites the gradient until removed.
   const shapes: number[][] = [];
   const handle = [...model.children()][0].registerForwardHook((_m: unknown, _i: unknown, o: source.Tensor) => { shapes.push(o.shape); });
-  vt.dispose(vt.noGrad(() => model.forward(x)));
+  vt.dispose(vt.noGrad(() => model(x)));
   handle.remove();
-  vt.dispose(vt.noGrad(() => model.forward(x)));
+  vt.dispose(vt.noGrad(() => model(x)));
   const w = vt.tensor([1, 2, 3], { dtype: 'float32', requiresGrad: true });
   const th = w.registerHook((g: source.Tensor) => g.mul(10));
   const grads: number[][] = [];
@@ -124,7 +124,7 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
 
   // Feature extraction: the intermediate nodes asked for.
   const fx = vt.createFeatureExtractor(model, { returnNodes: { '2': 'relu', '5': 'logits' } });
-  const feats = vt.noGrad(() => fx.forward(x));
+  const feats = vt.noGrad(() => fx(x));
   out.features = { name: fx.constructor.name, nodes: vt.getGraphNodeNames(model), keys: [...feats.keys()], logits: feats.get('logits')!.equal(ref) };
   vt.dispose([...feats.values()]);
 
@@ -156,7 +156,7 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
       const lin = new nn.Linear(4, 2);
       const ddp = new vt.nn.parallel.DistributedDataParallel(lin);
       const inp = vt.randn(3, 4);
-      vt.tidy(() => ddp.forward(inp).sum().backward());
+      vt.tidy(() => ddp(inp).sum().backward());
       const bias = vt.tidy(() => Array.from(lin.bias!.grad!.toTypedArray() as Float32Array));
       out.ddp = { name: ddp.constructor.name, repr: ddp.toString(), biasGrad: bias, world: vt.distributed.getWorldSize() };
       inp.dispose();

@@ -38,7 +38,7 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('feature extraction again
         expect(o.eval).toEqual(o.train);
         model.features.loadStateDict(load<Map<string, Tensor>>(file));
         const fx = createFeatureExtractor(model, { returnNodes: { 'features.0': 'conv1', 'features.4': 'relu2', 'features.10': 'r3' } });
-        const out = noGrad(() => fx.forward(decode(o.x)));
+        const out = noGrad(() => fx(decode(o.x)));
         expect([...out.keys()]).toEqual(Object.keys(o.out));
         for (const [k, v] of out) expect(bitwiseDiff(v, o.out[k]), k).toBeNull();
         expect([...fx.stateDict().keys()]).toEqual(o.keys);
@@ -62,14 +62,14 @@ describe('feature extraction', () => {
       for (const [name, m] of model.namedModules()) if (name) m.registerForwardHook(() => { fired.push(name); });
       const x = randn([2, 3, 32, 32]);
       const fx = createFeatureExtractor(model, { returnNodes: ['features.2', 'features'] });
-      const out = fx.forward(x);
+      const out = fx(x);
       expect([...out.keys()]).toEqual(['features.2', 'features']);
       expect(fired).toEqual(names.slice(1).filter((n) => n.startsWith('features.')));
       expect(fired.every((n) => n.startsWith('features.'))).toBe(true);
-      const all = createFeatureExtractor(model, { returnNodes: { flatten: 'flat', 'classifier.6': 'logits', x: 'input' } }).forward(x);
+      const all = createFeatureExtractor(model, { returnNodes: { flatten: 'flat', 'classifier.6': 'logits', x: 'input' } })(x);
       expect(all.get('input')).toBe(x);
       expect(all.get('flat')!.shape[1]).toBe(all.get('flat')!.numel() / 2);
-      expect(all.get('logits')!.equal(model.forward(x))).toBe(true);
+      expect(all.get('logits')!.equal(model(x))).toBe(true);
       model.dispose();
     });
   });

@@ -338,8 +338,8 @@ describe('layers take their arguments positionally, by name, or both, with the f
     const b = new nn.CrossEntropyLoss({ weight: w, reduction: 'sum', labelSmoothing: 0.1 });
     const logits = randn(6, 5);
     const target = randint(0, 5, [6]);
-    expect(same(a.forward(logits, target), F.crossEntropy(logits, target, w, { reduction: 'sum', labelSmoothing: 0.1 }))).toBeNull();
-    expect(same(b.forward(logits, target), a.forward(logits, target))).toBeNull();
+    expect(same(a(logits, target), F.crossEntropy(logits, target, w, { reduction: 'sum', labelSmoothing: 0.1 }))).toBeNull();
+    expect(same(b(logits, target), a(logits, target))).toBeNull();
     expect(() => jsNew(nn.CrossEntropyLoss, w, -1)).toThrow(
       /CrossEntropyLoss: too many positional arguments: 2 given where it takes at most 1 \('weight'\); 'ignoreIndex', 'reduction', 'labelSmoothing' only by name/,
     );
@@ -363,7 +363,7 @@ describe('layers take their arguments positionally, by name, or both, with the f
     const conv = new nn.Conv2d(3, 8, 3, opts);
     tidy(() => {
       const x = randn(1, 3, 9, 9);
-      expect(same(conv.forward(x), F.conv2d(x, conv.weight, { ...shared, bias: conv.bias }))).toBeNull();
+      expect(same(conv(x), F.conv2d(x, conv.weight, { ...shared, bias: conv.bias }))).toBeNull();
     });
     conv.dispose();
   });

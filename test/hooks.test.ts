@@ -68,7 +68,7 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('hooks against PyTorch (l
       });
       const h2 = l1.registerForwardPreHook((_m, inp) => [inp[0].mul(0.5)]);
       const h3 = l1.registerForwardHook((_m, _inp, out) => out.add(1));
-      const y = model.forward(x);
+      const y = model(x);
       const h = y.registerHook((g) => g.mul(2));
       y.pow(2).sum().backward();
       expect(y.tolist()).toEqual(o.y);
@@ -78,13 +78,13 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('hooks against PyTorch (l
       for (const hd of [h1, h2, h3, h]) hd.remove();
       h1.remove(); // twice is harmless
       x.grad = null; l1.weight.grad = null;
-      model.forward(x).pow(2).sum().backward();
+      model(x).pow(2).sum().backward();
       expect(x.grad!.tolist()).toEqual(o.xgrad_plain);
       expect(l1.weight.grad!.tolist()).toEqual(o.w1grad_plain);
 
       const seen2: { gi?: boolean[]; go?: number[][][] } = {};
       l1.registerFullBackwardHook((_m, gi, go) => { seen2.gi = gi.map((g) => g === null); seen2.go = go.map((g) => g!.tolist() as number[][]); });
-      l1.forward(x.detach()).sum().backward();
+      l1(x.detach()).sum().backward();
       expect(seen2).toEqual(o.seen2);
       model.dispose();
     });
@@ -98,12 +98,12 @@ describe('hooks', () => {
       const model = new nn.Sequential(new nn.Linear(2, 2), relu, new nn.Linear(2, 1));
       let act: Tensor | null = null;
       const h = relu.registerForwardHook((_m, _i, out) => { act = keep(out); });
-      model.forward(tensor([[1, -1]], { dtype: 'float32' }));
+      model(tensor([[1, -1]], { dtype: 'float32' }));
       expect(act!.isDisposed).toBe(false);
       expect(act!.shape).toEqual([1, 2]);
       h.remove();
       act = null;
-      model.forward(tensor([[1, -1]], { dtype: 'float32' }));
+      model(tensor([[1, -1]], { dtype: 'float32' }));
       expect(act).toBeNull();
       // hooks are not state: no state-dict keys, same repr
       expect([...model.stateDict().keys()]).toEqual(['0.weight', '0.bias', '2.weight', '2.bias']);
@@ -137,7 +137,7 @@ describe('hooks', () => {
     l2.registerForwardHook(() => undefined);
     const run = (): void => {
       const x = randn([3, 4], { requiresGrad: true });
-      const y = model.forward(x);
+      const y = model(x);
       const h = y.registerHook(() => undefined);
       const loss = y.sum();
       loss.backward();

@@ -164,7 +164,7 @@ json.dump({'dtype': 'float32', 'shape': list(y.shape), 'data': base64.b64encode(
       const model = vgg11({ weights: 'DEFAULT', progress: false }).eval();
       tidy(() => {
         manualSeed(1);
-        const y = noGrad(() => model.forward(randn(1, 3, 224, 224)));
+        const y = noGrad(() => model(randn(1, 3, 224, 224)));
         expect(bitwiseDiff(y, expected)).toBeNull();
       });
       model.dispose();

@@ -38,7 +38,7 @@ describe('jit.trace', () => {
         const script = jit.trace(model, randn(...shape));
         for (const batch of [shape[0], 5]) {
           const x = randn(batch, ...shape.slice(1));
-          const eager = noGrad(() => model.forward(x));
+          const eager = noGrad(() => model(x));
           const compiled = one(script.forward(x));
           expect(compiled.shape, name).toEqual(eager.shape);
           expect(bytesOf(compiled).equals(bytesOf(eager)), `${name}, batch ${batch}`).toBe(true);
@@ -132,7 +132,7 @@ describe('jit.freeze and jit.optimizeForInference', () => {
       for (const b of model.buffers()) if (b.dtype === 'float32') b.copy_(b.add(randn(...b.shape).mul(0.1)).abs());
     });
     const x = randn(1, 3, 224, 224);
-    const eager = noGrad(() => model.forward(x));
+    const eager = noGrad(() => model(x));
     const traced = jit.trace(model, x);
     const frozen = jit.freeze(traced);
     const optimized = jit.optimizeForInference(traced);
@@ -229,7 +229,7 @@ describe('nn.Module.predict and forwardAsync', () => {
     const x = randn(4, 3, 16, 16);
     const eager = () => noGrad(() => {
       model.eval();
-      const y = model.forward(x);
+      const y = model(x);
       model.train();
       return y;
     });
@@ -243,7 +243,7 @@ describe('nn.Module.predict and forwardAsync', () => {
     // One SGD step changes the weights in place: predict follows.
     const opt = new optim.SGD(model.parameters(), { lr: 0.5 });
     tidy(() => {
-      model.forward(x).pow(2).mean().backward();
+      model(x).pow(2).mean().backward();
       opt.step();
     });
     const y1 = eager();

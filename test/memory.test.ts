@@ -76,7 +76,7 @@ describe('memory without tidy', () => {
     const body = (): number => {
       const x = randn(4, 3, 8, 8);
       const y = randint(0, 10, [4]);
-      const out = model.forward(x);
+      const out = model(x);
       const loss = F.crossEntropy(out, y);
       loss.backward();
       opt.step();
@@ -121,7 +121,7 @@ describe('memory without tidy', () => {
       const counts: number[] = [];
       for (let i = 1; i <= 50; i++) {
         const x = randn(2, 3, 8, 8);
-        const out = i % 2 ? noGrad(() => model.forward(x)) : model.forward(x);
+        const out = i % 2 ? noGrad(() => model(x)) : model(x);
         x.dispose();
         out.dispose();
         if (i === 10 || i === 50) counts.push(memory().tensors);
@@ -160,7 +160,7 @@ describe('memory without tidy', () => {
     const seq = new nn.Sequential(new nn.Identity(), new nn.ReLU(true), keepOut, new nn.ReLU(), stash, new Weight(lin), new nn.ReLU());
     const x = randn(3, 3);
     const base = memory().tensors;
-    const out = seq.forward(x);
+    const out = seq(x);
     expect(x.isDisposed).toBe(false);
     expect(lin.weight.isDisposed).toBe(false);
     expect(kept[0].isDisposed).toBe(false);
@@ -173,14 +173,14 @@ describe('memory without tidy', () => {
     const bad = new nn.Sequential(new nn.Conv2d(3, 4, 3), new nn.ReLU(), new nn.Linear(5, 2));
     const img = randn(1, 3, 6, 6);
     const before = memory().tensors;
-    expect(() => bad.forward(img)).toThrow();
+    expect(() => bad(img)).toThrow();
     expect(memory().tensors).toBe(before);
     expect(img.isDisposed).toBe(false);
 
     // A VGG with empty features hands the caller's input to flatten: it must survive.
     const passThrough = new VGG(new nn.Sequential(), { avgpool: false, inputSize: [2, 2], inChannels: 1, numClasses: 3 });
     const input = randn(1, 1, 2, 2);
-    const logits = passThrough.forward(input);
+    const logits = passThrough(input);
     expect(input.isDisposed).toBe(false);
     expect(logits.shape).toEqual([1, 3]);
     for (const t of [input, logits, img, x]) t.dispose();
@@ -270,7 +270,7 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     const x = randn(2, 3, 16, 16);
     const r = await watch(100, 40, () => {
       const q = quantization.quantize(model, calibration);
-      q.forward(x).dispose();
+      q(x).dispose();
       q.dispose();
     });
     console.log(`quantize + forward + dispose: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per copy after warm-up`);
@@ -317,7 +317,7 @@ describe('memory of compiled inference, int8 models and hooks', () => {
         outs.push(kept ? keep(out) : out);
         return out.relu();
       });
-      lin.forward(w).dispose();
+      lin(w).dispose();
       h.remove();
     }
     expect(outs.map((t) => t.isDisposed)).toEqual([true, false]);
@@ -341,7 +341,7 @@ describe('memory of compiled inference, int8 models and hooks', () => {
         first.weight.registerHook((g: Tensor) => g.mul(0.5)),
         ...(i % 2 ? [last.weight.registerHook((g: Tensor) => g)] : []),
       ];
-      const out = model.forward(x);
+      const out = model(x);
       const sq = out.pow(2);
       const loss = sq.mean();
       loss.backward();

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  F, type Tensor, type VGG, inferenceMode, jit, loadCheckpoint, manualSeed, memory, nn, noGrad, randn, saveCheckpoint, tidy, vgg11, vgg16_bn, vggTutorial,
+  F, type Tensor, type VGG, inferenceMode, jit, manualSeed, memory, nn, noGrad, randn, tidy, train, vgg11, vgg16_bn, vggTutorial,
 } from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
@@ -340,7 +340,7 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
         manualSeed(1);
         const x = randn(...runShape);
         model.eval();
-        const expected = inferenceMode(() => model.forward(x));
+        const expected = inferenceMode(() => model(x));
         const got = await runOrt(file, x);
         expect(got.dims).toEqual(expected.shape);
         const rel = relDiff(got.data, expected);
@@ -392,7 +392,7 @@ describe('vgg-torch export', () => {
       std: [0.25, 0.25, 0.25], dataset: 'folder', data: join(dir, 'nowhere'), pretrained: false,
     };
     const ck = join(dir, 'checkpoint.pth');
-    saveCheckpoint(ck, { model, epoch: 3, meta });
+    train.saveCheckpoint(ck, { model, epoch: 3, meta });
     const out = join(dir, 'cli.onnx');
     try {
       const r = await cli(['export', '--checkpoint', ck, '--format', 'onnx', '--out', out, '--opset', '15']);
@@ -408,7 +408,7 @@ describe('vgg-torch export', () => {
       manualSeed(12);
       const x = randn(3, 3, 32, 32);
       model.eval();
-      const expected = inferenceMode(() => model.forward(x));
+      const expected = inferenceMode(() => model(x));
       const got = await runOrt(out, x);
       expect(got.dims).toEqual([3, 4]);
       expect(relDiff(got.data, expected)).toBeLessThan(1e-4);
@@ -424,7 +424,7 @@ describe('vgg-torch export', () => {
     const r = await cli(['export', '--checkpoint', ck, '--format', 'torchscript', '--out', out]);
     expect([r.code, r.stderr]).toEqual([0, '']);
     expect(r.stdout).toMatch(/: [\d.]+ MiB, TorchScript \(traced\), input \[batch, 3, 32, 32\] float32\n$/);
-    const checkpoint = loadCheckpoint(ck);
+    const checkpoint = train.loadCheckpoint(ck);
     const model = vggTutorial({ batchNorm: true, numClasses: 4, initWeights: false });
     model.loadStateDict(checkpoint.model);
     checkpoint.dispose();
@@ -433,7 +433,7 @@ describe('vgg-torch export', () => {
     try {
       manualSeed(14);
       const x = randn(2, 3, 32, 32);
-      tidy(() => expect((engine.forward(x) as Tensor).equal(inferenceMode(() => model.forward(x)))).toBe(true));
+      tidy(() => expect((engine.forward(x) as Tensor).equal(inferenceMode(() => model(x)))).toBe(true));
     } finally {
       engine.dispose();
       model.dispose();

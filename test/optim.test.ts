@@ -430,7 +430,7 @@ describe('optimizer behaviour', () => {
     for (let i = 0; i < 5; i++) {
       tidy(() => {
         opt.zeroGrad();
-        const loss = model.forward(zeros(2, 4).add(1)).pow(2).sum();
+        const loss = model(zeros(2, 4).add(1)).pow(2).sum();
         loss.backward();
         opt.step();
       });
@@ -484,12 +484,12 @@ describe('optimizer behaviour', () => {
       const opt = new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
       const x = zeros(8, 3).add(0.5);
       const y = zeros(8, 1).add(2);
-      const lossAt = (): number => tidy(() => model.forward(x).sub(y).pow(2).mean().item() as number);
+      const lossAt = (): number => tidy(() => model(x).sub(y).pow(2).mean().item() as number);
       const first = lossAt();
       for (let i = 0; i < 30; i++) {
         tidy(() => {
           opt.zeroGrad();
-          model.forward(x).sub(y).pow(2).mean().backward();
+          model(x).sub(y).pow(2).mean().backward();
           opt.step();
         });
       }

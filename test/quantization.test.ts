@@ -115,7 +115,7 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('quantization.quantize ag
           expect(bitwiseDiff(ints, want.wInt!), `${what} int8 weights`).toBeNull();
           expect(bitwiseDiff(layer.bias()!, want.bias!), `${what} folded bias`).toBeNull();
         });
-        const y = noGrad(() => q.forward(decode(o.x)));
+        const y = noGrad(() => q(decode(o.x)));
         const diff = bitwiseDiff(y, o.y);
         if (diff) {
           const outScale = (ours.at(-1) as quantization.QuantizedLinear).output.scale;
@@ -147,7 +147,7 @@ describe('quantization.quantize', () => {
     for (const [x, y] of new DataLoader(new Subset(trainSet, Array.from({ length: 2048 }, (_, i) => i)), { batchSize: 64, shuffle: true })) {
       tidy(() => {
         opt.zeroGrad();
-        loss.forward(model.forward(x), y).backward();
+        loss(model(x), y).backward();
         opt.step();
       });
       x.dispose();
@@ -166,7 +166,7 @@ describe('quantization.quantize', () => {
     let n = 0;
     for (const [x, y] of new DataLoader(new Subset(testSet, Array.from({ length: 1000 }, (_, i) => i)), { batchSize: 250 })) {
       tidy(() => {
-        const [a, b] = noGrad(() => [model.forward(x), q.forward(x)]);
+        const [a, b] = noGrad(() => [model(x), q(x)]);
         const ref = a.argmax(1);
         top1 += b.argmax(1).eq(ref).sum().item() as number;
         const [, b5] = b.topk(5);
@@ -204,12 +204,12 @@ describe('quantization.quantize', () => {
     const x = randn(4, 3, 8, 8);
     tidy(() => {
       model.eval();
-      const [a, b] = noGrad(() => [model.forward(x), q.forward(x)]);
+      const [a, b] = noGrad(() => [model(x), q(x)]);
       expect(b.dtype).toBe('float32');
       expect(b.sub(a).abs().max().item() as number).toBeLessThan(0.1 * (a.abs().max().item() as number) + 1e-3);
     });
     q.dispose();
-    expect(() => q.forward(x)).toThrow(/QuantizedConvReLU2d: disposed/);
+    expect(() => q(x)).toThrow(/QuantizedConvReLU2d: disposed/);
     model.dispose();
   });
 

@@ -188,7 +188,7 @@ export function networkBudget(model: nn.Module<any, any>, input: Tensor, output:
       if (conv && m.paddingMode !== 'zeros') throw new Error(`networkBudget: no budget for padding mode ${m.paddingMode}`);
       const apply = (v: Tensor, w: Tensor, b: Tensor | null): Tensor =>
         (m instanceof nn.Conv2d ? F.conv2d(v, w, b, m.stride, m.padding, m.dilation, m.groups) : F.linear(v, w, b));
-      const y = m.forward(x) as Tensor;
+      const y = m(x) as Tensor;
       const shadow = apply(x.abs(), m.weight.abs(), m.bias ? m.bias.abs() : null);
       const fanIn = m instanceof nn.Conv2d ? (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1] : m.inFeatures;
       const gain = maxAbs(apply(x, m.weight, null)) / maxAbs(x);
@@ -209,7 +209,7 @@ export function networkBudget(model: nn.Module<any, any>, input: Tensor, output:
       return [maxAbs(scale) * e * (training ? 2 : 1) + 2 * gammaProbabilistic(n) * maxAbs(shadow), y];
     }
     if (m instanceof nn.AvgPool2d || m instanceof nn.AdaptiveAvgPool2d) {
-      const y = m.forward(x) as Tensor;
+      const y = m(x) as Tensor;
       const window = x.shape.slice(2).map((d, i) => Math.ceil(d / y.shape[2 + i]) + 1).reduce((a, b) => a * b, 1);
       return [e + 2 * gammaProbabilistic(window) * maxAbs(y.abs()), y];
     }
@@ -219,7 +219,7 @@ export function networkBudget(model: nn.Module<any, any>, input: Tensor, output:
       return [grow * e + (grow > 1 ? 2 * gammaProbabilistic(1) * grow * maxAbs(x) : 0), x];
     }
     if (m instanceof nn.ReLU || m instanceof nn.MaxPool2d || m instanceof nn.Flatten || m instanceof nn.Identity) {
-      return [e, m.forward(x) as Tensor];
+      return [e, m(x) as Tensor];
     }
     throw new Error(`networkBudget: no error budget for ${m.constructor.name}`);
   });

@@ -27,7 +27,7 @@ describe('transfer learning', () => {
       for (let step = 0; step < 3; step++) {
         tidy(() => {
           opt.zeroGrad();
-          const loss = F.crossEntropy(model.forward(randn([4, 3, 8, 8])), randint(0, 3, [4]));
+          const loss = F.crossEntropy(model(randn([4, 3, 8, 8])), randint(0, 3, [4]));
           loss.backward();
           opt.step();
         });

@@ -62,7 +62,7 @@ function checkModel(name: string, fx: Fixture['models'][string], exact: boolean)
     tidy(() => {
       manualSeed(1);
       const x = randn(fx.inputShape);
-      const y = noGrad(() => model.forward(x));
+      const y = noGrad(() => model(x));
       if (exact) expect(bitwiseDiff(y, fx.output), `${name} eval output`).toBeNull();
       else {
         // The weights and the input are seeded draws too: on a CPU where they differ, by ≤ 2γ(NORMAL_DRAW) relative,
@@ -89,8 +89,8 @@ function checkTrainStep(fx: Fixture['trainStep'], exact: boolean): void {
       manualSeed(3);
       randn(4, 3, 32, 32); // advance the generator as the oracle did when drawing x and target
       randint(0, 10, [4]);
-      const logits = model.forward(x);
-      const loss = new nn.CrossEntropyLoss().forward(logits, target);
+      const logits = model(x);
+      const loss = new nn.CrossEntropyLoss()(logits, target);
       if (exact) {
         expect(bitwiseDiff(logits, fx.logits), 'train-mode logits (dropout masks)').toBeNull();
         expect(bitwiseDiff(loss, fx.loss), 'loss').toBeNull();
@@ -228,11 +228,11 @@ describe('nn.Module behaviour', () => {
   it('a too-large input gets an error that says what it got, what it expected and how to fix it', () => {
     const model = vggTutorial();
     const x = randn(1, 3, 64, 64);
-    expect(() => model.forward(x)).toThrow(
+    expect(() => model(x)).toThrow(
       /classifier takes 512 × 4 × 4 = 8192 features \(built for 32×32 input\), but a 64×64 input gives 512 × 8 × 8 = 32768\. Build the model with \{ avgpool: false, inputSize: \[64, 64\] \}/,
     );
     const sized = vggTutorial({ inputSize: [64, 64] });
-    expect(tidy(() => sized.forward(x).shape)).toEqual([1, 10]);
+    expect(tidy(() => sized(x).shape)).toEqual([1, 10]);
     x.dispose();
     model.dispose();
     sized.dispose();
@@ -276,7 +276,7 @@ describe('nn.Module behaviour', () => {
     lin.to('float64');
     expect(lin.weight).toBe(w);
     expect(w.dtype).toBe('float64');
-    tidy(() => lin.forward(randn([4, 3], { dtype: 'float64' })).sum().backward());
+    tidy(() => lin(randn([4, 3], { dtype: 'float64' })).sum().backward());
     expect(lin.weight.grad).not.toBeNull();
     lin.zeroGrad();
     expect(lin.weight.grad).toBeNull();
@@ -288,16 +288,16 @@ describe('nn.Module behaviour', () => {
       const bn = new nn.BatchNorm2d(2, { momentum: null });
       const a = randn(4, 2, 3, 3);
       const b = randn(4, 2, 3, 3);
-      bn.forward(a);
-      bn.forward(b);
+      bn(a);
+      bn(b);
       const both = a.transpose(0, 1).flatten(1).mean(1).add(b.transpose(0, 1).flatten(1).mean(1)).div(2);
       expect(bn.runningMean!.allclose(both, 1e-5, 1e-6)).toBe(true);
       expect(bn.numBatchesTracked!.item()).toBe(2);
-      expect(() => bn.forward(randn(2, 3))).toThrow('expected 4D input (got 2D input)');
+      expect(() => bn(randn(2, 3))).toThrow('expected 4D input (got 2D input)');
       const drop = new nn.Dropout(0.5);
       drop.eval();
       const x = randn(10);
-      expect(drop.forward(x).equal(x)).toBe(true);
+      expect(drop(x).equal(x)).toBe(true);
       expect(new nn.ReLU().toString()).toBe('ReLU()');
       expect(String(new nn.BatchNorm2d(3, { momentum: null }))).toBe('BatchNorm2d(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)');
     });

@@ -11,7 +11,6 @@ export { MNIST, FashionMNIST, parseIdx } from './mnist.js';
 export type { MNISTOptions, IdxFile } from './mnist.js';
 export { ImageFolder, IMG_EXTENSIONS } from './folder.js';
 export type { ImageFolderOptions } from './folder.js';
-export { accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix } from './classificationMetrics.js';
-export { shutdownPool as closeLoaderWorkers } from './pool.js';
+export { closeLoaderWorkers } from './pool.js';
 export { DistributedSampler } from './distributed.js';
 export type { DistributedSamplerOptions } from './distributed.js';

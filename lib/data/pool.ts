@@ -209,7 +209,7 @@ export function discard(id: number): void {
 }
 
 /** Stops every loader worker (they restart on demand). */
-export async function shutdownPool(): Promise<void> {
+export async function closeLoaderWorkers(): Promise<void> {
   const all = slots.splice(0);
   await Promise.all(all.map((s) => s.worker.terminate()));
 }

@@ -6,4 +6,3 @@ export { trace } from './trace.js';
 export type { TraceOptions } from './trace.js';
 export { freeze, optimizeForInference } from './freeze.js';
 export { save, load } from './serialization.js';
-import './predict.js';

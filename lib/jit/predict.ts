@@ -1,7 +1,7 @@
 // nn.Module.predict / forwardAsync: a module compiled for inference on first
 // use, cached per input shape (the batch dimension aside) and compiled again
 // when its weights change in place (their version counters move).
-import { type InferenceCompiler, type Module, setInferenceCompiler } from '../nn/modules/module.js';
+import type { InferenceCompiler, Module } from '../nn/modules/module.js';
 import { native } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { dispose } from '../tensor/scope.js';
@@ -60,7 +60,8 @@ function optimizedOrFrozen(traced: ScriptModule, inputs: Tensor[]): ScriptModule
   }
 }
 
-const compiler: InferenceCompiler = {
+/** @internal Module.predict/forwardAsync's compiler; lib/index.ts registers it. */
+export const inferenceCompiler: InferenceCompiler = {
   run(m, inputs, async) {
     const script = compiled(m, inputs);
     return async ? script.forwardAsync(...inputs) : script.forward(...inputs);
@@ -71,4 +72,3 @@ const compiler: InferenceCompiler = {
   },
 };
 
-setInferenceCompiler(compiler);

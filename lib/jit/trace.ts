@@ -35,7 +35,7 @@ type Forward = (...inputs: Tensor[]) => Tensor | Tensor[];
 export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor | Tensor[], options: TraceOptions = {}): ScriptModule {
   checkOptions('jit.trace', options, ['checkTrace', 'checkTolerance']);
   const forward: Forward =
-    module instanceof Module ? (...xs) => module.forward(...xs) : typeof module === 'function' ? module : notTraceable(module);
+    module instanceof Module ? (...xs) => module(...xs) : typeof module === 'function' ? module : notTraceable(module);
   const inputs = Array.isArray(exampleInputs) ? exampleInputs : [exampleInputs];
   const handles = inputs.map((x, i) => handleOf(x, `jit.trace: example input ${i}`));
   let outputs: Tensor[] = [];

@@ -7,7 +7,7 @@
 // of each Sequential in order, and VGG's own steps (avgpool, flatten). The
 // extractor runs that chain up to the last requested node and no further, as
 // torchvision's graph, whose nodes after the outputs are dead code.
-import { Module, releaseIntermediate } from '../nn/modules/module.js';
+import { Module } from '../nn/modules/module.js';
 import { Sequential } from '../nn/modules/container.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkOptions, describe, isPlainObject } from '../utils/args.js';
@@ -26,7 +26,7 @@ function chain(m: Module<any, any>, path: string, owner: string, out: GraphNode[
   if (m instanceof VGG) {
     chain(m.features, join('features'), top('features'), out);
     const pool = m.avgpool;
-    if (pool) out.push({ name: join('avgpool'), owner: top('avgpool'), run: (x) => pool.forward(x) });
+    if (pool) out.push({ name: join('avgpool'), owner: top('avgpool'), run: (x) => pool(x) });
     out.push({ name: join('flatten'), owner, run: (x) => x.flatten(1) });
     chain(m.classifier, join('classifier'), top('classifier'), out);
   } else if (m instanceof Sequential) {
@@ -35,7 +35,7 @@ function chain(m: Module<any, any>, path: string, owner: string, out: GraphNode[
     if (!path) {
       throw new TypeError(`the graph of a ${m.typeName()} is not known: feature extraction takes a VGG, a Sequential, or a module made of them`);
     }
-    out.push({ name: path, owner, run: (x) => (m as Module<[Tensor], Tensor>).forward(x) });
+    out.push({ name: path, owner, run: (x) => (m as Module<[Tensor], Tensor>)(x) });
   }
 }
 
@@ -141,25 +141,10 @@ export class FeatureExtractor extends Module<[Tensor], Map<string, Tensor>> {
     this.training = model.training;
   }
 
-  /** Runs the model up to the last requested node; every output not requested is freed on the way. */
+  /** Runs the model up to the last requested node; the outputs not requested are freed when the call returns. */
   forward(x: Tensor): Map<string, Tensor> {
-    const wanted = new Set(this._outputs.map(([i]) => i));
-    const values: Tensor[] = [x];
-    const returned = new Set<Tensor>([x]); // the input is the caller's; in-place layers may return a requested tensor again
-    let out = x;
-    for (let i = 1; i < this._nodes.length; i++) {
-      let next: Tensor;
-      try {
-        next = this._nodes[i].run(out);
-      } catch (e) {
-        if (!returned.has(out)) releaseIntermediate(out, x, []);
-        throw e;
-      }
-      if (next !== out && !returned.has(out)) releaseIntermediate(out, x, []);
-      values.push(next);
-      if (wanted.has(i)) returned.add(next);
-      out = next;
-    }
+    const values = [x];
+    for (const node of this._nodes.slice(1)) values.push(node.run(values[values.length - 1]));
     return new Map(this._outputs.map(([i, name]) => [name, values[i]]));
   }
 }
@@ -170,7 +155,7 @@ export class FeatureExtractor extends Module<[Tensor], Map<string, Tensor>> {
  *
  * ```ts
  * const fx = createFeatureExtractor(vgg19(), { returnNodes: { 'features.3': 'relu1_2', 'features.8': 'relu2_2' } });
- * const feats = fx.forward(x); // Map { 'relu1_2' => Tensor, 'relu2_2' => Tensor }
+ * const feats = fx(x); // Map { 'relu1_2' => Tensor, 'relu2_2' => Tensor }
  * ```
  *
  * Nothing after the last requested node is computed. Names are those of

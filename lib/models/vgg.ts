@@ -4,7 +4,7 @@
 import { noGrad } from '../autograd.js';
 import * as init from '../nn/init.js';
 import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential, releaseIntermediate,
+  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential,
 } from '../nn/modules/index.js';
 import { Tensor, handleOf } from '../tensor/tensor.js';
 import { checkBoolean, checkInt, checkOptions, describe } from '../utils/args.js';
@@ -132,34 +132,25 @@ export class VGG extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    const f = this.features(this.checkInput(x));
+    const pooled = this.avgpool ? this.avgpool(f) : f;
+    this.checkFeatures(pooled, x);
+    return this.classifier(pooled.flatten(1));
+  }
+
+  private checkInput(x: Tensor): Tensor {
     handleOf(x, 'input');
     if (x.ndim !== 4) {
       throw new RangeError(`VGG: expected a 4-d (N, C, H, W) batch, got shape [${x.shape.join(', ')}]` +
         (x.ndim === 3 ? '; for a single image, add the batch dimension with x.unsqueeze(0)' : ''));
     }
-    // Each intermediate is freed once used, as in Sequential (see releaseIntermediate).
-    const f = this.features.forward(x);
-    let pooled = f;
-    try {
-      if (this.avgpool) pooled = this.avgpool.forward(f);
-    } finally {
-      if (pooled !== f) releaseIntermediate(f, x, [this.features, this.avgpool]);
-    }
-    const first = this.classifier[0] as Linear;
+    return x;
+  }
+
+  // libtorch's own message (mat1 and mat2 shapes cannot be multiplied) would not say which input size fits.
+  private checkFeatures(pooled: Tensor, x: Tensor): void {
     const got = pooled.shape.slice(1);
-    if (got.reduce((a, b) => a * b, 1) !== first.inFeatures) {
-      releaseIntermediate(pooled, x, [this.features, this.avgpool]);
-      throw new RangeError(this.mismatch(x.shape, got));
-    }
-    const flat = pooled.flatten(1);
-    releaseIntermediate(pooled, x, [this.features, this.avgpool]);
-    let out: Tensor | undefined;
-    try {
-      out = this.classifier.forward(flat);
-      return out;
-    } finally {
-      if (out !== flat) releaseIntermediate(flat, x, [this.classifier]);
-    }
+    if (got.reduce((a, b) => a * b, 1) !== (this.classifier[0] as Linear).inFeatures) throw new RangeError(this.mismatch(x.shape, got));
   }
 
   private mismatch(inputShape: number[], got: number[]): string {

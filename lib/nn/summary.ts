@@ -70,7 +70,7 @@ export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): 
   try {
     model.eval();
     // tidy frees every layer's output, not just the input and the last.
-    outputShape = tidy(() => inferenceMode(() => model.forward(zeros(shape)).shape));
+    outputShape = tidy(() => inferenceMode(() => model(zeros(shape)).shape));
   } finally {
     for (const r of restore) r();
     for (const [m, t] of wasTraining) m.training = t;

@@ -154,8 +154,10 @@ function isPlainObject(v: object): v is Record<string, unknown> {
 
 function cannotSave(v: unknown, path: string): never {
   let what: string = typeof v;
-  if (v !== null && typeof v === 'object') what = (v as object).constructor?.name ?? 'object';
-  const hint = v !== null && typeof v === 'object' && typeof (v as { stateDict?: unknown }).stateDict === 'function'
+  // An nn.Module is callable, so typeof says 'function'; it is an object of its class.
+  const instance = v !== null && (typeof v === 'object' || (typeof v === 'function' && !(v instanceof Function)));
+  if (instance) what = (v as object).constructor?.name ?? 'object';
+  const hint = instance && typeof (v as { stateDict?: unknown }).stateDict === 'function'
     ? ' (save module.stateDict() instead of the module)'
     : '';
   throw new TypeError(`save(): cannot save a value of type ${what} at ${path || 'the top level'}${hint}`);

@@ -75,14 +75,14 @@ export function track(t: Disposable): void {
   else net(t);
 }
 
-// Every tensor ever passed to keep(): nn.Sequential never frees one of these
-// when it passes it between layers (a WeakSet, so it holds nothing alive).
+// Every tensor ever passed to keep(): a module call never frees one of these
+// (a WeakSet, so it holds nothing alive).
 const keptEver = new WeakSet<Disposable>();
 
 /**
- * Marks `t` to survive the enclosing `tidy` scopes, and to be left alone by
- * `nn.Sequential`, which otherwise frees the outputs it passes between its
- * layers; returns it.
+ * Marks `t` to survive the enclosing `tidy` scopes and module calls (a call
+ * frees every tensor created inside it that it does not return or store on a
+ * module); returns it.
  */
 export function keep<T extends Disposable>(t: T): T {
   if (t === null || typeof t !== 'object' || typeof (t as Partial<Disposable>).dispose !== 'function') {
@@ -117,12 +117,13 @@ function collect(value: unknown, into: Set<Disposable>, seen = new Set<unknown>(
   }
 }
 
-function close(scope: Scope, result: unknown): void {
+function close(scope: Scope, result: unknown, held?: () => Set<Disposable>): void {
   openScopes--;
   const survivors = new Set<Disposable>();
   collect(result, survivors);
+  let heldNow: Set<Disposable> | undefined;
   for (const t of scope.tracked) {
-    if (survivors.has(t) || scope.kept.has(t)) {
+    if (survivors.has(t) || scope.kept.has(t) || (held && (heldNow ??= held()).has(t))) {
       if (scope.parent) scope.parent.tracked.push(t);
       else net(t);
     } else if (!t.isDisposed) {
@@ -140,28 +141,41 @@ function close(scope: Scope, result: unknown): void {
  */
 export function tidy<T>(fn: () => T): T {
   checkFunction('tidy()', 'fn', fn);
+  return runScope(fn);
+}
+
+/**
+ * @internal The memory scope of one outermost module call (`Module`'s call
+ * path): {@link tidy}, where the tensors `held()` lists (those stored on the
+ * module) survive as well.
+ */
+export function moduleScope<T>(fn: () => T, held: () => Set<Disposable>): T {
+  return runScope(fn, held);
+}
+
+function runScope<T>(fn: () => T, held?: () => Set<Disposable>): T {
   const scope: Scope = { tracked: [], kept: new Set(), parent: openScopes > 0 ? storage.getStore() : undefined };
   openScopes++;
   let result: T;
   try {
     result = storage.run(scope, fn);
   } catch (e) {
-    close(scope, undefined);
+    close(scope, undefined, held);
     throw e;
   }
   if (result instanceof Promise) {
     return result.then(
       (value) => {
-        close(scope, value);
+        close(scope, value, held);
         return value;
       },
       (e) => {
-        close(scope, undefined);
+        close(scope, undefined, held);
         throw e;
       },
     ) as T;
   }
-  close(scope, result);
+  close(scope, result, held);
   return result;
 }
 

@@ -3,7 +3,7 @@
 // prints them and recorded for the chart page.
 import { noGrad } from '../autograd.js';
 import type { DataLoader } from '../data/dataloader.js';
-import { ConfusionMatrix } from '../data/classificationMetrics.js';
+import { ConfusionMatrix } from './metrics.js';
 import { type ProcessGroup, allReduceNumbers } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
 import { CrossEntropyLoss } from '../nn/modules/loss.js';
@@ -64,13 +64,13 @@ export async function evaluate(
         tidy(() =>
           noGrad(() => {
             const target = labels.to(device);
-            const output = model.forward(images.to(device));
+            const output = model(images.to(device));
             matrix ??= new ConfusionMatrix(Array.from({ length: output.shape[1] }, (_, i) => String(i)));
             if (output.shape[1] !== matrix.numClasses) {
               throw new RangeError(`evaluate(): the model has ${output.shape[1]} outputs but there are ${matrix.numClasses} classes`);
             }
             const n = target.shape[0];
-            lossSum += (criterion.forward(output, target).item() as number) * n;
+            lossSum += (criterion(output, target).item() as number) * n;
             total += n;
             matrix.update(output, target);
           }),

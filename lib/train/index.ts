@@ -6,6 +6,7 @@ export { evaluate, formatEvaluation, evaluationRecord } from './evaluate.js';
 export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { saveCheckpoint, loadCheckpoint, Checkpoint, CHECKPOINT_FORMAT } from './checkpoint.js';
 export type { CheckpointContents } from './checkpoint.js';
+export { accuracy, confusionMatrix, perClassAccuracy, ConfusionMatrix } from './metrics.js';
 export { MetricsLog } from './metricsLog.js';
 export type { MetricsRecord, BatchRecord, EpochRecord, EvalRecord } from './metricsLog.js';
 export { ProgressBar } from './progress.js';

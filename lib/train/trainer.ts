@@ -442,8 +442,8 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
           const x = images.to(run.device);
           const y = labels.to(run.device);
           optimizer.zeroGrad();
-          const output = model.forward(x);
-          const l = run.criterion.forward(output, y);
+          const output = model(x);
+          const l = run.criterion(output, y);
           l.backward();
           optimizer.step();
           if (scheduler && opts.schedulerStep === 'batch') scheduler.step();

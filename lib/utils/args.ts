@@ -16,7 +16,10 @@ export function describe(v: unknown, depth = 0): string {
     case 'boolean': return String(v);
     case 'string': return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}' (string)`;
     case 'symbol': return v.toString();
-    case 'function': return `a function${v.name ? ` (${v.name})` : ''}`;
+    case 'function':
+      // A callable object of a class (an nn.Module) reads as one.
+      if (!(v instanceof Function)) return `a ${(v as object).constructor?.name ?? 'callable'}`;
+      return `a function${v.name ? ` (${v.name})` : ''}`;
   }
   if (Array.isArray(v)) {
     if (depth > 0 || v.length > 8) return `an array of length ${v.length}`;

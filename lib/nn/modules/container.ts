@@ -1,7 +1,7 @@
 // nn.Sequential and nn.ModuleList (torch/nn/modules/container.py).
 import type { Tensor } from '../../tensor/tensor.js';
 import { describe } from '../../utils/args.js';
-import { Module, releaseIntermediate } from './module.js';
+import { Module } from './module.js';
 
 /** Holds modules under the names `0`, `1`, …; `seq[0]` works as in PyTorch. */
 abstract class IndexedModules<A extends unknown[], R> extends Module<A, R> {
@@ -40,29 +40,14 @@ export class Sequential extends IndexedModules<[Tensor], Tensor> {
   constructor(...modules: Module<any, any>[]) {
     super(modules);
   }
-  /**
-   * Runs the modules in order. The outputs passed between them are freed as soon
-   * as the next module has run (see `releaseIntermediate` in module.ts), so a loop
-   * without `tidy` that disposes its input and the result holds flat memory;
-   * pass an intermediate you want to read later to `keep()`, or store it in a
-   * property of the module that sees it.
-   */
-  forward(x: Tensor): Tensor {
-    let out = x;
-    let producer: Module<any, any> | undefined;
-    for (const m of this.children()) {
-      let next: Tensor;
-      try {
-        next = (m as Module<[Tensor], Tensor>).forward(out);
-      } catch (e) {
-        releaseIntermediate(out, x, [producer, m]);
-        throw e;
-      }
-      if (next !== out) releaseIntermediate(out, x, [producer, m]);
-      out = next;
-      producer = m;
-    }
-    return out;
+  /** Runs the modules in order, each on the previous one's output. */
+  forward(input: Tensor): Tensor {
+    for (const m of this) input = (m as Module<[Tensor], Tensor>)(input);
+    return input;
+  }
+  // Each output is read once, by the next module: freed as soon as it has run.
+  protected get chainsChildren(): boolean {
+    return true;
   }
   /** A new Sequential of modules `start` to `end` (exclusive), sharing them (`seq[a:b]`). */
   slice(start = 0, end?: number): Sequential {

@@ -3,7 +3,7 @@
 // linear.ts, ReLU in activation.ts, Dropout in dropout.ts, Flatten in flatten.ts,
 // CrossEntropyLoss in loss.ts; Module and Parameter in module.ts, Sequential and ModuleList in
 // container.ts.
-export { Module, Parameter, releaseIntermediate } from './module.js';
+export { Module, Parameter } from './module.js';
 export type { LoadResult } from './module.js';
 export { Sequential, ModuleList } from './container.js';
 export { Conv2d } from './conv.js';

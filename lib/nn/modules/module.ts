@@ -10,7 +10,7 @@
 import { native, op } from '../../native.js';
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { type DType, isFloatingDtype } from '../../tensor/dtype.js';
-import { isKept, keep } from '../../tensor/scope.js';
+import { type Disposable, isKept, keep, moduleScope } from '../../tensor/scope.js';
 import { Tensor, type Device, handleOf, isDeviceString, registerTensorHook, wrap } from '../../tensor/tensor.js';
 import { RemovableHandle } from '../../utils/hooks.js';
 import { addIndent, snakeCase } from '../../utils/pyrepr.js';
@@ -44,8 +44,8 @@ const OPTIONAL_BUFFERS = new Set(['num_batches_tracked']);
 
 /**
  * How a module is compiled for {@link Module.predict} and {@link Module.forwardAsync}.
- * lib/jit installs it (it sits above nn, so nn cannot import it); the package
- * entry loads lib/jit, so it is always there for users.
+ * lib/jit implements it, above nn, so the package entry (lib/index.ts) hands it
+ * to nn with {@link setInferenceCompiler} when it assembles the package.
  * @internal
  */
 export interface InferenceCompiler {
@@ -61,17 +61,52 @@ export function setInferenceCompiler(c: InferenceCompiler): void {
 /**
  * Base class of every layer and model (`torch.nn.Module`). Subclasses assign
  * parameters and submodules to properties and implement `forward`; a module is
- * run by calling `forward` (the one way to run it).
+ * run by calling it, `model(x)`, as in PyTorch (see the call signature).
  */
+export interface Module<A extends unknown[] = [Tensor], R = Tensor> {
+  /**
+   * Runs the module (PyTorch's `__call__`): forward pre-hooks, `forward`,
+   * forward hooks, and the backward hooks' wiring, in PyTorch's order. The
+   * outermost call is one memory scope: every tensor created inside is freed
+   * when it returns, except its result, tensors passed to `keep()` and tensors
+   * stored on a module of the called tree. Calling `forward` directly skips all
+   * of this, as in PyTorch.
+   */
+  (...args: A): R;
+}
+
 export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   /** Training mode: affects Dropout and BatchNorm. */
-  training = true;
-  private readonly _bufferNames = new Map<string, boolean>(); // property → persistent
+  declare training: boolean;
+  declare private readonly _bufferNames: Map<string, boolean>; // property → persistent
 
+  constructor() {
+    // The instance is a function, so `model(x)` works as in Python; it takes the
+    // subclass's prototype, and a function's own `length` and `name` give way
+    // to the module's (Sequential's `length`).
+    const self = ((...args: A) => callModule(self, args)) as unknown as Module<A, R>;
+    delete (self as { length?: number }).length;
+    delete (self as { name?: string }).name;
+    Object.setPrototypeOf(self, new.target.prototype);
+    self.training = true;
+    Object.defineProperty(self, '_bufferNames', { value: new Map<string, boolean>(), enumerable: false });
+    return self;
+  }
+
+  /** The computation, written by each subclass; run the module by calling it (`model(x)`). */
   abstract forward(...args: A): R;
 
   /**
-   * Registers `hook(module, input)`, called before every `forward` (PyTorch's
+   * Whether `forward` runs its children as a chain, each on the previous one's
+   * output, reading no output twice (`Sequential`): the call path then frees
+   * each link as soon as the next child has consumed it.
+   */
+  protected get chainsChildren(): boolean {
+    return false;
+  }
+
+  /**
+   * Registers `hook(module, input)`, called before every `forward` of a call (PyTorch's
    * `register_forward_pre_hook`). `input` is the argument array; a returned value
    * replaces it (an array as the arguments, anything else as the single argument).
    */
@@ -82,10 +117,11 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
 
   /**
    * Registers `hook(module, input, output)`, called after every `forward`
-   * (`register_forward_hook`); a value it returns replaces the output. Inside an
-   * `nn.Sequential` the output is freed once the next layer has run: pass a
-   * tensor you want to read later to `keep()` (or clone it). An output replaced
-   * by a tensor the hook returns is freed then, unless passed to `keep()`.
+   * (`register_forward_hook`); a value it returns replaces the output. The
+   * output is freed once the next layer of an `nn.Sequential` has consumed it,
+   * or when the outermost module call returns: pass a tensor you want to read
+   * later to `keep()` (or clone it). An output the hook replaces is freed with
+   * the call's other intermediates.
    */
   registerForwardHook(hook: (module: this, input: A, output: R) => unknown): RemovableHandle {
     checkFunction('registerForwardHook()', "argument 'hook'", hook);
@@ -365,42 +401,7 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   }
 }
 
-// Whether a module in `m`'s tree keeps `t` in a property (directly or in an array):
-// a layer that stores what it saw, to read it after the forward pass.
-// (A plain walk: modules() costs more than the dispose this guards.)
-function holds(m: Module<any, any>, t: Tensor, seen?: Set<Module<any, any>>): boolean {
-  for (const v of Object.values(m)) {
-    if (v === t) return true;
-    if (v instanceof Module) {
-      seen ??= new Set([m]);
-      if (!seen.has(v)) {
-        seen.add(v);
-        if (holds(v, t, seen)) return true;
-      }
-    } else if (Array.isArray(v) && v.includes(t)) {
-      return true;
-    }
-  }
-  return false;
-}
-
-/**
- * @internal Frees `t`, an output that one layer handed to the next, unless its
- * handle may still be wanted: the caller's `input`, a tensor passed to `keep()`
- * (parameters and buffers are), or one that a module in `holders` (the layers
- * that saw it) keeps in a property. Freeing the handle is safe while autograd
- * still needs the values: the graph holds its own references to what backward
- * uses, and a view or in-place result keeps the storage alive through its own
- * handle. Without this, a loop without `tidy` would leave each intermediate to
- * the FinalizationRegistry, which never runs while the loop does.
- */
-export function releaseIntermediate(t: unknown, input: unknown, holders: (Module<any, any> | undefined)[]): void {
-  if (t === input || !(t instanceof Tensor) || t.isDisposed || isKept(t)) return;
-  for (const m of holders) if (m && holds(m, t)) return;
-  t.dispose();
-}
-
-// ---- hooks (torch/nn/modules/module.py _call_impl, torch/utils/hooks.py BackwardHook) ----
+// ---- the call path (torch/nn/modules/module.py: __call__ → _call_impl) ----
 
 type AnyModule = Module<any, any>;
 type ForwardPreHook = (m: AnyModule, input: unknown[]) => unknown;
@@ -412,29 +413,54 @@ interface HookTable {
   backward: Map<number, BackwardHookFn>;
 }
 
-// A module's hooks live outside it, so they are neither state-dict entries nor
-// printed; the first hook replaces `forward` by an own, non-enumerable property
-// that runs them, which every caller (containers included) reaches.
+// A module's hooks live outside it, so they are neither state-dict entries nor printed.
 const hookTables = new WeakMap<AnyModule, HookTable>();
 
 function addHook(m: AnyModule, kind: keyof HookTable, hook: ForwardPreHook | ForwardHook | BackwardHookFn): RemovableHandle {
   let table = hookTables.get(m);
-  if (!table) {
-    table = { pre: new Map(), forward: new Map(), backward: new Map() };
-    hookTables.set(m, table);
-    const inner = m.forward;
-    const t = table;
-    Object.defineProperty(m, 'forward', {
-      value: (...args: unknown[]) => callWithHooks(m, inner, t, args),
-      writable: true, configurable: true, enumerable: false,
-    });
-  }
-  const handle = new RemovableHandle(() => table!.pre.delete(handle.id) || table!.forward.delete(handle.id) || table!.backward.delete(handle.id));
-  (table[kind] as Map<number, unknown>).set(handle.id, hook);
+  if (!table) hookTables.set(m, (table = { pre: new Map(), forward: new Map(), backward: new Map() }));
+  const t = table;
+  const handle = new RemovableHandle(() => t.pre.delete(handle.id) || t.forward.delete(handle.id) || t.backward.delete(handle.id));
+  (t[kind] as Map<number, unknown>).set(handle.id, hook);
   return handle;
 }
 
-function callWithHooks(m: AnyModule, inner: (...a: unknown[]) => unknown, table: HookTable, args: unknown[]): unknown {
+/** A module call in progress; `last` is the result of its latest child call. */
+interface Frame {
+  module: AnyModule;
+  last: unknown;
+}
+const calls: Frame[] = [];
+
+function callModule(m: AnyModule, args: unknown[]): unknown {
+  if (calls.length > 0) return callImpl(m, args);
+  return moduleScope(() => callImpl(m, args), () => heldBy(m));
+}
+
+function callImpl(m: AnyModule, args: unknown[]): unknown {
+  const parent = calls.at(-1);
+  calls.push({ module: m, last: undefined });
+  let result: unknown;
+  try {
+    const hooks = hookTables.get(m);
+    result = hooks ? callWithHooks(m, hooks, args) : m.forward(...args);
+  } finally {
+    calls.pop();
+  }
+  if (parent && (parent.module as unknown as { chainsChildren: boolean }).chainsChildren) {
+    // The link this child consumed was the previous child's output, which a
+    // chain reads once: freed now rather than when the outermost call ends, so
+    // a no-grad pass holds two activations at a time, not all of them.
+    const link = args[0];
+    if (link === parent.last && link !== result && link instanceof Tensor && !link.isDisposed && !isKept(link) && !heldBy(parent.module).has(link)) {
+      link.dispose();
+    }
+    parent.last = result;
+  }
+  return result;
+}
+
+function callWithHooks(m: AnyModule, table: HookTable, args: unknown[]): unknown {
   let input = args;
   for (const hook of [...table.pre.values()]) {
     const r = hook(m, input);
@@ -442,21 +468,33 @@ function callWithHooks(m: AnyModule, inner: (...a: unknown[]) => unknown, table:
   }
   const backward = table.backward.size ? new BackwardHook(m, [...table.backward.values()]) : undefined;
   if (backward) input = backward.setupInputHook(input);
-  let result: unknown;
-  try {
-    result = inner.apply(m, input);
-    for (const hook of [...table.forward.values()]) {
-      const r = hook(m, input, result);
-      if (r === undefined) continue;
-      // A replaced output is an intermediate nobody else reaches: freed as Sequential frees one.
-      if (r instanceof Tensor && r !== result && !input.includes(result)) releaseIntermediate(result, undefined, [m]);
-      result = r;
-    }
-    if (backward) result = backward.setupOutputHook(result, args);
-  } finally {
-    backward?.releaseInputs(result);
+  let result = m.forward(...input);
+  for (const hook of [...table.forward.values()]) {
+    const r = hook(m, input, result);
+    if (r !== undefined) result = r;
   }
+  if (backward) result = backward.setupOutputHook(result);
   return result;
+}
+
+// The tensors stored on the modules of `m`'s tree, in a property or an array (a
+// layer that keeps what it saw, to read it later): they outlive the call.
+function heldBy(m: AnyModule): Set<Disposable> {
+  const held = new Set<Disposable>();
+  const seen = new Set<AnyModule>([m]);
+  const walk = (mod: AnyModule): void => {
+    for (const v of Object.values(mod)) {
+      if (v instanceof Tensor) held.add(v);
+      else if (Array.isArray(v)) {
+        for (const x of v) if (x instanceof Tensor) held.add(x);
+      } else if (v instanceof Module && !seen.has(v)) {
+        seen.add(v);
+        walk(v);
+      }
+    }
+  };
+  walk(m);
+  return held;
 }
 
 // PyTorch wraps inputs and outputs in one identity autograd Function whose grad_fn
@@ -491,7 +529,7 @@ class BackwardHook {
     return out;
   }
 
-  setupOutputHook(result: unknown, args: unknown[]): unknown {
+  setupOutputHook(result: unknown): unknown {
     if (!(result instanceof Tensor)) {
       throw new Error(`${this.module.typeName()}: registerFullBackwardHook supports modules whose output is one Tensor, got ${describe(result)}`);
     }
@@ -509,14 +547,7 @@ class BackwardHook {
       }
       return undefined;
     });
-    if (result !== this.wrapped) releaseIntermediate(result, args[0], [this.module]);
     return wrapped;
-  }
-
-  // The identity input is the layer's to use; once forward is done only the graph needs it.
-  releaseInputs(result: unknown): void {
-    const w = this.wrapped;
-    if (w && w !== result && !w.isDisposed && !isKept(w)) w.dispose();
   }
 
   private callUserHooks(gradInputs: (Tensor | null)[]): (Tensor | null)[] | null {

@@ -119,7 +119,7 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
     const sync = grad && this._requireBackwardGradSync;
     native.distReducerPrepareForward(this.reducer(), sync, grad);
     if (this._requireForwardParamSync && this._broadcastBuffers) this.broadcastStates([...this.module.buffers()]);
-    const out = this.module.forward(...args);
+    const out = this.module(...args);
     if (sync) {
       this._requireForwardParamSync = true;
       native.distReducerPrepareForBackward(this._reducer, this._findUnused ? findTensors(out).map((t) => t._h) : []);
