@@ -1,4 +1,4 @@
-// Transfer-learning ergonomics (README "VGG as a feature network"): a frozen backbone,
+// Transfer-learning ergonomics (docs/features.md, "VGG as a feature network"): a frozen backbone,
 // a replaced head, parameter groups with their own learning rates.
 import { describe, expect, it } from 'vitest';
 import { F, VGG, makeLayers, manualSeed, nn, optim, randint, randn, tidy } from '../lib/index.js';
