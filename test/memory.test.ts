@@ -10,9 +10,10 @@ import {
 describe('memory in a training loop', () => {
   it('20,000 steps: tensor count returns to the same value every step, RSS flat after warm-up', async () => {
     manualSeed(0);
-    const w1 = randn([8, 3, 3, 3]).mul(0.1).requiresGrad_();
-    const b1 = randn([8]).mul(0.1).requiresGrad_();
-    const w2 = randn([10, 8 * 4 * 4]).mul(0.05).requiresGrad_();
+    // In place: no unreferenced tensor for the garbage collector to free mid-loop, under the baseline.
+    const w1 = randn([8, 3, 3, 3]).mul_(0.1).requiresGrad_();
+    const b1 = randn([8]).mul_(0.1).requiresGrad_();
+    const w2 = randn([10, 8 * 4 * 4]).mul_(0.05).requiresGrad_();
     const params = [w1, b1, w2];
     const baseline = memory().tensors;
     // The allocators (glibc's arenas, libtorch's) settle within a few thousand

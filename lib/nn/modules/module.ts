@@ -428,6 +428,7 @@ function addHook(m: AnyModule, kind: keyof HookTable, hook: ForwardPreHook | For
 /** A module call in progress; `last` is the result of its latest child call. */
 interface Frame {
   module: AnyModule;
+  args: unknown[];
   last: unknown;
 }
 const calls: Frame[] = [];
@@ -439,7 +440,7 @@ function callModule(m: AnyModule, args: unknown[]): unknown {
 
 function callImpl(m: AnyModule, args: unknown[]): unknown {
   const parent = calls.at(-1);
-  calls.push({ module: m, last: undefined });
+  calls.push({ module: m, args, last: undefined });
   let result: unknown;
   try {
     const hooks = hookTables.get(m);
@@ -451,10 +452,10 @@ function callImpl(m: AnyModule, args: unknown[]): unknown {
     // The link this child consumed was the previous child's output, which a
     // chain reads once: freed now rather than when the outermost call ends, so
     // a no-grad pass holds two activations at a time, not all of them.
+    // The chain's own input is its caller's (an Identity or an in-place layer hands it on).
     const link = args[0];
-    if (link === parent.last && link !== result && link instanceof Tensor && !link.isDisposed && !isKept(link) && !heldBy(parent.module).has(link)) {
-      link.dispose();
-    }
+    const freeable = link === parent.last && link !== result && link instanceof Tensor && !parent.args.includes(link);
+    if (freeable && !link.isDisposed && !isKept(link) && !heldBy(parent.module).has(link)) link.dispose();
     parent.last = result;
   }
   return result;
