@@ -34,11 +34,18 @@ export function parse(command: string, argv: string[], options: Options): { valu
       positionals: string[];
     };
   } catch (e) {
-    // parseArgs's own message for an unknown flag goes on about positionals that start with '-'.
-    const unknown = /^Unknown option '([^']*)'/.exec((e as Error).message);
-    const message = unknown ? `unknown option '${unknown[1]}'` : (e as Error).message.split('\n')[0];
-    throw new UsageError(`${message} (see 'vgg-torch ${command} --help')`);
+    throw new UsageError(`${parseArgsMessage((e as Error).message)} (see 'vgg-torch ${command} --help')`);
   }
+}
+
+/** parseArgs's messages in the style of the others (theirs go on about positionals that start with '-'). */
+function parseArgsMessage(message: string): string {
+  const option = /^(?:Unknown option|Option) '(-[^' ]*)/.exec(message)?.[1];
+  if (message.startsWith('Unknown option')) return `unknown option '${option}'`;
+  if (/argument missing/.test(message)) return `${option} needs a value`;
+  if (/argument is ambiguous/.test(message)) return `${option} needs a value (write ${option}=<value> for one that starts with '-')`;
+  if (/does not take an argument/.test(message)) return `${option} takes no value`;
+  return message.split('\n')[0];
 }
 
 /** `--name` as an integer from `min` to `max`, `dflt` when absent. */
