@@ -2,7 +2,7 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig({
   // downloadMain: the child process behind downloadSync (pretrained weights, datasets); poolWorker: a DataLoader worker thread; cli: the vgg-torch bin.
-  entry: { index: 'lib/index.ts', downloadMain: 'lib/utils/downloadMain.ts', poolWorker: 'lib/data/poolWorker.ts', cli: 'lib/cli.ts' },
+  entry: { index: 'lib/index.ts', downloadMain: 'lib/utils/downloadMain.ts', poolWorker: 'lib/data/poolWorker.ts', cli: 'lib/cli/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

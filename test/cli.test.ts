@@ -28,13 +28,16 @@ describe('vgg-torch CLI', () => {
     const top = await cli(['--help']);
     expect(top.code).toBe(0);
     expect(top.stdout).toMatch(/Commands:\n {2}predict/);
-    for (const c of ['predict', 'train', 'eval', 'summary']) {
+    for (const c of ['predict', 'train', 'eval', 'summary', 'export']) {
       const r = await cli([c, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: vgg-torch ${c}`));
     }
     const cases: [string[], number, RegExp][] = [
       [['frobnicate'], 2, /^vgg-torch: unknown command 'frobnicate'/],
+      [['train', '--bogus'], 2, /^vgg-torch: unknown option '--bogus' \(see 'vgg-torch train --help'\)/],
+      [['train', '--epochs'], 2, /^vgg-torch: --epochs needs a value /],
+      [['predict', 'x.png', '--int8=yes'], 2, /^vgg-torch: --int8 takes no value /],
       [['train', '--epochs', '0'], 2, /^vgg-torch: --epochs must be an integer >= 1, got '0'/],
       [['train', '--arch', 'vgg17'], 2, /^vgg-torch: unknown architecture 'vgg17' \(choose from tutorial, tutorial_bn, vgg11/],
       [['train', '--pretrained'], 2, /^vgg-torch: --pretrained needs one of vgg11/],

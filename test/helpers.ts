@@ -142,9 +142,9 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Starts the `vgg-torch` command (lib/cli.ts) in a child Node process; signals sent to `child` reach it directly. */
+/** Starts the `vgg-torch` command (lib/cli/index.ts) in a child Node process; signals sent to `child` reach it directly. */
 export function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
-  const cli = new URL('../lib/cli.ts', import.meta.url).pathname;
+  const cli = new URL('../lib/cli/index.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
     env: { ...process.env, ...env, FORCE_COLOR: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -371,7 +371,7 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
 
 /** Runs the vgg-torch CLI in a child process, as test/cli.test.ts does. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve('lib/cli.ts'), ...args], { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('lib/cli/index.ts'), ...args], { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
