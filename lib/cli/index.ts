@@ -7,12 +7,18 @@
 // errors, 1 for everything else, 130 after Ctrl-C.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { inferenceCompiler } from '../jit/predict.js';
+import { setInferenceCompiler } from '../nn/modules/module.js';
 import { type Command, UsageError, parse } from './args.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
 import { summaryCommand } from './summary.js';
 import { trainCommand } from './train.js';
+
+// The bin is a package entry of its own, assembled as lib/index.ts is: predict's
+// forwardAsync compiles through lib/jit.
+setInferenceCompiler(inferenceCompiler);
 
 /** The commands, in the order `vgg-torch --help` lists them. */
 const COMMANDS: Record<string, Command> = {

@@ -6,7 +6,6 @@ import { quantize } from '../ao/quantization/quantize.js';
 import { inferenceMode } from '../autograd.js';
 import { IMG_EXTENSIONS } from '../data/folder.js';
 import { decodeImage } from '../io/image.js';
-import '../jit/predict.js'; // installs nn.Module.predict and forwardAsync
 import type { VGG } from '../models/vgg.js';
 import type { Sequential } from '../nn/modules/container.js';
 import type { Module } from '../nn/modules/module.js';
@@ -118,8 +117,8 @@ async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda'
   // TODO(int8 forwardAsync): jit.trace cannot trace the int8 modules yet (their packed weights are "not part of the
   // active trace"), so they run eagerly on this thread; drop this line (and `quantized`, and the
   // --int8 sentence of the help) when it can.
-  if (quantized) return inferenceMode(() => net.forward(x));
-  return dev === 'cpu' ? net.forwardAsync(x) : inferenceMode(() => net.forward(x));
+  if (quantized) return inferenceMode(() => net(x));
+  return dev === 'cpu' ? net.forwardAsync(x) : inferenceMode(() => net(x));
 }
 
 /** The images `files` preprocessed, to calibrate the int8 activation ranges on. */
