@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
 import { MetricsLog } from '../lib/train/metricsLog.js';
-import { freePort } from './distributedHelpers.js';
+import { freePort } from './distributed-helpers.js';
 import { type CliRun, runCli as cli, startCli as start } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-ddp-cli-'));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
-import { freePort } from './distributedHelpers.js';
+import { freePort } from './distributed-helpers.js';
 import { type ChildResult, runNodeChild } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-ddp-fit-'));

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
-import { freePort, pythonRankEnv } from './distributedHelpers.js';
+import { freePort, pythonRankEnv } from './distributed-helpers.js';
 
 function result<T>(r: ChildResult): T {
   if (r.status !== 0) throw new Error(`child failed (${r.status ?? r.signal}): ${r.stderr}`);

@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeF
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
-import { freePort } from './distributedHelpers.js';
+import { freePort } from './distributed-helpers.js';
 import { readFixture } from './helpers.js';
 
 const FACTORIES = ['vgg11', 'vgg11_bn', 'vgg13', 'vgg13_bn', 'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn'] as const;
@@ -54,7 +54,7 @@ function probe(vt: typeof source, dir: string): Record<string, unknown> {
 /**
  * The newer public surface, run against `vt` like {@link probe} (sent as text: it uses nothing
  * but `vt`, `dir` and `port`): jit (trace, forward/forwardAsync, save/load), Module.predict and
- * forwardAsync (which need lib/jit/predict.ts's side-effect import to survive bundling),
+ * forwardAsync (through the inference compiler the package entry registers),
  * quantization, exportOnnx, distributed (DistributedDataParallel on a one-rank gloo group when
  * this libtorch has c10d), module and tensor hooks, feature extraction and LBFGS, with the
  * class names users see printed.
@@ -279,7 +279,7 @@ describe('the built package (dist/)', () => {
   });
 
   for (const format of ['esm', 'cjs'] as const) {
-    it(`${format.toUpperCase()}: the same from dist/ (predict's side-effect import survives bundling; class names are not mangled)`, async () => {
+    it(`${format.toUpperCase()}: the same from dist/ (the entry registers predict's compiler; modules are callable; class names are not mangled)`, async () => {
       const expected = await reference();
       const built = await runBuiltNew(format, await freePort());
       expect(built).toEqual({ ...expected, leaked: built.leaked });

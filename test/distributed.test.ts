@@ -4,7 +4,7 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { distributed, version } from '../lib/index.js';
-import { freePort, pythonRankEnv } from './distributedHelpers.js';
+import { freePort, pythonRankEnv } from './distributed-helpers.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 
 const available = distributed.isAvailable();
