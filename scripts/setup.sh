@@ -12,7 +12,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # python3-torch/-torchvision: the test oracle (same libtorch_cpu.so), never used at run time.
 # dataset-fashion-mnist: real data for the offline training examples and tests.
 # libgloo-dev: the Gloo headers libtorch's c10d ProcessGroupGloo needs (distributed training).
-PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist chromium libgloo-dev)
+# clang-format: `npm run lint` / `npm run format` for native/ (.clang-format).
+PACKAGES=(libtorch-dev libopenblas0-pthread cmake g++ make python3-torch python3-torchvision dataset-fashion-mnist chromium libgloo-dev clang-format)
 if [ -n "${LIBTORCH:-}" ] || [ -n "${Torch_DIR:-}" ]; then
   # A libtorch of the user's own: do not install Debian's.
   PACKAGES=("${PACKAGES[@]/libtorch-dev}")
