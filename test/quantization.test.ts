@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  DataLoader, FashionMNIST, Subset, type Tensor, backends, load, makeLayers, manualSeed, nn, noGrad, optim, quantization, randn, tidy, transforms,
+  DataLoader, FashionMNIST, Subset, type Tensor, backends, jit, load, makeLayers, manualSeed, nn, noGrad, optim, quantization, randn, tidy, transforms, vgg11,
 } from '../lib/index.js';
-import { type Handle, native, op } from '../lib/native.js';
+import { type Handle, type ObjectHandle, native, op } from '../lib/native.js';
 import { wrap } from '../lib/tensor/tensor.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
@@ -226,5 +226,92 @@ describe('quantization.quantize', () => {
     expect(() => quantization.quantize(model, [randn(1, 3, 4, 4)], { engine: 'tpu' })).toThrow(/^quantized engine 'tpu' is not in this libtorch \(it has: /);
     expect(() => quantization.quantize(model, [randn(1, 3, 4, 4)], { bits: 4 } as never)).toThrow(TypeError);
     model.dispose();
+  });
+});
+
+// Compiled int8 inference: jit.trace records the packed weights as attributes of
+// the TorchScript module (prim::GetAttr), so predict/forwardAsync, jit.save and
+// jit.load work on int8 models as on float ones.
+describe('int8 models compiled (predict, forwardAsync, jit.save/load)', () => {
+  /** An int8 VGG11 for 32×32 input (no avgpool: the classifier reads 512×1×1), calibrated on random batches. */
+  function int8Vgg11(): { float: nn.Module<any, any>; q: nn.Sequential } {
+    manualSeed(5);
+    const float = vgg11({ avgpool: false, inputSize: [32, 32], numClasses: 10 }).eval();
+    const calibration = [randn(4, 3, 32, 32), randn(4, 3, 32, 32)];
+    const q = quantization.quantize(float, calibration);
+    for (const c of calibration) c.dispose();
+    return { float, q };
+  }
+
+  it('vgg11: predict and forwardAsync give forward\'s bits, on a worker thread while the event loop runs; dispose frees the compiled forms', async () => {
+    const { float, q } = int8Vgg11();
+    const x = randn(8, 3, 32, 32);
+    const x1 = randn(1, 3, 32, 32);
+    const want = noGrad(() => q.forward(x));
+    const want1 = noGrad(() => q.forward(x1));
+    const p = q.predict(x);
+    expect(bytesOf(p).equals(bytesOf(want))).toBe(true);
+    // Another batch size: the same compiled graph (cached per shape, the batch aside).
+    const p1 = q.predict(x1);
+    expect(bytesOf(p1).equals(bytesOf(want1))).toBe(true);
+    // The loop must turn while the int8 graph runs: an immediate queued after the call runs before it
+    // resolves, and an interval ticks (a forward run on this thread would allow neither).
+    let ticks = 0;
+    let turned = false;
+    const timer = setInterval(() => ticks++, 1);
+    const pending = [q.forwardAsync(x), q.forwardAsync(x), q.forwardAsync(x1)];
+    setImmediate(() => (turned = true));
+    const [a, b, c] = await Promise.all(pending);
+    const turnedBefore = turned;
+    clearInterval(timer);
+    expect(turnedBefore).toBe(true);
+    expect(ticks).toBeGreaterThan(0);
+    for (const y of [a, b]) expect(bytesOf(y).equals(bytesOf(want))).toBe(true);
+    expect(bytesOf(c).equals(bytesOf(want1))).toBe(true);
+    // The graph reads the packed weights through self, and runs libtorch's int8 kernels.
+    const traced = jit.trace(q, x1);
+    tidy(() => {
+      const kinds = traced.graph().nodes.map((n) => n.kind);
+      expect(kinds).toContain('prim::GetAttr');
+      expect(kinds).toContain('quantized::conv2d_relu');
+      expect(kinds).toContain('quantized::linear_relu');
+      expect(kinds.filter((k) => k.startsWith('quantized::conv2d')).length).toBe(8);
+    });
+    traced.dispose();
+    for (const t of [p, p1, a, b, c, want, want1]) t.dispose();
+    q.dispose();
+    // dispose() released the cached graphs: they no longer run on the freed weights.
+    expect(() => q.predict(x)).toThrow(/^QuantizedConvReLU2d: disposed$/);
+    await expect(q.forwardAsync(x)).rejects.toThrow(/^QuantizedConvReLU2d: disposed$/);
+    for (const t of [x, x1]) t.dispose();
+    float.dispose();
+  }, 120_000);
+
+  it('bad inputs to compiled int8 models are JS errors', async () => {
+    manualSeed(6);
+    const model = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(), new nn.Linear(4 * 4 * 4, 5));
+    const q = quantization.quantize(model.eval(), [randn(4, 3, 8, 8)]);
+    const x = randn(2, 3, 8, 8);
+    const script = jit.trace(q, x);
+    // The traced shapes are checked before the worker is involved.
+    await expect(script.forwardAsync(randn(2, 5, 8, 8))).rejects.toThrow(/expected input 0 of shape \[N, 3, 8, 8\]/);
+    // A shape the graph cannot run: libtorch's error, raised on the worker, rejects the promise.
+    await expect(q.forwardAsync(randn(2, 5, 8, 8))).rejects.toThrow(Error);
+    expect(() => q.predict(randn(2, 3, 4, 4))).toThrow(/mat1 and mat2|shapes cannot be multiplied|size/);
+    await expect(q.forwardAsync('x' as never)).rejects.toThrow(TypeError);
+    // jit.trace's objects argument: names must be identifiers, objects live packed weights.
+    const [conv] = [...q.children()].filter((m) => m instanceof quantization.QuantizedConv2d) as quantization.QuantizedConv2d[];
+    const packed = (conv as unknown as { packed: ObjectHandle }).packed;
+    const fn = (h: Handle[]) => h[0];
+    expect(() => native.jitTrace(fn, [x._h], [], [['1x', packed]])).toThrow(/^jitTrace: object name '1x' is not an identifier$/);
+    expect(() => native.jitTrace(fn, [x._h], [], [['a', packed], ['a', packed]])).toThrow(/^jitTrace: two objects are named 'a'$/);
+    expect(() => native.jitTrace(fn, [x._h], [], [['a', x._h as never]])).toThrow(/^jitTrace: object 'a' must be an object handle, got /);
+    expect(() => native.jitTrace(fn, [x._h], [], 5 as never)).toThrow(TypeError);
+    // A function (not a module) calling an int8 layer: its packed weights are no attributes of anything traced.
+    expect(() => jit.trace((t: Tensor) => q.forward(t), x)).toThrow(/not part of the active trace/);
+    script.dispose();
+    q.dispose();
+    model.dispose();
+    x.dispose();
   });
 });

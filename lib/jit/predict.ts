@@ -6,6 +6,7 @@ import { native } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { dispose } from '../tensor/scope.js';
 import { freeze, optimizeForInference } from './freeze.js';
+import { objectsOf } from './objects.js';
 import type { ScriptModule } from './scriptModule.js';
 import { trace } from './trace.js';
 
@@ -33,7 +34,11 @@ function compiled(m: Module<any, any>, inputs: Tensor[]): ScriptModule {
   try {
     const traced = trace(m, inputs);
     try {
-      perShape.set(key, { script: optimizedOrFrozen(traced, inputs), version: weightsVersion(m) });
+      // An int8 model (its packed weights are attributes): frozen only. optimizeForInference's
+      // oneDNN passes rewrite float convolutions and linear layers; an int8 graph has none, and
+      // frozen it runs the very kernels on the very packed weights forward does, bit for bit.
+      const script = objectsOf(m).length > 0 ? freeze(traced) : optimizedOrFrozen(traced, inputs);
+      perShape.set(key, { script, version: weightsVersion(m) });
       return perShape.get(key)!.script;
     } finally {
       traced.dispose();
