@@ -35,8 +35,9 @@ function compiled(m: Module<any, any>, inputs: Tensor[]): ScriptModule {
     const traced = trace(m, inputs);
     try {
       // An int8 model (its packed weights are attributes): frozen only. optimizeForInference's
-      // oneDNN passes rewrite float convolutions and linear layers; an int8 graph has none, and
-      // frozen it runs the very kernels on the very packed weights forward does, bit for bit.
+      // oneDNN passes rewrite float convolutions and linear layers and leave an int8 graph as
+      // freeze made it (seen on 1.13), so its trial run would be wasted; frozen, the graph runs
+      // forward's kernels on forward's packed weights (shared, not re-packed): the same bits.
       const script = objectsOf(m).length > 0 ? freeze(traced) : optimizedOrFrozen(traced, inputs);
       perShape.set(key, { script, version: weightsVersion(m) });
       return perShape.get(key)!.script;
@@ -67,8 +68,15 @@ function optimizedOrFrozen(traced: ScriptModule, inputs: Tensor[]): ScriptModule
 
 const compiler: InferenceCompiler = {
   run(m, inputs, async) {
-    const script = compiled(m, inputs);
-    return async ? script.forwardAsync(...inputs) : script.forward(...inputs);
+    if (!async) return compiled(m, inputs).forward(...inputs);
+    // forwardAsync rejects, as a promise should, when compiling fails (a bad input, a disposed int8 layer).
+    let script: ScriptModule;
+    try {
+      script = compiled(m, inputs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return script.forwardAsync(...inputs);
   },
   release(m) {
     for (const c of cache.get(m)?.values() ?? []) c.script.dispose();
