@@ -280,6 +280,12 @@ function runFloat(s: Step, x: Tensor): Tensor {
  *
  * Supported: VGG (any of this package's) and Sequential models of Conv2d,
  * BatchNorm2d, ReLU, pooling, Flatten, Linear and Dropout.
+ *
+ * The result compiles as float models do: `predict` and `forwardAsync` (a
+ * frozen TorchScript graph, run on a libuv worker by forwardAsync) give
+ * `forward`'s output bit for bit, and `jit.trace` of it saves (`jit.save`) a
+ * file that Python's `torch.jit.load` runs; the packed weights are attributes
+ * of the traced module, as in PyTorch's traced quantized models.
  */
 export function quantize(model: Module<any, any>, calibration: Iterable<Tensor>, options: QuantizeOptions = {}): Sequential {
   checkOptions('quantize', options, ['engine']);
