@@ -40,7 +40,7 @@ export interface NativeAddon {
   memory(): { tensors: number; bytes: number };
   op(name: string, overload: string): OpHandle;
   disposeObject(h: ObjectHandle): void;
-  jitTrace(fn: (inputs: Handle[]) => Handle | Handle[], inputs: Handle[], weights: Handle[]): ScriptHandle;
+  jitTrace(fn: (inputs: Handle[]) => Handle | Handle[], inputs: Handle[], weights: Handle[], objects?: [string, ObjectHandle][]): ScriptHandle;
   jitLoad(path: string): ScriptHandle;
   jitSave(script: ScriptHandle, path: string): void;
   jitFreeze(script: ScriptHandle, optimize: boolean): ScriptHandle;

@@ -15,6 +15,7 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cctype>
 #include <sstream>
 
 #include "tensor.h"
@@ -118,15 +119,54 @@ struct DetachedWeights {
   }
 };
 
-// jitTrace(fn, inputs: Handle[], weights: Handle[]) -> script. fn(inputHandles)
-// returns a handle or an array of handles; weights are the tensors it reads
-// that become constants (a module's parameters and buffers).
+// A name the TorchScript module may hold an attribute under: a Python identifier,
+// so that the saved code (`self.<name>`) reads back in Python.
+bool IsIdentifier(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+// The module a trace records into: its attributes are the custom-class objects
+// (quantized packed weights) the forward passes to operators. The tracer reads
+// a module's attributes, as torch.jit.trace does a Python module's, so the graph
+// refers to each as prim::GetAttr on self; an object that is not an attribute
+// cannot be recorded (it is not a tensor that could become a constant).
+Module TraceModule(const Napi::Value& objects) {
+  auto cu = std::make_shared<torch::jit::CompilationUnit>();
+  Module module("__torch__.vgg_torch.TracedModule", cu, /*shouldMangle=*/true);
+  if (objects.IsUndefined()) return module;
+  if (!objects.IsArray()) throw ArgumentError("jitTrace: objects must be an array of [name, object] pairs, got " + Shown(objects));
+  auto arr = objects.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value pair = arr.Get(i);
+    if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
+      throw ArgumentError("jitTrace: object " + std::to_string(i) + " must be a [name, object] pair, got " + Shown(pair));
+    }
+    std::string name = ToString(pair.As<Napi::Array>().Get(0u), "jitTrace: object name");
+    if (!IsIdentifier(name)) throw ArgumentError("jitTrace: object name '" + name + "' is not an identifier");
+    if (module.hasattr(name)) throw ArgumentError("jitTrace: two objects are named '" + name + "'");
+    c10::IValue* obj = UnwrapObject(pair.As<Napi::Array>().Get(1u));
+    if (!obj) throw ArgumentError("jitTrace: object '" + name + "' must be an object handle, got " + Shown(pair.As<Napi::Array>().Get(1u)));
+    if (!obj->isObject()) throw ArgumentError("jitTrace: object '" + name + "' was disposed");
+    module.register_attribute(name, obj->type(), *obj);
+  }
+  return module;
+}
+
+// jitTrace(fn, inputs: Handle[], weights: Handle[], objects?: [name, ObjectHandle][]) -> script.
+// fn(inputHandles) returns a handle or an array of handles; weights are the
+// tensors it reads that become constants (a module's parameters and buffers);
+// objects are the custom-class objects it reads, which become attributes.
 Napi::Value JitTrace(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) throw ArgumentError("jitTrace: fn must be a function");
   auto fn = info[0].As<Napi::Function>();
   Stack inputs;
   for (auto& t : ToTensors(info[1], "jitTrace: inputs")) inputs.emplace_back(t.detach());
+  Module module = TraceModule(info[3]);
   // A trace for inference: no autograd graph.
   at::NoGradGuard noGrad;
   DetachedWeights weights(*State(env).accounting, info[2]);
@@ -145,8 +185,10 @@ Napi::Value JitTrace(const Napi::CallbackInfo& info) {
     }
     return out;
   };
+  // With `self`, the graph's first input is the module (`forward(self, ...)`,
+  // as torch.jit.trace's are) and its attributes are read through it.
   auto traceResult = torch::jit::tracer::trace(std::move(inputs), traced, [](const at::Tensor&) { return std::string(); },
-                                               /*strict=*/false, /*force_outplace=*/false);
+                                               /*strict=*/false, /*force_outplace=*/false, &module);
   std::shared_ptr<torch::jit::Graph> graph = traceResult.first->graph;
   // The tracer records conv2d as aten::_convolution; the folding and oneDNN
   // passes match aten::conv2d.
@@ -154,11 +196,7 @@ Napi::Value JitTrace(const Napi::CallbackInfo& info) {
   torch::jit::EliminateDeadCode(graph);
   if (!tupleOut && graph->outputs().size() != 1) throw NativeError("jitTrace: expected one output");
 
-  // The graph becomes `forward(self, ...)` of a module, as torch.jit.trace's are.
-  auto cu = std::make_shared<torch::jit::CompilationUnit>();
-  Module module("__torch__.vgg_torch.TracedModule", cu, /*shouldMangle=*/true);
-  graph->insertInput(0, "self")->setType(module._ivalue()->type());
-  auto method = cu->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
+  auto method = module._ivalue()->compilation_unit()->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
   module.type()->addMethod(method);
   module.eval();
   return WrapScript(env, std::move(module));
@@ -187,7 +225,13 @@ Napi::Value JitSave(const Napi::CallbackInfo& info) {
 Napi::Value JitFreeze(const Napi::CallbackInfo& info) {
   auto s = UnwrapScript(info[0]);
   bool optimize = ToBool(info[1], "optimize");
-  Module copy = s->module.clone();
+  // Custom-class attributes (quantized packed weights) are shared, not copied:
+  // a deep copy would unpack and re-pack them for whatever quantized engine is
+  // current, which need not be the one they were packed for (nor give the same
+  // bits), and would hold the int8 weights twice. Nothing mutates them.
+  bool packed = false;
+  for (const auto& a : s->module.named_attributes(/*recurse=*/true)) packed = packed || a.value.isCustomClass();
+  Module copy = s->module.clone(/*inplace=*/packed);
   copy.eval();
   Module frozen = torch::jit::freeze(copy, c10::nullopt, /*optimize_numerics=*/true);
   if (optimize) frozen = torch::jit::optimize_for_inference(frozen);

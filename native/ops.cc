@@ -14,6 +14,22 @@
 
 namespace vggtorch {
 
+// A custom-class object (such as quantized packed weights) held by JS: an
+// External owning a copy of the IValue, tagged so no other External passes for one.
+const napi_type_tag kObjectTag = {0x7667677463757374ULL, 0x6f6d436c61737321ULL};
+
+static Napi::Value WrapObject(Napi::Env env, const c10::IValue& v) {
+  auto ext = Napi::External<c10::IValue>::New(env, new c10::IValue(v), [](Napi::Env, c10::IValue* p) { delete p; });
+  ext.TypeTag(&kObjectTag);
+  return ext;
+}
+
+c10::IValue* UnwrapObject(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<c10::IValue>>();
+  return ext.CheckTypeTag(&kObjectTag) ? ext.Data() : nullptr;
+}
+
 namespace {
 
 enum class Kind {
@@ -132,22 +148,6 @@ const at::Tensor& OpTensor(const OpEntry& op, const ArgSpec& spec, const Napi::V
   } catch (const ArgumentError& e) {
     throw ArgumentError(op.display + "(): " + e.message);
   }
-}
-
-// A custom-class object (such as quantized packed weights) held by JS: an
-// External owning a copy of the IValue, tagged so no other External passes for one.
-const napi_type_tag kObjectTag = {0x7667677463757374ULL, 0x6f6d436c61737321ULL};
-
-Napi::Value WrapObject(Napi::Env env, const c10::IValue& v) {
-  auto ext = Napi::External<c10::IValue>::New(env, new c10::IValue(v), [](Napi::Env, c10::IValue* p) { delete p; });
-  ext.TypeTag(&kObjectTag);
-  return ext;
-}
-
-c10::IValue* UnwrapObject(const Napi::Value& v) {
-  if (!v.IsExternal()) return nullptr;
-  auto ext = v.As<Napi::External<c10::IValue>>();
-  return ext.CheckTypeTag(&kObjectTag) ? ext.Data() : nullptr;
 }
 
 c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& v, napi_valuetype type) {

@@ -77,6 +77,9 @@ double ToDouble(const Napi::Value& v, const char* what);
 bool ToBool(const Napi::Value& v, const char* what);
 std::string ToString(const Napi::Value& v, const char* what);
 std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what);
+// A custom-class object handle (quantized packed weights, ops.cc) -> the IValue
+// it owns (None once disposed); nullptr for any other value.
+c10::IValue* UnwrapObject(const Napi::Value& v);
 // A generator handle from newGenerator() -> its generator; nullptr for any other value.
 const at::Generator* UnwrapGenerator(const Napi::Value& v);
 

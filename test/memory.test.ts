@@ -283,6 +283,46 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     model.dispose();
   }, 120_000);
 
+  it('int8 predict and forwardAsync, 3,000 calls each: flat; quantize + predict + dispose, 60 times: the compiled int8 forms are freed', async () => {
+    manualSeed(5);
+    // Its output (16×32×32 per image, 2 images, float) is 128 KB: a leaked output per call would add ≥ 128 KB.
+    const conv = new nn.Sequential(new nn.Conv2d(3, 16, 3, { padding: 1 }), new nn.ReLU()).eval();
+    const x = randn(2, 3, 32, 32);
+    const q = quantization.quantize(conv, [x]);
+    for (const [name, call] of [['int8 predict', () => q.predict(x)], ['int8 forwardAsync', () => q.forwardAsync(x)]] as const) {
+      const r = await watch(3000, 2000, async () => {
+        const y = await call();
+        y.dispose();
+      });
+      console.log(`${name}: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per call after warm-up`);
+      expect(r.tensors[1], name).toBe(r.tensors[0]);
+      expect(r.bytes[1], name).toBe(r.bytes[0]);
+      expect(r.rssPerIter, name).toBeLessThan(32 * 1024);
+    }
+    q.dispose();
+    conv.dispose();
+    // The compiled graph shares the int8 model's packed weights (4 MB for Linear(2048, 2048)): dispose()
+    // must drop it. The disposed models stay reachable, so the GC cannot free a graph dispose() forgot.
+    const model = new nn.Sequential(new nn.Flatten(), new nn.Linear(3 * 8 * 8, 2048), new nn.ReLU(), new nn.Linear(2048, 2048)).eval();
+    const calibration = [randn(4, 3, 8, 8)];
+    const v = randn(2, 3, 8, 8);
+    const disposed: nn.Module<any, any>[] = [];
+    const r = await watch(60, 20, async () => {
+      const m = quantization.quantize(model, calibration);
+      m.predict(v).dispose();
+      (await m.forwardAsync(v)).dispose();
+      m.dispose();
+      disposed.push(m);
+    });
+    console.log(`quantize + predict + forwardAsync + dispose: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per copy after warm-up`);
+    expect(r.tensors[1]).toBe(r.tensors[0]);
+    expect(r.bytes[1]).toBe(r.bytes[0]);
+    // A quarter of one leaked copy's packed weights.
+    expect(r.rssPerIter).toBeLessThan(1024 * 1024);
+    for (const t of [x, v, ...calibration]) t.dispose();
+    model.dispose();
+  }, 180_000);
+
   it('what a tensor hook returns is freed after backward, and an output a forward hook replaced is freed, unless passed to keep()', () => {
     const w = randn([3], { requiresGrad: true });
     const made: Tensor[] = [];

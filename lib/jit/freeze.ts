@@ -8,6 +8,8 @@ import { ScriptModule as Script } from './scriptModule.js';
  * `torch.jit.freeze`: a copy whose weights are constants, with dropout removed,
  * BatchNorm folded into the preceding convolutions and linear layers' weights
  * pre-transposed (libtorch's frozen-graph passes). The module must be traced in eval mode.
+ * An int8 model's pre-packed weights are not copied: the frozen module shares
+ * them (nothing modifies them), so it runs on the very weights `forward` does.
  */
 export function freeze(module: ScriptModule): ScriptModule {
   return new Script(native.jitFreeze(module.live('freeze'), false), copyShapes(module), module.optimized);

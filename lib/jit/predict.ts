@@ -6,6 +6,7 @@ import { native } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { dispose } from '../tensor/scope.js';
 import { freeze, optimizeForInference } from './freeze.js';
+import { objectsOf } from './objects.js';
 import type { ScriptModule } from './scriptModule.js';
 import { trace } from './trace.js';
 
@@ -33,7 +34,12 @@ function compiled(m: Module<any, any>, inputs: Tensor[]): ScriptModule {
   try {
     const traced = trace(m, inputs);
     try {
-      perShape.set(key, { script: optimizedOrFrozen(traced, inputs), version: weightsVersion(m) });
+      // An int8 model (its packed weights are attributes): frozen only. optimizeForInference's
+      // oneDNN passes rewrite float convolutions and linear layers and leave an int8 graph as
+      // freeze made it (seen on 1.13), so its trial run would be wasted; frozen, the graph runs
+      // forward's kernels on forward's packed weights (shared, not re-packed): the same bits.
+      const script = objectsOf(m).length > 0 ? freeze(traced) : optimizedOrFrozen(traced, inputs);
+      perShape.set(key, { script, version: weightsVersion(m) });
       return perShape.get(key)!.script;
     } finally {
       traced.dispose();
@@ -63,8 +69,15 @@ function optimizedOrFrozen(traced: ScriptModule, inputs: Tensor[]): ScriptModule
 /** @internal Module.predict/forwardAsync's compiler; lib/index.ts registers it. */
 export const inferenceCompiler: InferenceCompiler = {
   run(m, inputs, async) {
-    const script = compiled(m, inputs);
-    return async ? script.forwardAsync(...inputs) : script.forward(...inputs);
+    if (!async) return compiled(m, inputs).forward(...inputs);
+    // forwardAsync rejects, as a promise should, when compiling fails (a bad input, a disposed int8 layer).
+    let script: ScriptModule;
+    try {
+      script = compiled(m, inputs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return script.forwardAsync(...inputs);
   },
   release(m) {
     for (const c of cache.get(m)?.values() ?? []) c.script.dispose();

@@ -9,6 +9,7 @@ import { type Handle, native } from '../native.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
+import { objectsOf } from './objects.js';
 import { ScriptModule } from './scriptModule.js';
 
 /** Options of {@link trace}. */
@@ -31,6 +32,8 @@ type Forward = (...inputs: Tensor[]) => Tensor | Tensor[];
  * `model.eval()` first for inference. The weights are shared with the model
  * (not copied) until the result is frozen. Shapes the forward reads become
  * constants; the batch dimension may differ at run time in this package's layers.
+ * An int8 model's pre-packed weights (from `quantization.quantize`) become
+ * attributes of the compiled module, as in PyTorch's traced quantized modules.
  */
 export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor | Tensor[], options: TraceOptions = {}): ScriptModule {
   checkOptions('jit.trace', options, ['checkTrace', 'checkTolerance']);
@@ -56,6 +59,8 @@ export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor 
       },
       handles,
       module instanceof Module ? [...module.parameters(), ...module.buffers()].map((t) => t._h) : [],
+      // Quantized packed weights: attributes of the TorchScript module, read by the graph through self.
+      module instanceof Module ? objectsOf(module) : [],
     );
   } finally {
     for (const t of outputs) t.dispose();

@@ -8,6 +8,7 @@
 // activations quint8 affine from their running min/max (MinMaxObserver), with
 // reduce_range on fbgemm (whose kernels need it) and the full range on onednn.
 import { noGrad } from '../../autograd.js';
+import { scriptObjects } from '../../jit/objects.js';
 import { VGG } from '../../models/vgg.js';
 import { type Handle, type ObjectHandle, native, op } from '../../native.js';
 import { Module } from '../../nn/modules/module.js';
@@ -133,6 +134,11 @@ abstract class PackedLayer extends Module {
   abstract bias(): Tensor | null;
   extraRepr(): string {
     return `${this.repr}, scale=${this.output.scale}, zero_point=${this.output.zeroPoint}`;
+  }
+  /** For jit.trace: the packed weights, under PyTorch's attribute name. @internal */
+  [scriptObjects](): [string, ObjectHandle][] {
+    if (!this.packed) throw new Error(`${this.typeName()}: disposed`);
+    return [['_packed_params', this.packed]];
   }
   protected releaseOwn(): void {
     if (this.packed) native.disposeObject(this.packed);
@@ -274,6 +280,12 @@ function runFloat(s: Step, x: Tensor): Tensor {
  *
  * Supported: VGG (any of this package's) and Sequential models of Conv2d,
  * BatchNorm2d, ReLU, pooling, Flatten, Linear and Dropout.
+ *
+ * The result compiles as float models do: `predict` and `forwardAsync` (a
+ * frozen TorchScript graph, run on a libuv worker by forwardAsync) give
+ * `forward`'s output bit for bit, and `jit.trace` of it saves (`jit.save`) a
+ * file that Python's `torch.jit.load` runs; the packed weights are attributes
+ * of the traced module, as in PyTorch's traced quantized models.
  */
 export function quantize(model: Module<any, any>, calibration: Iterable<Tensor>, options: QuantizeOptions = {}): Sequential {
   checkOptions('quantize', options, ['engine']);
