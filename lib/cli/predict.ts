@@ -36,8 +36,8 @@ Options:
   -h, --help
 
 On the CPU the model runs compiled for inference (jit.trace, then
-jit.optimizeForInference) on a worker thread (nn.Module.forwardAsync); with
---int8 it runs libtorch's int8 kernels on this thread.`,
+jit.optimizeForInference; with --int8, libtorch's int8 kernels in the frozen
+graph) on a worker thread (nn.Module.forwardAsync), off the event loop.`,
   options: { arch: str, weights: str, checkpoint: str, topk: str, device: str, threads: str, int8: bool, calibrate: str },
   run: runPredict,
 };
@@ -88,7 +88,7 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
       const image = await decodeImage(file);
       const x = tidy(() => preprocess(image).to(dev));
       image.dispose();
-      const logits = await logitsOf(int8 ?? model, x, dev, int8 !== null);
+      const logits = await logitsOf(int8 ?? model, x, dev);
       x.dispose();
       const lines = tidy(() =>
         inferenceMode(() => {
@@ -109,15 +109,11 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
 }
 
 /**
- * The model's output for `x`: on the CPU the compiled graph on a worker thread
- * (forwardAsync), so the event loop stays free; CUDA runs eagerly (asynchronous
+ * The model's output for `x`: on the CPU (fp32 or int8) the compiled graph on a
+ * worker thread (forwardAsync), so the event loop stays free; CUDA runs eagerly (asynchronous
  * on its stream already).
  */
-async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda', quantized: boolean): Promise<Tensor> {
-  // TODO(int8 forwardAsync): jit.trace cannot trace the int8 modules yet (their packed weights are "not part of the
-  // active trace"), so they run eagerly on this thread; drop this line (and `quantized`, and the
-  // --int8 sentence of the help) when it can.
-  if (quantized) return inferenceMode(() => net(x));
+async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda'): Promise<Tensor> {
   return dev === 'cpu' ? net.forwardAsync(x) : inferenceMode(() => net(x));
 }
 

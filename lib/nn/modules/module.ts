@@ -346,8 +346,10 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * (`jit.trace`), optimized (`jit.optimizeForInference`: BatchNorm folded,
    * dropout removed, oneDNN pre-packed weights, conv+ReLU fused) and cached per
    * input shape (any batch size); it is compiled again when a weight changes in
-   * place (an optimizer step, `loadStateDict`). Outputs agree with
-   * `eval().forward` to about 1e-5 relative. Runs on this thread; see {@link forwardAsync}.
+   * place (an optimizer step, `loadStateDict`). Outputs agree with the eval-mode
+   * call to about 1e-5 relative. An int8 model (`quantization.quantize`) runs
+   * its frozen graph, bit for bit equal to calling it. Runs on this thread; see
+   * {@link forwardAsync}.
    */
   predict(...inputs: Tensor[]): R {
     return this.compiler().run(this, inputs, false) as R;
