@@ -28,7 +28,8 @@ const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 // One core for the loader comparison: re-run this script under taskset (the VGG part runs unpinned afterwards).
 if (hasTaskset && !process.env.VGG_TORCH_BENCH_PINNED && !VGG) {
   const r = spawnSync('taskset', ['-c', '0', process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit', env: { ...process.env, VGG_TORCH_BENCH_PINNED: '1' },
+    stdio: 'inherit',
+    env: { ...process.env, VGG_TORCH_BENCH_PINNED: '1' },
   });
   process.exit(r.status ?? 1);
 }
@@ -45,16 +46,20 @@ function writeData(root: string, n: number): void {
   writeFileSync(join(root, 'cifar-10-batches-bin', 'test_batch.bin'), buf);
 }
 
-const transform = () => new T.Compose([
-  new T.RandomCrop(32, { padding: 4 }), new T.RandomHorizontalFlip(), new T.ToTensor(),
-  new T.Normalize([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
-]);
+const transform = () =>
+  new T.Compose([
+    new T.RandomCrop(32, { padding: 4 }),
+    new T.RandomHorizontalFlip(),
+    new T.ToTensor(),
+    new T.Normalize([0.4914, 0.4822, 0.4465], [0.247, 0.2435, 0.2616]),
+  ]);
 
 /** Best-of-EPOCHS images/s of one loader configuration. */
 function throughput(ds: CIFAR10, numWorkers: number): number {
   const loader = new DataLoader(ds, { batchSize: 512, shuffle: true, numWorkers });
   manualSeed(0);
-  for (const [x, y] of loader) { // warm-up (and the worker's start)
+  for (const [x, y] of loader) {
+    // warm-up (and the worker's start)
     x.dispose();
     y.dispose();
   }
@@ -94,7 +99,9 @@ try {
     console.log(`vgg-torch DataLoader, worker thread (numWorkers 1)${fmt(worker)} images/s`);
     if (tv) {
       console.log(`torchvision ${tv.torchvision} DataLoader (num_workers=0)  ${fmt(tv.imagesPerSecond)} images/s`);
-      console.log(`\nratio vgg-torch / torchvision: ${(here0 / tv.imagesPerSecond).toFixed(1)}× (this thread), ${(worker / tv.imagesPerSecond).toFixed(1)}× (worker)`);
+      console.log(
+        `\nratio vgg-torch / torchvision: ${(here0 / tv.imagesPerSecond).toFixed(1)}× (this thread), ${(worker / tv.imagesPerSecond).toFixed(1)}× (worker)`,
+      );
     }
   } else {
     // What the loader adds to training: the tutorial VGG, batch 128.
@@ -133,7 +140,9 @@ try {
     const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const bare = median(bareTimes);
     const withLoader = median(loaderTimes);
-    console.log(`tutorial VGG training step (forward + backward), batch ${batch}, ${threads} intra-op threads, ${ROUNDS} alternating rounds of ${STEPS} steps, medians`);
+    console.log(
+      `tutorial VGG training step (forward + backward), batch ${batch}, ${threads} intra-op threads, ${ROUNDS} alternating rounds of ${STEPS} steps, medians`,
+    );
     console.log(`  tensors already in memory:      ${bare.toFixed(0).padStart(6)} ms/step`);
     console.log(`  from the augmenting DataLoader: ${withLoader.toFixed(0).padStart(6)} ms/step`);
     console.log(`  loader overhead: ${(((withLoader - bare) / bare) * 100).toFixed(1)} %`);

@@ -15,9 +15,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import {
-  type Tensor, distributed, getNumThreads, manualSeed, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial, zeros,
-} from '../lib/index.js';
+import { type Tensor, distributed, getNumThreads, manualSeed, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial, zeros } from '../lib/index.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
 const NPROC = Number(process.env.NPROC ?? 2);
@@ -26,7 +24,14 @@ const STEPS = Number(process.env.STEPS ?? 8);
 const WARMUP = Number(process.env.WARMUP ?? 3);
 const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
 
-interface WorkerResult { rank: number; seconds: number; images: number; allreduceMs: number | null; params: number; stepMs: number[] }
+interface WorkerResult {
+  rank: number;
+  seconds: number;
+  images: number;
+  allreduceMs: number | null;
+  params: number;
+  stepMs: number[];
+}
 
 /** One rank (or the single process): prints a WorkerResult. */
 function worker(): void {
@@ -43,13 +48,14 @@ function worker(): void {
   const batch = BATCH / world;
   manualSeed(1000 + rank);
   const data: [Tensor, Tensor][] = Array.from({ length: WARMUP + STEPS }, () => [randn(batch, 3, 32, 32), randint(0, 10, [batch])]);
-  const step = ([x, y]: [Tensor, Tensor]): void => tidy(() => {
-    optimizer.zeroGrad();
-    const loss = criterion(model(x), y);
-    loss.backward();
-    optimizer.step();
-    loss.item();
-  });
+  const step = ([x, y]: [Tensor, Tensor]): void =>
+    tidy(() => {
+      optimizer.zeroGrad();
+      const loss = criterion(model(x), y);
+      loss.backward();
+      optimizer.step();
+      loss.item();
+    });
   for (let i = 0; i < WARMUP; i++) step(data[i]);
   if (world > 1) distributed.barrier();
   const t0 = performance.now();
@@ -81,20 +87,35 @@ function worker(): void {
 /** `world` ranks of vgg-torch (this file) or of PyTorch (bench/ddp.py). */
 function run(side: 'vgg-torch' | 'pytorch', world: number, threads: number, port: number): Promise<WorkerResult[]> {
   const self = fileURLToPath(import.meta.url);
-  const [cmd, args] = side === 'vgg-torch'
-    ? [process.execPath, ['--import', 'tsx', self]]
-    : [PYTHON, [fileURLToPath(new URL('ddp.py', import.meta.url))]];
-  return Promise.all(Array.from({ length: world }, (_, rank) => new Promise<WorkerResult>((resolve, reject) => {
-    const env = {
-      ...process.env, DDP_BENCH_WORKER: '1', RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(world),
-      MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), BENCH_THREADS: String(threads), OMP_NUM_THREADS: String(threads),
-      BATCH: String(BATCH), STEPS: String(STEPS), WARMUP: String(WARMUP),
-    };
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rank ${rank} exited with ${code}`))));
-  })));
+  const [cmd, args] = side === 'vgg-torch' ? [process.execPath, ['--import', 'tsx', self]] : [PYTHON, [fileURLToPath(new URL('ddp.py', import.meta.url))]];
+  return Promise.all(
+    Array.from(
+      { length: world },
+      (_, rank) =>
+        new Promise<WorkerResult>((resolve, reject) => {
+          const env = {
+            ...process.env,
+            DDP_BENCH_WORKER: '1',
+            RANK: String(rank),
+            LOCAL_RANK: String(rank),
+            WORLD_SIZE: String(world),
+            MASTER_ADDR: '127.0.0.1',
+            MASTER_PORT: String(port),
+            BENCH_THREADS: String(threads),
+            OMP_NUM_THREADS: String(threads),
+            BATCH: String(BATCH),
+            STEPS: String(STEPS),
+            WARMUP: String(WARMUP),
+          };
+          const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.on('close', (code) =>
+            code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rank ${rank} exited with ${code}`)),
+          );
+        }),
+    ),
+  );
 }
 
 /** One side's two layouts: images/s of each, the allreduce times, and N × T/N over 1 × T. */
@@ -112,7 +133,10 @@ async function measure(side: 'vgg-torch' | 'pytorch', port: number) {
     params: single.params,
     single: { processes: 1, threads: THREADS, images_per_s: +ips1.toFixed(2), median_step_images_per_s: +med1.toFixed(2) },
     ddp: {
-      processes: NPROC, threads_each: per, images_per_s: +ipsN.toFixed(2), median_step_images_per_s: +medN.toFixed(2),
+      processes: NPROC,
+      threads_each: per,
+      images_per_s: +ipsN.toFixed(2),
+      median_step_images_per_s: +medN.toFixed(2),
       allreduce_ms: ranks.map((r) => Math.round(r.allreduceMs ?? 0)),
     },
     ddp_over_single: +(ipsN / ips1).toFixed(3),
@@ -124,16 +148,25 @@ async function main(): Promise<void> {
   const port = 29000 + Math.floor(Math.random() * 1000);
   const ours = await measure('vgg-torch', port);
   const theirs = PYTHON !== 'none' && existsSync(PYTHON) ? await measure('pytorch', port + 2) : null;
-  console.log(JSON.stringify({
-    model: 'vggTutorial', params: ours.params, global_batch: BATCH, steps: STEPS,
-    'vgg-torch': ours,
-    pytorch: theirs,
-    'vgg-torch_over_pytorch': theirs && {
-      single: +(ours.single.images_per_s / theirs.single.images_per_s).toFixed(3),
-      ddp: +(ours.ddp.images_per_s / theirs.ddp.images_per_s).toFixed(3),
-      ddp_median_step: +(ours.ddp.median_step_images_per_s / theirs.ddp.median_step_images_per_s).toFixed(3),
-    },
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        model: 'vggTutorial',
+        params: ours.params,
+        global_batch: BATCH,
+        steps: STEPS,
+        'vgg-torch': ours,
+        pytorch: theirs,
+        'vgg-torch_over_pytorch': theirs && {
+          single: +(ours.single.images_per_s / theirs.single.images_per_s).toFixed(3),
+          ddp: +(ours.ddp.images_per_s / theirs.ddp.images_per_s).toFixed(3),
+          ddp_median_step: +(ours.ddp.median_step_images_per_s / theirs.ddp.median_step_images_per_s).toFixed(3),
+        },
+      },
+      null,
+      2,
+    ),
+  );
 }
 
 if (process.env.DDP_BENCH_WORKER) worker();

@@ -127,8 +127,10 @@ async function benchCase(name: string): Promise<void> {
       const m = median(ms);
       console.log(`| ${label} | ${m.toFixed(1)} | ${(m / ref).toFixed(2)} | ${(m / ortMs).toFixed(2)} |`);
     }
-    console.log(`event loop while forwardAsync runs: p99 ${asyncDelay.p99.toFixed(1)} ms, max ${asyncDelay.max.toFixed(1)} ms; ` +
-      `while the sync forward runs: max ${syncDelay.max.toFixed(1)} ms (target: p99 < 20 ms)`);
+    console.log(
+      `event loop while forwardAsync runs: p99 ${asyncDelay.p99.toFixed(1)} ms, max ${asyncDelay.max.toFixed(1)} ms; ` +
+        `while the sync forward runs: max ${syncDelay.max.toFixed(1)} ms (target: p99 < 20 ms)`,
+    );
     console.log(`target compiled fp32 ≤ 1.0× PyTorch optimized: ${(median(times.get('vgg-torch compiled')!) / ref).toFixed(2)}×`);
     if (int8) console.log(`target int8 ≤ 0.7× onnxruntime-node fp32: ${(median(times.get('vgg-torch int8')!) / ortMs).toFixed(2)}×`);
   }

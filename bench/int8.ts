@@ -55,7 +55,7 @@ async function benchCase(name: string): Promise<void> {
   const [eager, compiled] = [tidy(() => inferenceMode(() => int8.forward(x))), await int8.forwardAsync(x)];
   const same = eager.equal(compiled) && Buffer.from(eager.toTypedArray().buffer).equals(Buffer.from(compiled.toTypedArray().buffer));
   disposeAll([eager, compiled]);
-  if (!same) throw new Error('bench/int8: int8 forwardAsync does not give forward\'s bits');
+  if (!same) throw new Error("bench/int8: int8 forwardAsync does not give forward's bits");
 
   const systems: [string, () => unknown | Promise<unknown>][] = [
     ['fp32 forwardAsync', async () => disposeAll(await model.forwardAsync(x))],

@@ -79,14 +79,18 @@ function compare(title: string, cases: readonly Case[]): void {
   const ratios: string[] = [];
   for (const { name: f } of cases) {
     const pick = (xs: Sample[]) => ({
-      s: median(xs.map((x) => x.seconds)), cpu: median(xs.map((x) => x.cpu_seconds)),
-      peak: median(xs.map((x) => x.peak_rss)), delta: median(xs.map((x) => x.peak_rss - x.base_rss)),
+      s: median(xs.map((x) => x.seconds)),
+      cpu: median(xs.map((x) => x.cpu_seconds)),
+      peak: median(xs.map((x) => x.peak_rss)),
+      delta: median(xs.map((x) => x.peak_rss - x.base_rss)),
     });
     const ts = pick(results[f].ts);
     const pt = pick(results[f].torch);
     rows.push([f, 'vgg-torch', `${ts.s.toFixed(3)} s`, `${ts.cpu.toFixed(3)} s`, mib(ts.peak), mib(ts.delta)]);
     rows.push([f, 'torch.load', `${pt.s.toFixed(3)} s`, `${pt.cpu.toFixed(3)} s`, mib(pt.peak), mib(pt.delta)]);
-    ratios.push(`${f}: time ×${(ts.s / pt.s).toFixed(2)}, CPU ×${(ts.cpu / pt.cpu).toFixed(2)}, peak RSS ×${(ts.peak / pt.peak).toFixed(2)}, RSS growth ×${(ts.delta / pt.delta).toFixed(2)}`);
+    ratios.push(
+      `${f}: time ×${(ts.s / pt.s).toFixed(2)}, CPU ×${(ts.cpu / pt.cpu).toFixed(2)}, peak RSS ×${(ts.peak / pt.peak).toFixed(2)}, RSS growth ×${(ts.delta / pt.delta).toFixed(2)}`,
+    );
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  '));
@@ -112,7 +116,10 @@ function main(): void {
   mkdirSync(DIR, { recursive: true });
   if (!process.argv.includes('--many-only')) {
     python([fileURLToPath(new URL('../scripts/fixtures/pth_large.py', import.meta.url)), DIR, '--no-hash'], 'the checkpoints');
-    compare('VGG16-sized state dict', CASES.map((c) => ({ ...c, file: join(DIR, `vgg16-${c.file}.pth`) })));
+    compare(
+      'VGG16-sized state dict',
+      CASES.map((c) => ({ ...c, file: join(DIR, `vgg16-${c.file}.pth`) })),
+    );
   }
   python(['-c', MANY, fileURLToPath(new URL('../scripts/fixtures/', import.meta.url)), DIR], 'the 40,000-tensor files');
   compare('40,000 tensors of 3 floats (legacy)', [

@@ -12,7 +12,12 @@ const CALLS = 100_000;
 const REPS = Number(process.env.REPS ?? 7);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 // (batch, channels, height = width): the 32×32 CIFAR VGG's conv stages at batch 32.
-const CONVS: [number, number, number][] = [[32, 64, 32], [32, 128, 16], [32, 256, 8], [32, 512, 4]];
+const CONVS: [number, number, number][] = [
+  [32, 64, 32],
+  [32, 128, 16],
+  [32, 256, 8],
+  [32, 512, 4],
+];
 
 function tinyAdd(calls: number): number {
   const a = ones(1, 1);

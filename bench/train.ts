@@ -21,16 +21,17 @@
 // Raise STEPS128/STEPS512 on a bigger machine.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import {
-  type Tensor, getNumThreads, manualSeed, memory, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial,
-} from '../lib/index.js';
+import { type Tensor, getNumThreads, manualSeed, memory, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial } from '../lib/index.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const WARMUP = Number(process.env.WARMUP ?? 2);
 const SEED = 777;
 /** [batch, timed steps] */
-const CONFIGS: [number, number][] = [[128, Number(process.env.STEPS128 ?? 4)], [512, Number(process.env.STEPS512 ?? 1)]];
+const CONFIGS: [number, number][] = [
+  [128, Number(process.env.STEPS128 ?? 4)],
+  [512, Number(process.env.STEPS512 ?? 1)],
+];
 
 interface Result {
   batch: number;
@@ -100,29 +101,41 @@ for (let round = 0; round < ROUNDS; round++) {
   torchVersion = p.torch;
   pyThreads = p.threads;
   p.results.forEach((r, i) => py[i].push(r));
-  process.stderr.write(`round ${round + 1}/${ROUNDS} done (${((performance.now() - t0) / 1000).toFixed(0)} s, vgg-torch RSS ${mb(process.memoryUsage().rss)}, live tensors ${memory().tensors})\n`);
+  process.stderr.write(
+    `round ${round + 1}/${ROUNDS} done (${((performance.now() - t0) / 1000).toFixed(0)} s, vgg-torch RSS ${mb(process.memoryUsage().rss)}, live tensors ${memory().tensors})\n`,
+  );
 }
 const rssAfter = process.memoryUsage().rss;
 
 console.log(`bench/train — CIFAR-10 tutorial VGG, one training step = zeroGrad + forward + CrossEntropyLoss + backward + SGD(momentum 0.9) step + loss.item()`);
-console.log(`synthetic in-memory data (no data loading), ${WARMUP} warm-up steps, ${ROUNDS} interleaved rounds, medians; ` +
-  `threads: vgg-torch ${getNumThreads()}, PyTorch ${torchVersion} ${pyThreads}`);
-console.log('ratio = vgg-torch / PyTorch images/s (higher is better, target ≥ 1.0); medians over rounds, and the best round of each side (less sensitive to load from other processes)\n');
-console.log('| batch | timed steps | vgg-torch (images/s) | PyTorch (images/s) | ratio | vgg-torch ms/step | PyTorch ms/step | best round: vgg-torch | best round: PyTorch | best ratio |');
+console.log(
+  `synthetic in-memory data (no data loading), ${WARMUP} warm-up steps, ${ROUNDS} interleaved rounds, medians; ` +
+    `threads: vgg-torch ${getNumThreads()}, PyTorch ${torchVersion} ${pyThreads}`,
+);
+console.log(
+  'ratio = vgg-torch / PyTorch images/s (higher is better, target ≥ 1.0); medians over rounds, and the best round of each side (less sensitive to load from other processes)\n',
+);
+console.log(
+  '| batch | timed steps | vgg-torch (images/s) | PyTorch (images/s) | ratio | vgg-torch ms/step | PyTorch ms/step | best round: vgg-torch | best round: PyTorch | best ratio |',
+);
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 CONFIGS.forEach(([b, k], i) => {
   const a = median(js[i].map((r) => r.images_per_s));
   const p = median(py[i].map((r) => r.images_per_s));
   const ab = Math.max(...js[i].map((r) => r.images_per_s));
   const pb = Math.max(...py[i].map((r) => r.images_per_s));
-  console.log(`| ${b} | ${k} | ${a.toFixed(1)} | ${p.toFixed(1)} | ${(a / p).toFixed(3)} | ${((b / a) * 1000).toFixed(0)} | ${((b / p) * 1000).toFixed(0)} | ` +
-    `${ab.toFixed(1)} | ${pb.toFixed(1)} | ${(ab / pb).toFixed(3)} |`);
+  console.log(
+    `| ${b} | ${k} | ${a.toFixed(1)} | ${p.toFixed(1)} | ${(a / p).toFixed(3)} | ${((b / a) * 1000).toFixed(0)} | ${((b / p) * 1000).toFixed(0)} | ` +
+      `${ab.toFixed(1)} | ${pb.toFixed(1)} | ${(ab / pb).toFixed(3)} |`,
+  );
 });
 console.log('');
 CONFIGS.forEach(([b], i) => {
   const f = (rs: Result[], key: 'first_loss' | 'last_loss') => rs.map((r) => r[key].toFixed(7)).join(', ');
-  console.log(`loss, batch ${b}: first step vgg-torch [${f(js[i], 'first_loss')}] PyTorch [${f(py[i], 'first_loss')}]; ` +
-    `last step vgg-torch [${f(js[i], 'last_loss')}] PyTorch [${f(py[i], 'last_loss')}] (one per round)`);
+  console.log(
+    `loss, batch ${b}: first step vgg-torch [${f(js[i], 'first_loss')}] PyTorch [${f(py[i], 'first_loss')}]; ` +
+      `last step vgg-torch [${f(js[i], 'last_loss')}] PyTorch [${f(py[i], 'last_loss')}] (one per round)`,
+  );
 });
 CONFIGS.forEach(([b], i) => {
   const f = (rs: Result[]) => rs.map((r) => r.images_per_s.toFixed(1)).join(', ');

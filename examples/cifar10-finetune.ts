@@ -10,9 +10,7 @@
 // Run: npx tsx examples/cifar10-finetune.ts
 //   (downloads the weights, 528 MB, into torch.hub's cache, and CIFAR-10, 163 MB, into ./cifar10, once)
 // EPOCHS, TRAIN_LIMIT, TEST_LIMIT, BATCH, RESIZE, LIVE=1 change the run.
-import {
-  CIFAR10, DataLoader, Subset, VGG16_BN_Weights, cuda, manualSeed, nn, optim, train, transforms, vgg16_bn,
-} from '../lib/index.js';
+import { CIFAR10, DataLoader, Subset, VGG16_BN_Weights, cuda, manualSeed, nn, optim, train, transforms, vgg16_bn } from '../lib/index.js';
 
 const EPOCHS = Number(process.env.EPOCHS ?? 5);
 const BATCH = Number(process.env.BATCH ?? 128);
@@ -24,13 +22,22 @@ manualSeed(777);
 const { mean, std } = VGG16_BN_Weights.IMAGENET1K_V1.preset;
 const resize = RESIZE ? [new transforms.Resize(RESIZE)] : [];
 const trainTransform = new transforms.Compose([
-  new transforms.RandomCrop(32, { padding: 4 }), new transforms.RandomHorizontalFlip(), ...resize,
-  new transforms.ToTensor(), new transforms.Normalize(mean, std),
+  new transforms.RandomCrop(32, { padding: 4 }),
+  new transforms.RandomHorizontalFlip(),
+  ...resize,
+  new transforms.ToTensor(),
+  new transforms.Normalize(mean, std),
 ]);
 const testTransform = new transforms.Compose([...resize, new transforms.ToTensor(), new transforms.Normalize(mean, std)]);
 const trainSet = await CIFAR10.load({ root: './cifar10', train: true, download: true, transform: trainTransform });
 const testSet = await CIFAR10.load({ root: './cifar10', train: false, download: true, transform: testTransform });
-const limit = (ds: CIFAR10, n: string | undefined) => (n ? new Subset(ds, Array.from({ length: Number(n) }, (_, i) => i)) : ds);
+const limit = (ds: CIFAR10, n: string | undefined) =>
+  n
+    ? new Subset(
+        ds,
+        Array.from({ length: Number(n) }, (_, i) => i),
+      )
+    : ds;
 const trainLoader = new DataLoader(limit(trainSet, process.env.TRAIN_LIMIT), { batchSize: BATCH, shuffle: true });
 const testLoader = new DataLoader(limit(testSet, process.env.TEST_LIMIT), { batchSize: 500 });
 
@@ -43,7 +50,12 @@ model.to(device);
 const optimizer = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
 const scheduler = new optim.CosineAnnealingLR(optimizer, { tMax: EPOCHS });
 const result = await train.fit({
-  model, optimizer, scheduler, trainLoader, testLoader, device,
+  model,
+  optimizer,
+  scheduler,
+  trainLoader,
+  testLoader,
+  device,
   epochs: EPOCHS,
   classes: trainSet.classes,
   outDir: 'runs/cifar10-finetune',

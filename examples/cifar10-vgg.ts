@@ -14,31 +14,42 @@
 // Run: npx tsx examples/cifar10-vgg.ts   (downloads CIFAR-10, 163 MB, into ./cifar10 once)
 // EPOCHS, TRAIN_LIMIT and TEST_LIMIT (images) shorten a run.
 import { mkdirSync } from 'node:fs';
-import {
-  CIFAR10, DataLoader, Subset, cuda, manualSeed, nn, noGrad, optim, save, saveImage, tidy, train, transforms, vggTutorial,
-} from '../lib/index.js';
+import { CIFAR10, DataLoader, Subset, cuda, manualSeed, nn, noGrad, optim, save, saveImage, tidy, train, transforms, vggTutorial } from '../lib/index.js';
 
 const device = cuda.isAvailable() ? 'cuda' : 'cpu';
 manualSeed(777); // also seeds every CUDA device, as torch.manual_seed + torch.cuda.manual_seed_all
 
-const transform = new transforms.Compose([
-  new transforms.ToTensor(),
-  new transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-]);
+const transform = new transforms.Compose([new transforms.ToTensor(), new transforms.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])]);
 const trainset = new CIFAR10({ root: './cifar10', train: true, download: true, transform });
 const limit = Number(process.env.TRAIN_LIMIT ?? trainset.length);
-const trainData = limit < trainset.length ? new Subset(trainset, Array.from({ length: limit }, (_, i) => i)) : trainset;
+const trainData =
+  limit < trainset.length
+    ? new Subset(
+        trainset,
+        Array.from({ length: limit }, (_, i) => i),
+      )
+    : trainset;
 const trainloader = new DataLoader(trainData, { batchSize: 512, shuffle: true });
 const testset = new CIFAR10({ root: './cifar10', train: false, download: true, transform });
 const testLimit = Number(process.env.TEST_LIMIT ?? testset.length);
-const testData = testLimit < testset.length ? new Subset(testset, Array.from({ length: testLimit }, (_, i) => i)) : testset;
+const testData =
+  testLimit < testset.length
+    ? new Subset(
+        testset,
+        Array.from({ length: testLimit }, (_, i) => i),
+      )
+    : testset;
 const testloader = new DataLoader(testData, { batchSize: 4, shuffle: false });
 const classes = ['plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 // vis.images(images / 2 + 0.5): the first training batch as a grid.
 mkdirSync('./runs/cifar10', { recursive: true });
 for (const [images, labels] of trainloader) {
-  await saveImage(tidy(() => images.narrow(0, 0, 64).div(2).add(0.5)), './runs/cifar10/samples.png', { nrow: 8 });
+  await saveImage(
+    tidy(() => images.narrow(0, 0, 64).div(2).add(0.5)),
+    './runs/cifar10/samples.png',
+    { nrow: 8 },
+  );
   images.dispose();
   labels.dispose();
   break;
@@ -112,8 +123,14 @@ for (let epoch = 0; epoch < epochs; epoch++) {
     if (i % 30 === 29) {
       console.log(`[${epoch + 1}, ${String(i + 1).padStart(5)}] loss: ${(runningLoss / 30).toFixed(3)}`);
       metrics.append({
-        kind: 'batch', epoch: epoch + 1, batch: i + 1, step, loss: runningLoss / 30,
-        accuracy: (100 * runningCorrect) / runningSeen, lr: optimizer.paramGroups[0].lr as number, time: Date.now(),
+        kind: 'batch',
+        epoch: epoch + 1,
+        batch: i + 1,
+        step,
+        loss: runningLoss / 30,
+        accuracy: (100 * runningCorrect) / runningSeen,
+        lr: optimizer.paramGroups[0].lr as number,
+        time: Date.now(),
       });
       plot();
       runningLoss = runningCorrect = runningSeen = 0;
@@ -123,8 +140,16 @@ for (let epoch = 0; epoch < epochs; epoch++) {
   const seconds = (Date.now() - total.started) / 1000;
   const acc = accCheck(epoch);
   metrics.append({
-    kind: 'epoch', epoch: epoch + 1, step, trainLoss: total.loss / total.seen, trainAccuracy: (100 * total.correct) / total.seen,
-    testAccuracy: acc, lr: optimizer.paramGroups[0].lr as number, seconds, imagesPerSecond: total.seen / seconds, time: Date.now(),
+    kind: 'epoch',
+    epoch: epoch + 1,
+    step,
+    trainLoss: total.loss / total.seen,
+    trainAccuracy: (100 * total.correct) / total.seen,
+    testAccuracy: acc,
+    lr: optimizer.paramGroups[0].lr as number,
+    seconds,
+    imagesPerSecond: total.seen / seconds,
+    time: Date.now(),
   });
   plot();
 }

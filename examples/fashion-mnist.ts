@@ -5,9 +5,7 @@
 // Writes runs/fashion-mnist/{metrics.jsonl, chart.html, checkpoint.pth}.
 //
 // Run: npm run demo      (environment: TRAIN_IMAGES, TEST_IMAGES, EPOCHS, BATCH, LIVE=1 for the live chart)
-import {
-  DataLoader, FashionMNIST, Subset, getNumThreads, manualSeed, memory, optim, train, transforms, vggTutorial,
-} from '../lib/index.js';
+import { DataLoader, FashionMNIST, Subset, getNumThreads, manualSeed, memory, optim, train, transforms, vggTutorial } from '../lib/index.js';
 
 const TRAIN_IMAGES = Number(process.env.TRAIN_IMAGES ?? 3072);
 const TEST_IMAGES = Number(process.env.TEST_IMAGES ?? 1000);
@@ -30,7 +28,11 @@ console.log(`Fashion-MNIST: ${TRAIN_IMAGES} training images, ${EPOCHS} epochs, b
 
 const started = Date.now();
 const result = await train.fit({
-  model, optimizer, scheduler, trainLoader, testLoader,
+  model,
+  optimizer,
+  scheduler,
+  trainLoader,
+  testLoader,
   epochs: EPOCHS,
   logEvery: 16,
   classes: trainSet.classes,

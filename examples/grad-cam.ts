@@ -6,7 +6,7 @@
 // Run: npx tsx examples/grad-cam.ts cat.jpg [cam.png] [--class 281]
 // The weights (528 MB) are downloaded once into torch.hub's cache.
 import { pathToFileURL } from 'node:url';
-import { F, type Tensor, VGG, VGG16_Weights, cat, keep, saveImage, tensor, tidy, vgg16 } from '../lib/index.js';
+import { F, type Tensor, type VGG, VGG16_Weights, cat, keep, saveImage, tensor, tidy, vgg16 } from '../lib/index.js';
 
 /** The Grad-CAM map of `input` (1×3×H×W): an H×W tensor in [0, 1], and the class it explains (by default the top one). */
 export function gradCam(model: VGG, input: Tensor, opts: { layer?: number; classIndex?: number } = {}): { cam: Tensor; classIndex: number } {
@@ -63,7 +63,13 @@ async function main(): Promise<void> {
   const batch = await weights.transforms().fromFile(file);
   const { cam, classIndex: k } = gradCam(model, batch, { classIndex });
   // Undo ImageNet normalization to show the (cropped) input under the map.
-  const image = tidy(() => batch.squeeze(0).mul(tensor([0.229, 0.224, 0.225]).view(3, 1, 1)).add(tensor([0.485, 0.456, 0.406]).view(3, 1, 1)).clamp(0, 1));
+  const image = tidy(() =>
+    batch
+      .squeeze(0)
+      .mul(tensor([0.229, 0.224, 0.225]).view(3, 1, 1))
+      .add(tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
+      .clamp(0, 1),
+  );
   const blended = overlay(image, cam);
   await saveImage(blended, out);
   console.log(`class ${k} (${weights.meta.categories![k]}): Grad-CAM written to ${out}`);

@@ -24,7 +24,9 @@ console.log('w.grad.sum()', w.grad!.sum().toString());
 manualSeed(0);
 const conv = randn([16, 3, 3, 3]).mul(0.1).requiresGrad_();
 const bias = randn([16]).mul(0.01).requiresGrad_();
-const fc = randn([10, 16 * 16 * 16]).mul(0.01).requiresGrad_();
+const fc = randn([10, 16 * 16 * 16])
+  .mul(0.01)
+  .requiresGrad_();
 const params = [conv, bias, fc];
 const data = randn(64, 3, 32, 32);
 const labels = randint(0, 10, [64]);

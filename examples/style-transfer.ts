@@ -6,11 +6,31 @@
 // The VGG19 weights (548 MB) are downloaded once into torch.hub's cache.
 import { pathToFileURL } from 'node:url';
 import {
-  F, type Tensor, type VGG, createFeatureExtractor, decodeImage, keep, nn, noGrad, optim, saveImage, tensor, tidy, transforms, vgg19,
+  F,
+  type Tensor,
+  type VGG,
+  createFeatureExtractor,
+  decodeImage,
+  keep,
+  nn,
+  noGrad,
+  optim,
+  saveImage,
+  tensor,
+  tidy,
+  transforms,
+  vgg19,
 } from '../lib/index.js';
 
 /** VGG19 `features` node → layer name (conv outputs; the ReLUs are made out-of-place so they stay as computed). */
-export const LAYERS = { 'features.0': 'conv1_1', 'features.5': 'conv2_1', 'features.10': 'conv3_1', 'features.19': 'conv4_1', 'features.21': 'conv4_2', 'features.28': 'conv5_1' };
+export const LAYERS = {
+  'features.0': 'conv1_1',
+  'features.5': 'conv2_1',
+  'features.10': 'conv3_1',
+  'features.19': 'conv4_1',
+  'features.21': 'conv4_2',
+  'features.28': 'conv5_1',
+};
 export const STYLE_LAYERS = ['conv1_1', 'conv2_1', 'conv3_1', 'conv4_1', 'conv5_1'];
 export const CONTENT_LAYER = 'conv4_2';
 
@@ -49,11 +69,13 @@ export function styleTransfer(model: VGG, content: Tensor, style: Tensor, opts: 
   const mean = keep(tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1));
   const std = keep(tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1));
   const featuresOf = (img: Tensor): Map<string, Tensor> => extractor(img.sub(mean).div(std));
-  const [contentTarget, styleTargets] = tidy(() => noGrad(() => {
-    const c = featuresOf(content).get(CONTENT_LAYER)!;
-    const s = featuresOf(style);
-    return [keep(c), STYLE_LAYERS.map((l) => keep(gram(s.get(l)!)))] as const;
-  }));
+  const [contentTarget, styleTargets] = tidy(() =>
+    noGrad(() => {
+      const c = featuresOf(content).get(CONTENT_LAYER)!;
+      const s = featuresOf(style);
+      return [keep(c), STYLE_LAYERS.map((l) => keep(gram(s.get(l)!)))] as const;
+    }),
+  );
   const image = keep(content.clone().requiresGrad_());
   const opt = optimizer === 'adam' ? new optim.Adam([image], { lr }) : new optim.LBFGS([image], { maxIter });
   const closure = (): Tensor => {
@@ -109,7 +131,8 @@ async function main(): Promise<void> {
   const style = await load(styleFile, size);
   let evals = 0;
   const result = styleTransfer(model, content, style, {
-    steps, optimizer: adam >= 0 ? 'adam' : 'lbfgs',
+    steps,
+    optimizer: adam >= 0 ? 'adam' : 'lbfgs',
     onLoss: (s, c) => {
       if (++evals % 50 === 0) console.log(`evaluation ${evals}: style loss ${s.toFixed(4)}, content loss ${c.toFixed(4)}`);
     },

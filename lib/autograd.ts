@@ -20,7 +20,11 @@ function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
 function gradMode<T>(enabled: boolean, fn: () => T): T {
   checkFunction(enabled ? 'enableGrad()' : 'noGrad()', 'fn', fn);
   const previous = native.isGradEnabled();
-  return withMode(() => native.setGradEnabled(enabled), () => native.setGradEnabled(previous), fn);
+  return withMode(
+    () => native.setGradEnabled(enabled),
+    () => native.setGradEnabled(previous),
+    fn,
+  );
 }
 
 /** Runs `fn` without recording operations for autograd (`torch.no_grad()`). */
@@ -39,6 +43,10 @@ export const setGradEnabled = (enabled: boolean): void => native.setGradEnabled(
  */
 export function inferenceMode<T>(fn: () => T, enabled = true): T {
   checkFunction('inferenceMode()', 'fn', fn);
-  return withMode(() => native.enterInferenceMode(enabled), () => native.exitInferenceMode(), fn);
+  return withMode(
+    () => native.enterInferenceMode(enabled),
+    () => native.exitInferenceMode(),
+    fn,
+  );
 }
 export const isInferenceModeEnabled = (): boolean => native.isInferenceModeEnabled();

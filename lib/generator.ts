@@ -5,7 +5,7 @@
 // same seed and its state bytes are libtorch's own.
 import { native, op, type GeneratorHandle, type Handle } from './native.js';
 import { dtypeCode } from './tensor/dtype.js';
-import { Tensor, wrap, handleOf } from './tensor/tensor.js';
+import { type Tensor, wrap, handleOf } from './tensor/tensor.js';
 import { describe } from './utils/args.js';
 
 function toSeed(seed: unknown, what: string): bigint {

@@ -13,27 +13,72 @@ setInferenceCompiler(inferenceCompiler);
 export { Tensor, cat, stack, where, broadcastTensors } from './tensor/tensor.js';
 export type { Device, IndexSpec, Scalar, Slice, TensorOptions, Reduction } from './tensor/tensor.js';
 export {
-  tensor, fromBuffer, zeros, ones, empty, full, arange, linspace, randn, rand, randint, eye,
-  zerosLike, onesLike, randnLike, emptyLike,
+  tensor,
+  fromBuffer,
+  zeros,
+  ones,
+  empty,
+  full,
+  arange,
+  linspace,
+  randn,
+  rand,
+  randint,
+  eye,
+  zerosLike,
+  onesLike,
+  randnLike,
+  emptyLike,
 } from './tensor/creation.js';
 export type { TensorData } from './tensor/creation.js';
 export type { DType } from './tensor/dtype.js';
 export { tidy, keep, dispose, memory } from './tensor/scope.js';
 export {
-  noGrad, enableGrad, isGradEnabled, setGradEnabled, inferenceMode, isInferenceModeEnabled,
+  noGrad,
+  enableGrad,
+  isGradEnabled,
+  setGradEnabled,
+  inferenceMode,
+  isInferenceModeEnabled,
 } from './autograd.js';
 export {
-  manualSeed, initialSeed, getRngState, setRngState, getNumThreads, setNumThreads, cuda, backends, version,
+  manualSeed,
+  initialSeed,
+  getRngState,
+  setRngState,
+  getNumThreads,
+  setNumThreads,
+  cuda,
+  backends,
+  version,
 } from './runtime.js';
 export * as functional from './nn/functional.js';
 export * as F from './nn/functional.js';
 export * as nn from './nn/index.js';
 export {
-  VGG, makeLayers, cfgs, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial,
+  VGG,
+  makeLayers,
+  cfgs,
+  vgg11,
+  vgg11_bn,
+  vgg13,
+  vgg13_bn,
+  vgg16,
+  vgg16_bn,
+  vgg19,
+  vgg19_bn,
+  vggTutorial,
 } from './models/vgg.js';
 export type { VGGConfig, VGGOptions, VGGFactoryOptions } from './models/vgg.js';
 export {
-  Weights, VGG11_Weights, VGG11_BN_Weights, VGG13_Weights, VGG13_BN_Weights, VGG16_Weights, VGG16_BN_Weights, VGG19_Weights,
+  Weights,
+  VGG11_Weights,
+  VGG11_BN_Weights,
+  VGG13_Weights,
+  VGG13_BN_Weights,
+  VGG16_Weights,
+  VGG16_BN_Weights,
+  VGG19_Weights,
   VGG19_BN_Weights,
 } from './models/weights.js';
 export type { WeightsMeta } from './models/weights.js';
@@ -51,12 +96,33 @@ export { ImageClassification } from './transforms/presets.js';
 export type { ClassificationPreset } from './transforms/presets.js';
 export { decodeImage } from './io/image.js';
 export {
-  DataLoader, EpochIterator, defaultCollate, TensorDataset, Subset, randomSplit, Generator,
-  CIFAR10, MNIST, FashionMNIST, ImageFolder, IMG_EXTENSIONS, parseIdx,
-  closeLoaderWorkers, DistributedSampler,
+  DataLoader,
+  EpochIterator,
+  defaultCollate,
+  TensorDataset,
+  Subset,
+  randomSplit,
+  Generator,
+  CIFAR10,
+  MNIST,
+  FashionMNIST,
+  ImageFolder,
+  IMG_EXTENSIONS,
+  parseIdx,
+  closeLoaderWorkers,
+  DistributedSampler,
 } from './data/index.js';
 export type {
-  Dataset, DataLoaderOptions, LoaderIterState, Sampler, Collated, ImageDatasetOptions, CIFAR10Options, MNISTOptions, ImageFolderOptions, IdxFile,
+  Dataset,
+  DataLoaderOptions,
+  LoaderIterState,
+  Sampler,
+  Collated,
+  ImageDatasetOptions,
+  CIFAR10Options,
+  MNISTOptions,
+  ImageFolderOptions,
+  IdxFile,
   DistributedSamplerOptions,
 } from './data/index.js';
 export { download } from './utils/download.js';

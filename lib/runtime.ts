@@ -1,6 +1,6 @@
 // Seeds, RNG state, threads, CUDA and cuDNN switches.
 import { native } from './native.js';
-import { Tensor, describe, handleOf, wrap } from './tensor/tensor.js';
+import { type Tensor, describe, handleOf, wrap } from './tensor/tensor.js';
 
 /** Seeds the CPU generator and every CUDA device's, like `torch.manual_seed`. */
 export function manualSeed(seed: number | bigint): void {

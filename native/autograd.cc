@@ -57,12 +57,13 @@ at::Tensor RunJsHook(const std::shared_ptr<JsHook>& h, const at::Tensor& grad) {
 // registerHook(tensor, fn) -> hook index for removeHook
 Napi::Value RegisterHook(const Napi::CallbackInfo& info) {
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
-  if (!info[1].IsFunction()) throw ArgumentError("registerHook(): argument 'hook' must be a function, got " + Shown(info[1]));
+  if (!info[1].IsFunction())
+    throw ArgumentError("registerHook(): argument 'hook' must be a function, got " + Shown(info[1]));
   TORCH_CHECK(t.requires_grad(), "cannot register a hook on a tensor that doesn't require gradient");
   // CUDA backward runs on the engine's device threads, where JS cannot be called.
   if (!t.device().is_cpu()) {
-    throw NativeError("registerHook(): hooks are supported on CPU tensors only (the backward of a " +
-                      t.device().str() + " tensor runs on a libtorch worker thread), got a tensor on " + t.device().str());
+    throw NativeError("registerHook(): hooks are supported on CPU tensors only (the backward of a " + t.device().str() +
+                      " tensor runs on a libtorch worker thread), got a tensor on " + t.device().str());
   }
   auto h = std::make_shared<JsHook>();
   h->fn = Napi::Persistent(info[1].As<Napi::Function>());

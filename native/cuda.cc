@@ -25,8 +25,8 @@ int DeviceIndex(const Napi::CallbackInfo& info, size_t i) {
                       ? ToInt(info[i], "device")
                       : at::detail::getCUDAHooks().current_device();
   if (index < 0 || index >= count) {
-    throw RangeArgumentError("CUDA device " + std::to_string(index) + " does not exist (" +
-                                                std::to_string(count) + " visible)");
+    throw RangeArgumentError("CUDA device " + std::to_string(index) + " does not exist (" + std::to_string(count) +
+                             " visible)");
   }
   return static_cast<int>(index);
 }
@@ -53,8 +53,8 @@ Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
 #endif
   using c10::cuda::CUDACachingAllocator::StatType;
-  return Napi::Number::New(info.Env(),
-                           static_cast<double>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].current));
+  return Napi::Number::New(
+      info.Env(), static_cast<double>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].current));
 #else
   (void)device;
   throw NativeError("memoryAllocated(): this build of vgg-torch was compiled without CUDA support");
@@ -64,7 +64,8 @@ Napi::Value MemoryAllocated(const Napi::CallbackInfo& info) {
 // torch.cuda.get_rng_state / set_rng_state, through Context::defaultGenerator,
 // which every libtorch version has (the CUDA hooks' name for it changed in 2.x).
 Napi::Value GetCudaRngState(const Napi::CallbackInfo& info) {
-  auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 0))));
+  auto gen = at::globalContext().defaultGenerator(
+      c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 0))));
   std::lock_guard<std::mutex> lock(gen.mutex());
   return WrapTensor(info.Env(), gen.get_state());
 }
@@ -73,7 +74,8 @@ Napi::Value SetCudaRngState(const Napi::CallbackInfo& info) {
   const at::Tensor& state = UnwrapTensor(info[0], "state");
   TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
               "CUDA RNG state must be a uint8 CPU tensor, got ", state.scalar_type(), " on ", state.device());
-  auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 1))));
+  auto gen = at::globalContext().defaultGenerator(
+      c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(DeviceIndex(info, 1))));
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
   return info.Env().Undefined();

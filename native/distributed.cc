@@ -69,15 +69,15 @@ struct World {
   // The store new groups are made in, and their barrier runs on: Python's
   // pg_map entry of the default group (its own prefix store on 2.x).
   c10::intrusive_ptr<c10d::Store> groupStore;
-  std::vector<Group> groups;              // by id; null for a group this rank is not in
-  int64_t groupCount = 0;                 // Python's _group_count
+  std::vector<Group> groups;  // by id; null for a group this rank is not in
+  int64_t groupCount = 0;     // Python's _group_count
   int rank = -1;
   int worldSize = 0;
   std::string backend;
   std::string host;
   std::chrono::milliseconds timeout{0};
   std::vector<std::shared_ptr<c10d::Reducer>> reducers;  // by id; null once freed
-  std::vector<std::shared_ptr<c10d::Logger>> loggers;     // the Reducer holds its Logger weakly
+  std::vector<std::shared_ptr<c10d::Logger>> loggers;    // the Reducer holds its Logger weakly
 };
 
 World& TheWorld() {
@@ -85,9 +85,7 @@ World& TheWorld() {
   return *w;
 }
 
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
+bool IsLoopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1"; }
 
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const std::string& host) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
@@ -154,8 +152,8 @@ Group MakeGroup(World& w, const c10::intrusive_ptr<c10d::Store>& parent, const s
   if (w.backend == "nccl") {
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = w.timeout;
-    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("cuda/", store), rank,
-                                                            size, opts);
+    auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("cuda/", store),
+                                                            rank, size, opts);
 #if VGG_TORCH_C10D_SEQUENCE_NUMBERS
     nccl->setSequenceNumberForGroup();
 #endif
@@ -241,13 +239,13 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   try {
     tcp = MakeStore(host, o);
   } catch (const c10::Error& e) {
-    throw NativeError("rank " + std::to_string(rank) + " could not " +
-                      (rank == 0 ? "start" : "reach") + " the TCPStore at " + host + ":" + std::to_string(port) +
-                      " within " + std::to_string(timeoutMs) + " ms: " + CleanMessage(e));
+    throw NativeError("rank " + std::to_string(rank) + " could not " + (rank == 0 ? "start" : "reach") +
+                      " the TCPStore at " + host + ":" + std::to_string(port) + " within " + std::to_string(timeoutMs) +
+                      " ms: " + CleanMessage(e));
   } catch (const std::exception& e) {
     throw NativeError("rank " + std::to_string(rank) + " could not " + (rank == 0 ? "start" : "reach") +
-                      " the TCPStore at " + host + ":" + std::to_string(port) + " within " +
-                      std::to_string(timeoutMs) + " ms: " + e.what());
+                      " the TCPStore at " + host + ":" + std::to_string(port) + " within " + std::to_string(timeoutMs) +
+                      " ms: " + e.what());
   }
   w.store = c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
   w.rank = static_cast<int>(rank);
@@ -289,7 +287,8 @@ Napi::Value NewGroup(const Napi::CallbackInfo& info) {
       throw RangeArgumentError("newGroup(): rank " + std::to_string(ranks[i]) + " is outside the world of size " +
                                std::to_string(w.worldSize));
     }
-    if (i > 0 && ranks[i] == ranks[i - 1]) throw RangeArgumentError("newGroup(): rank " + std::to_string(ranks[i]) + " given twice");
+    if (i > 0 && ranks[i] == ranks[i - 1])
+      throw RangeArgumentError("newGroup(): rank " + std::to_string(ranks[i]) + " given twice");
     if (ranks[i] == w.rank) groupRank = static_cast<int>(i);
   }
   std::string name = std::to_string(w.groupCount++);
@@ -460,11 +459,14 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
   auto tensors = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{t});
   std::function<void()> after;
   if (op == "avg") {
-    if (!at::isFloatingType(t.scalar_type())) throw ArgumentError("allReduce(): op 'avg' needs a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
+    if (!at::isFloatingType(t.scalar_type()))
+      throw ArgumentError("allReduce(): op 'avg' needs a floating-point tensor, got " +
+                          std::string(c10::toString(t.scalar_type())));
     int size = pg->getSize();
     after = [t, size]() mutable { t.div_(size); };
   }
-  return Finish(info, AsyncFlag(info, 3), pg, [pg, tensors, opts]() { return pg->allreduce(*tensors, opts); }, after);
+  return Finish(
+      info, AsyncFlag(info, 3), pg, [pg, tensors, opts]() { return pg->allreduce(*tensors, opts); }, after);
 }
 
 // broadcast(group, tensor, src (group rank), async)
@@ -472,7 +474,8 @@ Napi::Value Broadcast(const Napi::CallbackInfo& info) {
   Group pg = GetGroup(info[0]);
   at::Tensor t = UnwrapTensor(info[1], "tensor");
   int64_t src = ToInt(info[2], "src");
-  if (src < 0 || src >= pg->getSize()) throw RangeArgumentError("broadcast(): src " + std::to_string(src) + " is not a rank of the group");
+  if (src < 0 || src >= pg->getSize())
+    throw RangeArgumentError("broadcast(): src " + std::to_string(src) + " is not a rank of the group");
   c10d::BroadcastOptions opts;
   opts.rootRank = src;
   auto tensors = std::make_shared<std::vector<at::Tensor>>(std::vector<at::Tensor>{t});
@@ -541,7 +544,8 @@ Napi::Value BroadcastCoalesced(const Napi::CallbackInfo& info) {
   try {
     c10d::broadcast_coalesced(pg, tensors, static_cast<size_t>(bufferSize), static_cast<int>(src));
   } catch (const std::exception& e) {
-    throw NativeError("broadcast of parameters/buffers failed on rank " + std::to_string(pg->getRank()) + ": " + Described(e));
+    throw NativeError("broadcast of parameters/buffers failed on rank " + std::to_string(pg->getRank()) + ": " +
+                      Described(e));
   }
   return info.Env().Undefined();
 }
@@ -580,11 +584,12 @@ Napi::Value ReducerNew(const Napi::CallbackInfo& info) {
     Napi::Array arr = info[5].As<Napi::Array>();
     for (uint32_t i = 0; i < arr.Length(); ++i) names[i] = ToString(arr.Get(i), "names");
   }
-  if (params.empty()) throw RangeArgumentError("DistributedDataParallel: the module has no parameter that requires grad");
+  if (params.empty())
+    throw RangeArgumentError("DistributedDataParallel: the module has no parameter that requires grad");
   std::vector<bool> sparse(params.size(), false);
-  std::vector<size_t> limits0 = findUnused
-      ? std::vector<size_t>{static_cast<size_t>(c10d::kDefaultFirstBucketBytes), static_cast<size_t>(cap)}
-      : std::vector<size_t>{static_cast<size_t>(std::numeric_limits<int64_t>::max())};
+  std::vector<size_t> limits0 =
+      findUnused ? std::vector<size_t>{static_cast<size_t>(c10d::kDefaultFirstBucketBytes), static_cast<size_t>(cap)}
+                 : std::vector<size_t>{static_cast<size_t>(std::numeric_limits<int64_t>::max())};
   auto [buckets, limits] = c10d::compute_bucket_assignment_by_size(params, limits0, sparse);
   std::reverse(buckets.begin(), buckets.end());
   std::reverse(limits.begin(), limits.end());
@@ -621,7 +626,8 @@ Napi::Value ReducerPrepareForward(const Napi::CallbackInfo& info) {
     if (prepare) r->prepare_for_forward();
     if (rebuild) r->rebuild_buckets();
   } catch (const std::exception& e) {
-    throw NativeError("DistributedDataParallel forward failed on rank " + std::to_string(TheWorld().rank) + ": " + Described(e));
+    throw NativeError("DistributedDataParallel forward failed on rank " + std::to_string(TheWorld().rank) + ": " +
+                      Described(e));
   }
   return info.Env().Undefined();
 }

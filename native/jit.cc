@@ -49,7 +49,7 @@ const napi_type_tag kScriptTag = {0x7667677473637269ULL, 0x70744d6f64756c65ULL};
 
 Napi::Value WrapScript(Napi::Env env, Module m) {
   auto ext = Napi::External<ScriptBox>::New(env, new ScriptBox{std::make_shared<Script>(std::move(m))},
-                                           [](Napi::Env, ScriptBox* box) { delete box; });
+                                            [](Napi::Env, ScriptBox* box) { delete box; });
   ext.TypeTag(&kScriptTag);
   return ext;
 }
@@ -86,12 +86,15 @@ Napi::Value OutputsToJs(Napi::Env env, const c10::IValue& out) {
     }
     auto arr = Napi::Array::New(env, elems.size());
     for (size_t i = 0; i < elems.size(); i++) {
-      if (!elems[i].isTensor()) throw NativeError("a compiled module returned a " + elems[i].tagKind() + " inside its outputs; only tensors are supported");
+      if (!elems[i].isTensor())
+        throw NativeError("a compiled module returned a " + elems[i].tagKind() +
+                          " inside its outputs; only tensors are supported");
       arr.Set(i, WrapTensor(env, elems[i].toTensor()));
     }
     return arr;
   }
-  throw NativeError("a compiled module returned a " + out.tagKind() + "; only a tensor or a tuple/list of tensors is supported");
+  throw NativeError("a compiled module returned a " + out.tagKind() +
+                    "; only a tensor or a tuple/list of tensors is supported");
 }
 
 // While tracing, the weights' handles name detached aliases (same storage and
@@ -138,18 +141,22 @@ Module TraceModule(const Napi::Value& objects) {
   auto cu = std::make_shared<torch::jit::CompilationUnit>();
   Module module("__torch__.vgg_torch.TracedModule", cu, /*shouldMangle=*/true);
   if (objects.IsUndefined()) return module;
-  if (!objects.IsArray()) throw ArgumentError("jitTrace: objects must be an array of [name, object] pairs, got " + Shown(objects));
+  if (!objects.IsArray())
+    throw ArgumentError("jitTrace: objects must be an array of [name, object] pairs, got " + Shown(objects));
   auto arr = objects.As<Napi::Array>();
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value pair = arr.Get(i);
     if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
-      throw ArgumentError("jitTrace: object " + std::to_string(i) + " must be a [name, object] pair, got " + Shown(pair));
+      throw ArgumentError("jitTrace: object " + std::to_string(i) + " must be a [name, object] pair, got " +
+                          Shown(pair));
     }
     std::string name = ToString(pair.As<Napi::Array>().Get(0u), "jitTrace: object name");
     if (!IsIdentifier(name)) throw ArgumentError("jitTrace: object name '" + name + "' is not an identifier");
     if (module.hasattr(name)) throw ArgumentError("jitTrace: two objects are named '" + name + "'");
     c10::IValue* obj = UnwrapObject(pair.As<Napi::Array>().Get(1u));
-    if (!obj) throw ArgumentError("jitTrace: object '" + name + "' must be an object handle, got " + Shown(pair.As<Napi::Array>().Get(1u)));
+    if (!obj)
+      throw ArgumentError("jitTrace: object '" + name + "' must be an object handle, got " +
+                          Shown(pair.As<Napi::Array>().Get(1u)));
     if (!obj->isObject()) throw ArgumentError("jitTrace: object '" + name + "' was disposed");
     module.register_attribute(name, obj->type(), *obj);
   }
@@ -179,7 +186,8 @@ Napi::Value JitTrace(const Napi::CallbackInfo& info) {
     if (result.IsArray()) {
       tupleOut = true;
       auto arr = result.As<Napi::Array>();
-      for (uint32_t i = 0; i < arr.Length(); i++) out.emplace_back(UnwrapTensor(arr.Get(i), "jitTrace: the forward's output"));
+      for (uint32_t i = 0; i < arr.Length(); i++)
+        out.emplace_back(UnwrapTensor(arr.Get(i), "jitTrace: the forward's output"));
     } else {
       out.emplace_back(UnwrapTensor(result, "jitTrace: the forward's output"));
     }
@@ -187,8 +195,9 @@ Napi::Value JitTrace(const Napi::CallbackInfo& info) {
   };
   // With `self`, the graph's first input is the module (`forward(self, ...)`,
   // as torch.jit.trace's are) and its attributes are read through it.
-  auto traceResult = torch::jit::tracer::trace(std::move(inputs), traced, [](const at::Tensor&) { return std::string(); },
-                                               /*strict=*/false, /*force_outplace=*/false, &module);
+  auto traceResult = torch::jit::tracer::trace(
+      std::move(inputs), traced, [](const at::Tensor&) { return std::string(); },
+      /*strict=*/false, /*force_outplace=*/false, &module);
   std::shared_ptr<torch::jit::Graph> graph = traceResult.first->graph;
   // The tracer records conv2d as aten::_convolution; the folding and oneDNN
   // passes match aten::conv2d.
@@ -196,7 +205,8 @@ Napi::Value JitTrace(const Napi::CallbackInfo& info) {
   torch::jit::EliminateDeadCode(graph);
   if (!tupleOut && graph->outputs().size() != 1) throw NativeError("jitTrace: expected one output");
 
-  auto method = module._ivalue()->compilation_unit()->create_function(c10::QualifiedName(*module.type()->name(), "forward"), graph);
+  auto method = module._ivalue()->compilation_unit()->create_function(
+      c10::QualifiedName(*module.type()->name(), "forward"), graph);
   module.type()->addMethod(method);
   module.eval();
   return WrapScript(env, std::move(module));
@@ -262,8 +272,8 @@ Napi::Value JitForward(const Napi::CallbackInfo& info) {
 class ForwardWorker : public Napi::AsyncWorker {
  public:
   ForwardWorker(Napi::Env env, ScriptPtr s, std::vector<at::Tensor> inputs)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), script_(std::move(s)), inputs_(std::move(inputs)),
-        threads_(at::get_num_threads()) {}
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), script_(std::move(s)),
+        inputs_(std::move(inputs)), threads_(at::get_num_threads()) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
@@ -334,7 +344,8 @@ Napi::Value JitMemory(const Napi::CallbackInfo& info) {
   auto s = UnwrapScript(info[0]);
   ska::flat_hash_map<const void*, int64_t> storages;
   auto add = [&](const at::Tensor& t) {
-    if (t.defined() && t.has_storage()) storages[t.storage().unsafeGetStorageImpl()] = static_cast<int64_t>(t.storage().nbytes());
+    if (t.defined() && t.has_storage())
+      storages[t.storage().unsafeGetStorageImpl()] = static_cast<int64_t>(t.storage().nbytes());
   };
   for (const auto& p : s->module.named_parameters(true)) add(p.value);
   for (const auto& b : s->module.named_buffers(true)) add(b.value);
@@ -376,7 +387,7 @@ Napi::Value ConstantToJs(Napi::Env env, const torch::jit::Node* node) {
     auto arr = Napi::Array::New(env, list.size());
     for (size_t i = 0; i < list.size(); i++) {
       const auto& e = list[i];
-      arr.Set(i, e.isInt() ? Napi::Number::New(env, static_cast<double>(e.toInt()))
+      arr.Set(i, e.isInt()      ? Napi::Number::New(env, static_cast<double>(e.toInt()))
                  : e.isDouble() ? Napi::Number::New(env, e.toDouble())
                                 : Napi::Value(Napi::Boolean::New(env, e.toBool())));
     }

@@ -33,8 +33,21 @@ c10::IValue* UnwrapObject(const Napi::Value& v) {
 namespace {
 
 enum class Kind {
-  Tensor, TensorList, OptTensorList, Int, IntList, Float, FloatList, Bool, BoolList,
-  Scalar, String, Device, Generator, Object, Unsupported
+  Tensor,
+  TensorList,
+  OptTensorList,
+  Int,
+  IntList,
+  Float,
+  FloatList,
+  Bool,
+  BoolList,
+  Scalar,
+  String,
+  Device,
+  Generator,
+  Object,
+  Unsupported
 };
 
 struct ArgSpec {
@@ -158,7 +171,8 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
       if (!obj) BadArg(op, spec, ("a " + spec.className + " handle").c_str(), v);
       if (obj->isNone()) throw ArgumentError(op.display + "(): argument '" + spec.name + "' was disposed");
       if (obj->type()->str() != spec.className) {
-        throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be a " + spec.className + ", got a " + obj->type()->str());
+        throw ArgumentError(op.display + "(): argument '" + spec.name + "' must be a " + spec.className + ", got a " +
+                            obj->type()->str());
       }
       return *obj;
     }
@@ -274,8 +288,7 @@ c10::IValue ToIValue(const OpEntry& op, const ArgSpec& spec, const Napi::Value& 
     case Kind::Generator:
       if (const at::Generator* g = UnwrapGenerator(v)) return *g;
       BadArg(op, spec, "a Generator", v);
-    case Kind::Unsupported:
-      BadArg(op, spec, "left out (the addon passes its default)", v);
+    case Kind::Unsupported: BadArg(op, spec, "left out (the addon passes its default)", v);
   }
   BadArg(op, spec, "valid", v);
 }
@@ -340,7 +353,8 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
     double handle;
     if (spec.kind == Kind::Tensor && napi_get_value_double(env, v, &handle) == napi_ok) {
       Slot* slot = FindSlot(acc, handle);
-      if (!slot) throw ArgumentError(op.display + "(): argument '" + spec.name + "' is a Tensor that has been disposed");
+      if (!slot)
+        throw ArgumentError(op.display + "(): argument '" + spec.name + "' is a Tensor that has been disposed");
       stack.emplace_back(slot->tensor);
       continue;
     }
@@ -359,7 +373,8 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   }
   op.handle.callBoxed(stack);
   for (const auto& r : stack) {
-    if (!r.isTensor() && !r.isTensorList() && !r.isNone()) RefuseWhileTracing(op.display + "() returns a " + r.tagKind());
+    if (!r.isTensor() && !r.isTensorList() && !r.isNone())
+      RefuseWhileTracing(op.display + "() returns a " + r.tagKind());
   }
   Napi::Value result;
   if (stack.empty()) {

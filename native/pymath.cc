@@ -13,7 +13,8 @@ namespace {
 
 // Only napi and errors.h here: this file needs no ATen header.
 double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a number");
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw ArgumentError(std::string("argument '") + what + "' must be a number");
   return info[i].As<Napi::Number>().DoubleValue();
 }
 

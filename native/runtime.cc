@@ -22,7 +22,7 @@ const napi_type_tag kGeneratorTag = {0x7667677467656e31ULL, 0x43505547656e6572UL
 // torch.Generator(): a CPU generator with c10's default seed.
 Napi::Value NewGenerator(const Napi::CallbackInfo& info) {
   auto ext = Napi::External<at::Generator>::New(info.Env(), new at::Generator(at::detail::createCPUGenerator()),
-                                                 [](Napi::Env, at::Generator* g) { delete g; });
+                                                [](Napi::Env, at::Generator* g) { delete g; });
   ext.TypeTag(&kGeneratorTag);
   return ext;
 }
@@ -65,8 +65,8 @@ Napi::Value GetRngState(const Napi::CallbackInfo& info) {
 
 Napi::Value SetRngState(const Napi::CallbackInfo& info) {
   const at::Tensor& state = UnwrapTensor(info[0], "state");
-  TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(),
-              "RNG state must be a uint8 CPU tensor, got ", state.scalar_type(), " on ", state.device());
+  TORCH_CHECK(state.scalar_type() == at::kByte && state.device().is_cpu(), "RNG state must be a uint8 CPU tensor, got ",
+              state.scalar_type(), " on ", state.device());
   at::Generator gen = GeneratorAt(info, 1);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
@@ -90,9 +90,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
 
-Napi::Value UsableCoreCount(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), UsableCores());
-}
+Napi::Value UsableCoreCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), UsableCores()); }
 
 }  // namespace
 

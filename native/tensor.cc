@@ -132,7 +132,8 @@ std::string Shown(const Napi::Value& v, int depth) {
     Napi::Value ctor = v.As<Napi::Object>().Get("constructor");
     if (ctor.IsFunction()) {
       Napi::Value name = ctor.As<Napi::Object>().Get("name");
-      if (name.IsString() && name.As<Napi::String>().Utf8Value() != "Object") return "a " + name.As<Napi::String>().Utf8Value();
+      if (name.IsString() && name.As<Napi::String>().Utf8Value() != "Object")
+        return "a " + name.As<Napi::String>().Utf8Value();
     }
     return "an object";
   }
@@ -140,7 +141,8 @@ std::string Shown(const Napi::Value& v, int depth) {
 }
 
 const at::Tensor& UnwrapTensor(const Napi::Value& value, const char* what) {
-  if (!value.IsNumber()) throw ArgumentError(std::string("argument '") + what + "' must be a Tensor, got " + Shown(value));
+  if (!value.IsNumber())
+    throw ArgumentError(std::string("argument '") + what + "' must be a Tensor, got " + Shown(value));
   Slot* slot = Lookup(*State(value.Env()).accounting, value);
   if (!slot) throw ArgumentError(std::string("argument '") + what + "' is a Tensor that has been disposed");
   return slot->tensor;
@@ -179,7 +181,8 @@ std::string ToString(const Napi::Value& v, const char* what) {
 }
 
 std::vector<int64_t> ToIntList(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) throw ArgumentError(std::string("argument '") + what + "' must be an array of integers, got " + Shown(v));
+  if (!v.IsArray())
+    throw ArgumentError(std::string("argument '") + what + "' must be an array of integers, got " + Shown(v));
   auto arr = v.As<Napi::Array>();
   std::vector<int64_t> out(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) out[i] = ToInt(arr.Get(i), what);
@@ -212,11 +215,13 @@ v8::Local<v8::ArrayBuffer> V8ArrayBuffer(const Napi::ArrayBuffer& buffer) {
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State(env).accounting->DrainPending();
-  if (!info[0].IsArrayBuffer()) throw ArgumentError("argument 'buffer' must be an ArrayBuffer (not a SharedArrayBuffer)");
+  if (!info[0].IsArrayBuffer())
+    throw ArgumentError("argument 'buffer' must be an ArrayBuffer (not a SharedArrayBuffer)");
   auto buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.IsDetached()) {
-    throw ArgumentError("argument 'buffer' is a detached ArrayBuffer (it was transferred, e.g. by postMessage or "
-                        "structuredClone, and no longer holds any data)");
+    throw ArgumentError(
+        "argument 'buffer' is a detached ArrayBuffer (it was transferred, e.g. by postMessage or "
+        "structuredClone, and no longer holds any data)");
   }
   int64_t offset = ToInt(info[1], "byteOffset");
   auto shape = ToIntList(info[2], "shape");
@@ -230,8 +235,8 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   int64_t itemsize = static_cast<int64_t>(c10::elementSize(dtype));
   int64_t need = numel * itemsize;
   if (offset < 0 || offset + need > static_cast<int64_t>(buffer.ByteLength())) {
-    throw RangeArgumentError("buffer holds " + std::to_string(buffer.ByteLength() - offset) +
-                                         " bytes, shape needs " + std::to_string(need));
+    throw RangeArgumentError("buffer holds " + std::to_string(buffer.ByteLength() - offset) + " bytes, shape needs " +
+                             std::to_string(need));
   }
   auto options = at::TensorOptions().dtype(dtype);
   char* data = static_cast<char*>(buffer.Data()) + offset;
@@ -273,7 +278,6 @@ at::Tensor HostCopySource(const at::Tensor& t) {
   if (src.scalar_type() == at::kHalf || src.scalar_type() == at::kBFloat16) src = src.to(at::kFloat);
   return src.to(at::kCPU).contiguous();
 }
-
 
 Napi::Value ToArrayBuffer(const Napi::CallbackInfo& info) {
   RefuseWhileTracing("a copy to JS");
@@ -336,7 +340,7 @@ Napi::Value Item(const Napi::CallbackInfo& info) {
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   if (t.numel() != 1) {
     throw RangeArgumentError("a Tensor with " + std::to_string(t.numel()) +
-                                                " elements cannot be converted to a scalar");
+                             " elements cannot be converted to a scalar");
   }
   RefuseWhileTracing("item()");
   at::Scalar s = t.item();
@@ -414,7 +418,8 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
 
 void RefuseWhileTracing(const std::string& what) {
   if (at::tracer::impl::is_dispatch_enabled())
-    throw NativeError("jit.trace: the forward reads tensor values (" + what + "); a trace records only tensor operations, "
+    throw NativeError("jit.trace: the forward reads tensor values (" + what +
+                      "); a trace records only tensor operations, "
                       "so control flow or numbers that depend on the data cannot be compiled");
 }
 

@@ -57,12 +57,10 @@ namespace vggtorch::compat {
 // add skip_all_reduce_unused_params and use_python_reducer (false, as in
 // Python), then bucket_bytes_cap_list (empty: the Reducer's own rebuild rule).
 inline std::shared_ptr<c10d::Reducer> MakeReducer(std::vector<at::Tensor> params,
-                                                  std::vector<std::vector<size_t>> buckets,
-                                                  std::vector<size_t> limits,
-                                                  c10::intrusive_ptr<c10d::ProcessGroup> pg,
-                                                  std::vector<bool> sparse, int64_t cap, bool findUnused,
-                                                  bool asView, std::unordered_map<size_t, std::string> names,
-                                                  int64_t firstCap) {
+                                                  std::vector<std::vector<size_t>> buckets, std::vector<size_t> limits,
+                                                  c10::intrusive_ptr<c10d::ProcessGroup> pg, std::vector<bool> sparse,
+                                                  int64_t cap, bool findUnused, bool asView,
+                                                  std::unordered_map<size_t, std::string> names, int64_t firstCap) {
   using R = c10d::Reducer;
   using Params = std::vector<at::Tensor>;
   using Buckets = std::vector<std::vector<size_t>>;

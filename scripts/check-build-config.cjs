@@ -6,10 +6,10 @@
 // (compile_commands.json, link.txt) and node-gyp configures binding.gyp
 // (Makefiles), each in a scratch folder, in about a minute.
 'use strict';
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-const { execFileSync } = require('child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { locate, describe } = require('./find-libtorch.cjs');
 
 const root = path.resolve(__dirname, '..');
@@ -39,8 +39,7 @@ const universe = {
 // A definition or include folder that is libtorch's business; the rest (Node's,
 // node-addon-api's, the build tool's own) is not compared.
 const managedDefine = (d) => universe.defines.has(d) || /^(USE_|VGG_TORCH_|C10_|TORCH_|CAFFE2_|AT_|GLOG|GFLAGS)/.test(d);
-const managedInclude = (i) =>
-  universe.includes.has(i) || (!/node_modules|node-addon-api/.test(i) && /torch|gloo|nccl|cuda|compat/i.test(i.replace(root, '')));
+const managedInclude = (i) => universe.includes.has(i) || (!/node_modules|node-addon-api/.test(i) && /torch|gloo|nccl|cuda|compat/i.test(i.replace(root, '')));
 
 // Both builds' flags, with paths inside the copy they were configured from made root-relative.
 function summarize(words, base) {
@@ -101,8 +100,9 @@ function gypBuild() {
       return m ? shellWords(m[1].replace(/\\\n/g, ' ')) : [];
     };
     const srcdir = dir; // the Makefile's srcdir
-    const words = [...variable('DEFS_Release'), ...variable('INCS_Release'), ...variable('CFLAGS_Release'), ...variable('CFLAGS_CC_Release')]
-      .map((w) => w.replace('$(srcdir)', srcdir));
+    const words = [...variable('DEFS_Release'), ...variable('INCS_Release'), ...variable('CFLAGS_Release'), ...variable('CFLAGS_CC_Release')].map((w) =>
+      w.replace('$(srcdir)', srcdir),
+    );
     for (const o of variable('OBJS')) {
       const src = o.replace(/^\$\(obj\)\.target\/\$\(TARGET\)\//, '').replace(/\.o$/, '.cc');
       files[src] = summarize(words, dir);
@@ -123,8 +123,10 @@ for (const [name, build] of Object.entries(builds)) {
   for (const [src, want] of Object.entries(expected)) {
     const got = build.files[src];
     if (!got) continue;
-    if (!same(got.defines, [...new Set(want.defines)].sort())) problems.push(`${name} ${src}: defines ${got.defines.join(' ')}; find-libtorch says ${want.defines.join(' ')}`);
-    if (!same(got.includes, [...new Set(want.includes)].sort())) problems.push(`${name} ${src}: include folders ${got.includes.join(' ')}; find-libtorch says ${want.includes.join(' ')}`);
+    if (!same(got.defines, [...new Set(want.defines)].sort()))
+      problems.push(`${name} ${src}: defines ${got.defines.join(' ')}; find-libtorch says ${want.defines.join(' ')}`);
+    if (!same(got.includes, [...new Set(want.includes)].sort()))
+      problems.push(`${name} ${src}: include folders ${got.includes.join(' ')}; find-libtorch says ${want.includes.join(' ')}`);
     if (got.abi !== wantAbi) problems.push(`${name} ${src}: _GLIBCXX_USE_CXX11_ABI=${got.abi}; find-libtorch says ${wantAbi}`);
   }
   // The libraries, in find-libtorch's order (-L/-l as CMake writes a library without a SONAME, as a path).
@@ -140,7 +142,9 @@ if (problems.length) {
   process.exit(1);
 }
 const dist = info.groups.distributed;
-console.log(`build config: CMake and node-gyp agree (${info.via}: ${Object.keys(expected).length} sources; ` +
-  `all: ${info.defines.join(' ') || 'no definitions'}; ${dist.sources.join(' ')}: +${dist.defines.join(' ') || 'nothing'}` +
-  `${dist.includeDirs.length ? ` -I${dist.includeDirs.map((d) => path.relative(root, d) || d).join(' -I')}` : ''}; ` +
-  `cuda ${info.cuda}, gloo ${info.gloo}, nccl ${info.nccl})`);
+console.log(
+  `build config: CMake and node-gyp agree (${info.via}: ${Object.keys(expected).length} sources; ` +
+    `all: ${info.defines.join(' ') || 'no definitions'}; ${dist.sources.join(' ')}: +${dist.defines.join(' ') || 'nothing'}` +
+    `${dist.includeDirs.length ? ` -I${dist.includeDirs.map((d) => path.relative(root, d) || d).join(' -I')}` : ''}; ` +
+    `cuda ${info.cuda}, gloo ${info.gloo}, nccl ${info.nccl})`,
+);

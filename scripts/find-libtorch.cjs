@@ -10,9 +10,9 @@
 //   3. a Python torch       torch.utils.cmake_prefix_path (pip, conda, CUDA builds)
 //   4. the system's         Debian/Ubuntu libtorch-dev
 'use strict';
-const fs = require('fs');
-const path = require('path');
-const { execFileSync } = require('child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 
 const CONFIG = 'TorchConfig.cmake';
 
@@ -30,12 +30,13 @@ function fromPython() {
   for (const py of pythons) {
     try {
       // torch.utils.cmake_prefix_path, without importing torch (seconds, and binding.gyp asks often)
-      const code = 'import importlib.util, os; s = importlib.util.find_spec("torch"); ' +
-        'print(os.path.join(os.path.dirname(s.origin), "share", "cmake"))';
+      const code = 'import importlib.util, os; s = importlib.util.find_spec("torch"); ' + 'print(os.path.join(os.path.dirname(s.origin), "share", "cmake"))';
       const out = execFileSync(py, ['-c', code], {
         stdio: ['ignore', 'pipe', 'ignore'],
         timeout: 60000,
-      }).toString().trim();
+      })
+        .toString()
+        .trim();
       const dir = configIn(out);
       if (dir) return { dir, via: `Python torch (${py})` };
     } catch {
@@ -101,7 +102,12 @@ function prefixes() {
 }
 function libDirsOf(prefix) {
   const lib = path.join(prefix, 'lib');
-  const multiarch = fs.existsSync(lib) ? fs.readdirSync(lib).filter((e) => e.includes('-linux-')).map((e) => path.join(lib, e)) : [];
+  const multiarch = fs.existsSync(lib)
+    ? fs
+        .readdirSync(lib)
+        .filter((e) => e.includes('-linux-'))
+        .map((e) => path.join(lib, e))
+    : [];
   return [...multiarch, lib, path.join(prefix, 'lib64')];
 }
 
@@ -122,7 +128,11 @@ function packageDefines(cmakeDir, cuda) {
 }
 
 function nativeSources(root) {
-  return fs.readdirSync(path.join(root, 'native')).filter((f) => f.endsWith('.cc')).sort().map((f) => `native/${f}`);
+  return fs
+    .readdirSync(path.join(root, 'native'))
+    .filter((f) => f.endsWith('.cc'))
+    .sort()
+    .map((f) => `native/${f}`);
 }
 
 // Everything both builds need, decided once: CMakeLists.txt reads it with --cmake,
@@ -152,9 +162,7 @@ function describe(found, root = path.resolve(__dirname, '..')) {
   const c10d = fs.existsSync(path.join(includeDir, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp'));
   const gloo = Boolean(glooInclude && glooLibDir && c10d);
   // NCCL, guarded like the CUDA code: only a CUDA libtorch with NCCL and c10d's NCCL headers.
-  const ncclInclude = gloo && cuda
-    ? firstWith([includeDir, cudaInclude, ...prefixes().map((p) => path.join(p, 'include'))], 'nccl.h')
-    : null;
+  const ncclInclude = gloo && cuda ? firstWith([includeDir, cudaInclude, ...prefixes().map((p) => path.join(p, 'include'))], 'nccl.h') : null;
   const nccl = Boolean(ncclInclude) && fs.existsSync(path.join(includeDir, 'torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp'));
 
   const distributed = { defines: [], includeDirs: [] };
@@ -201,7 +209,11 @@ function describe(found, root = path.resolve(__dirname, '..')) {
     // torch_cuda, else CUDA is "not available"); the rpath lets the addon find libtorch
     // without LD_LIBRARY_PATH
     libraries: [
-      '-Wl,--no-as-needed', ...cudaLibs, lib('torch'), lib('torch_cpu'), '-Wl,--as-needed',
+      '-Wl,--no-as-needed',
+      ...cudaLibs,
+      lib('torch'),
+      lib('torch_cpu'),
+      '-Wl,--as-needed',
       lib('c10'),
       ...(gloo ? [path.join(glooLibDir, 'libgloo.so')] : []),
     ],
@@ -211,7 +223,10 @@ function describe(found, root = path.resolve(__dirname, '..')) {
 
 // CMake's set() lines for the same facts (CMakeLists.txt includes them).
 function toCMake(info) {
-  const q = (s) => `"${String(s).replace(/[\\"$]/g, '\\$&').replace(/;/g, '\\;')}"`;
+  const q = (s) =>
+    `"${String(s)
+      .replace(/[\\"$]/g, '\\$&')
+      .replace(/;/g, '\\;')}"`;
   const list = (xs) => xs.map(q).join(' ');
   const lines = [
     `set(VGG_TORCH_VIA ${q(info.via)})`,
@@ -261,15 +276,31 @@ function main() {
   const q = (s) => (/\s/.test(s) ? JSON.stringify(s) : s);
   const words = (xs) => process.stdout.write(xs.map(q).join(' '));
   switch (what) {
-    case '--cmake-dir': process.stdout.write(info.cmakeDir); break;
-    case '--cmake': process.stdout.write(toCMake(info)); break;
+    case '--cmake-dir':
+      process.stdout.write(info.cmakeDir);
+      break;
+    case '--cmake':
+      process.stdout.write(toCMake(info));
+      break;
     // binding.gyp: per group, the sources and everything they are compiled with
-    case '--sources': words(group().sources); break;
-    case '--defines': words([...info.defines, ...group().defines]); break;
-    case '--include-dirs': words([...info.includeDirs, ...group().includeDirs]); break;
-    case '--cflags': words(info.cxxFlags); break;
-    case '--libs': words([`-Wl,-rpath,${info.rpath}`, ...info.libraries]); break;
-    case '--json': process.stdout.write(`${JSON.stringify(info, null, 2)}\n`); break;
+    case '--sources':
+      words(group().sources);
+      break;
+    case '--defines':
+      words([...info.defines, ...group().defines]);
+      break;
+    case '--include-dirs':
+      words([...info.includeDirs, ...group().includeDirs]);
+      break;
+    case '--cflags':
+      words(info.cxxFlags);
+      break;
+    case '--libs':
+      words([`-Wl,-rpath,${info.rpath}`, ...info.libraries]);
+      break;
+    case '--json':
+      process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      break;
     default:
       process.stderr.write(`find-libtorch: unknown option ${what}\n`);
       process.exit(1);

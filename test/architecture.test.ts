@@ -10,20 +10,33 @@ const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../lib');
 
 /** The levels of ARCHITECTURE.md's table. */
 const LEVELS: Record<string, number> = {
-  native: 0, utils: 0,
+  native: 0,
+  utils: 0,
   tensor: 1,
-  autograd: 2, runtime: 2, generator: 2, distributed: 2,
-  nn: 3, optim: 3, io: 3,
-  serialization: 4, transforms: 4, jit: 4,
-  hub: 5, onnx: 5,
-  data: 6, models: 6,
-  train: 7, ao: 7,
-  index: 8, cli: 8,
+  autograd: 2,
+  runtime: 2,
+  generator: 2,
+  distributed: 2,
+  nn: 3,
+  optim: 3,
+  io: 3,
+  serialization: 4,
+  transforms: 4,
+  jit: 4,
+  hub: 5,
+  onnx: 5,
+  data: 6,
+  models: 6,
+  train: 7,
+  ao: 7,
+  index: 8,
+  cli: 8,
 };
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 const roomOf = (file: string): string => relative(LIB, file).split('/')[0].replace(/\.ts$/, '');
@@ -52,7 +65,9 @@ describe('the import graph of lib/', () => {
   });
 
   it('has no arrow back up (and so no circle)', () => {
-    const up = all.filter(([from, to]) => LEVELS[to] >= LEVELS[from]).map(([from, to, file, spec]) => `${file} → ${spec} (${from} ${LEVELS[from]} → ${to} ${LEVELS[to]})`);
+    const up = all
+      .filter(([from, to]) => LEVELS[to] >= LEVELS[from])
+      .map(([from, to, file, spec]) => `${file} → ${spec} (${from} ${LEVELS[from]} → ${to} ${LEVELS[to]})`);
     expect(up).toEqual([]);
   });
 });

@@ -1,8 +1,6 @@
 // Autograd behaviour beyond the per-op gradients of ops.test.ts.
 import { describe, expect, it } from 'vitest';
-import {
-  enableGrad, inferenceMode, isGradEnabled, isInferenceModeEnabled, noGrad, ones, randn, setGradEnabled, tensor, tidy,
-} from '../lib/index.js';
+import { enableGrad, inferenceMode, isGradEnabled, isInferenceModeEnabled, noGrad, ones, randn, setGradEnabled, tensor, tidy } from '../lib/index.js';
 
 describe('autograd', () => {
   it('backward with an explicit gradient on a non-scalar output', () => {
@@ -67,7 +65,11 @@ describe('autograd', () => {
       });
       expect(y.requiresGrad).toBe(false);
       expect(isGradEnabled()).toBe(true);
-      expect(() => noGrad(() => { throw new Error('boom'); })).toThrow('boom');
+      expect(() =>
+        noGrad(() => {
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
       expect(isGradEnabled()).toBe(true);
       setGradEnabled(false);
       expect(x.add(1).requiresGrad).toBe(false);

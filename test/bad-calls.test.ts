@@ -13,12 +13,19 @@ const bundle = `${root}dist/index.js`;
 const child = fileURLToPath(new URL('./bad-calls.child.mjs', import.meta.url));
 const CONCURRENCY = 2;
 
-interface Outcome { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Outcome {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 function runOne(code: string): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [child, `${PRELUDE}\nreturn await (${code});`], {
-      cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAD_CALLS_BUNDLE: bundle },
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, BAD_CALLS_BUNDLE: bundle },
     });
     let stdout = '';
     let stderr = '';

@@ -21,7 +21,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Two training runs of 20 batches in one test: minutes on a loaded 2-core machine. A hang detector.
 const TRAINING_TIMEOUT = 600_000;
 
-const losses = (file: string) => MetricsLog.read(file).filter((r) => r.kind === 'batch').map((r) => r.loss);
+const losses = (file: string) =>
+  MetricsLog.read(file)
+    .filter((r) => r.kind === 'batch')
+    .map((r) => r.loss);
 
 describe('vgg-torch CLI', () => {
   it('prints help for every command and fails with one clear line', async () => {
@@ -88,53 +91,79 @@ describe('vgg-torch CLI', () => {
   });
 
   describe('train, interrupt, resume, eval, predict', () => {
-    const train = ['train', '--dataset', 'fashion-mnist', '--arch', 'tutorial_bn', '--epochs', '2', '--limit', '320', '--test-limit', '100',
-      '--batch-size', '32', '--lr', '0.01', '--log-every', '1', '--augment'];
+    const train = [
+      'train',
+      '--dataset',
+      'fashion-mnist',
+      '--arch',
+      'tutorial_bn',
+      '--epochs',
+      '2',
+      '--limit',
+      '320',
+      '--test-limit',
+      '100',
+      '--batch-size',
+      '32',
+      '--lr',
+      '0.01',
+      '--log-every',
+      '1',
+      '--augment',
+    ];
     const whole = join(dir, 'whole');
     const parts = join(dir, 'parts');
 
     beforeAll(async () => {
-      await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toFile(join(dir, 'shoe.png'));
+      await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 200, g: 200, b: 200 } } })
+        .png()
+        .toFile(join(dir, 'shoe.png'));
       const r = await cli([...train, '--out', whole]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
     }, TRAINING_TIMEOUT);
 
-    it('Ctrl-C saves a checkpoint and --resume continues with the same losses', async () => {
-      const run = start([...train, '--out', parts]);
-      // Interrupt once a few batches of the second epoch are done.
-      await new Promise<void>((res, rej) => {
-        const timer = setInterval(() => {
-          if (/^\[2, +3\] loss/m.test(run.output())) {
-            clearInterval(timer);
-            run.child.kill('SIGINT');
-            res();
-          }
-        }, 20);
-        run.done.then(() => rej(new Error('the run ended before it could be interrupted')), rej);
-      });
-      const stopped = await run.done;
-      expect(stopped.code).toBe(130);
-      expect(stopped.stdout).toMatch(/Interrupted: stopping after this batch/);
-      expect(stopped.stdout).toMatch(/Checkpoint saved to .*checkpoint\.pth; continue with resume/);
-      const before = losses(join(parts, 'metrics.jsonl'));
-      expect(before.length).toBeGreaterThan(12);
-      expect(before.length).toBeLessThan(20);
+    it(
+      'Ctrl-C saves a checkpoint and --resume continues with the same losses',
+      async () => {
+        const run = start([...train, '--out', parts]);
+        // Interrupt once a few batches of the second epoch are done.
+        await new Promise<void>((res, rej) => {
+          const timer = setInterval(() => {
+            if (/^\[2, +3\] loss/m.test(run.output())) {
+              clearInterval(timer);
+              run.child.kill('SIGINT');
+              res();
+            }
+          }, 20);
+          run.done.then(() => rej(new Error('the run ended before it could be interrupted')), rej);
+        });
+        const stopped = await run.done;
+        expect(stopped.code).toBe(130);
+        expect(stopped.stdout).toMatch(/Interrupted: stopping after this batch/);
+        expect(stopped.stdout).toMatch(/Checkpoint saved to .*checkpoint\.pth; continue with resume/);
+        const before = losses(join(parts, 'metrics.jsonl'));
+        expect(before.length).toBeGreaterThan(12);
+        expect(before.length).toBeLessThan(20);
 
-      const resumed = await cli([...train, '--out', parts, '--resume']);
-      expect(resumed.stderr).toBe('');
-      expect(resumed.code).toBe(0);
-      expect(resumed.stdout).toMatch(new RegExp(`Resuming from .*checkpoint\\.pth: epoch 2, after batch ${before.length - 10}`));
-      const reference = losses(join(whole, 'metrics.jsonl'));
-      expect(reference).toHaveLength(20);
-      expect(losses(join(parts, 'metrics.jsonl'))).toEqual(reference);
-    }, TRAINING_TIMEOUT);
+        const resumed = await cli([...train, '--out', parts, '--resume']);
+        expect(resumed.stderr).toBe('');
+        expect(resumed.code).toBe(0);
+        expect(resumed.stdout).toMatch(new RegExp(`Resuming from .*checkpoint\\.pth: epoch 2, after batch ${before.length - 10}`));
+        const reference = losses(join(whole, 'metrics.jsonl'));
+        expect(reference).toHaveLength(20);
+        expect(losses(join(parts, 'metrics.jsonl'))).toEqual(reference);
+      },
+      TRAINING_TIMEOUT,
+    );
 
     it('eval reports the accuracy training measured, and writes report.html', async () => {
       const r = await cli(['eval', join(whole, 'checkpoint.pth'), '--limit', '100']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      const last = MetricsLog.read(join(whole, 'metrics.jsonl')).filter((x) => x.kind === 'eval').at(-1)!;
+      const last = MetricsLog.read(join(whole, 'metrics.jsonl'))
+        .filter((x) => x.kind === 'eval')
+        .at(-1)!;
       expect(r.stdout).toContain(`Accuracy of the network on the 100 test images: ${last.accuracy.toFixed(1)} %`);
       expect(r.stdout).toMatch(/^Accuracy for class: Trouser is /m);
       expect(r.stdout).toMatch(/^Ankle boot +(\d+ +){9}\d+$/m);
@@ -148,7 +177,9 @@ describe('vgg-torch CLI', () => {
       expect(again.stderr).toMatch(/^vgg-torch: .*whole already holds a run: pass --resume to continue it or --overwrite to start again$/m);
       const other = await cli([...train.map((a) => (a === 'tutorial_bn' ? 'tutorial' : a)), '--out', whole, '--resume', '--epochs', '3']);
       expect(other.code).toBe(2);
-      expect(other.stderr).toMatch(/^vgg-torch: --resume: the run in .* was trained with --arch tutorial_bn; leave --arch out, or start again with --overwrite$/m);
+      expect(other.stderr).toMatch(
+        /^vgg-torch: --resume: the run in .* was trained with --arch tutorial_bn; leave --arch out, or start again with --overwrite$/m,
+      );
       const batch = await cli(['train', '--out', whole, '--resume', '--epochs', '3', '--batch-size', '64']);
       expect(batch.code).toBe(2);
       expect(batch.stderr).toMatch(/was trained with --batch-size 32; leave --batch-size out/);
@@ -190,7 +221,9 @@ describe('vgg-torch CLI', () => {
       const lines = r.stdout.trim().split('\n');
       expect(lines[0]).toBe(`${png}:`);
       expect(lines.slice(1)).toHaveLength(3);
-      const probs = lines.slice(1).map((l) => Number(/^ +([\d.]+) % {2}(T-shirt\/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot)$/.exec(l)![1]));
+      const probs = lines
+        .slice(1)
+        .map((l) => Number(/^ +([\d.]+) % {2}(T-shirt\/top|Trouser|Pullover|Dress|Coat|Sandal|Shirt|Sneaker|Bag|Ankle boot)$/.exec(l)![1]));
       expect(probs[0]).toBeGreaterThanOrEqual(probs[1]);
       expect(probs.reduce((a, b) => a + b)).toBeLessThanOrEqual(100.01);
     });
@@ -201,9 +234,19 @@ describe('vgg-torch CLI', () => {
       const r = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--topk', '10', '--int8', '--calibrate', dir]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      const classesOf = (out: string) => out.trim().split('\n').slice(1).map((l) => l.replace(/^ +[\d.]+ % {2}/, '')).sort();
+      const classesOf = (out: string) =>
+        out
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((l) => l.replace(/^ +[\d.]+ % {2}/, ''))
+          .sort();
       expect(classesOf(r.stdout)).toEqual(classesOf(fp32.stdout)); // all ten classes, each once
-      const probs = r.stdout.trim().split('\n').slice(1).map((l) => Number(/^ +([\d.]+) %/.exec(l)![1]));
+      const probs = r.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => Number(/^ +([\d.]+) %/.exec(l)![1]));
       expect(Math.abs(probs.reduce((a, b) => a + b) - 100)).toBeLessThan(0.1);
       const bad = await cli(['predict', png, '--checkpoint', join(whole, 'checkpoint.pth'), '--calibrate', dir]);
       expect([bad.code, bad.stderr.trim()]).toEqual([2, 'vgg-torch: --calibrate goes with --int8']);
@@ -225,7 +268,9 @@ describe('vgg-torch CLI', () => {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
       pixels[i] = s >>> 24;
     }
-    await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } }).png().toFile(img);
+    await sharp(pixels, { raw: { width: 64, height: 48, channels: 3 } })
+      .png()
+      .toFile(img);
     // PyTorch writes the weights (vgg11, seeded init) and its own top-5 for the image.
     const script = `
 import sys, os, json, torch, torchvision
@@ -244,7 +289,9 @@ print(json.dumps([['%.2f' % (float(x) * 100), w.meta['categories'][int(i)]] for 
     expect(py.status, py.stderr).toBe(0); // Python's warnings on stderr are not failures
     const expected = JSON.parse(py.stdout) as [string, string][];
     // torch.hub names files <name>-<first 8 hex digits of the SHA-256>.pth and checks them.
-    const sha = createHash('sha256').update(readFileSync(join(work, 'weights.pth'))).digest('hex');
+    const sha = createHash('sha256')
+      .update(readFileSync(join(work, 'weights.pth')))
+      .digest('hex');
     const name = `vgg11-${sha.slice(0, 8)}.pth`;
     renameSync(join(work, 'weights.pth'), join(work, name));
     const server = createServer((req, res) => {
@@ -263,10 +310,14 @@ print(json.dumps([['%.2f' % (float(x) * 100), w.meta['categories'][int(i)]] for 
       expect(r.stderr.split('\n').filter((l) => l.startsWith('vgg-torch:'))).toEqual([]);
       expect(r.code).toBe(0);
       expect(existsSync(join(dir, 'torch-home', 'hub', 'checkpoints', name))).toBe(true);
-      const got = r.stdout.trim().split('\n').slice(1).map((l) => {
-        const m = /^ +([\d.]+) % {2}(.+)$/.exec(l)!;
-        return [m[1], m[2]];
-      });
+      const got = r.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => {
+          const m = /^ +([\d.]+) % {2}(.+)$/.exec(l)!;
+          return [m[1], m[2]];
+        });
       expect(got).toEqual(expected);
       // A file whose bytes do not match the hash in its name is refused.
       const bad = `vgg11-00000000.pth`;

@@ -180,8 +180,9 @@ describe('download()', () => {
   it('rejects a wrong MD5 and leaves no file', async () => {
     const dir = freshDir('badmd5');
     const dest = join(dir, 'd.bin');
-    await expect(download(`${base}/file.bin`, dest, { md5: '0'.repeat(32), progress: false, proxy: null }))
-      .rejects.toThrow(/MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/file\.bin: expected 0{32}, got [0-9a-f]{32}; the file was not kept/);
+    await expect(download(`${base}/file.bin`, dest, { md5: '0'.repeat(32), progress: false, proxy: null })).rejects.toThrow(
+      /MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/file\.bin: expected 0{32}, got [0-9a-f]{32}; the file was not kept/,
+    );
     expect(listing(dir)).toEqual([]);
   });
 
@@ -189,8 +190,9 @@ describe('download()', () => {
     const dir = freshDir('sha');
     const sha = createHash('sha256').update(archive).digest('hex');
     await download(`${base}/file.bin`, join(dir, `w-${sha.slice(0, 8)}.pth`), { sha256Prefix: sha.slice(0, 8), progress: false, proxy: null });
-    await expect(download(`${base}/file.bin`, join(dir, 'x.pth'), { sha256Prefix: 'ffffffff'.replace(/^./, sha[0] === 'f' ? '0' : 'f'), progress: false, proxy: null }))
-      .rejects.toThrow(/SHA-256 mismatch/);
+    await expect(
+      download(`${base}/file.bin`, join(dir, 'x.pth'), { sha256Prefix: 'ffffffff'.replace(/^./, sha[0] === 'f' ? '0' : 'f'), progress: false, proxy: null }),
+    ).rejects.toThrow(/SHA-256 mismatch/);
     expect(listing(dir)).toEqual([`w-${sha.slice(0, 8)}.pth`]);
   });
 
@@ -210,8 +212,9 @@ describe('download()', () => {
     const port = await listen(dead);
     await close(dead); // nothing listens there now
     const dest = join(dir, 'f.bin');
-    await expect(download(`http://127.0.0.1:${port}/x.bin`, dest, { progress: false, proxy: null }))
-      .rejects.toThrow(new RegExp(`could not fetch http://127\\.0\\.0\\.1:${port}/x\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    await expect(download(`http://127.0.0.1:${port}/x.bin`, dest, { progress: false, proxy: null })).rejects.toThrow(
+      new RegExp(`could not fetch http://127\\.0\\.0\\.1:${port}/x\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
     await expect(download(`${base}/nothing`, dest, { progress: false, proxy: null })).rejects.toThrow(/answered HTTP 404 Not Found; download it by hand/);
     await expect(download(`${base}/silent`, dest, { progress: false, proxy: null, timeoutMs: 300 })).rejects.toThrow(/no data for 300 ms/);
     expect(listing(dir)).toEqual([]);
@@ -221,13 +224,15 @@ describe('download()', () => {
     const dir = freshDir('trickle');
     const dest = join(dir, 'f.bin');
     const started = Date.now();
-    await expect(download(`${base}/trickle`, dest, { progress: false, proxy: null, timeoutMs: 400, totalTimeoutMs: 1000 }))
-      .rejects.toThrow(/failed after \d+ B: the download took longer than 1000 ms in all \(totalTimeoutMs\); download it by hand/);
+    await expect(download(`${base}/trickle`, dest, { progress: false, proxy: null, timeoutMs: 400, totalTimeoutMs: 1000 })).rejects.toThrow(
+      /failed after \d+ B: the download took longer than 1000 ms in all \(totalTimeoutMs\); download it by hand/,
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(listing(dir)).toEqual([]);
     // The blocking paths (a child process) take the limit too: torch.hub's cache and the datasets. The parent
     // blocks meanwhile, so this trickling server runs in a thread of its own.
-    const w = new Worker(`
+    const w = new Worker(
+      `
       const { parentPort } = require('node:worker_threads');
       const s = require('node:http').createServer((req, res) => {
         res.writeHead(200, { 'Content-Length': 100000 });
@@ -235,21 +240,30 @@ describe('download()', () => {
         res.on('close', () => clearInterval(timer));
       });
       s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
-    `, { eval: true });
+    `,
+      { eval: true },
+    );
     try {
       const trickle = `http://127.0.0.1:${await new Promise<number>((r) => w.once('message', r))}/trickle`;
-      expect(() => hub.downloadToCacheSync(trickle, { modelDir: dir, fileName: 'w.pth', progress: false, timeoutMs: 400, totalTimeoutMs: 1000 }))
-        .toThrow(/took longer than 1000 ms in all/);
-      expect(() => new CIFAR10({ root: dir, download: true, url: trickle, progress: false, timeoutMs: 400, totalTimeoutMs: 1000 }))
-        .toThrow(/CIFAR10: .*took longer than 1000 ms in all/);
+      expect(() => hub.downloadToCacheSync(trickle, { modelDir: dir, fileName: 'w.pth', progress: false, timeoutMs: 400, totalTimeoutMs: 1000 })).toThrow(
+        /took longer than 1000 ms in all/,
+      );
+      expect(() => new CIFAR10({ root: dir, download: true, url: trickle, progress: false, timeoutMs: 400, totalTimeoutMs: 1000 })).toThrow(
+        /CIFAR10: .*took longer than 1000 ms in all/,
+      );
     } finally {
       await w.terminate();
     }
-    await expect(CIFAR10.load({ root: dir, download: true, url: `${base}/trickle`, progress: false, totalTimeoutMs: 1000 }))
-      .rejects.toThrow(/CIFAR10: .*took longer than 1000 ms in all/);
+    await expect(CIFAR10.load({ root: dir, download: true, url: `${base}/trickle`, progress: false, totalTimeoutMs: 1000 })).rejects.toThrow(
+      /CIFAR10: .*took longer than 1000 ms in all/,
+    );
     expect(listing(dir)).toEqual([]);
-    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimeoutMs: -1 })).rejects.toThrow(/totalTimeoutMs must be a positive number of milliseconds or null, got -1/);
-    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimout: 5 } as never)).rejects.toThrow(/download: unknown option 'totalTimout'.*totalTimeoutMs/);
+    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimeoutMs: -1 })).rejects.toThrow(
+      /totalTimeoutMs must be a positive number of milliseconds or null, got -1/,
+    );
+    await expect(download(`${base}/file.bin`, dest, { progress: false, totalTimout: 5 } as never)).rejects.toThrow(
+      /download: unknown option 'totalTimout'.*totalTimeoutMs/,
+    );
     expect(() => hub.downloadToCacheSync(`${base}/file.bin`, { dir } as never)).toThrow(/hub\.downloadToCacheSync: unknown option 'dir'/);
     expect(() => new CIFAR10({ root: dir, totalTimout: 5 } as never)).toThrow(/CIFAR10: unknown option 'totalTimout'.*totalTimeoutMs/);
     await expect(CIFAR10.load({ root: dir, dowload: true } as never)).rejects.toThrow(/CIFAR10\.load: unknown option 'dowload'.*'download'/);
@@ -293,10 +307,13 @@ describe('download() through a proxy', () => {
     proxy = http.createServer((req, res) => {
       seen.push(`${req.method} ${req.url}`);
       const target = new URL(req.url ?? '');
-      const up = http.request({ host: target.hostname, port: target.port, path: target.pathname + target.search, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
+      const up = http.request(
+        { host: target.hostname, port: target.port, path: target.pathname + target.search, method: req.method, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
       up.on('error', () => res.writeHead(502).end());
       req.pipe(up);
     });
@@ -346,7 +363,9 @@ describe('download() through a proxy', () => {
     await close(dead);
     process.env.HTTP_PROXY = `http://127.0.0.1:${port}`;
     try {
-      await expect(download(`${base}/file.bin`, join(dir, 'i.bin'), { progress: false })).rejects.toThrow(/could not fetch http:\/\/127\.0\.0\.1:\d+\/file\.bin.*ECONNREFUSED/);
+      await expect(download(`${base}/file.bin`, join(dir, 'i.bin'), { progress: false })).rejects.toThrow(
+        /could not fetch http:\/\/127\.0\.0\.1:\d+\/file\.bin.*ECONNREFUSED/,
+      );
     } finally {
       delete process.env.HTTP_PROXY;
     }
@@ -357,8 +376,27 @@ describe('download() through a proxy', () => {
   const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
   it.skipIf(!hasOpenssl && process.env.CI !== 'true')('tunnels https:// through HTTPS_PROXY with CONNECT', { timeout: 20_000 }, async () => {
     const dir = freshDir('tls');
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     expect(r.status).toBe(0);
     const cert = readFileSync(join(dir, 'cert.pem'));
     const tlsServer = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, serve);
@@ -369,7 +407,9 @@ describe('download() through a proxy', () => {
       await download(`https://127.0.0.1:${port}/file.bin`, join(dir, 'j.bin'), { md5: archiveMd5, progress: false, ca: cert });
       expect(seen).toEqual([`CONNECT 127.0.0.1:${port}`]);
       // Without the CA the certificate is refused: TLS really runs inside the tunnel.
-      await expect(download(`https://127.0.0.1:${port}/file.bin`, join(dir, 'k.bin'), { progress: false })).rejects.toThrow(/could not fetch https:.*(self[- ]signed|certificate)/i);
+      await expect(download(`https://127.0.0.1:${port}/file.bin`, join(dir, 'k.bin'), { progress: false })).rejects.toThrow(
+        /could not fetch https:.*(self[- ]signed|certificate)/i,
+      );
     } finally {
       delete process.env.HTTPS_PROXY;
       tlsServer.closeAllConnections();
@@ -389,7 +429,14 @@ describe('CIFAR10 download', () => {
     expect(hits['/cifar-10-binary.tar.gz']).toBe(before + 1);
     expect(listing(root)).toEqual(['cifar-10-batches-bin', 'cifar-10-binary.tar.gz']);
     expect(listing(join(root, 'cifar-10-batches-bin'))).toEqual([
-      'batches.meta.txt', 'data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'readme.html', 'test_batch.bin',
+      'batches.meta.txt',
+      'data_batch_1.bin',
+      'data_batch_2.bin',
+      'data_batch_3.bin',
+      'data_batch_4.bin',
+      'data_batch_5.bin',
+      'readme.html',
+      'test_batch.bin',
     ]);
     expect(train.length).toBe(20);
     expect(train.data.shape).toEqual([20, 3, 32, 32]);
@@ -411,21 +458,25 @@ describe('CIFAR10 download', () => {
     expect(CIFAR10.MD5).toBe('c32a1d4ab5d03f1284b67883e8d87530');
     expect(CIFAR10.URL).toBe('https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz');
     // The served archive is not the real one, so the default MD5 rejects it.
-    await expect(CIFAR10.load({ root, download: true, url: `${base}/cifar-10-binary.tar.gz`, progress: false }))
-      .rejects.toThrow(/^CIFAR10: MD5 mismatch for .*expected c32a1d4ab5d03f1284b67883e8d87530/);
+    await expect(CIFAR10.load({ root, download: true, url: `${base}/cifar-10-binary.tar.gz`, progress: false })).rejects.toThrow(
+      /^CIFAR10: MD5 mismatch for .*expected c32a1d4ab5d03f1284b67883e8d87530/,
+    );
     expect(listing(root)).toEqual([]);
   });
 
   it('without the files and without download, says where to put what', async () => {
     const root = freshDir('cifar-missing');
-    expect(() => new CIFAR10({ root })).toThrow(/^CIFAR10: .*data_batch_1\.bin not found\. Pass download: true, or download https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10-binary\.tar\.gz \(the binary version, MD5 c32a1d4ab5d03f1284b67883e8d87530\) and extract it in .*cifar-missing, so that .*cifar-10-batches-bin holds data_batch_1\.bin … data_batch_5\.bin and test_batch\.bin/);
+    expect(() => new CIFAR10({ root })).toThrow(
+      /^CIFAR10: .*data_batch_1\.bin not found\. Pass download: true, or download https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10-binary\.tar\.gz \(the binary version, MD5 c32a1d4ab5d03f1284b67883e8d87530\) and extract it in .*cifar-missing, so that .*cifar-10-batches-bin holds data_batch_1\.bin … data_batch_5\.bin and test_batch\.bin/,
+    );
     await expect(CIFAR10.load({ root, train: false })).rejects.toThrow(/test_batch\.bin not found/);
   });
 
   it('new CIFAR10({ download: true }) downloads synchronously (a child process), checking the MD5', async () => {
     // The parent blocks while the child downloads, so the server runs in a thread of its own.
     const file = join(work, 'cifar-10-binary.tar.gz');
-    const w = new Worker(`
+    const w = new Worker(
+      `
       const { parentPort, workerData } = require('node:worker_threads');
       const http = require('node:http');
       const fs = require('node:fs');
@@ -435,7 +486,9 @@ describe('CIFAR10 download', () => {
         res.end(body);
       });
       s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
-    `, { eval: true, workerData: { file } });
+    `,
+      { eval: true, workerData: { file } },
+    );
     const port = await new Promise<number>((r) => w.once('message', r));
     const url = `http://127.0.0.1:${port}/cifar-10-binary.tar.gz`;
     try {
@@ -445,8 +498,9 @@ describe('CIFAR10 download', () => {
       expect(listing(root)).toEqual(['cifar-10-batches-bin', 'cifar-10-binary.tar.gz']);
       ds.dispose();
       const bad = freshDir('cifar-sync-bad');
-      expect(() => new CIFAR10({ root: bad, download: true, url, md5: 'f'.repeat(32), progress: false }))
-        .toThrow(/^CIFAR10: MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/cifar-10-binary\.tar\.gz: expected f{32}, got [0-9a-f]{32}; the file was not kept/);
+      expect(() => new CIFAR10({ root: bad, download: true, url, md5: 'f'.repeat(32), progress: false })).toThrow(
+        /^CIFAR10: MD5 mismatch for http:\/\/127\.0\.0\.1:\d+\/cifar-10-binary\.tar\.gz: expected f{32}, got [0-9a-f]{32}; the file was not kept/,
+      );
       expect(listing(bad)).toEqual([]);
     } finally {
       await w.terminate();
@@ -467,13 +521,20 @@ describe('MNIST download and downloadSync()', () => {
     // Served by a thread of its own, since the blocking paths block this one; '/gone/' answers 404 (a dead mirror).
     const served = freshDir('mnist-served');
     const files: [string, Buffer][] = [
-      ['train-images-idx3-ubyte.gz', idxGz([5, 28, 28], Uint8Array.from({ length: 5 * 784 }, (_, i) => i % 251))],
+      [
+        'train-images-idx3-ubyte.gz',
+        idxGz(
+          [5, 28, 28],
+          Uint8Array.from({ length: 5 * 784 }, (_, i) => i % 251),
+        ),
+      ],
       ['train-labels-idx1-ubyte.gz', idxGz([5], Uint8Array.from([3, 1, 4, 1, 5]))],
       ['t10k-images-idx3-ubyte.gz', idxGz([2, 28, 28], new Uint8Array(2 * 784).fill(7))],
       ['t10k-labels-idx1-ubyte.gz', idxGz([2], Uint8Array.from([9, 2]))],
     ];
     for (const [name, body] of files) writeFileSync(join(served, name), body);
-    const w = new Worker(`
+    const w = new Worker(
+      `
       const { parentPort, workerData } = require('node:worker_threads');
       const fs = require('node:fs'), path = require('node:path');
       const s = require('node:http').createServer((req, res) => {
@@ -483,7 +544,9 @@ describe('MNIST download and downloadSync()', () => {
         res.writeHead(200, { 'Content-Length': body.length }).end(body);
       });
       s.listen(0, '127.0.0.1', () => parentPort.postMessage(s.address().port));
-    `, { eval: true, workerData: { dir: served } });
+    `,
+      { eval: true, workerData: { dir: served } },
+    );
     try {
       const local = `http://127.0.0.1:${await new Promise<number>((r) => w.once('message', r))}`;
       const md5s = files.map(([name, body]) => [name, createHash('md5').update(body).digest('hex')] as const);
@@ -517,28 +580,40 @@ describe('MNIST download and downloadSync()', () => {
       const [name, body] = files[1];
       const sha = createHash('sha256').update(body).digest('hex');
       const dest = join(bad, `w-${sha.slice(0, 8)}.gz`);
-      expect(downloadSync(`${local}/mnist/${name}`, dest, { sha256Prefix: sha.slice(0, 8), progress: false, proxy: null }))
-        .toEqual({ path: dest, bytes: body.length, md5: md5s[1][1], sha256: sha });
-      expect(() => downloadSync(`${local}/mnist/${name}`, join(bad, 'x.gz'), { sha256Prefix: sha[0] === 'f' ? '0' : 'f', progress: false, proxy: null }))
-        .toThrow(/^download: SHA-256 mismatch for http:.*: expected a digest starting with [0f], got [0-9a-f]{64}; the file was not kept$/);
+      expect(downloadSync(`${local}/mnist/${name}`, dest, { sha256Prefix: sha.slice(0, 8), progress: false, proxy: null })).toEqual({
+        path: dest,
+        bytes: body.length,
+        md5: md5s[1][1],
+        sha256: sha,
+      });
+      expect(() =>
+        downloadSync(`${local}/mnist/${name}`, join(bad, 'x.gz'), { sha256Prefix: sha[0] === 'f' ? '0' : 'f', progress: false, proxy: null }),
+      ).toThrow(/^download: SHA-256 mismatch for http:.*: expected a digest starting with [0f], got [0-9a-f]{64}; the file was not kept$/);
       expect(listing(bad)).toEqual(['BadMNIST', `w-${sha.slice(0, 8)}.gz`]);
     } finally {
       await w.terminate();
     }
   }, 60_000);
 
-  it('downloadSync() takes download()\'s options and checks, throws its errors, and refuses a progress callback', async () => {
+  it("downloadSync() takes download()'s options and checks, throws its errors, and refuses a progress callback", async () => {
     const dir = freshDir('dlsync');
     expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { progress: () => {} })).toThrow(/downloadSync: progress must be a boolean/);
-    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { md6: 'x' } as never)).toThrow(/downloadSync: unknown option 'md6' \(did you mean 'md5'\?\)/);
-    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { timeoutMs: 0 })).toThrow(/downloadSync: timeoutMs must be a positive number of milliseconds, got 0/);
+    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { md6: 'x' } as never)).toThrow(
+      /downloadSync: unknown option 'md6' \(did you mean 'md5'\?\)/,
+    );
+    expect(() => downloadSync(`${base}/file.bin`, join(dir, 'a.bin'), { timeoutMs: 0 })).toThrow(
+      /downloadSync: timeoutMs must be a positive number of milliseconds, got 0/,
+    );
     // Nothing listens on a closed port: the child's error comes back as it is.
     const dead = net.createServer();
     const port = await listen(dead);
     await close(dead);
     const dest = join(dir, 'b.bin');
-    expect(() => downloadSync(`http://127.0.0.1:${port}/b.bin`, dest, { progress: false, proxy: null }))
-      .toThrow(new RegExp(`^download: could not fetch http://127\\.0\\.0\\.1:${port}/b\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`));
+    expect(() => downloadSync(`http://127.0.0.1:${port}/b.bin`, dest, { progress: false, proxy: null })).toThrow(
+      new RegExp(
+        `^download: could not fetch http://127\\.0\\.0\\.1:${port}/b\\.bin: .*ECONNREFUSED.*save it as ${dest.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`,
+      ),
+    );
     expect(listing(dir)).toEqual([]);
   });
 });

@@ -38,7 +38,8 @@ function replay(c: LoaderCase): string[] {
       for (let e = 0; e < 2; e++) {
         const got: number[][] = [];
         for (const b of loader) got.push(((Array.isArray(b) ? b[0] : b) as Tensor).tolist() as number[]);
-        if (JSON.stringify(got) !== JSON.stringify(c.epochs[e])) bad.push(`${c.name}/${kind} epoch ${e}: ${JSON.stringify(got)} != ${JSON.stringify(c.epochs[e])}`);
+        if (JSON.stringify(got) !== JSON.stringify(c.epochs[e]))
+          bad.push(`${c.name}/${kind} epoch ${e}: ${JSON.stringify(got)} != ${JSON.stringify(c.epochs[e])}`);
       }
       const after = bitwiseDiff(rand(2), c.after);
       if (after) bad.push(`${c.name}/${kind}: global generator afterwards: ${after}`);
@@ -120,10 +121,13 @@ describe('DataLoader on images', () => {
   const root = mkdtempSync(join(tmpdir(), 'vgg-torch-loader-'));
   const N = 1536;
   let ds: CIFAR10;
-  const augment = () => new T.Compose([
-    new T.RandomCrop(32, { padding: 4 }), new T.RandomHorizontalFlip(), new T.ToTensor(),
-    new T.Normalize([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
-  ]);
+  const augment = () =>
+    new T.Compose([
+      new T.RandomCrop(32, { padding: 4 }),
+      new T.RandomHorizontalFlip(),
+      new T.ToTensor(),
+      new T.Normalize([0.4914, 0.4822, 0.4465], [0.247, 0.2435, 0.2616]),
+    ]);
 
   beforeAll(() => {
     mkdirSync(join(root, 'cifar-10-batches-bin'));
@@ -168,7 +172,10 @@ describe('DataLoader on images', () => {
 
   it('continues a saved epoch (iterate({ state })) with the batches and augmentation it would have given', async () => {
     const base = memory().tensors;
-    for (const opts of [{ numWorkers: 1, prefetch: 2 }, { numWorkers: 0, prefetch: 0 }]) {
+    for (const opts of [
+      { numWorkers: 1, prefetch: 2 },
+      { numWorkers: 0, prefetch: 0 },
+    ]) {
       const loader = new DataLoader(ds, { batchSize: 128, shuffle: true, seed: 5, ...opts });
       manualSeed(11);
       const it = loader.iterate();
@@ -333,7 +340,9 @@ describe('DataLoader on images', () => {
     const work = Math.max(2 * perBatch, 15);
     const serial = epoch(0, work);
     const overlapped = epoch(2, work);
-    console.log(`loader alone ${alone.total.toFixed(1)} ms/epoch; consumer work ${work.toFixed(1)} ms/batch; waited without prefetch ${serial.waited.toFixed(1)} ms, with ${overlapped.waited.toFixed(1)} ms`);
+    console.log(
+      `loader alone ${alone.total.toFixed(1)} ms/epoch; consumer work ${work.toFixed(1)} ms/batch; waited without prefetch ${serial.waited.toFixed(1)} ms, with ${overlapped.waited.toFixed(1)} ms`,
+    );
     // Without prefetch the consumer waits for every batch; with it, only for the first.
     expect(serial.waited).toBeGreaterThan(0.5 * 5 * perBatch);
     expect(overlapped.waited).toBeLessThan(0.5 * serial.waited);
@@ -364,7 +373,12 @@ describe('DataLoader sample by sample', () => {
     const base = memory().tensors;
     const batches = [...new DataLoader(ds, { batchSize: 4 })];
     expect(batches).toHaveLength(3);
-    expect(batches[0].x.tolist()).toEqual([[0, 0], [1, 2], [2, 4], [3, 6]]);
+    expect(batches[0].x.tolist()).toEqual([
+      [0, 0],
+      [1, 2],
+      [2, 4],
+      [3, 6],
+    ]);
     expect(batches[0].label.dtype).toBe('int64');
     expect(batches[0].w.dtype).toBe('float64');
     expect(batches[2].name).toEqual(['s8', 's9']);

@@ -8,9 +8,7 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { arange, manualSeed, memory, randn, tensor, tidy } from '../lib/index.js';
-import {
-  CIFAR10, DataLoader, FashionMNIST, Generator, ImageFolder, MNIST, Subset, TensorDataset, parseIdx, randomSplit,
-} from '../lib/data/index.js';
+import { CIFAR10, DataLoader, FashionMNIST, Generator, ImageFolder, MNIST, Subset, TensorDataset, parseIdx, randomSplit } from '../lib/data/index.js';
 import { ConfusionMatrix, accuracy, confusionMatrix, perClassAccuracy } from '../lib/train/index.js';
 import { ToTensor } from '../lib/transforms/index.js';
 import { type EncodedTensor, bitwiseDiff, readFixture } from './helpers.js';
@@ -51,7 +49,7 @@ describe('CIFAR10', () => {
     expect(ds.classToIdx.truck).toBe(9);
     const all = Buffer.concat(files);
     const pixels = ds.data.toTypedArray() as Uint8Array;
-    const labels = (ds.targets.toTypedArray() as BigInt64Array);
+    const labels = ds.targets.toTypedArray() as BigInt64Array;
     for (let i = 0; i < 45; i++) {
       expect(Number(labels[i])).toBe(all[i * RECORD]);
       expect(ds.target(i)).toBe(all[i * RECORD]);
@@ -124,7 +122,9 @@ describe('MNIST and FashionMNIST', () => {
       expect(label).toBe(4);
       expect(Number(img.index(0, 1, 2).item())).toBe(imgs[2 * 784 + 28 + 2]);
     });
-    expect(() => new MNIST({ root, train: false })).toThrow(/^MNIST: t10k-images-idx3-ubyte\.gz and t10k-labels-idx1-ubyte\.gz \(gzipped or not\) not found in .*MNIST\/raw, .*mnist\. Put them in .*MNIST\/raw \(from https:\/\/ossci-datasets.*MD5 9fb629c4189551a2d022fa330f9573f3/);
+    expect(() => new MNIST({ root, train: false })).toThrow(
+      /^MNIST: t10k-images-idx3-ubyte\.gz and t10k-labels-idx1-ubyte\.gz \(gzipped or not\) not found in .*MNIST\/raw, .*mnist\. Put them in .*MNIST\/raw \(from https:\/\/ossci-datasets.*MD5 9fb629c4189551a2d022fa330f9573f3/,
+    );
     expect(() => parseIdx(Buffer.from([0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]), 'x')).toThrow(/x: IDX element type 0xd is not supported/);
     expect(() => parseIdx(idx([3], Uint8Array.from([1, 2])), 'y')).toThrow(/y: IDX header promises 3 bytes/);
     ds.dispose();
@@ -132,7 +132,10 @@ describe('MNIST and FashionMNIST', () => {
 
   const debian = existsSync(join(FashionMNIST.DEBIAN_FOLDER, 'train-images-idx3-ubyte.gz'));
   it.skipIf(!debian && process.env.CI !== 'true')("reads Debian's dataset-fashion-mnist: 60 000 + 10 000 images, 6 000 / 1 000 per class", () => {
-    for (const [train, n, perClass] of [[true, 60000, 6000], [false, 10000, 1000]] as const) {
+    for (const [train, n, perClass] of [
+      [true, 60000, 6000],
+      [false, 10000, 1000],
+    ] as const) {
       const before = memory().tensors;
       const ds = new FashionMNIST({ train });
       expect(ds.folder).toBe(FashionMNIST.DEBIAN_FOLDER);
@@ -234,8 +237,11 @@ describe('ImageFolder', () => {
     const root = join(work, 'folder');
     const px = (r: number, g: number, b: number) => ({ r, g, b });
     const images: [string, number, ReturnType<typeof px>, 1 | 3 | 4][] = [
-      ['cat/b.png', 0, px(10, 20, 30), 3], ['cat/a.jpg', 0, px(200, 100, 50), 3], ['cat/sub/c.png', 0, px(1, 2, 3), 4],
-      ['dog/x.png', 1, px(90, 90, 90), 1], ['dog/notes.txt', -1, px(0, 0, 0), 3],
+      ['cat/b.png', 0, px(10, 20, 30), 3],
+      ['cat/a.jpg', 0, px(200, 100, 50), 3],
+      ['cat/sub/c.png', 0, px(1, 2, 3), 4],
+      ['dog/x.png', 1, px(90, 90, 90), 1],
+      ['dog/notes.txt', -1, px(0, 0, 0), 3],
     ];
     for (const [rel, , color, channels] of images) {
       const path = join(root, rel);
@@ -249,11 +255,20 @@ describe('ImageFolder', () => {
       await (rel.endsWith('.jpg') ? out.jpeg({ quality: 100 }) : out.png()).toFile(path);
     }
     mkdirSync(join(root, 'empty-not-a-class-file'), { recursive: true });
-    writeFileSync(join(root, 'empty-not-a-class-file', 'x.png'), await sharp({ create: { width: 5, height: 4, channels: 3, background: px(0, 0, 0) } }).png().toBuffer());
+    writeFileSync(
+      join(root, 'empty-not-a-class-file', 'x.png'),
+      await sharp({ create: { width: 5, height: 4, channels: 3, background: px(0, 0, 0) } })
+        .png()
+        .toBuffer(),
+    );
     const ds = await ImageFolder.load(root);
     expect(ds.classes).toEqual(['cat', 'dog', 'empty-not-a-class-file']);
     expect(ds.samples.map(([p, t]) => [p.slice(root.length + 1), t])).toEqual([
-      ['cat/a.jpg', 0], ['cat/b.png', 0], ['cat/sub/c.png', 0], ['dog/x.png', 1], ['empty-not-a-class-file/x.png', 2],
+      ['cat/a.jpg', 0],
+      ['cat/b.png', 0],
+      ['cat/sub/c.png', 0],
+      ['dog/x.png', 1],
+      ['empty-not-a-class-file/x.png', 2],
     ]);
     expect(ds.length).toBe(5);
     tidy(() => {
@@ -272,7 +287,9 @@ describe('ImageFolder', () => {
     ds.transform = new ToTensor();
     const batches = [...new DataLoader(ds, { batchSize: 2 })];
     expect(batches.map(([x, y]) => [x.shape, x.dtype, y.tolist()])).toEqual([
-      [[2, 3, 4, 5], 'float32', [0, 0]], [[2, 3, 4, 5], 'float32', [0, 1]], [[1, 3, 4, 5], 'float32', [2]],
+      [[2, 3, 4, 5], 'float32', [0, 0]],
+      [[2, 3, 4, 5], 'float32', [0, 1]],
+      [[1, 3, 4, 5], 'float32', [2]],
     ]);
     expect(Math.round(Number(batches[0][0].index(1, 2, 0, 0).item()) * 255)).toBe(30);
     for (const b of batches) for (const t of b) t.dispose();
@@ -291,14 +308,23 @@ describe('ImageFolder', () => {
 describe('metrics', () => {
   it('accuracy (top-k, percent), confusion matrix and per-class accuracy', () => {
     tidy(() => {
-      const out = tensor([[0.1, 0.7, 0.2], [0.8, 0.05, 0.15], [0.3, 0.3, 0.4], [0.2, 0.5, 0.3]]);
+      const out = tensor([
+        [0.1, 0.7, 0.2],
+        [0.8, 0.05, 0.15],
+        [0.3, 0.3, 0.4],
+        [0.2, 0.5, 0.3],
+      ]);
       const y = tensor([1, 2, 2, 0]);
       expect(accuracy(out, y)).toBe(50);
       expect(accuracy(out, y, { topk: [1, 2, 3] })).toEqual([50, 75, 100]);
       expect(accuracy(out, y, { topk: 2 })).toBe(75);
       expect(() => accuracy(out, y, { topk: 4 })).toThrow(/accuracy\(\): topk 4 must be an integer between 1 and 3/);
       const m = confusionMatrix(out, y, 3);
-      expect(m.tolist()).toEqual([[0, 1, 0], [0, 1, 0], [1, 0, 1]]);
+      expect(m.tolist()).toEqual([
+        [0, 1, 0],
+        [0, 1, 0],
+        [1, 0, 1],
+      ]);
       expect(perClassAccuracy(m)).toEqual([0, 100, 50]);
       const cm = new ConfusionMatrix(['a', 'b', 'c']);
       cm.update(out, y).update(tensor([0, 0]), tensor([0, 1]));
@@ -306,7 +332,11 @@ describe('metrics', () => {
       expect(cm.accuracy()).toBeCloseTo(50);
       expect(cm.perClassAccuracy()).toEqual([50, 50, 50]);
       expect(cm.toString().split('\n')[0]).toBe('Accuracy for class: a     is 50.0 %');
-      expect(cm.toTensor().tolist()).toEqual([[1, 1, 0], [1, 1, 0], [1, 0, 1]]);
+      expect(cm.toTensor().tolist()).toEqual([
+        [1, 1, 0],
+        [1, 1, 0],
+        [1, 0, 1],
+      ]);
       expect(() => confusionMatrix(tensor([3]), tensor([0]), 3)).toThrow(/predicted class indices must be in \[0, 3\)/);
     });
   });

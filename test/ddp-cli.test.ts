@@ -18,9 +18,32 @@ const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-ddp-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // One thread per worker in every run, so that runs with other launch layouts compute the same.
-const train = ['train', '--dataset', 'fashion-mnist', '--arch', 'tutorial_bn', '--epochs', '2', '--limit', '128', '--test-limit', '50',
-  '--batch-size', '32', '--lr', '0.01', '--log-every', '1', '--augment', '--threads', '1'];
-const losses = (out: string) => MetricsLog.read(join(out, 'metrics.jsonl')).filter((r) => r.kind === 'batch').map((r) => r.loss);
+const train = [
+  'train',
+  '--dataset',
+  'fashion-mnist',
+  '--arch',
+  'tutorial_bn',
+  '--epochs',
+  '2',
+  '--limit',
+  '128',
+  '--test-limit',
+  '50',
+  '--batch-size',
+  '32',
+  '--lr',
+  '0.01',
+  '--log-every',
+  '1',
+  '--augment',
+  '--threads',
+  '1',
+];
+const losses = (out: string) =>
+  MetricsLog.read(join(out, 'metrics.jsonl'))
+    .filter((r) => r.kind === 'batch')
+    .map((r) => r.loss);
 
 /** Resolves once `pattern` shows in the run's stdout (rejects if the run ends first). */
 function waitFor(run: ReturnType<typeof start>, pattern: RegExp): Promise<void> {
@@ -40,7 +63,10 @@ function waitFor(run: ReturnType<typeof start>, pattern: RegExp): Promise<void> 
 
 /** The pid of the launcher's worker with this RANK. */
 function workerPid(launcher: number, rank: number): number {
-  const pids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  const pids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
   const pid = pids.find((p) => readFileSync(`/proc/${p}/environ`, 'latin1').split('\0').includes(`RANK=${rank}`));
   if (!pid) throw new Error(`no worker with RANK=${rank} among ${pids.join(', ')}`);
   return pid;
@@ -64,7 +90,9 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
     expect(readdirSync(whole).sort()).toEqual(['chart.html', 'checkpoint.pth', 'metrics.jsonl']);
     expect(losses(whole)).toHaveLength(8); // 128 images / batch 32, 2 epochs
     // One process evaluating the checkpoint finds what the two ranks reported together.
-    const last = MetricsLog.read(join(whole, 'metrics.jsonl')).filter((x) => x.kind === 'eval').at(-1)!;
+    const last = MetricsLog.read(join(whole, 'metrics.jsonl'))
+      .filter((x) => x.kind === 'eval')
+      .at(-1)!;
     const ev = await cli(['eval', join(whole, 'checkpoint.pth'), '--limit', '50']);
     expect(ev.code).toBe(0);
     expect(ev.stdout).toContain(`Accuracy of the network on the 50 test images: ${last.accuracy.toFixed(1)} %  (loss ${last.loss.toFixed(4)})`);
@@ -90,7 +118,8 @@ describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (D
 
   it('two machines (--nnodes 2) on 127.0.0.1: the same losses; machine 1 writes nothing', async () => {
     const port = String(await freePort());
-    const node = (i: number) => cli([...train, '--out', join(dir, `node${i}`), '--nnodes', '2', '--node-rank', String(i), '--nproc-per-node', '1', '--master-port', port]);
+    const node = (i: number) =>
+      cli([...train, '--out', join(dir, `node${i}`), '--nnodes', '2', '--node-rank', String(i), '--nproc-per-node', '1', '--master-port', port]);
     const [n0, n1] = await Promise.all([node(0), node(1)]);
     for (const n of [n0, n1]) {
       expect(n.stderr).toBe('');

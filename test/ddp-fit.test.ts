@@ -81,12 +81,21 @@ const rankScript = (o: { port: number; rank: number; out: string; epochs: number
   console.log(JSON.stringify(out));
 `;
 
-async function runRanks(o: { out: [string, string]; epochs: number; stopAt?: [number?, number?]; resume?: boolean; die?: [number?, number?] }): Promise<ChildResult[]> {
+async function runRanks(o: {
+  out: [string, string];
+  epochs: number;
+  stopAt?: [number?, number?];
+  resume?: boolean;
+  die?: [number?, number?];
+}): Promise<ChildResult[]> {
   const port = await freePort();
-  return Promise.all([0, 1].map((rank) => runNodeChild(
-    rankScript({ port, rank, out: o.out[rank], epochs: o.epochs, stopAt: o.stopAt?.[rank], resume: o.resume, die: o.die?.[rank] }),
-    { timeoutMs: 300_000 },
-  )));
+  return Promise.all(
+    [0, 1].map((rank) =>
+      runNodeChild(rankScript({ port, rank, out: o.out[rank], epochs: o.epochs, stopAt: o.stopAt?.[rank], resume: o.resume, die: o.die?.[rank] }), {
+        timeoutMs: 300_000,
+      }),
+    ),
+  );
 }
 
 describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel (2 ranks, gloo)', () => {
@@ -165,9 +174,12 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
   }, 200_000);
 
   it('refuses options that differ between ranks (an outDir on rank 0 only would wait forever in its checkpoint)', async () => {
-    const messages = await fitMessages((rank) =>
-      `trainLoader: new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) }), epochs: ${rank + 1}, ` +
-      `outDir: ${rank === 0 ? JSON.stringify(join(dir, 'only0')) : 'null'}, stream: new (await import('node:stream')).PassThrough()`);
-    for (const m of messages) expect(m).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
+    const messages = await fitMessages(
+      (rank) =>
+        `trainLoader: new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) }), epochs: ${rank + 1}, ` +
+        `outDir: ${rank === 0 ? JSON.stringify(join(dir, 'only0')) : 'null'}, stream: new (await import('node:stream')).PassThrough()`,
+    );
+    for (const m of messages)
+      expect(m).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
   }, 200_000);
 });

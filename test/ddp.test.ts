@@ -81,17 +81,31 @@ const close = (a: number[], b: number[], rel: number): void => {
 describe.skipIf(!distributed.isAvailable())('DistributedDataParallel (gloo, 2 ranks on 127.0.0.1)', () => {
   it('2 ranks × batch 32 give the weights of 1 process × batch 64 after 5 SGD steps; noSync accumulates; buffers follow rank 0', async () => {
     const port = await freePort();
-    type Out = { losses: number[]; params: number[][]; grads: number[][]; keys: string[]; localGrad?: number[]; meanAfterTrain?: number[]; meanAfterEvalForward?: number[] };
-    const [ref, r0, r1] = (await Promise.all([
-      runNodeChild(script(0, 0, 1), { timeoutMs: 90_000 }),
-      runNodeChild(script(port, 0, 2), { timeoutMs: 90_000 }),
-      runNodeChild(script(port, 1, 2), { timeoutMs: 90_000 }),
-    ])).map((r) => result<Out>(r));
+    type Out = {
+      losses: number[];
+      params: number[][];
+      grads: number[][];
+      keys: string[];
+      localGrad?: number[];
+      meanAfterTrain?: number[];
+      meanAfterEvalForward?: number[];
+    };
+    const [ref, r0, r1] = (
+      await Promise.all([
+        runNodeChild(script(0, 0, 1), { timeoutMs: 90_000 }),
+        runNodeChild(script(port, 0, 2), { timeoutMs: 90_000 }),
+        runNodeChild(script(port, 1, 2), { timeoutMs: 90_000 }),
+      ])
+    ).map((r) => result<Out>(r));
     // the ranks agree exactly: the same averaged gradients, the same SGD
     expect(r1.params).toEqual(r0.params);
     expect(r1.grads).toEqual(r0.grads);
     // and equal the single process: loss of 64 = mean of the ranks' losses of 32
-    close(r0.losses.map((l, i) => (l + r1.losses[i]) / 2), ref.losses, 1e-6);
+    close(
+      r0.losses.map((l, i) => (l + r1.losses[i]) / 2),
+      ref.losses,
+      1e-6,
+    );
     ref.params.forEach((p, i) => close(r0.params[i], p, 1e-6));
     ref.grads.forEach((g, i) => close(r0.grads[i], g, 1e-5));
     // inside noSync each rank kept its own gradient
@@ -108,7 +122,8 @@ describe.skipIf(!distributed.isAvailable() || (!hasTorchPython && !requireLiveOr
     const port = await freePort();
     // Same architecture in both languages; the Python rank's own initial weights are
     // overwritten by rank 0's (vgg-torch) at construction.
-    const js = runNodeChild(`
+    const js = runNodeChild(
+      `
       const vt = await import(LIB);
       const { nn, optim } = vt;
       vt.distributed.initProcessGroup({ initMethod: 'tcp://127.0.0.1:${port}', rank: 0, worldSize: 2, timeout: 20000 });
@@ -124,8 +139,13 @@ describe.skipIf(!distributed.isAvailable() || (!hasTorchPython && !requireLiveOr
         opt.step();
       }
       console.log(JSON.stringify([...net.parameters()].map((p) => Array.from(p.contiguous().toTypedArray()))));
-    `, { timeoutMs: 60_000 });
-    const py = python(['-c', `
+    `,
+      { timeoutMs: 60_000 },
+    );
+    const py = python(
+      [
+        '-c',
+        `
 import torch, torch.distributed as dist, torch.nn as nn, json, datetime
 from torch.nn.parallel import DistributedDataParallel as DDP
 dist.init_process_group('gloo', init_method='tcp://127.0.0.1:${port}', rank=1, world_size=2, timeout=datetime.timedelta(seconds=20))
@@ -140,7 +160,10 @@ for step in range(3):
     nn.functional.cross_entropy(ddp(x), y).backward()
     opt.step()
 print(json.dumps([p.detach().flatten().tolist() for p in net.parameters()]))
-`], { timeoutMs: 60_000, env: pythonRankEnv() });
+`,
+      ],
+      { timeoutMs: 60_000, env: pythonRankEnv() },
+    );
     const [a, b] = await Promise.all([js, py]);
     const wa = result<number[][]>(a);
     const wb = result<number[][]>(b);

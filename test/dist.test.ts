@@ -65,8 +65,14 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   const maxDiff = (a: source.Tensor, b: source.Tensor) => vt.tidy(() => a.sub(b).abs().max().item() as number);
   const file = (ext: string) => `${dir}/new-${Math.random().toString(36).slice(2)}.${ext}`;
   vt.manualSeed(5);
-  const model = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2),
-    new nn.Flatten(), new nn.Linear(4 * 4 * 4, 3)).eval();
+  const model = new nn.Sequential(
+    new nn.Conv2d(3, 4, 3, { padding: 1 }),
+    new nn.BatchNorm2d(4),
+    new nn.ReLU(),
+    new nn.MaxPool2d(2),
+    new nn.Flatten(),
+    new nn.Linear(4 * 4 * 4, 3),
+  ).eval();
   const x = vt.randn(2, 3, 8, 8);
   const ref = vt.noGrad(() => model(x));
   out.forward = Array.from(ref.toTypedArray() as Float32Array);
@@ -95,7 +101,9 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   out.quantized = {
     names: [...q.children()].map((m) => `${m.constructor.name}/${m.typeName()}`),
     classes: [vt.quantization.Quantize, vt.quantization.DeQuantize, vt.quantization.QuantizedConv2d, vt.quantization.QuantizedLinear].map((c) => c.name),
-    repr: q.toString(), forward: Array.from(qy.toTypedArray() as Float32Array), close: maxDiff(qy, ref) < 0.1 * (vt.tidy(() => ref.abs().max().item() as number)) + 1e-3,
+    repr: q.toString(),
+    forward: Array.from(qy.toTypedArray() as Float32Array),
+    close: maxDiff(qy, ref) < 0.1 * vt.tidy(() => ref.abs().max().item() as number) + 1e-3,
   };
   vt.dispose([qy, ...calibration]);
   q.dispose();
@@ -106,7 +114,9 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
 
   // Hooks: a forward hook fires until removed; a tensor hook rewrites the gradient until removed.
   const shapes: number[][] = [];
-  const handle = [...model.children()][0].registerForwardHook((_m: unknown, _i: unknown, o: source.Tensor) => { shapes.push(o.shape); });
+  const handle = [...model.children()][0].registerForwardHook((_m: unknown, _i: unknown, o: source.Tensor) => {
+    shapes.push(o.shape);
+  });
   vt.dispose(vt.noGrad(() => model(x)));
   handle.remove();
   vt.dispose(vt.noGrad(() => model(x)));
@@ -136,7 +146,11 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
       lbfgs.zeroGrad();
       const l = vt.tidy(() => {
         const [a, b] = [z.select(0, 0), z.select(0, 1)];
-        return a.neg().add(1).pow(2).add(b.sub(a.pow(2)).pow(2).mul(100));
+        return a
+          .neg()
+          .add(1)
+          .pow(2)
+          .add(b.sub(a.pow(2)).pow(2).mul(100));
       });
       l.backward();
       return l;
@@ -231,7 +245,7 @@ describe('the built package (dist/)', () => {
   const fx = readFixture<{ models: Record<string, { repr: string }>; keys: Record<string, string[]> }>('vgg.json');
   const expected = probe(source, dir);
 
-  it('the sources print torchvision\'s text and keys (the reference for the built package)', () => {
+  it("the sources print torchvision's text and keys (the reference for the built package)", () => {
     expect((expected.reprs as Record<string, string>).vgg11).toBe(fx.models.vgg11.repr);
     expect((expected.reprs as Record<string, string>).vgg16_bn).toBe(fx.models.vgg16_bn.repr);
     expect(expected.tutorial).toBe(fx.models.tutorial.repr);
@@ -258,14 +272,27 @@ describe('the built package (dist/)', () => {
     expect(ref.jit).toEqual({ names: ['ScriptModule', 'ScriptModule'], forward: true, async: true, loaded: true });
     expect(ref.predict).toEqual({ predict: true, async: true });
     const quantized = ref.quantized as { names: string[]; classes: string[]; repr: string; close: boolean };
-    expect(quantized.names).toEqual(['Quantize/Quantize', 'QuantizedConv2d/QuantizedConvReLU2d', 'MaxPool2d/MaxPool2d', 'Flatten/Flatten',
-      'QuantizedLinear/QuantizedLinear', 'DeQuantize/DeQuantize']);
+    expect(quantized.names).toEqual([
+      'Quantize/Quantize',
+      'QuantizedConv2d/QuantizedConvReLU2d',
+      'MaxPool2d/MaxPool2d',
+      'Flatten/Flatten',
+      'QuantizedLinear/QuantizedLinear',
+      'DeQuantize/DeQuantize',
+    ]);
     expect(quantized.classes).toEqual(['Quantize', 'DeQuantize', 'QuantizedConv2d', 'QuantizedLinear']);
     expect(quantized.repr).toMatch(/^Sequential\(\n {2}\(0\): Quantize\(scale=/);
     expect(quantized.close).toBe(true);
     expect((ref.onnx as { external: unknown; bytes: number }).external).toBeNull();
     expect((ref.onnx as { bytes: number }).bytes).toBeGreaterThan(4 * (4 * 3 * 9 + 64 * 3));
-    expect(ref.hooks).toEqual({ shapes: [[2, 4, 8, 8]], handle: 'RemovableHandle', grads: [[20, 40, 60], [2, 4, 6]] });
+    expect(ref.hooks).toEqual({
+      shapes: [[2, 4, 8, 8]],
+      handle: 'RemovableHandle',
+      grads: [
+        [20, 40, 60],
+        [2, 4, 6],
+      ],
+    });
     expect(ref.features).toMatchObject({ name: 'FeatureExtractor', keys: ['relu', 'logits'], logits: true });
     const lbfgs = ref.lbfgs as { name: string; repr: string; z: number[] };
     expect([lbfgs.name, lbfgs.repr]).toEqual(['LBFGS', 'LBFGS (']);
@@ -318,7 +345,9 @@ process.stdout.write(JSON.stringify(out));
     rmSync(join(copy, 'dist', 'poolWorker.js'));
     symlinkSync(resolve('build'), join(copy, 'build'));
     const file = join(copy, 'loader.mjs');
-    writeFileSync(file, `import * as vt from './dist/index.js';
+    writeFileSync(
+      file,
+      `import * as vt from './dist/index.js';
 const ds = new vt.CIFAR10({ root: ${JSON.stringify(fakeCifar())}, train: false, transform: new vt.transforms.ToTensor() });
 try {
   [...new vt.DataLoader(ds, { batchSize: 16, numWorkers: 1 })];
@@ -326,7 +355,8 @@ try {
 } catch (e) {
   console.log(e.message);
 }
-`);
+`,
+    );
     const r = spawnSync(process.execPath, [file], { encoding: 'utf8', cwd: copy, timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^DataLoader: the loader worker did not start: .*poolWorker\.js/);

@@ -26,7 +26,13 @@ export function pythonRankEnv(): Record<string, string> {
 }
 let rankEnv: Record<string, string> | undefined;
 function probeRankEnv(): Record<string, string> {
-  const probe = spawnSync(PYTHON, ['-W', 'ignore', '-c', `
+  const probe = spawnSync(
+    PYTHON,
+    [
+      '-W',
+      'ignore',
+      '-c',
+      `
 import datetime, torch.distributed as d
 try:
     d.TCPStore('127.0.0.1', 0, 1, True, timeout=datetime.timedelta(seconds=5), use_libuv=True)
@@ -35,6 +41,9 @@ except TypeError:
     print('no option')   # before 2.2: no use_libuv at all
 except RuntimeError as e:
     print('no libuv' if 'libuv' in str(e) else 'error: ' + str(e))
-`], { encoding: 'utf8', timeout: 60_000 });
+`,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   return probe.stdout.trim() === 'no libuv' ? { USE_LIBUV: '0' } : {};
 }

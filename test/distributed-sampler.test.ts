@@ -15,7 +15,10 @@ const CASES: { n: number; replicas: number; shuffle: boolean; seed: number; drop
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('DistributedSampler', () => {
   it("gives PyTorch's indices for every rank (shuffle, seed + epoch, padding, dropLast)", async () => {
-    const r = await python(['-c', `
+    const r = await python(
+      [
+        '-c',
+        `
 import json, sys, torch
 from torch.utils.data import DistributedSampler
 out = []
@@ -27,7 +30,11 @@ for c in json.loads(sys.argv[1]):
         per.append([list(s), len(s)])
     out.append(per)
 print(json.dumps(out))
-`, JSON.stringify(CASES)], { timeoutMs: 60_000 });
+`,
+        JSON.stringify(CASES),
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(r.status, r.stderr).toBe(0);
     const want = JSON.parse(r.stdout) as [number[], number][][];
     CASES.forEach((c, i) => {
@@ -40,7 +47,10 @@ print(json.dumps(out))
   }, 60_000);
 
   it("as a DataLoader's sampler: PyTorch's batches per rank and epoch, and the global RNG left where PyTorch leaves it", async () => {
-    const r = await python(['-c', `
+    const r = await python(
+      [
+        '-c',
+        `
 import json, torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 torch.manual_seed(5)
@@ -53,7 +63,10 @@ for rank in range(2):
         s.set_epoch(epoch)
         out.append([b[0].tolist() for b in loader])
 print(json.dumps({'batches': out, 'len': len(loader), 'after': torch.rand(2).tolist()}))
-`], { timeoutMs: 60_000 });
+`,
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(r.status, r.stderr).toBe(0);
     const want = JSON.parse(r.stdout) as { batches: number[][][]; len: number; after: number[] };
     manualSeed(5);

@@ -75,9 +75,14 @@ describe.skipIf(!available)('distributed: 2 vgg-torch ranks on 127.0.0.1 (gloo)'
       expect(o.async).toEqual([4]);
       expect(o.bcast).toEqual([8, 2]);
       expect(o.bcastAsync).toEqual([100]);
-      expect(o.gather).toEqual([[0, 0.5], [1, 1.5]]); // each (1, 2), flattened
+      expect(o.gather).toEqual([
+        [0, 0.5],
+        [1, 1.5],
+      ]); // each (1, 2), flattened
       expect(o.gatherAsync).toEqual([[0], [3]]);
-      const unsupported = new RegExp(`^collective failed on rank ${rank}: reduceScatter\\(\\) is not supported by the gloo backend of libtorch ${version.torch.replace(/\./g, '\\.')} \\(.*not support reduce_scatter`);
+      const unsupported = new RegExp(
+        `^collective failed on rank ${rank}: reduceScatter\\(\\) is not supported by the gloo backend of libtorch ${version.torch.replace(/\./g, '\\.')} \\(.*not support reduce_scatter`,
+      );
       if (glooReduceScatter === true || (glooReduceScatter === undefined && Array.isArray(o.rs))) expect(o.rs).toEqual([[3], [30]][rank]);
       else expect(o.rs).toMatch(unsupported);
       expect(o.subgroup).toBe(rank === 1 ? 1 : null);
@@ -120,21 +125,33 @@ describe.skipIf(!available || (!hasTorchPython && !requireLiveOracle))('distribu
   it.each([
     { pyRank: 1, barrier: false },
     { pyRank: 0, barrier: true },
-  ])('allReduce across the two languages (Python rank $pyRank, init barrier $barrier)', async ({ pyRank, barrier }) => {
-    const port = await freePort();
-    const jsRank = 1 - pyRank;
-    const env = { ...pythonRankEnv(), ...(barrier ? { TORCH_DIST_INIT_BARRIER: '1' } : {}) };
-    const js = runNodeChild(`
+  ])(
+    'allReduce across the two languages (Python rank $pyRank, init barrier $barrier)',
+    async ({ pyRank, barrier }) => {
+      const port = await freePort();
+      const jsRank = 1 - pyRank;
+      const env = { ...pythonRankEnv(), ...(barrier ? { TORCH_DIST_INIT_BARRIER: '1' } : {}) };
+      const js = runNodeChild(
+        `
       Object.assign(process.env, ${JSON.stringify(env)});
-      ${rankCode(port, jsRank, `
+      ${rankCode(
+        port,
+        jsRank,
+        `
       const t = vt.tensor([1, 2, 3], { dtype: 'float32' }); dist.allReduce(t);
       const m = vt.tensor([4], { dtype: 'float32' }); dist.allReduce(m, { op: 'max' });
       const g = dist.newGroup([0, 1]);
       const s = vt.tensor([RANK + 1], { dtype: 'float32' }); dist.allReduce(s, { group: g });
       dist.barrier();
       console.log(JSON.stringify([Array.from(t.toTypedArray()), Array.from(m.toTypedArray()), Array.from(s.toTypedArray())]));
-    `)}`, { timeoutMs: 60_000 });
-    const py = python(['-c', `
+    `,
+      )}`,
+        { timeoutMs: 60_000 },
+      );
+      const py = python(
+        [
+          '-c',
+          `
 import torch, torch.distributed as dist, json, datetime
 dist.init_process_group('gloo', init_method='tcp://127.0.0.1:${port}', rank=${pyRank}, world_size=2, timeout=datetime.timedelta(seconds=15))
 t = torch.tensor([10., 20., 30.]); dist.all_reduce(t)
@@ -143,22 +160,30 @@ g = dist.new_group([0, 1])
 s = torch.tensor([float(dist.get_rank() + 1)]); dist.all_reduce(s, group=g)
 dist.barrier()
 print(json.dumps([t.tolist(), m.tolist(), s.tolist()]))
-`], { timeoutMs: 60_000, env });
-    const [a, b] = await Promise.all([js, py]);
-    expect(result(a)).toEqual([[11, 22, 33], [4], [3]]);
-    expect(result(b)).toEqual([[11, 22, 33], [4], [3]]);
-  }, 90_000);
+`,
+        ],
+        { timeoutMs: 60_000, env },
+      );
+      const [a, b] = await Promise.all([js, py]);
+      expect(result(a)).toEqual([[11, 22, 33], [4], [3]]);
+      expect(result(b)).toEqual([[11, 22, 33], [4], [3]]);
+    },
+    90_000,
+  );
 });
 
 describe.skipIf(!available)('distributed: failures end with a clear error within the timeout', () => {
   it('a wrong MASTER_ADDR', async () => {
     const port = await freePort();
     const start = Date.now();
-    const r = await runNodeChild(`
+    const r = await runNodeChild(
+      `
       const dist = (await import(LIB)).distributed;
       Object.assign(process.env, { MASTER_ADDR: '10.255.255.1', MASTER_PORT: '${port}', RANK: '1', WORLD_SIZE: '2' });
       try { dist.initProcessGroup({ timeout: 2000 }); console.log('joined?'); } catch (e) { console.log(JSON.stringify(e.message)); }
-    `, { timeoutMs: 30_000 });
+    `,
+      { timeoutMs: 30_000 },
+    );
     expect(result<string>(r)).toMatch(/rank 1 could not reach the TCPStore at 10\.255\.255\.1:\d+ within 2000 ms/);
     expect(Date.now() - start).toBeLessThan(20_000);
   }, 30_000);
@@ -168,11 +193,14 @@ describe.skipIf(!available)('distributed: failures end with a clear error within
     await new Promise<void>((res) => server.listen(0, '0.0.0.0', () => res()));
     const port = (server.address() as { port: number }).port;
     try {
-      const r = await runNodeChild(`
+      const r = await runNodeChild(
+        `
         const dist = (await import(LIB)).distributed;
         try { dist.initProcessGroup({ initMethod: 'tcp://127.0.0.1:${port}', rank: 0, worldSize: 2, timeout: 2000 }); console.log('started?'); }
         catch (e) { console.log(JSON.stringify(e.message)); }
-      `, { timeoutMs: 30_000 });
+      `,
+        { timeoutMs: 30_000 },
+      );
       expect(result<string>(r)).toMatch(new RegExp(`rank 0 could not start the TCPStore at 127\\.0\\.0\\.1:${port}.*(in use|EADDRINUSE)`, 's'));
     } finally {
       server.close();
@@ -182,10 +210,22 @@ describe.skipIf(!available)('distributed: failures end with a clear error within
   it('a rank that exits early', async () => {
     const port = await freePort();
     const start = Date.now();
-    const [r0, r1] = await Promise.all([0, 1].map((rank) => runNodeChild(rankCode(port, rank, `
+    const [r0, r1] = await Promise.all(
+      [0, 1].map((rank) =>
+        runNodeChild(
+          rankCode(
+            port,
+            rank,
+            `
       if (RANK === 1) process.exit(3);
       try { dist.allReduce(vt.ones([4])); console.log(JSON.stringify('no error')); } catch (e) { console.log(JSON.stringify(e.message)); }
-    `, 3000), { timeoutMs: 30_000 })));
+    `,
+            3000,
+          ),
+          { timeoutMs: 30_000 },
+        ),
+      ),
+    );
     expect(r1.status).toBe(3);
     // Each rank notes its exit code in the store as it exits: the failure names the rank.
     expect(result<string>(r0)).toMatch(/^collective failed on rank 0: .+ \(rank 1 exited with code 3\)$/);
@@ -194,13 +234,27 @@ describe.skipIf(!available)('distributed: failures end with a clear error within
 
   it('rank 0, which hosts the store, exits early', async () => {
     const port = await freePort();
-    const [r0, r1] = await Promise.all([0, 1].map((rank) => runNodeChild(rankCode(port, rank, `
+    const [r0, r1] = await Promise.all(
+      [0, 1].map((rank) =>
+        runNodeChild(
+          rankCode(
+            port,
+            rank,
+            `
       if (RANK === 0) { dist.barrier(); process.exit(4); }
       dist.barrier();
       await new Promise((r) => setTimeout(r, 300));
       try { dist.allReduce(vt.ones([4])); console.log(JSON.stringify('no error')); } catch (e) { console.log(JSON.stringify(e.message)); }
-    `, 3000), { timeoutMs: 30_000 })));
+    `,
+            3000,
+          ),
+          { timeoutMs: 30_000 },
+        ),
+      ),
+    );
     expect(r0.status).toBe(4);
-    expect(result<string>(r1)).toMatch(/^collective failed on rank 1: .+(\(rank 0 exited with code 4\)|\(the store on rank 0 at 127\.0\.0\.1 cannot be reached: rank 0 has probably exited\))$/);
+    expect(result<string>(r1)).toMatch(
+      /^collective failed on rank 1: .+(\(rank 0 exited with code 4\)|\(the store on rank 0 at 127\.0\.0\.1 cannot be reached: rank 0 has probably exited\))$/,
+    );
   }, 30_000);
 });

@@ -1,8 +1,6 @@
 // Bad input never aborts the process: every mistake is a JS Error with a useful message.
 import { describe, expect, it } from 'vitest';
-import {
-  F, Generator, Tensor, cat, cuda, fromBuffer, manualSeed, ones, randint, randn, setNumThreads, setRngState, tensor, zeros,
-} from '../lib/index.js';
+import { F, Generator, type Tensor, cat, cuda, fromBuffer, manualSeed, ones, randint, randn, setNumThreads, setRngState, tensor, zeros } from '../lib/index.js';
 
 type Case = [name: string, fn: () => unknown, message: RegExp, type?: ErrorConstructor];
 
@@ -46,7 +44,11 @@ const CASES: Case[] = [
   ['string scalar', () => x.add('1' as unknown as number), /argument 'other' must be a Tensor or a number, got '1' \(string\)/, TypeError],
   ['float for int arg', () => x.flatten(0.5), /argument 'start_dim' must be an integer/, TypeError],
   ['target out of range', () => F.crossEntropy(randn(2, 5), tensor([1, 7])), /Target 7 is out of bounds/],
-  ['float class target', () => F.crossEntropy(randn(2, 5), randn(2)), /expected scalar type Long|expected target dtype to be Long|Expected floating point type for target with class probabilities|shape|size/i], // libtorch's words differ by version
+  [
+    'float class target',
+    () => F.crossEntropy(randn(2, 5), randn(2)),
+    /expected scalar type Long|expected target dtype to be Long|Expected floating point type for target with class probabilities|shape|size/i,
+  ], // libtorch's words differ by version
   ['nll batch mismatch', () => F.nllLoss(randn(3, 5), tensor([1, 2])), /Expected input batch_size \(3\) to match target batch_size \(2\)/],
   ['bad reduction', () => F.mseLoss(x, x, { reduction: 'avg' as never }), /reduction must be 'none', 'mean' or 'sum'/, TypeError],
   ['pool kernel too large', () => F.maxPool2d(randn(1, 1, 2, 2), 3), /Output size is too small|pad should be/],
@@ -66,21 +68,56 @@ const CASES: Case[] = [
   ['manualSeed float', () => manualSeed(1.5), /seed must be an integer/, TypeError],
   ['setNumThreads 0', () => setNumThreads(0), /threads must be at least 1/, RangeError],
   ['Generator seed float', () => new Generator().manualSeed(1.5), /Generator.manualSeed\(\): seed must be an integer, got 1.5/, TypeError],
-  ['Generator state not a tensor', () => new Generator().setState(new Uint8Array(5056) as never), /argument 'state' must be a Tensor, got a Uint8Array/, TypeError],
+  [
+    'Generator state not a tensor',
+    () => new Generator().setState(new Uint8Array(5056) as never),
+    /argument 'state' must be a Tensor, got a Uint8Array/,
+    TypeError,
+  ],
   ['Generator state wrong dtype', () => new Generator().setState(zeros(5056)), /RNG state must be a uint8 CPU tensor, got Float/],
-  ['Generator state wrong size', () => new Generator().setState(zeros([16], { dtype: 'uint8' })), /CPUGeneratorImplState of size 5056 but found the input RNG state size to be 16/],
+  [
+    'Generator state wrong size',
+    () => new Generator().setState(zeros([16], { dtype: 'uint8' })),
+    /CPUGeneratorImplState of size 5056 but found the input RNG state size to be 16/,
+  ],
   ['randint empty range', () => randint(10, 5, [3]), /random_ expects 'from' to be less than 'to'/],
   ['fromBuffer ragged bytes', () => fromBuffer(Buffer.alloc(7), { dtype: 'float32' }), /7 bytes is not a whole number of float32 elements/, RangeError],
-  ['fromBuffer too small', () => fromBuffer(Buffer.alloc(8), { dtype: 'float32', shape: [3] }), /argument 'shape' \[3\] holds 3 elements, but the buffer \(as float32\) has 2; the sizes must match exactly/, RangeError],
-  ['fromBuffer too large', () => fromBuffer(Buffer.alloc(16), { dtype: 'float32', shape: [3] }), /argument 'shape' \[3\] holds 3 elements, but the buffer \(as float32\) has 4/, RangeError],
-  ['tensor shape drops a value', () => tensor(new Float32Array(4), { shape: [3] }), /tensor\(\): argument 'shape' \[3\] holds 3 elements, but the Float32Array has 4; the sizes must match exactly/, RangeError],
+  [
+    'fromBuffer too small',
+    () => fromBuffer(Buffer.alloc(8), { dtype: 'float32', shape: [3] }),
+    /argument 'shape' \[3\] holds 3 elements, but the buffer \(as float32\) has 2; the sizes must match exactly/,
+    RangeError,
+  ],
+  [
+    'fromBuffer too large',
+    () => fromBuffer(Buffer.alloc(16), { dtype: 'float32', shape: [3] }),
+    /argument 'shape' \[3\] holds 3 elements, but the buffer \(as float32\) has 4/,
+    RangeError,
+  ],
+  [
+    'tensor shape drops a value',
+    () => tensor(new Float32Array(4), { shape: [3] }),
+    /tensor\(\): argument 'shape' \[3\] holds 3 elements, but the Float32Array has 4; the sizes must match exactly/,
+    RangeError,
+  ],
   ['tensor shape of nested data', () => tensor([1, 2, 3, 4], { shape: [5] }), /argument 'shape' \[5\] holds 5 elements, but the data has 4/, RangeError],
   ['randn unknown option', () => randn({ a: 1 } as never), /randn\(\): unknown option 'a'; allowed: 'dtype', 'device', 'requiresGrad'/, TypeError],
   ['zeros misspelt option', () => zeros([2], { dtyp: 'float64' } as never), /zeros\(\): unknown option 'dtyp' \(did you mean 'dtype'\?\)/, TypeError],
-  ['tensor unknown option', () => tensor([1], { requires_grad: true } as never), /tensor\(\): unknown option 'requires_grad' \(did you mean 'requiresGrad'\?\)/, TypeError],
+  [
+    'tensor unknown option',
+    () => tensor([1], { requires_grad: true } as never),
+    /tensor\(\): unknown option 'requires_grad' \(did you mean 'requiresGrad'\?\)/,
+    TypeError,
+  ],
   ['backward non-scalar', () => randn([3], { requiresGrad: true }).mul(2).backward(), /grad can be implicitly created only for scalar outputs/],
   ['backward without grad', () => randn(3).sum().backward(), /does not require grad and does not have a grad_fn/],
-  ['grad of wrong shape', () => { randn([3], { requiresGrad: true }).grad = zeros(4); }, /assigned grad has shape \[4\] but the tensor has shape \[3\]/],
+  [
+    'grad of wrong shape',
+    () => {
+      randn([3], { requiresGrad: true }).grad = zeros(4);
+    },
+    /assigned grad has shape \[4\] but the tensor has shape \[3\]/,
+  ],
   ['in-place on leaf', () => randn([3], { requiresGrad: true }).add_(1), /a leaf Variable that requires grad is being used in an in-place operation/],
   ['rng state dtype', () => setRngState(randn(5)), /RNG state must be a uint8 CPU tensor/],
 ];

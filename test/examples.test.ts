@@ -3,7 +3,7 @@
 // fine-tuning example starting from VGG16-BN weights that PyTorch put in
 // torch.hub's cache, as a download would have.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -20,7 +20,9 @@ function example(file: string, env: Record<string, string>): Promise<{ code: num
   const loader = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, ['--import', loader, resolve('examples', file)], {
-      cwd: work, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: work,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';

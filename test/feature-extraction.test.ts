@@ -22,7 +22,13 @@ with torch.no_grad():
 print(json.dumps({'train': train, 'eval': ev, 'x': enc(x), 'out': {k: enc(v) for k, v in out.items()}, 'keys': list(fx.state_dict().keys())}))
 `;
 
-interface Oracle { train: string[]; eval: string[]; x: EncodedTensor; out: Record<string, EncodedTensor>; keys: string[] }
+interface Oracle {
+  train: string[];
+  eval: string[];
+  x: EncodedTensor;
+  out: Record<string, EncodedTensor>;
+  keys: string[];
+}
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('feature extraction against torchvision (live oracle)', () => {
   it("vgg11: node names, outputs (bit for bit) and state-dict keys are torchvision's", async () => {
@@ -59,7 +65,11 @@ describe('feature extraction', () => {
       expect(names).toContain('flatten');
       expect(names.at(-1)).toBe('classifier.6');
       const fired: string[] = [];
-      for (const [name, m] of model.namedModules()) if (name) m.registerForwardHook(() => { fired.push(name); });
+      for (const [name, m] of model.namedModules())
+        if (name)
+          m.registerForwardHook(() => {
+            fired.push(name);
+          });
       const x = randn([2, 3, 32, 32]);
       const fx = createFeatureExtractor(model, { returnNodes: ['features.2', 'features'] });
       const out = fx(x);
@@ -77,7 +87,9 @@ describe('feature extraction', () => {
   it('an unknown name is an error listing the close ones; other bad options are clear errors', () => {
     tidy(() => {
       const model = vggTutorial({ numClasses: 10, inputSize: [32, 32] });
-      expect(() => createFeatureExtractor(model, { returnNodes: ['features.99'] })).toThrow(/node: 'features.99' is not present in model. Close names: 'features.9'/);
+      expect(() => createFeatureExtractor(model, { returnNodes: ['features.99'] })).toThrow(
+        /node: 'features.99' is not present in model. Close names: 'features.9'/,
+      );
       expect(() => createFeatureExtractor(model, { returnNodes: ['avgpol'] })).toThrow(/not present/);
       expect(() => createFeatureExtractor(model, { returnNodes: [] })).toThrow(/returnNodes is empty/);
       expect(() => createFeatureExtractor(model, { returnNodes: 'features.1' as never })).toThrow(TypeError);

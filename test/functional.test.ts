@@ -6,7 +6,7 @@
 // option forms.
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { F, Tensor, manualSeed, nn, randint, randn, rand, tidy } from '../lib/index.js';
+import { F, type Tensor, manualSeed, nn, randint, randn, rand, tidy } from '../lib/index.js';
 import { isPlainObject, parseArgs } from '../lib/utils/args.js';
 import { snakeCase } from '../lib/utils/pyrepr.js';
 import { pair } from '../lib/nn/modules/utils.js';
@@ -25,7 +25,9 @@ const IMPLS: Record<string, Impl> = {
   conv2d_mixed: (x, w, b) => F.conv2d(x, w, b, { padding: 'same', dilation: 2, groups: 2 }),
   conv2d_stride_kw: (x, w) => F.conv2d(x, w, null, [2, 1], { padding: [1, 0] }),
   batch_norm_kw: (x, w, b, rm, rv) => [
-    F.batchNorm(x, { runningMean: rm, runningVar: rv, weight: w, bias: b, training: true, momentum: 0.3, eps: 1e-3 }), rm, rv,
+    F.batchNorm(x, { runningMean: rm, runningVar: rv, weight: w, bias: b, training: true, momentum: 0.3, eps: 1e-3 }),
+    rm,
+    rv,
   ],
   batch_norm_mixed: (x, w, b, rm, rv) => F.batchNorm(x, rm, rv, w, { bias: b, eps: 1e-4 }),
   max_pool2d_kw: (x) => F.maxPool2d(x, { kernelSize: 2, stride: 1, padding: 1 }),
@@ -125,7 +127,8 @@ describe('keyword, positional and mixed forms give the same result, bit for bit'
 
   // [name, forms...]: every form must give what the first gives.
   const FORMS: [string, ...(() => Tensor | Tensor[])[]][] = [
-    ['conv2d',
+    [
+      'conv2d',
       () => F.conv2d(x, w, b, 2, 1, 1, 1),
       () => F.conv2d(x, w, { bias: b, stride: 2, padding: 1, dilation: 1, groups: 1 }),
       () => F.conv2d(x, w, b, { stride: 2, padding: 1 }),
@@ -142,7 +145,8 @@ describe('keyword, positional and mixed forms give the same result, bit for bit'
     ['conv2d same', () => F.conv2d(x, w, null, 1, 'same'), () => F.conv2d(x, w, { padding: 'same' })],
     ['linear', () => F.linear(x2, lw, lb), () => F.linear(x2, lw, { bias: lb })],
     ['linear without bias', () => F.linear(x2, lw), () => F.linear(x2, lw, null), () => F.linear(x2, lw, {})],
-    ['batchNorm eval',
+    [
+      'batchNorm eval',
       () => F.batchNorm(x, rm, rv, g, bb, false, 0.1, 1e-3),
       () => F.batchNorm(x, rm, rv, { weight: g, bias: bb, eps: 1e-3 }),
       () => F.batchNorm(x, { runningMean: rm, runningVar: rv, weight: g, bias: bb, eps: 1e-3 }),
@@ -151,13 +155,28 @@ describe('keyword, positional and mixed forms give the same result, bit for bit'
       () => F.batchNorm(x, rm, rv, g, bb, false, { eps: 1e-3 }),
       () => F.batchNorm(x, rm, rv, g, bb, false, 0.1, { eps: 1e-3 }),
     ],
-    ['batchNorm training (output and updated statistics)',
-      () => { const [m, v] = stats(); return [F.batchNorm(x, m, v, g, bb, true, 0.3), m, v]; },
-      () => { const [m, v] = stats(); return [F.batchNorm(x, { runningMean: m, runningVar: v, weight: g, bias: bb, training: true, momentum: 0.3 }), m, v]; },
-      () => { const [m, v] = stats(); return [F.batchNorm(x, m, v, { weight: g, bias: bb, training: true, momentum: 0.3 }), m, v]; },
+    [
+      'batchNorm training (output and updated statistics)',
+      () => {
+        const [m, v] = stats();
+        return [F.batchNorm(x, m, v, g, bb, true, 0.3), m, v];
+      },
+      () => {
+        const [m, v] = stats();
+        return [F.batchNorm(x, { runningMean: m, runningVar: v, weight: g, bias: bb, training: true, momentum: 0.3 }), m, v];
+      },
+      () => {
+        const [m, v] = stats();
+        return [F.batchNorm(x, m, v, { weight: g, bias: bb, training: true, momentum: 0.3 }), m, v];
+      },
     ],
-    ['batchNorm without statistics', () => F.batchNorm(x, null, null, null, null, true), () => F.batchNorm(x, { runningMean: null, runningVar: null, training: true })],
-    ['maxPool2d',
+    [
+      'batchNorm without statistics',
+      () => F.batchNorm(x, null, null, null, null, true),
+      () => F.batchNorm(x, { runningMean: null, runningVar: null, training: true }),
+    ],
+    [
+      'maxPool2d',
       () => F.maxPool2d(x, 3, 2, 1, 1, true),
       () => F.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1, dilation: 1, ceilMode: true }),
       () => F.maxPool2d(x, 3, { stride: 2, padding: 1, ceilMode: true }),
@@ -165,14 +184,22 @@ describe('keyword, positional and mixed forms give the same result, bit for bit'
       () => F.maxPool2d(x, 3, 2, 1, { ceilMode: true }),
       () => F.maxPool2d(x, 3, 2, 1, 1, { ceilMode: true } as never),
     ],
-    ['maxPool2d default stride', () => F.maxPool2d(x, 2), () => F.maxPool2d(x, 2, null), () => F.maxPool2d(x, 2, 2), () => F.maxPool2d(x, { kernelSize: 2, stride: null })],
-    ['maxPool2dWithIndices',
+    [
+      'maxPool2d default stride',
+      () => F.maxPool2d(x, 2),
+      () => F.maxPool2d(x, 2, null),
+      () => F.maxPool2d(x, 2, 2),
+      () => F.maxPool2d(x, { kernelSize: 2, stride: null }),
+    ],
+    [
+      'maxPool2dWithIndices',
       () => F.maxPool2dWithIndices(x, 3, 2, 1, 1, true),
       () => F.maxPool2dWithIndices(x, { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }),
       () => F.maxPool2dWithIndices(x, 3, { stride: 2, padding: 1, ceilMode: true }),
       () => F.maxPool2dWithIndices(x, 3, 2, { padding: 1, ceilMode: true }),
     ],
-    ['avgPool2d',
+    [
+      'avgPool2d',
       () => F.avgPool2d(x, 3, 2, 1, true, false, 4),
       () => F.avgPool2d(x, { kernelSize: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false, divisorOverride: 4 }),
       () => F.avgPool2d(x, 3, { stride: 2, padding: 1, ceilMode: true, countIncludePad: false, divisorOverride: 4 }),
@@ -183,33 +210,65 @@ describe('keyword, positional and mixed forms give the same result, bit for bit'
     ['relu', () => F.relu(x), () => F.relu(x, false), () => F.relu(x, {}), () => F.relu(x, { inplace: false })],
     ['relu inplace', () => F.relu(x.clone(), true), () => F.relu(x.clone(), { inplace: true }), () => F.relu_(x.clone())],
     ['dropout eval', () => F.dropout(x, 0.3, false), () => F.dropout(x, { p: 0.3, training: false }), () => F.dropout(x, 0.3, { training: false })],
-    ['dropout training (same seed)',
-      () => { manualSeed(7); return F.dropout(x, 0.3); },
-      () => { manualSeed(7); return F.dropout(x, 0.3, true, false); },
-      () => { manualSeed(7); return F.dropout(x, { p: 0.3 }); },
-      () => { manualSeed(7); return F.dropout(x, 0.3, { training: true, inplace: false }); },
-      () => { manualSeed(7); return F.dropout(x, 0.3, true, { inplace: false }); },
-      () => { manualSeed(7); return F.dropout(x.clone(), { p: 0.3, inplace: true }); },
+    [
+      'dropout training (same seed)',
+      () => {
+        manualSeed(7);
+        return F.dropout(x, 0.3);
+      },
+      () => {
+        manualSeed(7);
+        return F.dropout(x, 0.3, true, false);
+      },
+      () => {
+        manualSeed(7);
+        return F.dropout(x, { p: 0.3 });
+      },
+      () => {
+        manualSeed(7);
+        return F.dropout(x, 0.3, { training: true, inplace: false });
+      },
+      () => {
+        manualSeed(7);
+        return F.dropout(x, 0.3, true, { inplace: false });
+      },
+      () => {
+        manualSeed(7);
+        return F.dropout(x.clone(), { p: 0.3, inplace: true });
+      },
     ],
     ['softmax', () => F.softmax(x, 1), () => F.softmax(x, { dim: 1 })],
     ['softmax dtype', () => F.softmax(x, 1, { dtype: 'float64' }), () => F.softmax(x, { dim: 1, dtype: 'float64' }), () => x.softmax(1, { dtype: 'float64' })],
     ['logSoftmax', () => F.logSoftmax(x, -1), () => F.logSoftmax(x, { dim: -1 })],
-    ['crossEntropy',
+    [
+      'crossEntropy',
       () => F.crossEntropy(logits, target, cw, { ignoreIndex: 2, reduction: 'sum', labelSmoothing: 0.1 }),
       () => F.crossEntropy(logits, target, { weight: cw, ignoreIndex: 2, reduction: 'sum', labelSmoothing: 0.1 }),
     ],
     ['crossEntropy without weight', () => F.crossEntropy(logits, target), () => F.crossEntropy(logits, target, null), () => F.crossEntropy(logits, target, {})],
     ['nllLoss', () => F.nllLoss(logits, target, cw, { reduction: 'none' }), () => F.nllLoss(logits, target, { weight: cw, reduction: 'none' })],
     ['mseLoss', () => F.mseLoss(x2, x2.neg()), () => F.mseLoss(x2, x2.neg(), {}), () => F.mseLoss(x2, x2.neg(), { reduction: 'mean' })],
-    ['interpolate',
+    [
+      'interpolate',
       () => F.interpolate(x, null, 2, 'bilinear', true),
       () => F.interpolate(x, { scaleFactor: 2, mode: 'bilinear', alignCorners: true }),
       () => F.interpolate(x, undefined, 2, { mode: 'bilinear', alignCorners: true }),
       () => F.interpolate(x, null, 2, 'bilinear', { alignCorners: true }),
       () => F.interpolate(x, { size: null, scaleFactor: 2, mode: 'bilinear', alignCorners: true, recomputeScaleFactor: null }),
     ],
-    ['interpolate size', () => F.interpolate(x, [5, 7]), () => F.interpolate(x, { size: [5, 7] }), () => F.interpolate(x, [5, 7], {}), () => F.interpolate(x, [5, 7], null, 'nearest')],
-    ['pad', () => F.pad(x, [1, 2, 0, 1], 'constant', 0.5), () => F.pad(x, [1, 2, 0, 1], { value: 0.5 }), () => F.pad(x, [1, 2, 0, 1], 'constant', { value: 0.5 })],
+    [
+      'interpolate size',
+      () => F.interpolate(x, [5, 7]),
+      () => F.interpolate(x, { size: [5, 7] }),
+      () => F.interpolate(x, [5, 7], {}),
+      () => F.interpolate(x, [5, 7], null, 'nearest'),
+    ],
+    [
+      'pad',
+      () => F.pad(x, [1, 2, 0, 1], 'constant', 0.5),
+      () => F.pad(x, [1, 2, 0, 1], { value: 0.5 }),
+      () => F.pad(x, [1, 2, 0, 1], 'constant', { value: 0.5 }),
+    ],
     ['pad mode', () => F.pad(x, [2, 2, 1, 1], 'reflect'), () => F.pad(x, [2, 2, 1, 1], { mode: 'reflect' })],
   ];
 
@@ -232,20 +291,40 @@ describe('bad keyword calls are errors that name the argument', () => {
   type Bad = [name: string, call: () => unknown, message: RegExp];
   const CASES: Bad[] = [
     // unknown names, with a close match where there is one
-    ['conv2d misspelt', () => F.conv2d(x4, w, { paddin: 1 } as never), /^conv2d\(\): unknown option 'paddin' \(did you mean 'padding'\?\); allowed: 'bias', 'stride', 'padding', 'dilation', 'groups'$/],
+    [
+      'conv2d misspelt',
+      () => F.conv2d(x4, w, { paddin: 1 } as never),
+      /^conv2d\(\): unknown option 'paddin' \(did you mean 'padding'\?\); allowed: 'bias', 'stride', 'padding', 'dilation', 'groups'$/,
+    ],
     ['conv2d snake_case', () => F.conv2d(x4, w, b, { padding_mode: 'zeros' } as never), /conv2d\(\): unknown option 'padding_mode'/],
     ['linear', () => F.linear(x, randn(2, 3), { biass: null } as never), /linear\(\): unknown option 'biass' \(did you mean 'bias'\?\)/],
     ['batchNorm', () => F.batchNorm(x4, null, null, { momentm: 0.1 } as never), /batchNorm\(\): unknown option 'momentm' \(did you mean 'momentum'\?\)/],
     ['maxPool2d', () => F.maxPool2d(x4, 2, { ceil_mode: true } as never), /maxPool2d\(\): unknown option 'ceil_mode' \(did you mean 'ceilMode'\?\)/],
-    ['maxPool2d returnIndices', () => F.maxPool2d(x4, 2, { returnIndices: true } as never), /maxPool2d\(\): unknown option 'returnIndices'; allowed: 'kernelSize', 'stride', 'padding', 'dilation', 'ceilMode'/],
-    ['maxPool2dWithIndices', () => F.maxPool2dWithIndices(x4, 2, { strides: 2 } as never), /maxPool2dWithIndices\(\): unknown option 'strides' \(did you mean 'stride'\?\)/],
+    [
+      'maxPool2d returnIndices',
+      () => F.maxPool2d(x4, 2, { returnIndices: true } as never),
+      /maxPool2d\(\): unknown option 'returnIndices'; allowed: 'kernelSize', 'stride', 'padding', 'dilation', 'ceilMode'/,
+    ],
+    [
+      'maxPool2dWithIndices',
+      () => F.maxPool2dWithIndices(x4, 2, { strides: 2 } as never),
+      /maxPool2dWithIndices\(\): unknown option 'strides' \(did you mean 'stride'\?\)/,
+    ],
     ['avgPool2d', () => F.avgPool2d(x4, 2, { countIncludePadding: false } as never), /avgPool2d\(\): unknown option 'countIncludePadding'/],
-    ['adaptiveAvgPool2d', () => F.adaptiveAvgPool2d(x4, { output_size: 2 } as never), /adaptiveAvgPool2d\(\): unknown option 'output_size' \(did you mean 'outputSize'\?\)/],
+    [
+      'adaptiveAvgPool2d',
+      () => F.adaptiveAvgPool2d(x4, { output_size: 2 } as never),
+      /adaptiveAvgPool2d\(\): unknown option 'output_size' \(did you mean 'outputSize'\?\)/,
+    ],
     ['relu', () => F.relu(x, { in_place: true } as never), /relu\(\): unknown option 'in_place' \(did you mean 'inplace'\?\)/],
     ['dropout', () => F.dropout(x, { rate: 0.1 } as never), /dropout\(\): unknown option 'rate'; allowed: 'p', 'training', 'inplace'/],
     ['softmax', () => F.softmax(x, { axis: 1 } as never), /softmax\(\): unknown option 'axis'; allowed: 'dim', 'dtype'/],
     ['logSoftmax', () => F.logSoftmax(x, 1, { dtyp: 'float64' } as never), /logSoftmax\(\): unknown option 'dtyp' \(did you mean 'dtype'\?\)/],
-    ['crossEntropy', () => F.crossEntropy(x, target, { label_smoothing: 0.1 } as never), /crossEntropy\(\): unknown option 'label_smoothing' \(did you mean 'labelSmoothing'\?\)/],
+    [
+      'crossEntropy',
+      () => F.crossEntropy(x, target, { label_smoothing: 0.1 } as never),
+      /crossEntropy\(\): unknown option 'label_smoothing' \(did you mean 'labelSmoothing'\?\)/,
+    ],
     ['nllLoss', () => F.nllLoss(x, target, { ignoreIdx: 0 } as never), /nllLoss\(\): unknown option 'ignoreIdx'/],
     ['mseLoss', () => F.mseLoss(x, x, { reduce: false } as never), /mseLoss\(\): unknown option 'reduce'; allowed: 'reduction'/],
     ['interpolate', () => F.interpolate(x4, { scale_factor: 2 } as never), /interpolate\(\): unknown option 'scale_factor' \(did you mean 'scaleFactor'\?\)/],
@@ -254,17 +333,41 @@ describe('bad keyword calls are errors that name the argument', () => {
     ['conv2d bias twice', () => F.conv2d(x4, w, b, { bias: b } as never), /^conv2d\(\): got multiple values for argument 'bias'/],
     ['conv2d stride twice', () => F.conv2d(x4, w, b, 2, { stride: 1 } as never), /conv2d\(\): got multiple values for argument 'stride'/],
     ['maxPool2d kernelSize twice', () => F.maxPool2d(x4, 2, { kernelSize: 2 } as never), /maxPool2d\(\): got multiple values for argument 'kernelSize'/],
-    ['batchNorm runningMean twice', () => F.batchNorm(x4, null, null, { runningMean: null } as never), /batchNorm\(\): got multiple values for argument 'runningMean'/],
+    [
+      'batchNorm runningMean twice',
+      () => F.batchNorm(x4, null, null, { runningMean: null } as never),
+      /batchNorm\(\): got multiple values for argument 'runningMean'/,
+    ],
     ['dropout p twice', () => F.dropout(x, 0.1, { p: 0.2 } as never), /dropout\(\): got multiple values for argument 'p'/],
     ['interpolate size twice', () => F.interpolate(x4, 4, { size: 4 } as never), /interpolate\(\): got multiple values for argument 'size'/],
-    ['crossEntropy weight twice', () => F.crossEntropy(x, target, randn(3), { weight: null } as never), /crossEntropy\(\): got multiple values for argument 'weight'/],
+    [
+      'crossEntropy weight twice',
+      () => F.crossEntropy(x, target, randn(3), { weight: null } as never),
+      /crossEntropy\(\): got multiple values for argument 'weight'/,
+    ],
     // too many positional arguments; keyword-only ones (as in Python) only by name
-    ['conv2d too many', () => js(F.conv2d)(x4, w, b, 1, 0, 1, 1, 1), /conv2d\(\): too many positional arguments: 6 given where it takes at most 5 \('bias', 'stride', 'padding', 'dilation', 'groups'\)/],
+    [
+      'conv2d too many',
+      () => js(F.conv2d)(x4, w, b, 1, 0, 1, 1, 1),
+      /conv2d\(\): too many positional arguments: 6 given where it takes at most 5 \('bias', 'stride', 'padding', 'dilation', 'groups'\)/,
+    ],
     ['linear too many', () => js(F.linear)(x, randn(2, 3), null, 1), /linear\(\): too many positional arguments: 2 given where it takes at most 1 \('bias'\)/],
     ['relu too many', () => js(F.relu)(x, false, false), /relu\(\): too many positional arguments/],
-    ['softmax dtype positional', () => js(F.softmax)(x, 1, 'float64'), /softmax\(\): too many positional arguments: 2 given where it takes at most 1 \('dim'\); 'dtype' only by name, in an options object/],
-    ['crossEntropy ignoreIndex positional', () => js(F.crossEntropy)(x, target, null, 1), /crossEntropy\(\): too many positional arguments: 2 given where it takes at most 1 \('weight'\); 'ignoreIndex', 'reduction', 'labelSmoothing' only by name/],
-    ['mseLoss reduction positional', () => js(F.mseLoss)(x, x, 'sum'), /mseLoss\(\): too many positional arguments: 1 given where it takes none; 'reduction' only by name/],
+    [
+      'softmax dtype positional',
+      () => js(F.softmax)(x, 1, 'float64'),
+      /softmax\(\): too many positional arguments: 2 given where it takes at most 1 \('dim'\); 'dtype' only by name, in an options object/,
+    ],
+    [
+      'crossEntropy ignoreIndex positional',
+      () => js(F.crossEntropy)(x, target, null, 1),
+      /crossEntropy\(\): too many positional arguments: 2 given where it takes at most 1 \('weight'\); 'ignoreIndex', 'reduction', 'labelSmoothing' only by name/,
+    ],
+    [
+      'mseLoss reduction positional',
+      () => js(F.mseLoss)(x, x, 'sum'),
+      /mseLoss\(\): too many positional arguments: 1 given where it takes none; 'reduction' only by name/,
+    ],
     // a required argument given neither way
     ['maxPool2d no kernelSize', () => F.maxPool2d(x4, { stride: 2 } as never), /maxPool2d\(\): missing required argument 'kernelSize'/],
     ['avgPool2d no kernelSize', () => js(F.avgPool2d)(x4), /avgPool2d\(\): missing required argument 'kernelSize'/],
@@ -298,31 +401,55 @@ describe('layers take their arguments positionally, by name, or both, with the f
     return { repr, state };
   };
   const FORMS: [string, string, ...(() => nn.Module<any, any>)[]][] = [
-    ['Conv2d', 'Conv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)',
+    [
+      'Conv2d',
+      'Conv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), bias=False)',
       () => new nn.Conv2d(3, 8, 3, { stride: 2, padding: 1, bias: false }),
       () => new nn.Conv2d(3, 8, { kernelSize: 3, stride: 2, padding: 1, bias: false }),
       () => new nn.Conv2d(3, 8, 3, 2, 1, 1, 1, false),
       () => jsNew(nn.Conv2d, 3, 8, 3, 2, { padding: 1, bias: false }),
     ],
-    ['Conv2d padding mode', "Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), padding_mode=reflect)",
+    [
+      'Conv2d padding mode',
+      'Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), padding_mode=reflect)',
       () => new nn.Conv2d(3, 8, 3, { padding: 1, paddingMode: 'reflect' }),
       () => new nn.Conv2d(3, 8, 3, 1, 1, 1, 1, true, 'reflect'),
     ],
-    ['Linear', 'Linear(in_features=4, out_features=2, bias=False)',
-      () => new nn.Linear(4, 2, { bias: false }), () => new nn.Linear(4, 2, false)],
-    ['BatchNorm2d', 'BatchNorm2d(4, eps=0.001, momentum=None, affine=True, track_running_stats=True)',
-      () => new nn.BatchNorm2d(4, { eps: 1e-3, momentum: null }), () => new nn.BatchNorm2d(4, 1e-3, null)],
-    ['MaxPool2d', 'MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)',
+    ['Linear', 'Linear(in_features=4, out_features=2, bias=False)', () => new nn.Linear(4, 2, { bias: false }), () => new nn.Linear(4, 2, false)],
+    [
+      'BatchNorm2d',
+      'BatchNorm2d(4, eps=0.001, momentum=None, affine=True, track_running_stats=True)',
+      () => new nn.BatchNorm2d(4, { eps: 1e-3, momentum: null }),
+      () => new nn.BatchNorm2d(4, 1e-3, null),
+    ],
+    [
+      'MaxPool2d',
+      'MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)',
       () => new nn.MaxPool2d(3, { stride: 2, padding: 1, ceilMode: true }),
       () => new nn.MaxPool2d({ kernelSize: 3, stride: 2, padding: 1, ceilMode: true }),
       () => new nn.MaxPool2d(3, 2, 1, 1, { ceilMode: true }),
     ],
-    ['AvgPool2d', 'AvgPool2d(kernel_size=3, stride=1, padding=1)',
-      () => new nn.AvgPool2d(3, 1, 1), () => new nn.AvgPool2d(3, { stride: 1, padding: 1 }), () => new nn.AvgPool2d({ kernelSize: 3, stride: 1, padding: 1 })],
-    ['AdaptiveAvgPool2d', 'AdaptiveAvgPool2d(output_size=(7, 7))',
-      () => new nn.AdaptiveAvgPool2d([7, 7]), () => new nn.AdaptiveAvgPool2d({ outputSize: [7, 7] })],
+    [
+      'AvgPool2d',
+      'AvgPool2d(kernel_size=3, stride=1, padding=1)',
+      () => new nn.AvgPool2d(3, 1, 1),
+      () => new nn.AvgPool2d(3, { stride: 1, padding: 1 }),
+      () => new nn.AvgPool2d({ kernelSize: 3, stride: 1, padding: 1 }),
+    ],
+    [
+      'AdaptiveAvgPool2d',
+      'AdaptiveAvgPool2d(output_size=(7, 7))',
+      () => new nn.AdaptiveAvgPool2d([7, 7]),
+      () => new nn.AdaptiveAvgPool2d({ outputSize: [7, 7] }),
+    ],
     ['ReLU', 'ReLU(inplace=True)', () => new nn.ReLU(true), () => new nn.ReLU({ inplace: true })],
-    ['Dropout', 'Dropout(p=0.2, inplace=True)', () => new nn.Dropout(0.2, true), () => new nn.Dropout({ p: 0.2, inplace: true }), () => new nn.Dropout(0.2, { inplace: true })],
+    [
+      'Dropout',
+      'Dropout(p=0.2, inplace=True)',
+      () => new nn.Dropout(0.2, true),
+      () => new nn.Dropout({ p: 0.2, inplace: true }),
+      () => new nn.Dropout(0.2, { inplace: true }),
+    ],
     ['Flatten', 'Flatten(start_dim=2, end_dim=-1)', () => new nn.Flatten(2), () => new nn.Flatten({ startDim: 2 })],
   ];
 

@@ -48,7 +48,14 @@ describe('fuzzing load() and loadSafetensors()', () => {
   it('catches an abort, a SIGSEGV, a hang, a thrown non-Error, a leak and RSS over the limit, and goes on after each', async () => {
     const r = await runFuzz({ seed: 1, iterations: 16, hangMs: 3000, rssMb: 450, inject: '2:abort,4:segv,6:hang,8:throw,10:leak,12:rss' });
     expect(r.iterations).toBe(16);
-    expect(r.findings.map((f) => [f.index, f.kind])).toEqual([[2, 'crash'], [4, 'crash'], [6, 'hang'], [8, 'non-error'], [10, 'leak'], [12, 'rss']]);
+    expect(r.findings.map((f) => [f.index, f.kind])).toEqual([
+      [2, 'crash'],
+      [4, 'crash'],
+      [6, 'hang'],
+      [8, 'non-error'],
+      [10, 'leak'],
+      [12, 'rss'],
+    ]);
     expect(r.findings[0].detail).toMatch(/signal SIGABRT/);
     expect(r.findings[1].detail).toMatch(/signal SIGSEGV/);
     // A restart after the abort, the SIGSEGV, the hang and the RSS; the throw and the leak are survived in place.

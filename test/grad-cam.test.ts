@@ -34,7 +34,7 @@ print(json.dumps({'cam': enc(cam[0, 0].detach()), 'k': k}))
 `;
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('Grad-CAM example against PyTorch (live oracle)', () => {
-  it('the heatmap and the explained class are PyTorch\'s, bit for bit; the overlay is written as a PNG', async () => {
+  it("the heatmap and the explained class are PyTorch's, bit for bit; the overlay is written as a PNG", async () => {
     const r = await python(['-c', ORACLE]);
     expect(r.status, r.stderr).toBe(0); // Python's warnings on stderr are not failures
     const o = JSON.parse(r.stdout) as { cam: EncodedTensor; k: number };

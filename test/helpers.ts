@@ -3,7 +3,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type DType, Tensor, fromBuffer } from '../lib/index.js';
+import { type DType, type Tensor, fromBuffer } from '../lib/index.js';
 
 export interface EncodedTensor {
   dtype: string;

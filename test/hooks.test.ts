@@ -36,8 +36,16 @@ print(json.dumps(out))
 `;
 
 interface Oracle {
-  w1: number[][]; b1: number[]; w2: number[][]; b2: number[]; x: number[][];
-  y: number[][]; xgrad: number[][]; w1grad: number[][]; xgrad_plain: number[][]; w1grad_plain: number[][];
+  w1: number[][];
+  b1: number[];
+  w2: number[][];
+  b2: number[];
+  x: number[][];
+  y: number[][];
+  xgrad: number[][];
+  w1grad: number[][];
+  xgrad_plain: number[][];
+  w1grad_plain: number[][];
   seen: { gi: number[][][]; go: number[][][] };
   seen2: { gi: boolean[]; go: number[][][] };
 }
@@ -46,8 +54,10 @@ function build(o: Oracle): { model: nn.Sequential; l1: nn.Linear; l2: nn.Linear;
   const l1 = new nn.Linear(4, 3);
   const l2 = new nn.Linear(3, 2);
   noGrad(() => {
-    l1.weight.copy_(tensor(o.w1)); l1.bias!.copy_(tensor(o.b1));
-    l2.weight.copy_(tensor(o.w2)); l2.bias!.copy_(tensor(o.b2));
+    l1.weight.copy_(tensor(o.w1));
+    l1.bias!.copy_(tensor(o.b1));
+    l2.weight.copy_(tensor(o.w2));
+    l2.bias!.copy_(tensor(o.b2));
   });
   return { model: new nn.Sequential(l1, new nn.ReLU(), l2), l1, l2, x: tensor(o.x, { requiresGrad: true }) };
 }
@@ -77,13 +87,17 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('hooks against PyTorch (l
       expect(l1.weight.grad!.tolist()).toEqual(o.w1grad);
       for (const hd of [h1, h2, h3, h]) hd.remove();
       h1.remove(); // twice is harmless
-      x.grad = null; l1.weight.grad = null;
+      x.grad = null;
+      l1.weight.grad = null;
       model(x).pow(2).sum().backward();
       expect(x.grad!.tolist()).toEqual(o.xgrad_plain);
       expect(l1.weight.grad!.tolist()).toEqual(o.w1grad_plain);
 
       const seen2: { gi?: boolean[]; go?: number[][][] } = {};
-      l1.registerFullBackwardHook((_m, gi, go) => { seen2.gi = gi.map((g) => g === null); seen2.go = go.map((g) => g!.tolist() as number[][]); });
+      l1.registerFullBackwardHook((_m, gi, go) => {
+        seen2.gi = gi.map((g) => g === null);
+        seen2.go = go.map((g) => g!.tolist() as number[][]);
+      });
       l1(x.detach()).sum().backward();
       expect(seen2).toEqual(o.seen2);
       model.dispose();
@@ -97,7 +111,9 @@ describe('hooks', () => {
       const relu = new nn.ReLU();
       const model = new nn.Sequential(new nn.Linear(2, 2), relu, new nn.Linear(2, 1));
       let act: Tensor | null = null;
-      const h = relu.registerForwardHook((_m, _i, out) => { act = keep(out); });
+      const h = relu.registerForwardHook((_m, _i, out) => {
+        act = keep(out);
+      });
       model(tensor([[1, -1]], { dtype: 'float32' }));
       expect(act!.isDisposed).toBe(false);
       expect(act!.shape).toEqual([1, 2]);
@@ -116,7 +132,9 @@ describe('hooks', () => {
     tidy(() => {
       const x = tensor([1, 2], { dtype: 'float32', requiresGrad: true });
       const y = x.mul(3);
-      const h = y.registerHook(() => { throw new RangeError('hook says no'); });
+      const h = y.registerHook(() => {
+        throw new RangeError('hook says no');
+      });
       expect(() => y.sum().backward()).toThrow(RangeError);
       expect(() => x.mul(3).sum().backward()).not.toThrow();
       expect(x.grad!.tolist()).toEqual([3, 3]);

@@ -80,8 +80,10 @@ describe.skipIf(!live)('torch.hub cache', () => {
       expect(hub.getDir()).toBe('/data/xdg/torch/hub');
       expect(hub.cachedFile('https://download.pytorch.org/models/vgg16-397923af.pth')).toBe('/data/xdg/torch/hub/checkpoints/vgg16-397923af.pth');
     } finally {
-      if (saved.t === undefined) delete process.env.TORCH_HOME; else process.env.TORCH_HOME = saved.t;
-      if (saved.x === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = saved.x;
+      if (saved.t === undefined) delete process.env.TORCH_HOME;
+      else process.env.TORCH_HOME = saved.t;
+      if (saved.x === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved.x;
     }
   });
 
@@ -97,8 +99,13 @@ for (const bad of [5, '']) { try { hub.setDir(bad); out.push('accepted'); } catc
 out.push(hub.getDir());
 console.log(JSON.stringify(out));`);
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual([true, '/srv/hub', 'TypeError: hub.setDir: dir must be a non-empty string, got 5',
-      "TypeError: hub.setDir: dir must be a non-empty string, got '' (string)", '/srv/hub']);
+    expect(JSON.parse(r.stdout)).toEqual([
+      true,
+      '/srv/hub',
+      'TypeError: hub.setDir: dir must be a non-empty string, got 5',
+      "TypeError: hub.setDir: dir must be a non-empty string, got '' (string)",
+      '/srv/hub',
+    ]);
   });
 
   it('downloads once with the hash checked, then reuses the cache', async () => {
@@ -169,7 +176,8 @@ json.dump({'dtype': 'float32', 'shape': list(y.shape), 'data': base64.b64encode(
       });
       model.dispose();
     } finally {
-      if (saved === undefined) delete process.env.TORCH_HOME; else process.env.TORCH_HOME = saved;
+      if (saved === undefined) delete process.env.TORCH_HOME;
+      else process.env.TORCH_HOME = saved;
     }
   });
 });

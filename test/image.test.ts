@@ -51,9 +51,7 @@ describe.skipIf(!live)('makeGrid and saveImage against torchvision.utils', () =>
     const x = decode(fx().x);
     await saveImage(x, join(work, 'ours.png'), { nrow: 4 });
     x.dispose();
-    const [ours, theirs] = await Promise.all(
-      ['ours.png', 'torch.png'].map((f) => sharp(join(work, f)).raw().toBuffer({ resolveWithObject: true })),
-    );
+    const [ours, theirs] = await Promise.all(['ours.png', 'torch.png'].map((f) => sharp(join(work, f)).raw().toBuffer({ resolveWithObject: true })));
     expect(ours.info).toEqual(theirs.info);
     expect(ours.data.equals(theirs.data)).toBe(true);
   });

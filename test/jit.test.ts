@@ -7,7 +7,22 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  type Tensor, getNumThreads, jit, load, manualSeed, memory, nn, noGrad, optim, randn, save, setNumThreads, tidy, vgg11, vgg11_bn, vggTutorial,
+  type Tensor,
+  getNumThreads,
+  jit,
+  load,
+  manualSeed,
+  memory,
+  nn,
+  noGrad,
+  optim,
+  randn,
+  save,
+  setNumThreads,
+  tidy,
+  vgg11,
+  vgg11_bn,
+  vggTutorial,
 } from '../lib/index.js';
 import { bytesOf, hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
@@ -19,9 +34,16 @@ const relDiff = (a: Tensor, b: Tensor): number => tidy(() => (a.sub(b).abs().max
 
 function smallNet(): nn.Sequential {
   return new nn.Sequential(
-    new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(true), new nn.MaxPool2d(2),
-    new nn.Conv2d(8, 16, 3, { padding: 1 }), new nn.ReLU(), new nn.AdaptiveAvgPool2d([2, 2]),
-    new nn.Flatten(), new nn.Dropout(0.5), new nn.Linear(64, 10),
+    new nn.Conv2d(3, 8, 3, { padding: 1 }),
+    new nn.BatchNorm2d(8),
+    new nn.ReLU(true),
+    new nn.MaxPool2d(2),
+    new nn.Conv2d(8, 16, 3, { padding: 1 }),
+    new nn.ReLU(),
+    new nn.AdaptiveAvgPool2d([2, 2]),
+    new nn.Flatten(),
+    new nn.Dropout(0.5),
+    new nn.Linear(64, 10),
   );
 }
 
@@ -56,8 +78,18 @@ describe('jit.trace', () => {
     tidy(() => {
       const g = script.graph();
       const ops = g.nodes.map((n) => n.kind).filter((k) => k !== 'prim::Constant' && k !== 'prim::ListConstruct');
-      expect(ops).toEqual(['aten::conv2d', 'aten::batch_norm', 'aten::relu_', 'aten::max_pool2d', 'aten::conv2d', 'aten::relu',
-        'aten::adaptive_avg_pool2d', 'aten::flatten', 'aten::dropout', 'aten::linear']);
+      expect(ops).toEqual([
+        'aten::conv2d',
+        'aten::batch_norm',
+        'aten::relu_',
+        'aten::max_pool2d',
+        'aten::conv2d',
+        'aten::relu',
+        'aten::adaptive_avg_pool2d',
+        'aten::flatten',
+        'aten::dropout',
+        'aten::linear',
+      ]);
       expect(g.inputs).toHaveLength(1);
       expect(g.outputs).toHaveLength(1);
       const weights = g.nodes.filter((n) => n.kind === 'prim::Constant' && n.value !== null && typeof n.value === 'object' && !Array.isArray(n.value));
@@ -115,7 +147,9 @@ describe('jit.trace', () => {
     // A wrong input shape names the expected one.
     const net = smallNet().eval();
     const script = jit.trace(net, randn(1, 3, 16, 16));
-    expect(() => script.forward(randn(1, 3, 17, 16))).toThrow(/^ScriptModule\.forward: expected input 0 of shape \[N, 3, 16, 16\] \(any batch size N\), got \[1, 3, 17, 16\]$/);
+    expect(() => script.forward(randn(1, 3, 17, 16))).toThrow(
+      /^ScriptModule\.forward: expected input 0 of shape \[N, 3, 16, 16\] \(any batch size N\), got \[1, 3, 17, 16\]$/,
+    );
     expect(() => script.forward(randn(3, 16, 16))).toThrow(RangeError);
     expect(() => script.forward()).toThrow(/expected 1 input\(s\), got 0/);
     script.dispose();
@@ -227,12 +261,13 @@ describe('nn.Module.predict and forwardAsync', () => {
     manualSeed(6);
     const model = smallNet();
     const x = randn(4, 3, 16, 16);
-    const eager = () => noGrad(() => {
-      model.eval();
-      const y = model(x);
-      model.train();
-      return y;
-    });
+    const eager = () =>
+      noGrad(() => {
+        model.eval();
+        const y = model(x);
+        model.train();
+        return y;
+      });
     const y0 = eager();
     const p0 = model.predict(x);
     expect(relDiff(p0, y0)).toBeLessThan(1e-5);
@@ -270,7 +305,9 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('TorchScript files, both 
     jit.save(frozen, files.frozen);
     save(x, files.input);
     expect(() => jit.save(jit.optimizeForInference(traced), join(dir, 'no.pt'))).toThrow(/pre-packed oneDNN weights/);
-    const r = await python(['-c', `
+    const r = await python([
+      '-c',
+      `
 import torch, sys, base64, json
 x = torch.load(sys.argv[3])
 out = {}
@@ -279,7 +316,11 @@ for k, f in (('traced', sys.argv[1]), ('frozen', sys.argv[2])):
     with torch.no_grad():
         out[k] = base64.b64encode(m(x).numpy().tobytes()).decode()
 print(json.dumps(out))
-`, files.traced, files.frozen, files.input]);
+`,
+      files.traced,
+      files.frozen,
+      files.input,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const fromPython = JSON.parse(r.stdout) as Record<string, string>;
     expect(Buffer.from(fromPython.traced, 'base64').equals(bytesOf(one(traced.forward(x))))).toBe(true);
@@ -290,7 +331,9 @@ print(json.dumps(out))
   });
 
   it("jit.load: torchvision's vgg11 scripted and traced by Python runs here, sync and async, with Python's outputs", async () => {
-    const r = await python(['-c', `
+    const r = await python([
+      '-c',
+      `
 import torch, torchvision, sys
 torch.manual_seed(0)
 m = torchvision.models.vgg11().eval()
@@ -300,7 +343,9 @@ torch.jit.trace(m, x).save(sys.argv[1] + '/pytraced.pt')
 with torch.no_grad():
     y = m(x)
 torch.save({'x': x, 'y': y}, sys.argv[1] + '/io.pth')
-`, dir]);
+`,
+      dir,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const io = load(join(dir, 'io.pth')) as Map<string, Tensor>;
     const [x, y] = [io.get('x')!, io.get('y')!];

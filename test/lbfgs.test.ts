@@ -5,15 +5,31 @@ import { bytesOf, hasTorchPython, readFixture, requireLiveOracle, runOracle } fr
 
 interface Run {
   kwargs: { lr: number; max_iter: number; history_size: number; line_search_fn?: 'strong_wolfe' };
-  losses: number[]; evals: number; final_loss: number; x: string; func_evals: number; n_iter: number; history: number; state_keys: string[];
+  losses: number[];
+  evals: number;
+  final_loss: number;
+  x: string;
+  func_evals: number;
+  n_iter: number;
+  history: number;
+  state_keys: string[];
 }
-interface Fixture { x0: number[]; runs: Record<string, Run> }
+interface Fixture {
+  x0: number[];
+  runs: Record<string, Run>;
+}
 
 // The same op sequence as scripts/fixtures/lbfgs.py: ((x[1:] - x[:-1]**2)**2 * 100 + (1 - x[:-1])**2).sum()
 function rosenbrock(x: Tensor): Tensor {
   const n = x.shape[0];
   const head = x.narrow(0, 0, n - 1);
-  return x.narrow(0, 1, n - 1).sub(head.pow(2)).pow(2).mul(100).add(head.neg().add(1).pow(2)).sum();
+  return x
+    .narrow(0, 1, n - 1)
+    .sub(head.pow(2))
+    .pow(2)
+    .mul(100)
+    .add(head.neg().add(1).pow(2))
+    .sum();
 }
 
 function run(x0: number[], r: Run): { losses: number[]; evals: number; x: Tensor; opt: optim.LBFGS } {
@@ -55,7 +71,9 @@ function check(f: Fixture, bitwise: boolean): void {
         // step 7, 0.16 vs 0.19 at step 9). What holds on any CPU: the first steps, before such a
         // branch; every step a descent; and the minimum it converges to (Rosenbrock's, x = 1).
         const close = k(r) === 'strong_wolfe' ? STRONG_WOLFE_CLOSE_STEPS : got.losses.length;
-        got.losses.slice(0, close).forEach((l, i) => expect(Math.abs(l - r.losses[i]), `${name} step ${i}`).toBeLessThanOrEqual(1e-3 * Math.abs(r.losses[i]) + 1e-6));
+        got.losses
+          .slice(0, close)
+          .forEach((l, i) => expect(Math.abs(l - r.losses[i]), `${name} step ${i}`).toBeLessThanOrEqual(1e-3 * Math.abs(r.losses[i]) + 1e-6));
         got.losses.forEach((l, i) => i > 0 && expect(l, `${name} step ${i} descends`).toBeLessThanOrEqual(got.losses[i - 1]));
         if (k(r) === 'strong_wolfe') {
           expect(got.losses.at(-1)!, `${name}: converged`).toBeLessThan(1e-6);
@@ -86,7 +104,12 @@ describe('optim.LBFGS', () => {
     tidy(() => {
       const f = readFixture<Fixture>('lbfgs.json');
       const r = f.runs.strong_wolfe;
-      const closureFor = (x: Tensor, opt: optim.LBFGS) => () => { opt.zeroGrad(); const l = rosenbrock(x); l.backward(); return l; };
+      const closureFor = (x: Tensor, opt: optim.LBFGS) => () => {
+        opt.zeroGrad();
+        const l = rosenbrock(x);
+        l.backward();
+        return l;
+      };
       const a = tensor(f.x0, { dtype: 'float32', requiresGrad: true });
       const optA = new optim.LBFGS([a], { maxIter: 5, historySize: 3, lineSearchFn: 'strong_wolfe' });
       for (let i = 0; i < 3; i++) optA.step(closureFor(a, optA));
@@ -99,7 +122,9 @@ describe('optim.LBFGS', () => {
       // ...and equals the 4th step of a run never interrupted, on this CPU (the fixture's bits are another CPU's).
       const whole = run(f.x0, r);
       expect(lb).toBe(whole.losses[3]);
-      optA.dispose(); optB.dispose(); whole.opt.dispose();
+      optA.dispose();
+      optB.dispose();
+      whole.opt.dispose();
     });
   });
 

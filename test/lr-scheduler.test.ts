@@ -36,8 +36,7 @@ interface Fixture {
 // PyTorch keyword → TypeScript option, where camelCase alone does not give it.
 const RENAMED: Record<string, string> = { T_max: 'tMax' };
 const camel = (k: string): string => RENAMED[k] ?? k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
 
 interface Setup {
   opt: optim.Optimizer;
@@ -50,18 +49,29 @@ function build(c: SchedCase): Setup {
   const params = Array.from({ length: n }, () => zeros(2).requiresGrad_());
   const input = c.groupLrs ? params.map((p, i) => ({ params: [p], lr: c.groupLrs![i] })) : params;
   const kw = camelKeys(c.optimizerKwargs);
-  const opt = c.optimizer === 'SGD' ? new optim.SGD(input as Tensor[], kw)
-    : c.optimizer === 'Adam' ? new optim.Adam(input as Tensor[], kw) : new optim.AdamW(input as Tensor[], kw);
+  const opt =
+    c.optimizer === 'SGD'
+      ? new optim.SGD(input as Tensor[], kw)
+      : c.optimizer === 'Adam'
+        ? new optim.Adam(input as Tensor[], kw)
+        : new optim.AdamW(input as Tensor[], kw);
   const made = c.schedulers.map(([type, kwargs]) => {
     const o = camelKeys(kwargs) as never;
     switch (type) {
-      case 'StepLR': return new optim.StepLR(opt, o);
-      case 'MultiStepLR': return new optim.MultiStepLR(opt, o);
-      case 'ExponentialLR': return new optim.ExponentialLR(opt, o);
-      case 'CosineAnnealingLR': return new optim.CosineAnnealingLR(opt, o);
-      case 'LinearLR': return new optim.LinearLR(opt, o);
-      case 'OneCycleLR': return new optim.OneCycleLR(opt, o);
-      default: throw new Error(`no scheduler ${type}`);
+      case 'StepLR':
+        return new optim.StepLR(opt, o);
+      case 'MultiStepLR':
+        return new optim.MultiStepLR(opt, o);
+      case 'ExponentialLR':
+        return new optim.ExponentialLR(opt, o);
+      case 'CosineAnnealingLR':
+        return new optim.CosineAnnealingLR(opt, o);
+      case 'LinearLR':
+        return new optim.LinearLR(opt, o);
+      case 'OneCycleLR':
+        return new optim.OneCycleLR(opt, o);
+      default:
+        throw new Error(`no scheduler ${type}`);
     }
   });
   const sched = c.milestones ? new optim.SequentialLR(opt, { schedulers: made, milestones: c.milestones }) : made[0];
@@ -93,7 +103,11 @@ function compareRun(c: SchedCase, s: Setup, from: number, problems: string[]): v
   };
   for (let e = from; e < c.steps; e++) {
     epoch(s, c, e);
-    same(`lr after step ${e + 1}`, s.opt.paramGroups.map((g) => g.lr), c.lrs[e + 1]);
+    same(
+      `lr after step ${e + 1}`,
+      s.opt.paramGroups.map((g) => g.lr),
+      c.lrs[e + 1],
+    );
     same(`getLastLr after step ${e + 1}`, s.sched.getLastLr(), c.lastLr[e + 1]);
     same(`momentum after step ${e + 1}`, momenta(s.opt), c.momenta[e + 1]);
   }
@@ -125,7 +139,11 @@ function check(fixture: Fixture, committed: boolean): void {
     const same = (what: string, mine: (number | null)[], want: (number | null)[]): void => {
       if (mine.length !== want.length || mine.some((v, i) => v !== want[i])) problems.push(`${c.name} ${what}: [${mine}] !== [${want}]`);
     };
-    same('lr after construction', s.opt.paramGroups.map((g) => g.lr), c.lrs[0]);
+    same(
+      'lr after construction',
+      s.opt.paramGroups.map((g) => g.lr),
+      c.lrs[0],
+    );
     same('getLastLr after construction', s.sched.getLastLr(), c.lastLr[0]);
     same('momentum after construction', momenta(s.opt), c.momenta[0]);
     compareRun(c, s, 0, problems);
@@ -160,28 +178,29 @@ describe('LR schedulers against torch.optim.lr_scheduler (committed fixture)', (
     expect(fixture.schedulers.filter((c) => c.pattern === 'before').map((c) => c.steps)).toEqual([50]);
   });
 
-  it('gives PyTorch\'s learning rates exactly at every step, and PyTorch\'s state dicts', () => {
+  it("gives PyTorch's learning rates exactly at every step, and PyTorch's state dicts", () => {
     expect(fixture.torch).toMatch(FIXTURE_TORCH);
     check(fixture, true);
   });
 
   it('stateDict → new optimizer and scheduler → loadStateDict continues the same schedule', () => {
     const problems: string[] = [];
-    for (const c of fixture.schedulers) for (const viaPth of [false, true]) {
-      const a = build(c);
-      const half = Math.floor(c.steps / 2);
-      for (let e = 0; e < half; e++) epoch(a, c, e);
-      const b = build(c);
-      // viaPth: as the .pth reader returns a saved state dict, with every dict a Map.
-      const form = (v: unknown): never => (viaPth ? asPth(v) : v) as never;
-      b.opt.loadStateDict(form(a.opt.stateDict()));
-      b.sched.loadStateDict(form(a.sched.stateDict()));
-      compareRun(c, b, half, problems);
-      for (const s of [a, b]) {
-        s.opt.dispose();
-        for (const p of s.params) p.dispose();
+    for (const c of fixture.schedulers)
+      for (const viaPth of [false, true]) {
+        const a = build(c);
+        const half = Math.floor(c.steps / 2);
+        for (let e = 0; e < half; e++) epoch(a, c, e);
+        const b = build(c);
+        // viaPth: as the .pth reader returns a saved state dict, with every dict a Map.
+        const form = (v: unknown): never => (viaPth ? asPth(v) : v) as never;
+        b.opt.loadStateDict(form(a.opt.stateDict()));
+        b.sched.loadStateDict(form(a.sched.stateDict()));
+        compareRun(c, b, half, problems);
+        for (const s of [a, b]) {
+          s.opt.dispose();
+          for (const p of s.params) p.dispose();
+        }
       }
-    }
     expect(problems.slice(0, 20)).toEqual([]);
   });
 });
@@ -201,7 +220,7 @@ describe('scheduler warnings', () => {
 
   const sgd = (): optim.SGD => new optim.SGD([zeros(2).requiresGrad_()], { lr: 0.001, momentum: 0.9 });
 
-  it('warns once about the call order when scheduler.step() comes first (the CIFAR tutorial\'s loop)', () => {
+  it("warns once about the call order when scheduler.step() comes first (the CIFAR tutorial's loop)", () => {
     const opt = sgd();
     const sched = new optim.StepLR(opt, { stepSize: 5, gamma: 0.9 });
     for (let e = 0; e < 50; e++) {
@@ -234,7 +253,7 @@ describe('scheduler warnings', () => {
     expect(warnings).toEqual([]);
   });
 
-  it('SequentialLR prints PyTorch 1.13\'s epoch-deprecation warning once, at its first milestone', () => {
+  it("SequentialLR prints PyTorch 1.13's epoch-deprecation warning once, at its first milestone", () => {
     const opt = sgd();
     const warm = new optim.LinearLR(opt, { startFactor: 0.1, totalIters: 3 });
     const cos = new optim.CosineAnnealingLR(opt, { tMax: 10 });
@@ -277,7 +296,7 @@ describe('scheduler warnings', () => {
     }
   });
 
-  it('the order warning: torch 1.13 counts optimizer steps from the last scheduler\'s creation, torch 2.x asks whether it ever stepped', () => {
+  it("the order warning: torch 1.13 counts optimizer steps from the last scheduler's creation, torch 2.x asks whether it ever stepped", () => {
     // As /usr/bin/python3 (1.13) and Debian 13's python3 (2.6) print for the same calls.
     const opt = sgd();
     new optim.StepLR(opt, { stepSize: 5 });
@@ -296,7 +315,7 @@ describe('nested SequentialLR', () => {
     vi.restoreAllMocks();
   });
 
-  it('undoes the initial steps as the running torch does (1.13: the nested SequentialLR\'s own; 2.x: its schedulers\')', () => {
+  it("undoes the initial steps as the running torch does (1.13: the nested SequentialLR's own; 2.x: its schedulers')", () => {
     const opt = new optim.SGD([zeros(2).requiresGrad_()], { lr: 0.1 });
     const inner = new optim.SequentialLR(opt, {
       schedulers: [new optim.LinearLR(opt, { startFactor: 0.5, totalIters: 3 }), new optim.ExponentialLR(opt, { gamma: 0.9 })],

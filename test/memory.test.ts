@@ -3,9 +3,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import {
-  F, Tensor, VGG, full, jit, keep, makeLayers, memory, manualSeed, nn, noGrad, optim, quantization, randint, randn, tidy,
-} from '../lib/index.js';
+import { F, Tensor, VGG, full, jit, keep, makeLayers, memory, manualSeed, nn, noGrad, optim, quantization, randint, randn, tidy } from '../lib/index.js';
 
 describe('memory in a training loop', () => {
   it('20,000 steps: tensor count returns to the same value every step, RSS flat after warm-up', async () => {
@@ -13,7 +11,9 @@ describe('memory in a training loop', () => {
     // In place: no unreferenced tensor for the garbage collector to free mid-loop, under the baseline.
     const w1 = randn([8, 3, 3, 3]).mul_(0.1).requiresGrad_();
     const b1 = randn([8]).mul_(0.1).requiresGrad_();
-    const w2 = randn([10, 8 * 4 * 4]).mul_(0.05).requiresGrad_();
+    const w2 = randn([10, 8 * 4 * 4])
+      .mul_(0.05)
+      .requiresGrad_();
     const params = [w1, b1, w2];
     const baseline = memory().tensors;
     // The allocators (glibc's arenas, libtorch's) settle within a few thousand
@@ -60,17 +60,28 @@ describe('memory in a training loop', () => {
 // Training and inference without tidy: the caller disposes what it created (x, y,
 // out, loss) and Sequential/VGG free the outputs they pass between layers.
 describe('memory without tidy', () => {
-  const smallNet = (): nn.Sequential => new nn.Sequential(
-    new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(true), new nn.MaxPool2d(2),
-    new nn.Conv2d(8, 8, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten(), new nn.Identity(),
-    new nn.Linear(8 * 4 * 4, 16), new nn.Dropout(0.25), new nn.Linear(16, 10),
-  );
+  const smallNet = (): nn.Sequential =>
+    new nn.Sequential(
+      new nn.Conv2d(3, 8, 3, { padding: 1 }),
+      new nn.BatchNorm2d(8),
+      new nn.ReLU(true),
+      new nn.MaxPool2d(2),
+      new nn.Conv2d(8, 8, 3, { padding: 1 }),
+      new nn.ReLU(),
+      new nn.Flatten(),
+      new nn.Identity(),
+      new nn.Linear(8 * 4 * 4, 16),
+      new nn.Dropout(0.25),
+      new nn.Linear(16, 10),
+    );
   // A small VGG: features (conv, bn, relu, pool) and the 4096-wide classifier with dropout.
-  const smallVgg = (): VGG => new VGG(makeLayers([8, 'M', 16, 'M'], { batchNorm: true }), {
-    numClasses: 10, avgpool: false, inputSize: [8, 8],
-  });
-  const paramBytes = (m: nn.Module<any, any>): Buffer[] =>
-    [...m.parameters(), ...m.buffers()].map((p) => Buffer.from(p.toTypedArray().buffer.slice(0)));
+  const smallVgg = (): VGG =>
+    new VGG(makeLayers([8, 'M', 16, 'M'], { batchNorm: true }), {
+      numClasses: 10,
+      avgpool: false,
+      inputSize: [8, 8],
+    });
+  const paramBytes = (m: nn.Module<any, any>): Buffer[] => [...m.parameters(), ...m.buffers()].map((p) => Buffer.from(p.toTypedArray().buffer.slice(0)));
 
   // One training step; `scoped` wraps it in tidy (today's way), otherwise it disposes by hand.
   function step(model: nn.Module, opt: optim.SGD, scoped: boolean): number {
@@ -89,7 +100,10 @@ describe('memory without tidy', () => {
     return scoped ? tidy(body) : body();
   }
 
-  for (const [name, make, steps] of [['Sequential', smallNet, 200], ['VGG', smallVgg, 30]] as const) {
+  for (const [name, make, steps] of [
+    ['Sequential', smallNet, 200],
+    ['VGG', smallVgg, 30],
+  ] as const) {
     it(`${name}: ${steps} training steps hold a flat tensor count and match a tidy run bit for bit`, () => {
       const runs = [false, true].map((scoped) => {
         manualSeed(1);
@@ -265,8 +279,16 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     manualSeed(4);
     // Linear(2048, 2048)'s int8 weights alone are 4 MB per quantized copy: a leaked copy stands out of
     // the arenas' noise (quantize's transient buffers move RSS by up to ~0.5 MB per copy over 100).
-    const model = new nn.Sequential(new nn.Conv2d(3, 16, 3, { padding: 1 }), new nn.BatchNorm2d(16), new nn.ReLU(), new nn.MaxPool2d(2),
-      new nn.Flatten(), new nn.Linear(16 * 8 * 8, 2048), new nn.ReLU(), new nn.Linear(2048, 2048)).eval();
+    const model = new nn.Sequential(
+      new nn.Conv2d(3, 16, 3, { padding: 1 }),
+      new nn.BatchNorm2d(16),
+      new nn.ReLU(),
+      new nn.MaxPool2d(2),
+      new nn.Flatten(),
+      new nn.Linear(16 * 8 * 8, 2048),
+      new nn.ReLU(),
+      new nn.Linear(2048, 2048),
+    ).eval();
     const calibration = [randn(4, 3, 16, 16), randn(4, 3, 16, 16)];
     const x = randn(2, 3, 16, 16);
     const r = await watch(100, 40, () => {
@@ -289,7 +311,10 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     const conv = new nn.Sequential(new nn.Conv2d(3, 16, 3, { padding: 1 }), new nn.ReLU()).eval();
     const x = randn(2, 3, 32, 32);
     const q = quantization.quantize(conv, [x]);
-    for (const [name, call] of [['int8 predict', () => q.predict(x)], ['int8 forwardAsync', () => q.forwardAsync(x)]] as const) {
+    for (const [name, call] of [
+      ['int8 predict', () => q.predict(x)],
+      ['int8 forwardAsync', () => q.forwardAsync(x)],
+    ] as const) {
       const r = await watch(3000, 2000, async () => {
         const y = await call();
         y.dispose();
@@ -314,7 +339,9 @@ describe('memory of compiled inference, int8 models and hooks', () => {
       m.dispose();
       disposed.push(m);
     });
-    console.log(`quantize + predict + forwardAsync + dispose: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per copy after warm-up`);
+    console.log(
+      `quantize + predict + forwardAsync + dispose: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per copy after warm-up`,
+    );
     expect(r.tensors[1]).toBe(r.tensors[0]);
     expect(r.bytes[1]).toBe(r.bytes[0]);
     // A quarter of one leaked copy's packed weights.
@@ -375,9 +402,13 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     let fired = 0;
     const r = await watch(3000, 1000, (i) => {
       const handles = [
-        first.registerForwardPreHook(() => { fired++; }),
+        first.registerForwardPreHook(() => {
+          fired++;
+        }),
         first.registerForwardHook((_m, _in, out: Tensor) => out.mul(1)), // a replaced output
-        last.registerFullBackwardHook(() => { fired++; }),
+        last.registerFullBackwardHook(() => {
+          fired++;
+        }),
         // Tensor hooks that rewrite the gradient (their result, a new tensor, goes to autograd).
         first.weight.registerHook((g: Tensor) => g.mul(0.5)),
         ...(i % 2 ? [last.weight.registerHook((g: Tensor) => g)] : []),

@@ -8,7 +8,21 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  F, type Tensor, type VGG, inferenceMode, jit, manualSeed, memory, nn, noGrad, randn, tidy, train, vgg11, vgg16_bn, vggTutorial,
+  F,
+  type Tensor,
+  type VGG,
+  inferenceMode,
+  jit,
+  manualSeed,
+  memory,
+  nn,
+  noGrad,
+  randn,
+  tidy,
+  train,
+  vgg11,
+  vgg16_bn,
+  vggTutorial,
 } from '../lib/index.js';
 import { checkModel } from '../lib/onnx/checker.js';
 import { graphToOnnx } from '../lib/onnx/convert.js';
@@ -42,7 +56,7 @@ class GraphBuilder {
     return out;
   }
   graph(...outputs: string[]): TracedGraph {
-    return { inputs: this.inputs, outputs, nodes: this.nodes, text: "" };
+    return { inputs: this.inputs, outputs, nodes: this.nodes, text: '' };
   }
 }
 
@@ -74,14 +88,44 @@ describe('graphToOnnx on hand-built graphs', () => {
   it('converts conv, batch norm, relu, max-pool, adaptive pool, flatten, linear and dropout; onnxruntime agrees with vgg-torch at other batch sizes', async () => {
     manualSeed(7);
     const w = {
-      conv: randn(8, 3, 3, 3).mul(0.3), convB: randn(8).mul(0.1),
-      bnW: randn(8).abs(), bnB: randn(8), mean: randn(8).mul(0.1), variance: randn(8).abs().add(0.5),
-      fc: randn(5, 32).mul(0.2), fcB: randn(5),
+      conv: randn(8, 3, 3, 3).mul(0.3),
+      convB: randn(8).mul(0.1),
+      bnW: randn(8).abs(),
+      bnB: randn(8),
+      mean: randn(8).mul(0.1),
+      variance: randn(8).abs().add(0.5),
+      fc: randn(5, 32).mul(0.2),
+      fcB: randn(5),
     };
     const b = new GraphBuilder();
-    let h = b.op('aten::_convolution', 'x.1', b.const(w.conv), b.const(w.convB), b.list([1, 1]), b.list([1, 1]), b.list([1, 1]),
-      b.const(false), b.list([0, 0]), b.const(1), b.const(false), b.const(false), b.const(true), b.const(true));
-    h = b.op('aten::batch_norm', h, b.const(w.bnW), b.const(w.bnB), b.const(w.mean), b.const(w.variance), b.const(false), b.const(0.1), b.const(1e-5), b.const(true));
+    let h = b.op(
+      'aten::_convolution',
+      'x.1',
+      b.const(w.conv),
+      b.const(w.convB),
+      b.list([1, 1]),
+      b.list([1, 1]),
+      b.list([1, 1]),
+      b.const(false),
+      b.list([0, 0]),
+      b.const(1),
+      b.const(false),
+      b.const(false),
+      b.const(true),
+      b.const(true),
+    );
+    h = b.op(
+      'aten::batch_norm',
+      h,
+      b.const(w.bnW),
+      b.const(w.bnB),
+      b.const(w.mean),
+      b.const(w.variance),
+      b.const(false),
+      b.const(0.1),
+      b.const(1e-5),
+      b.const(true),
+    );
     h = b.op('aten::relu_', h);
     h = b.op('aten::max_pool2d', h, b.list([2, 2]), b.list([2, 2]), b.list([0, 0]), b.list([1, 1]), b.const(false));
     h = b.op('aten::adaptive_avg_pool2d', h, b.list([2, 2])); // 4×4 → 2×2: AveragePool 2×2
@@ -123,7 +167,11 @@ describe('AdaptiveAvgPool2d', () => {
     [[5, 3], [1, 1], ['GlobalAveragePool']],
     [[1, 1], [7, 7], ['Resize']], // vgg16_bn on 32×32: every output pixel copies the one input pixel
     [[2, 3], [6, 6], ['Resize']],
-    [[14, 2], [7, 6], ['AveragePool', 'Resize']],
+    [
+      [14, 2],
+      [7, 6],
+      ['AveragePool', 'Resize'],
+    ],
     [[6, 5], [3, null], ['AveragePool']],
   ];
   for (const [hw, out, ops] of cases) {
@@ -132,7 +180,11 @@ describe('AdaptiveAvgPool2d', () => {
       const x = randn(2, 2, ...hw);
       const expected = F.adaptiveAvgPool2d(x, out as [number | null, number | null]);
       for (const opset of [11, 13, 17]) {
-        const model = graphToOnnx(single('aten::adaptive_avg_pool2d', (b) => [b.list(out as number[])]), [{ shape: [1, 2, ...hw], dtype: 'float32' }], { opset });
+        const model = graphToOnnx(
+          single('aten::adaptive_avg_pool2d', (b) => [b.list(out as number[])]),
+          [{ shape: [1, 2, ...hw], dtype: 'float32' }],
+          { opset },
+        );
         checkModel(model);
         expect(model.graph!.node!.map((n) => n.opType).filter((o) => o !== 'Identity')).toEqual(ops);
         const got = await runOrt(encode(model), x);
@@ -143,8 +195,12 @@ describe('AdaptiveAvgPool2d', () => {
   }
 
   it('refuses sizes that are neither multiples nor divisors, naming them', () => {
-    expect(() => graphToOnnx(single('aten::adaptive_avg_pool2d', (b) => [b.list([7, 7])]), [{ shape: [1, 512, 5, 7], dtype: 'float32' }]))
-      .toThrow(/node \d+ \(aten::adaptive_avg_pool2d\): AdaptiveAvgPool2d from 5×7 to 7×7 has no exact ONNX form/);
+    expect(() =>
+      graphToOnnx(
+        single('aten::adaptive_avg_pool2d', (b) => [b.list([7, 7])]),
+        [{ shape: [1, 512, 5, 7], dtype: 'float32' }],
+      ),
+    ).toThrow(/node \d+ \(aten::adaptive_avg_pool2d\): AdaptiveAvgPool2d from 5×7 to 7×7 has no exact ONNX form/);
   });
 });
 
@@ -154,7 +210,11 @@ describe('pooling and convolution options', () => {
       single('aten::max_pool2d', (b) => [b.list([k, k]), b.list([s, s]), b.list([p, p]), b.list([d, d]), b.const(ceil)]);
     manualSeed(5);
     const x = randn(2, 3, 9, 9);
-    for (const [k, s, p, d, ceil] of [[3, 2, 1, 1, true], [2, 2, 0, 1, true], [3, 1, 1, 2, false]] as const) {
+    for (const [k, s, p, d, ceil] of [
+      [3, 2, 1, 1, true],
+      [2, 2, 0, 1, true],
+      [3, 1, 1, 2, false],
+    ] as const) {
       const model = graphToOnnx(graph(k, s, p, d, ceil), [{ shape: [1, 3, 9, 9], dtype: 'float32' }]);
       const expected = F.maxPool2d(x, k, s, p, d, ceil);
       const got = await runOrt(encode(model), x);
@@ -162,7 +222,9 @@ describe('pooling and convolution options', () => {
       expect(relDiff(got.data, expected)).toBe(0);
     }
     // 5×5, kernel 2, stride 2, padding 1, ceil: PyTorch drops the window starting in the right padding (3×3), ONNX's rule keeps it (4×4).
-    expect(() => graphToOnnx(graph(2, 2, 1, 1, true), [{ shape: [1, 3, 5, 5], dtype: 'float32' }])).toThrow(/ceil_mode on a 5×5 input gives 3×3 in PyTorch but 4×4 by ONNX's shape rule/);
+    expect(() => graphToOnnx(graph(2, 2, 1, 1, true), [{ shape: [1, 3, 5, 5], dtype: 'float32' }])).toThrow(
+      /ceil_mode on a 5×5 input gives 3×3 in PyTorch but 4×4 by ONNX's shape rule/,
+    );
   });
 
   it('avg_pool2d, conv2d with stride, dilation, groups, no bias and padding "same"', async () => {
@@ -188,14 +250,25 @@ describe('pooling and convolution options', () => {
 describe('refusals', () => {
   const input = [{ shape: [1, 3, 8, 8], dtype: 'float32' as const }];
   it('names an unsupported operator', () => {
-    expect(() => graphToOnnx(single('aten::sigmoid', () => []), input)).toThrow(/the operator aten::sigmoid \(node 0\) is not supported by the ONNX export; supported: aten::conv2d/);
+    expect(() =>
+      graphToOnnx(
+        single('aten::sigmoid', () => []),
+        input,
+      ),
+    ).toThrow(/the operator aten::sigmoid \(node 0\) is not supported by the ONNX export; supported: aten::conv2d/);
   });
   it('refuses training-mode dropout and batch norm, batch norm without running stats, run-time lists', () => {
-    expect(() => graphToOnnx(single('aten::dropout', (b) => [b.const(0.5), b.const(true)]), input)).toThrow(/Dropout in training mode is random; export the model in eval mode/);
-    const bn = (training: boolean, stats: boolean) => single('aten::batch_norm', (b) => {
-      const s = stats ? [b.const(randn(3)), b.const(randn(3).abs())] : [b.const(null), b.const(null)];
-      return [b.const(null), b.const(null), ...s, b.const(training), b.const(0.1), b.const(1e-5), b.const(true)];
-    });
+    expect(() =>
+      graphToOnnx(
+        single('aten::dropout', (b) => [b.const(0.5), b.const(true)]),
+        input,
+      ),
+    ).toThrow(/Dropout in training mode is random; export the model in eval mode/);
+    const bn = (training: boolean, stats: boolean) =>
+      single('aten::batch_norm', (b) => {
+        const s = stats ? [b.const(randn(3)), b.const(randn(3).abs())] : [b.const(null), b.const(null)];
+        return [b.const(null), b.const(null), ...s, b.const(training), b.const(0.1), b.const(1e-5), b.const(true)];
+      });
     expect(() => graphToOnnx(bn(true, true), input)).toThrow(/BatchNorm in training mode/);
     expect(() => graphToOnnx(bn(false, false), input)).toThrow(/without running statistics/);
     const b = new GraphBuilder();
@@ -203,9 +276,26 @@ describe('refusals', () => {
     const l = 'l_rt';
     b.nodes.push({ kind: 'prim::ListConstruct', inputs: [size, b.const(-1)], outputs: [l] });
     expect(() => graphToOnnx(b.graph(b.op('aten::view', 'x.1', l)), input)).toThrow(/the operator aten::size \(node 1\) is not supported/);
-    expect(() => graphToOnnx(single('aten::relu', () => []), input, { opset: 9 })).toThrow(/opset must be an integer from 11 to 17, got 9/);
-    expect(() => graphToOnnx(single('aten::relu', () => []), input, { inputNames: ['a', 'b'] })).toThrow(/inputNames must be 1 non-empty string/);
-    expect(() => graphToOnnx(single('aten::flatten', (b2) => [b2.const(0), b2.const(-1)]), input)).toThrow(/flattening the batch dimension .* dynamicBatch: false/);
+    expect(() =>
+      graphToOnnx(
+        single('aten::relu', () => []),
+        input,
+        { opset: 9 },
+      ),
+    ).toThrow(/opset must be an integer from 11 to 17, got 9/);
+    expect(() =>
+      graphToOnnx(
+        single('aten::relu', () => []),
+        input,
+        { inputNames: ['a', 'b'] },
+      ),
+    ).toThrow(/inputNames must be 1 non-empty string/);
+    expect(() =>
+      graphToOnnx(
+        single('aten::flatten', (b2) => [b2.const(0), b2.const(-1)]),
+        input,
+      ),
+    ).toThrow(/flattening the batch dimension .* dynamicBatch: false/);
   });
 });
 
@@ -214,7 +304,11 @@ describe('names, dtypes and batch', () => {
     const b = new GraphBuilder();
     const d = b.op('aten::dropout', 'x.1', b.const(0.1), b.const(false));
     const r = b.op('aten::relu', d);
-    const model = graphToOnnx(b.graph(d, r), [{ shape: [2, 3], dtype: 'float64' }], { inputNames: ['image'], outputNames: ['same', 'relu'], dynamicBatch: false });
+    const model = graphToOnnx(b.graph(d, r), [{ shape: [2, 3], dtype: 'float64' }], {
+      inputNames: ['image'],
+      outputNames: ['same', 'relu'],
+      dynamicBatch: false,
+    });
     checkModel(model);
     expect(model.graph!.node!.map((n) => `${n.opType}(${n.input!.join()})→${n.output!.join()}`)).toEqual(['Relu(image)→relu', 'Identity(image)→same']);
     expect(model.graph!.output!.map((o) => o.type!.tensorType!.elemType)).toEqual([onnx.TensorProto.DataType.DOUBLE, onnx.TensorProto.DataType.DOUBLE]);
@@ -227,7 +321,11 @@ describe('names, dtypes and batch', () => {
 });
 
 describe('checkModel', () => {
-  const valid = (): IModelProto => graphToOnnx(single('aten::relu', () => []), [{ shape: [1, 3], dtype: 'float32' }]);
+  const valid = (): IModelProto =>
+    graphToOnnx(
+      single('aten::relu', () => []),
+      [{ shape: [1, 3], dtype: 'float32' }],
+    );
   it('accepts an exported model and lists every broken rule of a bad one', () => {
     expect(() => checkModel(valid())).not.toThrow();
     const m = valid();
@@ -243,10 +341,14 @@ describe('checkModel', () => {
       message = (e as Error).message;
     }
     for (const rule of [
-      'no opset_import for the default domain', 'graph input input has no tensor type', 'initializer w: raw_data holds 12 bytes, its shape needs 16',
-      'node 1 (Add): input nowhere is not defined before it', 'node 1 (Add) defines output a second time',
+      'no opset_import for the default domain',
+      'graph input input has no tensor type',
+      'initializer w: raw_data holds 12 bytes, its shape needs 16',
+      'node 1 (Add): input nowhere is not defined before it',
+      'node 1 (Add) defines output a second time',
       'graph output output: dim 1 must be a positive size or a symbolic name',
-    ]) expect(message).toContain(rule);
+    ])
+      expect(message).toContain(rule);
   });
 });
 
@@ -332,10 +434,18 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
         expect(ops.filter((o) => ['Resize', 'AveragePool', 'GlobalAveragePool'].includes(o))).toEqual(poolOps);
         // Initializers are the state dict's tensors under its names.
         const keys = tidy(() => [...model.stateDict().keys()]).filter((k) => !k.endsWith('num_batches_tracked'));
-        expect(stored.graph!.initializer!.map((t) => t.name!).filter((n) => !n.startsWith('resize_')).sort()).toEqual([...keys].sort());
+        expect(
+          stored
+            .graph!.initializer!.map((t) => t.name!)
+            .filter((n) => !n.startsWith('resize_'))
+            .sort(),
+        ).toEqual([...keys].sort());
         const dims = (v: IValueInfoProto) => v.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
         expect(dims(stored.graph!.input![0])).toEqual(['batch', ...example.slice(1)]);
-        expect(dims(stored.graph!.output![0])).toEqual(['batch', model.classifier[6] instanceof nn.Linear ? (model.classifier[6] as nn.Linear).outFeatures : -1]);
+        expect(dims(stored.graph!.output![0])).toEqual([
+          'batch',
+          model.classifier[6] instanceof nn.Linear ? (model.classifier[6] as nn.Linear).outFeatures : -1,
+        ]);
 
         manualSeed(1);
         const x = randn(...runShape);
@@ -362,7 +472,9 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
       }
     }
     const model = new nn.Sequential(new nn.Conv2d(3, 4, 3), new Sigmoid());
-    expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'))).toThrow(/the operator aten::sigmoid \(node \d+\) is not supported by the ONNX export/);
+    expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'))).toThrow(
+      /the operator aten::sigmoid \(node \d+\) is not supported by the ONNX export/,
+    );
     expect(model.training).toBe(true);
     expect(existsSync(join(dir, 'bad.onnx'))).toBe(false);
     expect(() => exportOnnx(model, randn(1, 3, 8, 8), join(dir, 'bad.onnx'), { opset: 13, dynamic: true } as never)).toThrow(/dynamic/);
@@ -371,7 +483,10 @@ describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () 
 
 /** Runs the vgg-torch CLI in a child process, as test/cli.test.ts does. */
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve('lib/cli/index.ts'), ...args], { env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', resolve('lib/cli/index.ts'), ...args], {
+    env: { ...process.env, FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -383,13 +498,21 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 describe('vgg-torch export', () => {
-  it('exports a checkpoint the package wrote; onnxruntime gives the checkpoint model\'s outputs; metadata holds classes, mean, std', async () => {
+  it("exports a checkpoint the package wrote; onnxruntime gives the checkpoint model's outputs; metadata holds classes, mean, std", async () => {
     manualSeed(11);
     const model = vggTutorial({ batchNorm: true, numClasses: 4 });
     randomizeBatchNorm(model);
     const meta = {
-      arch: 'tutorial_bn', numClasses: 4, inChannels: 3, imageSize: 32, classes: ['ant', 'bee', 'cat', 'dog'], mean: [0.5, 0.5, 0.5],
-      std: [0.25, 0.25, 0.25], dataset: 'folder', data: join(dir, 'nowhere'), pretrained: false,
+      arch: 'tutorial_bn',
+      numClasses: 4,
+      inChannels: 3,
+      imageSize: 32,
+      classes: ['ant', 'bee', 'cat', 'dog'],
+      mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25],
+      dataset: 'folder',
+      data: join(dir, 'nowhere'),
+      pretrained: false,
     };
     const ck = join(dir, 'checkpoint.pth');
     train.saveCheckpoint(ck, { model, epoch: 3, meta });
@@ -398,7 +521,9 @@ describe('vgg-torch export', () => {
       const r = await cli(['export', '--checkpoint', ck, '--format', 'onnx', '--out', out, '--opset', '15']);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/^Exported tutorial_bn \(.*checkpoint\.pth, epoch 3\) to .*cli\.onnx: [\d.]+ MiB, ONNX opset 15, input \[batch, 3, 32, 32\] float32\n$/);
+      expect(r.stdout).toMatch(
+        /^Exported tutorial_bn \(.*checkpoint\.pth, epoch 3\) to .*cli\.onnx: [\d.]+ MiB, ONNX opset 15, input \[batch, 3, 32, 32\] float32\n$/,
+      );
       const stored = onnx.ModelProto.decode(readFileSync(out));
       checkModel(stored);
       expect(Number(stored.opsetImport![0].version)).toBe(15);
@@ -418,7 +543,7 @@ describe('vgg-torch export', () => {
     }
   }, 60_000);
 
-  it('--format torchscript writes the traced model, which jit.load runs with the checkpoint model\'s outputs', async () => {
+  it("--format torchscript writes the traced model, which jit.load runs with the checkpoint model's outputs", async () => {
     const ck = join(dir, 'checkpoint.pth');
     const out = join(dir, 'cli.pt');
     const r = await cli(['export', '--checkpoint', ck, '--format', 'torchscript', '--out', out]);
@@ -440,7 +565,7 @@ describe('vgg-torch export', () => {
     }
   }, 60_000);
 
-  it('--arch vgg11 --weights <file PyTorch wrote>: onnxruntime gives torchvision\'s eval output (live oracle)', async () => {
+  it("--arch vgg11 --weights <file PyTorch wrote>: onnxruntime gives torchvision's eval output (live oracle)", async () => {
     if (!hasTorchPython) {
       expect(requireLiveOracle).toBe(false);
       return;
@@ -462,7 +587,9 @@ x.numpy().tofile(sys.argv[2]); y.numpy().tofile(sys.argv[3])
     try {
       const r = await cli(['export', '--arch', 'vgg11', '--weights', weights, '--image-size', '32', '--out', out]);
       expect([r.code, r.stderr]).toEqual([0, '']);
-      expect(r.stdout).toMatch(/^Exported vgg11 \(weights .*vgg11\.pth\) to .*vgg11\.onnx: 5\d\d\.\d MiB, ONNX opset 13, input \[batch, 3, 32, 32\] float32\n$/);
+      expect(r.stdout).toMatch(
+        /^Exported vgg11 \(weights .*vgg11\.pth\) to .*vgg11\.onnx: 5\d\d\.\d MiB, ONNX opset 13, input \[batch, 3, 32, 32\] float32\n$/,
+      );
       const x = new Float32Array(readFileSync(xFile).buffer.slice(0));
       const expected = new Float32Array(readFileSync(yFile).buffer.slice(0));
       const session = await ort.InferenceSession.create(out);
@@ -481,12 +608,20 @@ x.numpy().tofile(sys.argv[2]); y.numpy().tofile(sys.argv[3])
   it('fails with one clear line', async () => {
     const ck = join(dir, 'checkpoint.pth');
     const cases: [string[], number, RegExp][] = [
-      [['export', '--checkpoint', ck, '--format', 'torchscript', '--opset', '13', '--out', 'x.pt'], 2, /^vgg-torch: --opset and --static-batch apply to --format onnx\n$/],
+      [
+        ['export', '--checkpoint', ck, '--format', 'torchscript', '--opset', '13', '--out', 'x.pt'],
+        2,
+        /^vgg-torch: --opset and --static-batch apply to --format onnx\n$/,
+      ],
       [['export', '--checkpoint', ck, '--format', 'tflite', '--out', 'x'], 2, /^vgg-torch: unknown format 'tflite' \(choose from onnx, torchscript\)\n$/],
       [['export', '--checkpoint', ck], 2, /^vgg-torch: export needs --out <file>/],
       [['export', '--checkpoint', ck, '--arch', 'vgg11', '--out', 'x'], 2, /^vgg-torch: --checkpoint brings its own architecture and weights/],
       [['export', '--arch', 'vgg11', '--out', 'x', '--opset', '9'], 2, /^vgg-torch: --opset must be an integer from 11 to 17, got '9'/],
-      [['export', '--checkpoint', ck, '--out', join(dir, 'x.onnx'), '--image-size', '64'], 1, /^vgg-torch: VGG: the classifier takes 512 × 4 × 4 = 8192 features \(built for 32×32 input\), but a 64×64 input gives/],
+      [
+        ['export', '--checkpoint', ck, '--out', join(dir, 'x.onnx'), '--image-size', '64'],
+        1,
+        /^vgg-torch: VGG: the classifier takes 512 × 4 × 4 = 8192 features \(built for 32×32 input\), but a 64×64 input gives/,
+      ],
     ];
     for (const [args, code, message] of cases) {
       const r = await cli(args);

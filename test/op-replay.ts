@@ -51,7 +51,12 @@ function run(impls: Record<string, Impl>, c: Case, inputs: Tensor[], seeds: (Ten
  */
 function budgets(impls: Record<string, Impl>, c: Case, outs: Tensor[], grads: (Tensor | null)[]): { outs: Budget[]; grads: (Budget | null)[] } {
   const n = largestNumel(...c.inputs, ...c.outputs, ...c.seeds) + 8;
-  const shadow = run(impls, c, c.inputs.map((e) => absDouble(decode(e))), c.seeds.map((e) => (e ? absDouble(decode(e)) : null)));
+  const shadow = run(
+    impls,
+    c,
+    c.inputs.map((e) => absDouble(decode(e))),
+    c.seeds.map((e) => (e ? absDouble(decode(e)) : null)),
+  );
   const scale = (mine: Tensor, s: Tensor | null): Tensor => (s === null ? absDouble(mine) : absDouble(mine).add(absDouble(s)));
   return {
     outs: outs.map((o, k) => ({ n, scale: scale(o, shadow.outs[k]) })),
@@ -66,11 +71,16 @@ function budgets(impls: Record<string, Impl>, c: Case, outs: Tensor[], grads: (T
 function replay(impls: Record<string, Impl>, c: Case, exact: boolean): string[] {
   return tidy(() => {
     if (!impls[c.name]) return [`no TypeScript implementation for case '${c.name}'`];
-    const { outs, grads } = run(impls, c, c.inputs.map(decode), c.seeds.map((e) => (e ? decode(e) : null)));
+    const { outs, grads } = run(
+      impls,
+      c,
+      c.inputs.map(decode),
+      c.seeds.map((e) => (e ? decode(e) : null)),
+    );
     if (outs.length !== c.outputs.length) return [`${outs.length} outputs, expected ${c.outputs.length}`];
     const budget = exact ? null : budgets(impls, c, outs, grads);
     const compare = (mine: Tensor, want: EncodedTensor, b: Budget | null | undefined): string | null =>
-      (b ? closeDiff(mine, want, b) : bitwiseDiff(mine, want));
+      b ? closeDiff(mine, want, b) : bitwiseDiff(mine, want);
     const problems: string[] = [];
     outs.forEach((o, k) => {
       const d = compare(o, c.outputs[k], budget?.outs[k]);

@@ -40,18 +40,18 @@ interface Fixture {
 
 const MID = 10;
 const camel = (k: string): string => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
-  Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
 
 function makeOptimizer(c: OptCase, params: Tensor[]): optim.Optimizer {
-  const input = c.groups === null
-    ? params
-    : c.groups.map((g) => ({ ...camelKeys(g), params: g.params.map((i) => params[i]) }));
+  const input = c.groups === null ? params : c.groups.map((g) => ({ ...camelKeys(g), params: g.params.map((i) => params[i]) }));
   const opts = camelKeys(c.kwargs);
   switch (c.optimizer) {
-    case 'SGD': return new optim.SGD(input as Tensor[], opts);
-    case 'Adam': return new optim.Adam(input as Tensor[], opts);
-    case 'AdamW': return new optim.AdamW(input as Tensor[], opts);
+    case 'SGD':
+      return new optim.SGD(input as Tensor[], opts);
+    case 'Adam':
+      return new optim.Adam(input as Tensor[], opts);
+    case 'AdamW':
+      return new optim.AdamW(input as Tensor[], opts);
   }
 }
 
@@ -65,10 +65,9 @@ type Layout = 'python' | 'python-object-keys' | 'python-pth-maps';
  * reader returns it, every dict a Map and every tuple (betas) a frozen array.
  */
 function pyStateToTs(py: PyOptState, layout: Layout): optim.OptimizerStateDictInput {
-  const entries = py.state.map(([k, s]) => [
-    k,
-    Object.fromEntries(Object.entries(s).map(([n, v]) => [n, isTensorPlain(v) ? decode(v.tensor) : v])),
-  ] as [number, Record<string, unknown>]);
+  const entries = py.state.map(
+    ([k, s]) => [k, Object.fromEntries(Object.entries(s).map(([n, v]) => [n, isTensorPlain(v) ? decode(v.tensor) : v]))] as [number, Record<string, unknown>],
+  );
   if (layout === 'python-object-keys') {
     return { state: Object.fromEntries(entries.map(([k, v]) => [String(k), v])), param_groups: py.param_groups };
   }
@@ -172,7 +171,11 @@ function budgetsOf(c: OptCase, upTo: number): Budgets {
     const now = c.after[step].map(decode);
     total = total.map((t, j) => t.add(absDouble(now[j].sub(previous[j]))));
     c.grads[step].forEach((g, j) => {
-      if (g) fed[j] = fed[j].add(absDouble(decode(g))).add(absDouble(decode(g)).pow(2)).add(absDouble(previous[j]).mul(decay));
+      if (g)
+        fed[j] = fed[j]
+          .add(absDouble(decode(g)))
+          .add(absDouble(decode(g)).pow(2))
+          .add(absDouble(previous[j]).mul(decay));
     });
     moved.push(total);
     previous = now;
@@ -213,7 +216,8 @@ function replay(c: OptCase, exact: boolean, resumeFrom?: Layout): string[] {
       setGrads(params, c.grads[step]);
       opt.step();
       checkParams(params, c.after[step], `step ${step + 1}:`, problems, final && ((j) => final.param(step + 1, j)));
-      if (step + 1 === MID) problems.push(...stateDiff(opt.stateDict(), asRunning(c, c.midState, exact), true, mid?.state).map((p) => `after ${MID} steps: ${p}`));
+      if (step + 1 === MID)
+        problems.push(...stateDiff(opt.stateDict(), asRunning(c, c.midState, exact), true, mid?.state).map((p) => `after ${MID} steps: ${p}`));
     }
     // A plain object orders integer keys ascending, so state loaded from one keeps that order.
     const expected = asRunning(c, c.finalState, exact, resumeFrom !== undefined);
@@ -235,17 +239,28 @@ describe('optimizers against torch.optim (committed fixture)', () => {
   it('covers SGD, Adam and AdamW in every configuration', () => {
     // optim-layout.ts translates from this release's layouts.
     expect(fixture.torch).toMatch(FIXTURE_TORCH);
-    expect(fixture.optimizers.map((c) => c.name)).toEqual(expect.arrayContaining([
-      'sgd_plain', 'sgd_momentum_dampening', 'sgd_nesterov_wd', 'sgd_maximize', 'adam_default', 'adam_amsgrad_wd', 'adamw',
-      'sgd_groups', 'adam_groups', 'sgd_lr_change', 'adam_lr_change',
-    ]));
+    expect(fixture.optimizers.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'sgd_plain',
+        'sgd_momentum_dampening',
+        'sgd_nesterov_wd',
+        'sgd_maximize',
+        'adam_default',
+        'adam_amsgrad_wd',
+        'adamw',
+        'sgd_groups',
+        'adam_groups',
+        'sgd_lr_change',
+        'adam_lr_change',
+      ]),
+    );
   });
 
-  it('20 steps give PyTorch\'s parameters and state dicts, within the rounding budget of another CPU', () => {
+  it("20 steps give PyTorch's parameters and state dicts, within the rounding budget of another CPU", () => {
     check(fixture, false);
   });
 
-  it('loading PyTorch\'s state dict after 10 steps continues as PyTorch', () => {
+  it("loading PyTorch's state dict after 10 steps continues as PyTorch", () => {
     const failures: string[] = [];
     for (const c of fixture.optimizers) {
       for (const p of replay(c, false, 'python')) failures.push(`${c.name}: ${p}`);
@@ -273,7 +288,10 @@ describe('optimizers against torch.optim (committed fixture)', () => {
         const optB = makeOptimizer(c, b);
         tidy(() => optB.loadStateDict(optA.stateDict()));
         for (let step = MID; step < c.after.length; step++) {
-          for (const [opt, ps, who] of [[optA, a, 'original'], [optB, b, 'restored']] as const) {
+          for (const [opt, ps, who] of [
+            [optA, a, 'original'],
+            [optB, b, 'restored'],
+          ] as const) {
             applyLrChanges(opt, c, step);
             setGrads(ps, c.grads[step]);
             opt.step();
@@ -290,11 +308,17 @@ describe('optimizers against torch.optim (committed fixture)', () => {
     expect(failures).toEqual([]);
   });
 
-  it('the state dict has PyTorch\'s layout: integer keys, snake_case names, params as index lists', () => {
+  it("the state dict has PyTorch's layout: integer keys, snake_case names, params as index lists", () => {
     tidy(() => {
       const w = zeros(2, 2).requiresGrad_();
       const b = zeros(2).requiresGrad_();
-      const opt = new optim.Adam([{ params: [w], lr: 0.1 }, { params: b, amsgrad: true }], { weightDecay: 0.5 });
+      const opt = new optim.Adam(
+        [
+          { params: [w], lr: 0.1 },
+          { params: b, amsgrad: true },
+        ],
+        { weightDecay: 0.5 },
+      );
       w.grad = zeros(2, 2).add(1);
       b.grad = zeros(2).add(1);
       opt.step();
@@ -308,10 +332,32 @@ describe('optimizers against torch.optim (committed fixture)', () => {
       // fused defaults to False in torch 1.13's Adam, to None from 2.0.
       const fused = rules.adamFusedNone ? null : false;
       expect(sd.param_groups).toEqual([
-        { lr: 0.1, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.5, amsgrad: false, maximize: false, foreach: null,
-          capturable: false, differentiable: false, fused, params: [0] },
-        { amsgrad: true, lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.5, maximize: false, foreach: null,
-          capturable: false, differentiable: false, fused, params: [1] },
+        {
+          lr: 0.1,
+          betas: [0.9, 0.999],
+          eps: 1e-8,
+          weight_decay: 0.5,
+          amsgrad: false,
+          maximize: false,
+          foreach: null,
+          capturable: false,
+          differentiable: false,
+          fused,
+          params: [0],
+        },
+        {
+          amsgrad: true,
+          lr: 0.001,
+          betas: [0.9, 0.999],
+          eps: 1e-8,
+          weight_decay: 0.5,
+          maximize: false,
+          foreach: null,
+          capturable: false,
+          differentiable: false,
+          fused,
+          params: [1],
+        },
       ]);
       // betas is a tuple in PyTorch: a frozen array, which the .pth writer saves as a tuple.
       expect(Object.isFrozen(sd.param_groups[0].betas)).toBe(true);
@@ -352,7 +398,10 @@ describe('optimizers against torch.optim (committed fixture)', () => {
       const v = zeros(2).requiresGrad_();
       const opt = new optim.Adam([w, v]);
       opt.loadStateDict({
-        state: new Map([[0, { step: zeros([]).add(3), exp_avg: zeros(2), exp_avg_sq: zeros(2) }], [1, { step: 4, exp_avg: zeros(2), exp_avg_sq: zeros(2) }]]),
+        state: new Map([
+          [0, { step: zeros([]).add(3), exp_avg: zeros(2), exp_avg_sq: zeros(2) }],
+          [1, { step: 4, exp_avg: zeros(2), exp_avg_sq: zeros(2) }],
+        ]),
         param_groups: [{ lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0, amsgrad: false, params: [0, 1] }],
       });
       // Python's load_state_dict of the same dict: 1.13 looks at the first step only and leaves the 4; 2.6 converts it.
@@ -363,7 +412,7 @@ describe('optimizers against torch.optim (committed fixture)', () => {
     });
   });
 
-  it('loaded state is cast to each parameter\'s dtype, except step', () => {
+  it("loaded state is cast to each parameter's dtype, except step", () => {
     tidy(() => {
       const w = zeros([2], { dtype: 'float64' }).requiresGrad_();
       const opt = new optim.Adam([w]);
@@ -387,7 +436,10 @@ describe('torch release rules (lib/optim/releases.ts)', () => {
   });
 
   it('switches on what the verified releases do: 1.13 none, 2.6 all but the later LBFGS line-search bound, 2.13 all', () => {
-    const on = (v: string): string[] => Object.entries(optimRules(v)).filter(([, x]) => x).map(([k]) => k);
+    const on = (v: string): string[] =>
+      Object.entries(optimRules(v))
+        .filter(([, x]) => x)
+        .map(([k]) => k);
     const all = Object.keys(optimRules('1.13.0'));
     expect(on('1.13.0a0')).toEqual([]);
     expect(on('2.6.0+debian')).toEqual(all.filter((k) => k !== 'lbfgsLineSearchWithinMaxEval'));
@@ -451,7 +503,11 @@ describe('optimizer behaviour', () => {
     tidy(() => {
       const w = zeros(5).requiresGrad_();
       const opts = { lr: 0.1 };
-      for (const opt of [new optim.SGD([w], { ...opts, momentum: 0.9, nesterov: true, weightDecay: 0.1 }), new optim.Adam([w], opts), new optim.AdamW([w], { ...opts, maximize: true })]) {
+      for (const opt of [
+        new optim.SGD([w], { ...opts, momentum: 0.9, nesterov: true, weightDecay: 0.1 }),
+        new optim.Adam([w], opts),
+        new optim.AdamW([w], { ...opts, maximize: true }),
+      ]) {
         w.grad = zeros(5).add(1);
         opt.step();
         const n = memory().tensors;
@@ -466,12 +522,14 @@ describe('optimizer behaviour', () => {
     tidy(() => {
       const w = zeros(2).requiresGrad_();
       const opt = new optim.SGD([w], { lr: 0.5 });
-      const loss = noGrad(() => opt.step(() => {
-        opt.zeroGrad();
-        const l = w.sub(1).pow(2).sum();
-        l.backward();
-        return l.item();
-      }));
+      const loss = noGrad(() =>
+        opt.step(() => {
+          opt.zeroGrad();
+          const l = w.sub(1).pow(2).sum();
+          l.backward();
+          return l.item();
+        }),
+      );
       expect(loss).toBe(2);
       expect(w.tolist()).toEqual([1, 1]);
       expect(enableGrad(() => w.requiresGrad)).toBe(true);
@@ -515,7 +573,7 @@ describe('optimizer behaviour', () => {
 describe('optimizer errors', () => {
   const w = zeros(2).requiresGrad_();
 
-  it('rejects bad options with PyTorch\'s messages', () => {
+  it("rejects bad options with PyTorch's messages", () => {
     expect(() => new optim.SGD([w], { lr: -0.1 })).toThrow(new RangeError('Invalid learning rate: -0.1'));
     expect(() => new optim.Adam([w], { lr: -1 })).toThrow(RangeError);
     expect(() => new optim.SGD([w], { lr: Number.NaN })).toThrow(/Invalid learning rate: NaN/);

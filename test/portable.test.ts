@@ -10,8 +10,15 @@ import { encode } from './helpers.js';
 import { closeDiff, gamma, gammaProbabilistic } from './tolerance.js';
 
 /** The fixture-replaying tests: every describe or it named "committed fixture". */
-const FIXTURE_TESTS = ['test/ops.test.ts', 'test/vgg.test.ts', 'test/random.test.ts', 'test/optim.test.ts', 'test/lr-scheduler.test.ts',
-  'test/transforms.test.ts', 'test/data-loader.test.ts'];
+const FIXTURE_TESTS = [
+  'test/ops.test.ts',
+  'test/vgg.test.ts',
+  'test/random.test.ts',
+  'test/optim.test.ts',
+  'test/lr-scheduler.test.ts',
+  'test/transforms.test.ts',
+  'test/data-loader.test.ts',
+];
 
 /** Kernel choices of other x86-64 CPUs, forced through libtorch's, oneDNN's and OpenBLAS's own switches. */
 const CPUS: Record<string, Record<string, string>> = {

@@ -7,7 +7,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  DataLoader, FashionMNIST, Subset, type Tensor, backends, jit, load, save, makeLayers, manualSeed, nn, noGrad, optim, quantization, randn, tidy, transforms, vgg11,
+  DataLoader,
+  FashionMNIST,
+  Subset,
+  type Tensor,
+  backends,
+  jit,
+  load,
+  save,
+  makeLayers,
+  manualSeed,
+  nn,
+  noGrad,
+  optim,
+  quantization,
+  randn,
+  tidy,
+  transforms,
+  vgg11,
 } from '../lib/index.js';
 import { type Handle, type ObjectHandle, native, op } from '../lib/native.js';
 import { wrap } from '../lib/tensor/tensor.js';
@@ -62,8 +79,21 @@ with torch.no_grad():
 json.dump({'calib': [enc(c) for c in calib], 'x': enc(x), 'y': enc(y), 'layers': layers}, open(sys.argv[3], 'w'))
 `;
 
-interface OracleLayer { type: string; scale: number; zeroPoint: number; wScales?: EncodedTensor; wZeroPoints?: number[]; wInt?: EncodedTensor; bias?: EncodedTensor }
-interface Oracle { calib: EncodedTensor[]; x: EncodedTensor; y: EncodedTensor; layers: OracleLayer[] }
+interface OracleLayer {
+  type: string;
+  scale: number;
+  zeroPoint: number;
+  wScales?: EncodedTensor;
+  wZeroPoints?: number[];
+  wInt?: EncodedTensor;
+  bias?: EncodedTensor;
+}
+interface Oracle {
+  calib: EncodedTensor[];
+  x: EncodedTensor;
+  y: EncodedTensor;
+  layers: OracleLayer[];
+}
 
 /** A quantized tensor's per-channel scales and zero points, and its integers (`q_per_channel_scales`, …, `int_repr`). */
 function qweight(w: Tensor): { scales: Tensor; zeroPoints: Tensor; ints: Tensor } {
@@ -85,19 +115,40 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('quantization.quantize ag
       tidy(() => {
         // The same model, built here (a small VGG: makeLayers' conv-bn-relu, pooling, classifier) with PyTorch's weights.
         const model = new nn.Sequential(
-          new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm2d(8), new nn.ReLU(true), new nn.MaxPool2d(2),
-          new nn.Conv2d(8, 16, 3, { padding: 1, bias: false }), new nn.BatchNorm2d(16),
-          new nn.Conv2d(16, 16, 3, { padding: 1, stride: 2 }), new nn.ReLU(true),
-          new nn.AdaptiveAvgPool2d([2, 2]), new nn.Flatten(1),
-          new nn.Linear(64, 32), new nn.ReLU(true), new nn.Dropout(), new nn.Linear(32, 10));
+          new nn.Conv2d(3, 8, 3, { padding: 1 }),
+          new nn.BatchNorm2d(8),
+          new nn.ReLU(true),
+          new nn.MaxPool2d(2),
+          new nn.Conv2d(8, 16, 3, { padding: 1, bias: false }),
+          new nn.BatchNorm2d(16),
+          new nn.Conv2d(16, 16, 3, { padding: 1, stride: 2 }),
+          new nn.ReLU(true),
+          new nn.AdaptiveAvgPool2d([2, 2]),
+          new nn.Flatten(1),
+          new nn.Linear(64, 32),
+          new nn.ReLU(true),
+          new nn.Dropout(),
+          new nn.Linear(32, 10),
+        );
         model.loadStateDict(load<Map<string, Tensor>>(file));
         model.eval();
         const q = quantization.quantize(model, o.calib.map(decode), { engine });
         // Our Sequential has no quantized Dropout (PyTorch's passes its input through) and no Identity placeholders.
-        expect([...q.children()].map((m) => m.typeName())).toEqual(['Quantize', 'QuantizedConvReLU2d', 'MaxPool2d', 'QuantizedConv2d',
-          'QuantizedConvReLU2d', 'AdaptiveAvgPool2d', 'Flatten', 'QuantizedLinearReLU', 'QuantizedLinear', 'DeQuantize']);
-        const ours = [...q.children()].filter((m) => m instanceof quantization.Quantize || m instanceof quantization.QuantizedConv2d ||
-          m instanceof quantization.QuantizedLinear);
+        expect([...q.children()].map((m) => m.typeName())).toEqual([
+          'Quantize',
+          'QuantizedConvReLU2d',
+          'MaxPool2d',
+          'QuantizedConv2d',
+          'QuantizedConvReLU2d',
+          'AdaptiveAvgPool2d',
+          'Flatten',
+          'QuantizedLinearReLU',
+          'QuantizedLinear',
+          'DeQuantize',
+        ]);
+        const ours = [...q.children()].filter(
+          (m) => m instanceof quantization.Quantize || m instanceof quantization.QuantizedConv2d || m instanceof quantization.QuantizedLinear,
+        );
         expect(ours.map((m) => m.typeName().replace(/^Quantized/, ''))).toEqual(o.layers.map((l) => l.type));
         ours.forEach((m, i) => {
           const want = o.layers[i];
@@ -139,12 +190,24 @@ describe('quantization.quantize', () => {
     const trainSet = new FashionMNIST({ train: true, transform });
     const testSet = new FashionMNIST({ train: false, transform });
     // A small VGG (makeLayers, batch norm) that trains in seconds on 2 cores.
-    const model = new nn.Sequential(...makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }).children(),
-      new nn.Flatten(), new nn.Linear(32 * 7 * 7, 64), new nn.ReLU(true), new nn.Dropout(), new nn.Linear(64, 10));
+    const model = new nn.Sequential(
+      ...makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }).children(),
+      new nn.Flatten(),
+      new nn.Linear(32 * 7 * 7, 64),
+      new nn.ReLU(true),
+      new nn.Dropout(),
+      new nn.Linear(64, 10),
+    );
     const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
     const loss = new nn.CrossEntropyLoss();
     // A short but real training run: 2,048 images, one epoch.
-    for (const [x, y] of new DataLoader(new Subset(trainSet, Array.from({ length: 2048 }, (_, i) => i)), { batchSize: 64, shuffle: true })) {
+    for (const [x, y] of new DataLoader(
+      new Subset(
+        trainSet,
+        Array.from({ length: 2048 }, (_, i) => i),
+      ),
+      { batchSize: 64, shuffle: true },
+    )) {
       tidy(() => {
         opt.zeroGrad();
         loss(model(x), y).backward();
@@ -155,7 +218,15 @@ describe('quantization.quantize', () => {
     }
     model.eval();
     // Calibration: 256 training images the model was not evaluated on.
-    const calibration = [...new DataLoader(new Subset(trainSet, Array.from({ length: 256 }, (_, i) => 10_000 + i)), { batchSize: 64 })].map(([x, y]) => {
+    const calibration = [
+      ...new DataLoader(
+        new Subset(
+          trainSet,
+          Array.from({ length: 256 }, (_, i) => 10_000 + i),
+        ),
+        { batchSize: 64 },
+      ),
+    ].map(([x, y]) => {
       y.dispose();
       return x;
     });
@@ -164,7 +235,13 @@ describe('quantization.quantize', () => {
     let top5 = 0;
     let correct = [0, 0];
     let n = 0;
-    for (const [x, y] of new DataLoader(new Subset(testSet, Array.from({ length: 1000 }, (_, i) => i)), { batchSize: 250 })) {
+    for (const [x, y] of new DataLoader(
+      new Subset(
+        testSet,
+        Array.from({ length: 1000 }, (_, i) => i),
+      ),
+      { batchSize: 250 },
+    )) {
       tidy(() => {
         const [a, b] = noGrad(() => [model(x), q(x)]);
         const ref = a.argmax(1);
@@ -177,8 +254,10 @@ describe('quantization.quantize', () => {
       x.dispose();
       y.dispose();
     }
-    console.log(`int8 vs fp32 on ${n} Fashion-MNIST test images: top-1 agreement ${(top1 / n * 100).toFixed(1)} %, top-5 ${(top5 / n * 100).toFixed(1)} %; ` +
-      `accuracy fp32 ${(correct[0] / n * 100).toFixed(1)} %, int8 ${(correct[1] / n * 100).toFixed(1)} % (engine ${backends.quantized.engine})`);
+    console.log(
+      `int8 vs fp32 on ${n} Fashion-MNIST test images: top-1 agreement ${((top1 / n) * 100).toFixed(1)} %, top-5 ${((top5 / n) * 100).toFixed(1)} %; ` +
+        `accuracy fp32 ${((correct[0] / n) * 100).toFixed(1)} %, int8 ${((correct[1] / n) * 100).toFixed(1)} % (engine ${backends.quantized.engine})`,
+    );
     expect(n).toBe(1000);
     expect(correct[0] / n).toBeGreaterThan(0.7); // the model did learn
     expect(top1 / n).toBeGreaterThanOrEqual(0.99);
@@ -192,15 +271,34 @@ describe('quantization.quantize', () => {
 
   it('leaves the float model as it was, folds BatchNorm, drops dropout, and prints quantized layers', () => {
     manualSeed(1);
-    const model = new nn.Sequential(new nn.Conv2d(3, 4, 3), new nn.BatchNorm2d(4), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Flatten(),
-      new nn.Dropout(), new nn.Linear(4 * 3 * 3, 5), new nn.ReLU(), new nn.Linear(5, 2));
+    const model = new nn.Sequential(
+      new nn.Conv2d(3, 4, 3),
+      new nn.BatchNorm2d(4),
+      new nn.ReLU(),
+      new nn.MaxPool2d(2),
+      new nn.Flatten(),
+      new nn.Dropout(),
+      new nn.Linear(4 * 3 * 3, 5),
+      new nn.ReLU(),
+      new nn.Linear(5, 2),
+    );
     const before = [...model.stateDict()].map(([k, t]) => [k, t.clone()] as const);
     model.train();
     const q = quantization.quantize(model, [randn(8, 3, 8, 8), randn(8, 3, 8, 8)]);
     expect(model.training).toBe(true);
     for (const [k, t] of before) expect(model.stateDict().get(k)!.equal(t), k).toBe(true);
-    expect(q.toString()).toMatch(/^Sequential\(\n {2}\(0\): Quantize\(scale=[\d.e-]+, zero_point=\d+, dtype=torch\.quint8\)\n {2}\(1\): QuantizedConvReLU2d\(3, 4, kernel_size=\(3, 3\), stride=\(1, 1\), scale=/);
-    expect([...q.children()].map((m) => m.typeName())).toEqual(['Quantize', 'QuantizedConvReLU2d', 'MaxPool2d', 'Flatten', 'QuantizedLinearReLU', 'QuantizedLinear', 'DeQuantize']);
+    expect(q.toString()).toMatch(
+      /^Sequential\(\n {2}\(0\): Quantize\(scale=[\d.e-]+, zero_point=\d+, dtype=torch\.quint8\)\n {2}\(1\): QuantizedConvReLU2d\(3, 4, kernel_size=\(3, 3\), stride=\(1, 1\), scale=/,
+    );
+    expect([...q.children()].map((m) => m.typeName())).toEqual([
+      'Quantize',
+      'QuantizedConvReLU2d',
+      'MaxPool2d',
+      'Flatten',
+      'QuantizedLinearReLU',
+      'QuantizedLinear',
+      'DeQuantize',
+    ]);
     const x = randn(4, 3, 8, 8);
     tidy(() => {
       model.eval();
@@ -243,7 +341,7 @@ describe('int8 models compiled (predict, forwardAsync, jit.save/load)', () => {
     return { float, q };
   }
 
-  it('vgg11: predict and forwardAsync give forward\'s bits, on a worker thread while the event loop runs; dispose frees the compiled forms', async () => {
+  it("vgg11: predict and forwardAsync give forward's bits, on a worker thread while the event loop runs; dispose frees the compiled forms", async () => {
     const { float, q } = int8Vgg11();
     const x = randn(8, 3, 32, 32);
     const x1 = randn(1, 3, 32, 32);
@@ -306,7 +404,17 @@ describe('int8 models compiled (predict, forwardAsync, jit.save/load)', () => {
     const packed = (conv as unknown as { packed: ObjectHandle }).packed;
     const fn = (h: Handle[]) => h[0];
     expect(() => native.jitTrace(fn, [x._h], [], [['1x', packed]])).toThrow(/^jitTrace: object name '1x' is not an identifier$/);
-    expect(() => native.jitTrace(fn, [x._h], [], [['a', packed], ['a', packed]])).toThrow(/^jitTrace: two objects are named 'a'$/);
+    expect(() =>
+      native.jitTrace(
+        fn,
+        [x._h],
+        [],
+        [
+          ['a', packed],
+          ['a', packed],
+        ],
+      ),
+    ).toThrow(/^jitTrace: two objects are named 'a'$/);
     expect(() => native.jitTrace(fn, [x._h], [], [['a', x._h as never]])).toThrow(/^jitTrace: object 'a' must be an object handle, got /);
     expect(() => native.jitTrace(fn, [x._h], [], 5 as never)).toThrow(TypeError);
     // A function (not a module) calling an int8 layer: its packed weights are no attributes of anything traced.
@@ -353,7 +461,7 @@ else:
 `;
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('int8 TorchScript files and PyTorch (live oracle)', () => {
-  it('jit.save of an int8 vgg11, traced and frozen: torch.jit.load runs it to forward\'s bits', async () => {
+  it("jit.save of an int8 vgg11, traced and frozen: torch.jit.load runs it to forward's bits", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vgg-int8-jit-'));
     const engine = backends.quantized.engine;
     manualSeed(7);
@@ -366,7 +474,10 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('int8 TorchScript files a
       const traced = jit.trace(q, x);
       const frozen = jit.freeze(traced);
       save(x, join(dir, 'x.pt'));
-      for (const [name, script] of [['traced', traced], ['frozen', frozen]] as const) {
+      for (const [name, script] of [
+        ['traced', traced],
+        ['frozen', frozen],
+      ] as const) {
         const file = join(dir, `${name}.pt`);
         jit.save(script, file);
         const r = await python(['-c', JIT_ORACLE, 'run', engine, file, join(dir, 'x.pt'), join(dir, `${name}.json`)]);

@@ -2,8 +2,26 @@
 // issue's headline example end to end.
 import { describe, expect, it } from 'vitest';
 import {
-  F, Tensor, arange, empty, eye, full, getRngState, linspace, manualSeed, ones, onesLike, rand, randint, randn, randnLike,
-  setNumThreads, setRngState, tensor, tidy, zeros,
+  F,
+  type Tensor,
+  arange,
+  empty,
+  eye,
+  full,
+  getRngState,
+  linspace,
+  manualSeed,
+  ones,
+  onesLike,
+  rand,
+  randint,
+  randn,
+  randnLike,
+  setNumThreads,
+  setRngState,
+  tensor,
+  tidy,
+  zeros,
 } from '../lib/index.js';
 import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
 import { type Budget, NORMAL_DRAW, absDouble, closeDiff, normalDrawBudget } from './tolerance.js';
@@ -96,8 +114,22 @@ function checkAll(fx: Fixture, exact: boolean): void {
     expectSame(full([2], 0.5), c.full_float, 'full float');
     expectSame(zeros([2, 3], { dtype: 'float64' }), c.zeros_f64, 'zeros f64');
     expectSame(ones([3], { dtype: 'int32' }), c.ones_i32, 'ones i32');
-    expectSame(tensor([[1, 2], [3, 4]]), c.tensor_int, 'tensor int');
-    expectSame(tensor([[1.5, 2], [3, 4]]), c.tensor_float, 'tensor float');
+    expectSame(
+      tensor([
+        [1, 2],
+        [3, 4],
+      ]),
+      c.tensor_int,
+      'tensor int',
+    );
+    expectSame(
+      tensor([
+        [1.5, 2],
+        [3, 4],
+      ]),
+      c.tensor_float,
+      'tensor float',
+    );
     expectSame(tensor([true, false, true]), c.tensor_bool, 'tensor bool');
     expectSame(tensor([0.1, 1000.5, -2.25], { dtype: 'float16' }).float(), c.tensor_half, 'tensor half');
     expect(onesLike(x).shape).toEqual([2, 3, 32, 32]);

@@ -107,7 +107,11 @@ function loadCounting(file: string | Buffer): { sd: Map<string, Tensor>; visits:
 
 describe('load(): legacy files of many tensors take linear work', () => {
   it('retargets each BUILD tensor with one visit: 40,000 tensors, 40,000 visits (not 8e8), with or without a shared storage', () => {
-    for (const [n, shared] of [[1000, false], [40_000, false], [40_000, true]] as const) {
+    for (const [n, shared] of [
+      [1000, false],
+      [40_000, false],
+      [40_000, true],
+    ] as const) {
       const file = buildStyleLegacy(n, shared);
       const { sd, visits } = loadCounting(file);
       expect(sd.size).toBe(n);
@@ -134,7 +138,10 @@ assert len(back) == 40000 and torch.equal(back['t39999'], sd['t39999'])
 `;
     const r = await python(['-c', script, build, v2]);
     expect(r.status, r.stderr).toBe(0);
-    for (const [file, visits] of [[build, 40_000], [v2, 0]] as const) {
+    for (const [file, visits] of [
+      [build, 40_000],
+      [v2, 0],
+    ] as const) {
       const got = loadCounting(file);
       expect(got.sd.size).toBe(40_000);
       expect(got.visits).toBe(visits); // torch.save's _rebuild_tensor_v2 needs no retargeting at all
@@ -247,7 +254,9 @@ describe('load(): deflated zip records cannot inflate without bound', () => {
     expect(size).toBeLessThan(1.1e6);
     const r = await loadInChild(file, {});
     expect(r.error).toMatch(
-      new RegExp(`storage '0' \\(record 'archive/data/0', \\d+ bytes deflated to 1073741824\\) needs 1073741824 bytes, .*more than maxBytes = ${Math.max(64 * MiB, 16 * size)} \\(the default: 16 × the file's ${size} bytes, at least 64 MiB\\)`),
+      new RegExp(
+        `storage '0' \\(record 'archive/data/0', \\d+ bytes deflated to 1073741824\\) needs 1073741824 bytes, .*more than maxBytes = ${Math.max(64 * MiB, 16 * size)} \\(the default: 16 × the file's ${size} bytes, at least 64 MiB\\)`,
+      ),
     );
     // Nothing was inflated: the load grew the process by a few MB (the file, the pickle), not by a gigabyte.
     expect(r.peak - r.base).toBeLessThan(64 * MiB);
@@ -269,20 +278,27 @@ describe('load(): deflated zip records cannot inflate without bound', () => {
     const lying = zeroStorageZip(1024, { recordSize: 4096 + 8 });
     expect(() => load(lying)).toThrow(/storage '0' declares 4096 bytes but its record archive\/data\/0 holds 4104/);
     // A maxBytes smaller than the storage: refused, naming the option.
-    expect(() => load(zeroStorageZip(1024), { maxBytes: 4000 })).toThrow(/storage '0' \(record 'archive\/data\/0', \d+ bytes deflated to 4096\) needs 4096 bytes.*more than maxBytes = 4000 \(the maxBytes option\)/);
+    expect(() => load(zeroStorageZip(1024), { maxBytes: 4000 })).toThrow(
+      /storage '0' \(record 'archive\/data\/0', \d+ bytes deflated to 4096\) needs 4096 bytes.*more than maxBytes = 4000 \(the maxBytes option\)/,
+    );
     const ok = load<Map<string, Tensor>>(zeroStorageZip(1024), { maxBytes: 4096 + 4096 });
     expect(ok.get('w')!.shape).toEqual([1024]);
     dispose(ok);
     // A deflated pickle is charged before it is inflated.
     const pkl = Buffer.concat([onePickle(0).subarray(0, -1), Buffer.from('N0'.repeat(4096)), Buffer.from('.')]);
-    const big = writeZip([{ name: 'archive/data.pkl', data: pkl, deflate: true }, { name: 'archive/data/0', data: Buffer.alloc(0), deflate: false }]);
-    expect(() => load(big, { maxBytes: 1000 })).toThrow(/the pickle record 'archive\/data\.pkl' \(\d+ bytes deflated\) needs \d+ bytes.*more than maxBytes = 1000/);
+    const big = writeZip([
+      { name: 'archive/data.pkl', data: pkl, deflate: true },
+      { name: 'archive/data/0', data: Buffer.alloc(0), deflate: false },
+    ]);
+    expect(() => load(big, { maxBytes: 1000 })).toThrow(
+      /the pickle record 'archive\/data\.pkl' \(\d+ bytes deflated\) needs \d+ bytes.*more than maxBytes = 1000/,
+    );
     // Stored records count too: maxBytes bounds every load.
     const stored = readFileSync(new URL('zip_nested.pt', FIXTURES));
     expect(() => load(stored, { maxBytes: 100 })).toThrow(/more than maxBytes = 100 \(the maxBytes option\)/);
   });
 
-  it.skipIf(!live)('live: a checkpoint Python\'s zipfile deflated loads as torch.load reads it; a bomb PyTorch would inflate is refused', async () => {
+  it.skipIf(!live)("live: a checkpoint Python's zipfile deflated loads as torch.load reads it; a bomb PyTorch would inflate is refused", async () => {
     const file = join(tmp, 'deflated-live.pt');
     const script = `
 import sys, zipfile, io, torch
@@ -351,15 +367,22 @@ describe('load(): _rebuild_from_type_v2 cannot recurse without bound', () => {
 describe('load()/save() options', () => {
   it('refuse unknown keys and bad values, naming the function, the key and the allowed keys', () => {
     const zip = readFileSync(new URL('zip_nested.pt', FIXTURES));
-    expect(() => load(zip, { maplocation: 'cpu' } as never)).toThrow(/^load\(\): unknown option 'maplocation' \(did you mean 'mapLocation'\?\); allowed: 'mapLocation', 'verifyChecksums', 'maxBytes'$/);
-    expect(() => load(zip, null as never)).toThrow(/^load\(\): argument 'options' must be an object with keys 'mapLocation', 'verifyChecksums', 'maxBytes', got null$/);
+    expect(() => load(zip, { maplocation: 'cpu' } as never)).toThrow(
+      /^load\(\): unknown option 'maplocation' \(did you mean 'mapLocation'\?\); allowed: 'mapLocation', 'verifyChecksums', 'maxBytes'$/,
+    );
+    expect(() => load(zip, null as never)).toThrow(
+      /^load\(\): argument 'options' must be an object with keys 'mapLocation', 'verifyChecksums', 'maxBytes', got null$/,
+    );
     expect(() => load(zip, { maxBytes: -1 })).toThrow(/^load\(\): maxBytes must be a non-negative integer or Infinity, got -1$/);
     expect(() => load(zip, { maxBytes: '10' as never })).toThrow(/maxBytes must be .* got "10"/);
     const t = tensor([1, 2]);
     expect(() => save({ t }, join(tmp, 'x.pt'), { zip64: true } as never)).toThrow(/^save\(\): unknown option 'zip64'; allowed: 'forceZip64'$/);
-    expect(() => saveSafetensors({ t }, join(tmp, 'x.safetensors'), { meta: {} } as never)).toThrow(/^saveSafetensors\(\): unknown option 'meta'; allowed: 'metadata'$/);
-    expect(() => loadSafetensors(new URL('tensors.safetensors', FIXTURES), { device: 'cpu' } as never)).toThrow(/^loadSafetensors\(\): unknown option 'device'; allowed: 'mapLocation'$/);
+    expect(() => saveSafetensors({ t }, join(tmp, 'x.safetensors'), { meta: {} } as never)).toThrow(
+      /^saveSafetensors\(\): unknown option 'meta'; allowed: 'metadata'$/,
+    );
+    expect(() => loadSafetensors(new URL('tensors.safetensors', FIXTURES), { device: 'cpu' } as never)).toThrow(
+      /^loadSafetensors\(\): unknown option 'device'; allowed: 'mapLocation'$/,
+    );
     t.dispose();
   });
 });
-

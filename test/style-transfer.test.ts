@@ -58,7 +58,7 @@ print(json.dumps({'lbfgs': run('lbfgs'), 'adam': run('adam')}))
 `;
 
 describe.skipIf(!hasTorchPython && !requireLiveOracle)('style transfer example against PyTorch (live oracle)', () => {
-  it('L-BFGS and Adam runs give PyTorch\'s style and content losses at every evaluation (within 1e-6 relative)', async () => {
+  it("L-BFGS and Adam runs give PyTorch's style and content losses at every evaluation (within 1e-6 relative)", async () => {
     const r = await python(['-c', ORACLE]);
     expect(r.status, r.stderr).toBe(0); // Python's warnings on stderr are not failures
     const o = JSON.parse(r.stdout) as { lbfgs: number[][]; adam: number[][] };
@@ -71,7 +71,10 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('style transfer example a
       for (const kind of ['lbfgs', 'adam'] as const) {
         const losses: number[][] = [];
         const out = styleTransfer(model, content, style, {
-          optimizer: kind, steps: kind === 'lbfgs' ? 2 : 3, maxIter: 4, onLoss: (s, c) => losses.push([s, c]),
+          optimizer: kind,
+          steps: kind === 'lbfgs' ? 2 : 3,
+          maxIter: 4,
+          onLoss: (s, c) => losses.push([s, c]),
         });
         expect(out.shape).toEqual([1, 3, 32, 32]);
         out.dispose();

@@ -1,8 +1,6 @@
 // The Tensor API surface: properties, data out, views, storage sharing, memory, repr.
 import { describe, expect, it } from 'vitest';
-import {
-  Tensor, arange, dispose, fromBuffer, keep, memory, ones, randn, tensor, tidy, zeros,
-} from '../lib/index.js';
+import { type Tensor, arange, dispose, fromBuffer, keep, memory, ones, randn, tensor, tidy, zeros } from '../lib/index.js';
 import { hasTorchPython, python, runNodeChild } from './helpers.js';
 
 describe('tensor properties and data', () => {
@@ -22,10 +20,16 @@ describe('tensor properties and data', () => {
   });
 
   it('converts out: item, tolist, toTypedArray by dtype, async data()', async () => {
-    const x = tensor([[1, 2], [3, 4]]);
+    const x = tensor([
+      [1, 2],
+      [3, 4],
+    ]);
     expect(x.dtype).toBe('int64');
     expect(x.toTypedArray()).toEqual(new BigInt64Array([1n, 2n, 3n, 4n]));
-    expect(x.tolist()).toEqual([[1, 2], [3, 4]]);
+    expect(x.tolist()).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     expect(x.sum().item()).toBe(10);
     const b = tensor([true, false]);
     expect(b.tolist()).toEqual([true, false]);
@@ -65,7 +69,11 @@ describe('tensor properties and data', () => {
     expect(v.sharesStorageWith(base)).toBe(true);
     base.dispose();
     expect(base.isDisposed).toBe(true);
-    expect(v.tolist()).toEqual([[1, 2], [5, 6], [9, 10]]);
+    expect(v.tolist()).toEqual([
+      [1, 2],
+      [5, 6],
+      [9, 10],
+    ]);
     v.dispose();
   });
 
@@ -111,7 +119,12 @@ describe('tensor properties and data', () => {
     expect(memory().tensors - before).toBe(1);
     expect(asyncOut.tolist()).toEqual([4, 4]);
     asyncOut.dispose();
-    expect(() => tidy(() => { ones(2); throw new Error('inside'); })).toThrow('inside');
+    expect(() =>
+      tidy(() => {
+        ones(2);
+        throw new Error('inside');
+      }),
+    ).toThrow('inside');
     expect(memory().tensors).toBe(before);
   });
 
@@ -137,7 +150,13 @@ describe('tensor properties and data', () => {
   it('prints like PyTorch, also through util.inspect', async () => {
     const { inspect } = await import('node:util');
     tidy(() => {
-      const x = tensor([[1, 2.5], [3, 4]], { requiresGrad: true });
+      const x = tensor(
+        [
+          [1, 2.5],
+          [3, 4],
+        ],
+        { requiresGrad: true },
+      );
       expect(x.toString()).toBe('tensor([[1.0000, 2.5000],\n        [3.0000, 4.0000]], requires_grad=True)');
       expect(inspect(x.sum())).toBe('tensor(10.5000, grad_fn=<SumBackward0>)');
       expect(String(tensor([1, 2], { dtype: 'int32' }))).toBe('tensor([1, 2], dtype=torch.int32)');
@@ -178,12 +197,15 @@ describe('fromBuffer is memory-safe', () => {
     `);
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^error TypeError fromBuffer\(\): argument 'buffer' is a resizable ArrayBuffer \(maxByteLength 67108864\); a tensor cannot share memory that can shrink under it/m);
+    expect(r.stdout).toMatch(
+      /^error TypeError fromBuffer\(\): argument 'buffer' is a resizable ArrayBuffer \(maxByteLength 67108864\); a tensor cannot share memory that can shrink under it/m,
+    );
     expect(r.stdout).toMatch(/^copy \[1\.5,2\.5\]$/m);
   });
 
   it('keeps its bytes when the buffer is transferred, and still shares them', async () => {
-    const r = await runNodeChild(`
+    const r = await runNodeChild(
+      `
       const { fromBuffer } = await import(LIB);
       const { MessageChannel } = await import('node:worker_threads');
       let ab = new ArrayBuffer(16 << 20);
@@ -200,7 +222,9 @@ describe('fromBuffer is memory-safe', () => {
       for (let i = 0; i < 8; i++) junk.push(new Float32Array(4 << 20).fill(7));
       view[0] = 5; // still shared with the tensor
       console.log('result', ab.byteLength, t.sum().item(), t.numel() + 4);
-    `, { nodeArgs: ['--expose-gc'] });
+    `,
+      { nodeArgs: ['--expose-gc'] },
+    );
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
     const [, byteLength, sum, want] = /^result (\d+) (\S+) (\d+)$/m.exec(r.stdout) ?? [];
@@ -234,8 +258,18 @@ describe('tensor() never silently changes values', () => {
     t.dispose();
     const disposed = /is a Tensor that has been disposed/;
     for (const get of [
-      () => t.shape, () => t.numel(), () => t.dtype, () => t.device, () => t.ndim, () => t.dim(),
-      () => t.size(0), () => t.isCuda, () => t.requiresGrad, () => t.grad, () => t.stride(), () => t.tolist(),
+      () => t.shape,
+      () => t.numel(),
+      () => t.dtype,
+      () => t.device,
+      () => t.ndim,
+      () => t.dim(),
+      () => t.size(0),
+      () => t.isCuda,
+      () => t.requiresGrad,
+      () => t.grad,
+      () => t.stride(),
+      () => t.tolist(),
     ]) {
       expect(get).toThrow(disposed);
     }
@@ -275,9 +309,20 @@ describe('tensor() never silently changes values', () => {
 
   it('follows PyTorch 1.13 for every integer dtype and bool (recorded facts)', () => {
     for (const [dtype, values] of INT_CASES) {
-      expect(values.map((v) => ours(dtype, v)), dtype).toEqual(FACTS[dtype]);
+      expect(
+        values.map((v) => ours(dtype, v)),
+        dtype,
+      ).toEqual(FACTS[dtype]);
     }
-    expect(() => tensor([[1, 2], [3, 300]], { dtype: 'uint8' })).toThrow(/^tensor\(\): value 300 at \[1, 1\] cannot be converted to type uint8 without overflow$/);
+    expect(() =>
+      tensor(
+        [
+          [1, 2],
+          [3, 300],
+        ],
+        { dtype: 'uint8' },
+      ),
+    ).toThrow(/^tensor\(\): value 300 at \[1, 1\] cannot be converted to type uint8 without overflow$/);
     expect(() => tensor([2n ** 63n], { dtype: 'int64' })).toThrow(/value 9223372036854775808n at \[0\] cannot be converted to type int64/);
     const t = tensor([300, -1, Infinity], { dtype: 'float32' });
     expect(t.tolist()).toEqual([300, -1, Infinity]);
@@ -309,7 +354,10 @@ print(json.dumps(out))
     expect(r.status, r.stderr).toBe(0);
     const theirs = JSON.parse(r.stdout) as Record<string, (number | boolean | null)[]>;
     for (const [dtype, values] of INT_CASES) {
-      expect(values.map((v) => ours(dtype, v)), dtype).toEqual(theirs[dtype]);
+      expect(
+        values.map((v) => ours(dtype, v)),
+        dtype,
+      ).toEqual(theirs[dtype]);
     }
   });
 });

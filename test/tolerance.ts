@@ -93,9 +93,17 @@ export function closeDiff(actual: Tensor, expected: EncodedTensor, budget: Budge
     const b = decode(expected).double().contiguous().toTypedArray() as Float64Array;
     // Integer outputs are rounded from a float computation done in float32.
     const [g, scale] = 'bound' in budget ? [1, budget.bound] : [2 * gamma(budget.n, isFloating(actual.dtype) ? actual.dtype : 'float32'), budget.scale];
-    let bound = typeof scale === 'number'
-      ? new Float64Array(a.length).fill(g * scale)
-      : (scale.detach().double().abs().mul(g).expand(...actual.shape).contiguous().toTypedArray() as Float64Array);
+    let bound =
+      typeof scale === 'number'
+        ? new Float64Array(a.length).fill(g * scale)
+        : (scale
+            .detach()
+            .double()
+            .abs()
+            .mul(g)
+            .expand(...actual.shape)
+            .contiguous()
+            .toTypedArray() as Float64Array);
     if (!isFloating(actual.dtype)) bound = bound.map(Math.ceil);
     let worst = -1;
     let worstExcess = 0;
@@ -108,8 +116,10 @@ export function closeDiff(actual: Tensor, expected: EncodedTensor, budget: Budge
       }
     }
     if (worst < 0) return null;
-    return `values differ beyond the cross-CPU bound: at flat index ${worst}, ${a[worst]} vs ${b[worst]}, ` +
-      `|diff| ${Math.abs(a[worst] - b[worst])} > bound ${bound[worst]}`;
+    return (
+      `values differ beyond the cross-CPU bound: at flat index ${worst}, ${a[worst]} vs ${b[worst]}, ` +
+      `|diff| ${Math.abs(a[worst] - b[worst])} > bound ${bound[worst]}`
+    );
   });
 }
 
@@ -132,7 +142,12 @@ export function normalDrawBudget(t: Tensor): Budget {
 /** The largest number of elements among tensors: no sum in a small op case has more terms than that. */
 export function largestNumel(...tensors: (Tensor | EncodedTensor | null | undefined)[]): number {
   let n = 1;
-  for (const t of tensors) if (t) n = Math.max(n, t.shape.reduce((a, b) => a * b, 1));
+  for (const t of tensors)
+    if (t)
+      n = Math.max(
+        n,
+        t.shape.reduce((a, b) => a * b, 1),
+      );
   return n;
 }
 
@@ -172,57 +187,65 @@ const maxAbs = (t: Tensor): number => noGrad(() => t.abs().max().item() as numbe
 export function networkBudget(model: nn.Module<any, any>, input: Tensor, output: Tensor): NetworkBudget {
   const batchStats: NetworkBudget['batchStats'] = new Map();
   let reductions = 0; // the longest sum on the way, for the gradients' budget
-  const walk = (m: nn.Module<any, any>, path: string, e: number, x: Tensor): [number, Tensor] => noGrad(() => {
-    const at = path ? `${path}.` : '';
-    if (m instanceof VGG) {
-      [e, x] = walk(m.features, `${at}features`, e, x);
-      if (m.avgpool) [e, x] = walk(m.avgpool, `${at}avgpool`, e, x);
-      return walk(m.classifier, `${at}classifier`, e, x.flatten(1));
-    }
-    if (m instanceof nn.Sequential) {
-      for (const [name, child] of m.namedChildren()) [e, x] = walk(child, `${at}${name}`, e, x);
-      return [e, x];
-    }
-    if (m instanceof nn.Conv2d || m instanceof nn.Linear) {
-      const conv = m instanceof nn.Conv2d;
-      if (conv && m.paddingMode !== 'zeros') throw new Error(`networkBudget: no budget for padding mode ${m.paddingMode}`);
-      const apply = (v: Tensor, w: Tensor, b: Tensor | null): Tensor =>
-        (m instanceof nn.Conv2d ? F.conv2d(v, w, b, m.stride, m.padding, m.dilation, m.groups) : F.linear(v, w, b));
-      const y = m(x) as Tensor;
-      const shadow = apply(x.abs(), m.weight.abs(), m.bias ? m.bias.abs() : null);
-      const fanIn = m instanceof nn.Conv2d ? (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1] : m.inFeatures;
-      const gain = maxAbs(apply(x, m.weight, null)) / maxAbs(x);
-      reductions = Math.max(reductions, fanIn + 1);
-      return [gain * e + 2 * gammaProbabilistic(fanIn + 1) * maxAbs(shadow), y];
-    }
-    if (m instanceof nn.BatchNorm2d) {
-      const training = m.training || !m.trackRunningStats;
-      const count = numel(x.shape) / x.shape[1];
-      const [mean, variance] = training ? [x.mean([0, 2, 3]), x.var([0, 2, 3], { unbiased: false })] : [m.runningMean!, m.runningVar!];
-      const scale = (m.weight ? m.weight.abs() : ones([x.shape[1]])).div(variance.add(m.eps).sqrt());
-      const y = F.batchNorm(x, training ? null : m.runningMean, training ? null : m.runningVar, { weight: m.weight, bias: m.bias, training, eps: m.eps });
-      const shadow = x.abs().add(mean.abs().view(1, -1, 1, 1)).mul(scale.view(1, -1, 1, 1)).add(m.bias ? m.bias.abs().view(1, -1, 1, 1) : 0);
-      // In training the statistics are sums of `count` terms: their errors move every output by up to as much again.
-      const n = 6 + (training ? 2 * count : 0);
-      if (training) batchStats.set(path, { bound: e, input: x, count });
-      reductions = Math.max(reductions, n);
-      return [maxAbs(scale) * e * (training ? 2 : 1) + 2 * gammaProbabilistic(n) * maxAbs(shadow), y];
-    }
-    if (m instanceof nn.AvgPool2d || m instanceof nn.AdaptiveAvgPool2d) {
-      const y = m(x) as Tensor;
-      const window = x.shape.slice(2).map((d, i) => Math.ceil(d / y.shape[2 + i]) + 1).reduce((a, b) => a * b, 1);
-      return [e + 2 * gammaProbabilistic(window) * maxAbs(y.abs()), y];
-    }
-    if (m instanceof nn.Dropout) {
-      // The actual masks are the model's own; the error grows by the most a kept value grows, plus that scaling's rounding.
-      const grow = m.training && m.p > 0 ? 1 / (1 - m.p) : 1;
-      return [grow * e + (grow > 1 ? 2 * gammaProbabilistic(1) * grow * maxAbs(x) : 0), x];
-    }
-    if (m instanceof nn.ReLU || m instanceof nn.MaxPool2d || m instanceof nn.Flatten || m instanceof nn.Identity) {
-      return [e, m(x) as Tensor];
-    }
-    throw new Error(`networkBudget: no error budget for ${m.constructor.name}`);
-  });
+  const walk = (m: nn.Module<any, any>, path: string, e: number, x: Tensor): [number, Tensor] =>
+    noGrad(() => {
+      const at = path ? `${path}.` : '';
+      if (m instanceof VGG) {
+        [e, x] = walk(m.features, `${at}features`, e, x);
+        if (m.avgpool) [e, x] = walk(m.avgpool, `${at}avgpool`, e, x);
+        return walk(m.classifier, `${at}classifier`, e, x.flatten(1));
+      }
+      if (m instanceof nn.Sequential) {
+        for (const [name, child] of m.namedChildren()) [e, x] = walk(child, `${at}${name}`, e, x);
+        return [e, x];
+      }
+      if (m instanceof nn.Conv2d || m instanceof nn.Linear) {
+        const conv = m instanceof nn.Conv2d;
+        if (conv && m.paddingMode !== 'zeros') throw new Error(`networkBudget: no budget for padding mode ${m.paddingMode}`);
+        const apply = (v: Tensor, w: Tensor, b: Tensor | null): Tensor =>
+          m instanceof nn.Conv2d ? F.conv2d(v, w, b, m.stride, m.padding, m.dilation, m.groups) : F.linear(v, w, b);
+        const y = m(x) as Tensor;
+        const shadow = apply(x.abs(), m.weight.abs(), m.bias ? m.bias.abs() : null);
+        const fanIn = m instanceof nn.Conv2d ? (m.inChannels / m.groups) * m.kernelSize[0] * m.kernelSize[1] : m.inFeatures;
+        const gain = maxAbs(apply(x, m.weight, null)) / maxAbs(x);
+        reductions = Math.max(reductions, fanIn + 1);
+        return [gain * e + 2 * gammaProbabilistic(fanIn + 1) * maxAbs(shadow), y];
+      }
+      if (m instanceof nn.BatchNorm2d) {
+        const training = m.training || !m.trackRunningStats;
+        const count = numel(x.shape) / x.shape[1];
+        const [mean, variance] = training ? [x.mean([0, 2, 3]), x.var([0, 2, 3], { unbiased: false })] : [m.runningMean!, m.runningVar!];
+        const scale = (m.weight ? m.weight.abs() : ones([x.shape[1]])).div(variance.add(m.eps).sqrt());
+        const y = F.batchNorm(x, training ? null : m.runningMean, training ? null : m.runningVar, { weight: m.weight, bias: m.bias, training, eps: m.eps });
+        const shadow = x
+          .abs()
+          .add(mean.abs().view(1, -1, 1, 1))
+          .mul(scale.view(1, -1, 1, 1))
+          .add(m.bias ? m.bias.abs().view(1, -1, 1, 1) : 0);
+        // In training the statistics are sums of `count` terms: their errors move every output by up to as much again.
+        const n = 6 + (training ? 2 * count : 0);
+        if (training) batchStats.set(path, { bound: e, input: x, count });
+        reductions = Math.max(reductions, n);
+        return [maxAbs(scale) * e * (training ? 2 : 1) + 2 * gammaProbabilistic(n) * maxAbs(shadow), y];
+      }
+      if (m instanceof nn.AvgPool2d || m instanceof nn.AdaptiveAvgPool2d) {
+        const y = m(x) as Tensor;
+        const window = x.shape
+          .slice(2)
+          .map((d, i) => Math.ceil(d / y.shape[2 + i]) + 1)
+          .reduce((a, b) => a * b, 1);
+        return [e + 2 * gammaProbabilistic(window) * maxAbs(y.abs()), y];
+      }
+      if (m instanceof nn.Dropout) {
+        // The actual masks are the model's own; the error grows by the most a kept value grows, plus that scaling's rounding.
+        const grow = m.training && m.p > 0 ? 1 / (1 - m.p) : 1;
+        return [grow * e + (grow > 1 ? 2 * gammaProbabilistic(1) * grow * maxAbs(x) : 0), x];
+      }
+      if (m instanceof nn.ReLU || m instanceof nn.MaxPool2d || m instanceof nn.Flatten || m instanceof nn.Identity) {
+        return [e, m(x) as Tensor];
+      }
+      throw new Error(`networkBudget: no error budget for ${m.constructor.name}`);
+    });
   const [bound] = walk(model, '', 0, input.detach());
   // Backward runs the same layers transposed (sums of the same order) and then sums
   // each weight's gradient over the batch and positions: its relative error is at

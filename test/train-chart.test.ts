@@ -24,8 +24,17 @@ function batch(epoch: number, b: number, perEpoch: number): BatchRecord {
 function epochEnd(epoch: number, perEpoch: number): EpochRecord {
   const step = epoch * perEpoch;
   return {
-    kind: 'epoch', epoch, step, trainLoss: 1.5 / epoch, trainAccuracy: 40 + 10 * epoch, testLoss: 1.6 / epoch,
-    testAccuracy: 38 + 10 * epoch, lr: 0.001, seconds: 10, imagesPerSecond: 500, time: 1_700_000_000_000 + step,
+    kind: 'epoch',
+    epoch,
+    step,
+    trainLoss: 1.5 / epoch,
+    trainAccuracy: 40 + 10 * epoch,
+    testLoss: 1.6 / epoch,
+    testAccuracy: 38 + 10 * epoch,
+    lr: 0.001,
+    seconds: 10,
+    imagesPerSecond: 500,
+    time: 1_700_000_000_000 + step,
   };
 }
 
@@ -110,8 +119,14 @@ describe('renderChartHtml', () => {
     expect(empty).toContain('<section id="eval" hidden></section>');
     const many = Array.from({ length: 101 }, (_, i) => `c${i}`);
     const ev: EvalRecord = {
-      kind: 'eval', epoch: 0, classes: many, loss: 1, accuracy: 1, perClass: many.map(() => 1),
-      confusion: many.map(() => many.map(() => 1)), time: 0,
+      kind: 'eval',
+      epoch: 0,
+      classes: many,
+      loss: 1,
+      accuracy: 1,
+      perClass: many.map(() => 1),
+      confusion: many.map(() => many.map(() => 1)),
+      time: 0,
     };
     const section = evalSection(renderChartHtml([ev]));
     expect(section).toContain('<table class="per-class">');
@@ -134,7 +149,11 @@ describe('renderChartHtml', () => {
   });
 });
 
-interface Fetched { status: number; headers: IncomingHttpHeaders; body: string }
+interface Fetched {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
 
 function fetchText(url: string, method = 'GET'): Promise<Fetched> {
   return new Promise((resolve, reject) => {
@@ -205,7 +224,10 @@ describe('startLiveServer over HTTP', () => {
       expect(fresh.res.headers['cache-control']).toBe('no-cache');
       await vi.waitFor(() => expect(since.messages).toHaveLength(2));
       await vi.waitFor(() => expect(resumed.messages).toHaveLength(1));
-      expect(since.messages).toEqual([{ id: 3, record: records[2] }, { id: 4, record: records[3] }]);
+      expect(since.messages).toEqual([
+        { id: 3, record: records[2] },
+        { id: 4, record: records[3] },
+      ]);
       expect(resumed.messages).toEqual([{ id: 4, record: records[3] }]);
       const next = batch(2, 1, 3);
       server.push(next);
@@ -253,12 +275,15 @@ describe('startLiveServer over HTTP', () => {
       const script = join(dir, 'child.mts');
       const live = pathToFileURL(fileURLToPath(new URL('../lib/train/live.ts', import.meta.url))).href;
       // Starts a server, never closes it; a timer gives the parent time to connect.
-      writeFileSync(script, `
+      writeFileSync(
+        script,
+        `
         import { startLiveServer } from ${JSON.stringify(live)};
         const server = await startLiveServer();
         console.log(server.url);
         setTimeout(() => server.push({ kind: 'batch', epoch: 1, batch: 1, step: 1, loss: 1, accuracy: 1, lr: 1, time: 1 }), 1500);
-      `);
+      `,
+      );
       const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const url = await new Promise<string>((resolve, reject) => {
@@ -339,7 +364,15 @@ describe.skipIf(!runBrowser)('chart pages in headless Chromium', () => {
   beforeAll(async () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 60_000);
 
@@ -374,9 +407,7 @@ describe.skipIf(!runBrowser)('chart pages in headless Chromium', () => {
       await page.waitForSelector('#eval table.confusion');
       const after = await canvasPaint(page, 'loss-chart');
       expect(after.png).not.toBe(before.png);
-      expect(await page.locator('#eval table.confusion thead th').allTextContents()).toEqual([
-        'true ↓ · predicted →', ...CLASSES,
-      ]);
+      expect(await page.locator('#eval table.confusion thead th').allTextContents()).toEqual(['true ↓ · predicted →', ...CLASSES]);
       expect(await page.locator('#eval table.confusion td.diag').allTextContents()).toEqual(CLASSES.map((_, i) => String(80 + i)));
       expect(await page.textContent('#summary')).toContain('Epochs done: 3');
       expect(await page.isVisible('#eval')).toBe(true);

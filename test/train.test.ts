@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  DataLoader, FashionMNIST, Subset, makeLayers, manualSeed, memory, nn, optim, transforms,
-} from '../lib/index.js';
+import { DataLoader, FashionMNIST, Subset, makeLayers, manualSeed, memory, nn, optim, transforms } from '../lib/index.js';
 import { type FitOptions, type MetricsRecord, MetricsLog, ProgressBar, fit, loadCheckpoint } from '../lib/train/index.js';
 import { hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
@@ -30,15 +28,15 @@ const normalize = () => [new transforms.ToTensor(), new transforms.Normalize([0.
 const slice = (train: boolean, n: number, augment: boolean) => {
   const extra = augment ? [new transforms.RandomCrop(28, { padding: 2 }), new transforms.RandomHorizontalFlip()] : [];
   const ds = new FashionMNIST({ train, transform: new transforms.Compose([...extra, ...normalize()]) });
-  return new Subset(ds, Array.from({ length: n }, (_, i) => i));
+  return new Subset(
+    ds,
+    Array.from({ length: n }, (_, i) => i),
+  );
 };
 
 /** A slim VGG: two conv blocks with batch norm, dropout, one linear layer. */
 const slimVgg = () =>
-  new nn.Sequential(
-    makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }),
-    new nn.Flatten(), new nn.Dropout(0.3), new nn.Linear(32 * 7 * 7, 10),
-  );
+  new nn.Sequential(makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }), new nn.Flatten(), new nn.Dropout(0.3), new nn.Linear(32 * 7 * 7, 10));
 
 /** One training setup, fresh, from the same seed. */
 function setup(opts: { trainImages: number; augment: boolean; batch: number }) {
@@ -62,7 +60,14 @@ describe('fit()', () => {
       const before = memory().tensors;
       const s = setup({ trainImages: 2000, augment: false, batch: 50 });
       const out = new Sink();
-      const result = await fit({ ...s, epochs: 1, logEvery: 1, stream: out, handleSignals: false, classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] });
+      const result = await fit({
+        ...s,
+        epochs: 1,
+        logEvery: 1,
+        stream: out,
+        handleSignals: false,
+        classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+      });
       runs.push({ result, out: out.text });
       s.model.dispose();
       s.optimizer.dispose();
@@ -104,7 +109,9 @@ describe('fit()', () => {
       const abort = new AbortController();
       const r = await fit({
         // The last leg hands fit() a checkpoint already read (as the CLI does after checking its meta).
-        ...common(s), outDir: out, resume: i === 2 ? loadCheckpoint(join(out, 'checkpoint.pth')) : i > 0,
+        ...common(s),
+        outDir: out,
+        resume: i === 2 ? loadCheckpoint(join(out, 'checkpoint.pth')) : i > 0,
         signal: abort.signal,
         onRecord: (rec) => {
           if (rec.kind === 'batch' && rec.step === stopAt) abort.abort();

@@ -19,10 +19,13 @@ describe('transfer learning', () => {
       const headBefore = head.weight.clone();
       // Two groups: the rest of the classifier gently, the new head faster; the frozen features are left out.
       const headParams = new Set<unknown>(head.parameters());
-      const opt = new optim.SGD([
-        { params: [...model.classifier.parameters()].filter((p) => !headParams.has(p)), lr: 1e-4 },
-        { params: [...head.parameters()], lr: 1e-2 },
-      ], { lr: 0.1, momentum: 0.9 });
+      const opt = new optim.SGD(
+        [
+          { params: [...model.classifier.parameters()].filter((p) => !headParams.has(p)), lr: 1e-4 },
+          { params: [...head.parameters()], lr: 1e-2 },
+        ],
+        { lr: 0.1, momentum: 0.9 },
+      );
       expect(opt.paramGroups.map((g) => g.lr)).toEqual([1e-4, 1e-2]);
       for (let step = 0; step < 3; step++) {
         tidy(() => {

@@ -2,13 +2,38 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  type Tensor, VGG, VGG11_Weights, eye, manualSeed, memory, nn, noGrad, randint, randn, setNumThreads, tensor, tidy, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,
-  vgg16_bn, vgg19, vgg19_bn, vggTutorial,
+  type Tensor,
+  type VGG,
+  VGG11_Weights,
+  manualSeed,
+  memory,
+  nn,
+  noGrad,
+  randint,
+  randn,
+  setNumThreads,
+  tensor,
+  tidy,
+  vgg11,
+  vgg11_bn,
+  vgg13,
+  vgg13_bn,
+  vgg16,
+  vgg16_bn,
+  vgg19,
+  vgg19_bn,
+  vggTutorial,
 } from '../lib/index.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
 import { type Budget, NORMAL_DRAW, absDouble, closeDiff, gamma, gammaProbabilistic, networkBudget, normalDrawBudget } from './tolerance.js';
 
-interface WeightEntry { key: string; shape: number[]; dtype: string; sha256: string; sample: { index: number[]; values: EncodedTensor } }
+interface WeightEntry {
+  key: string;
+  shape: number[];
+  dtype: string;
+  sha256: string;
+  sample: { index: number[]; values: EncodedTensor };
+}
 interface Fixture {
   models: Record<string, { weights: WeightEntry[]; inputShape: number[]; output: EncodedTensor; repr: string }>;
   keys: Record<string, string[]>;
@@ -23,10 +48,6 @@ const BUILDERS: Record<string, () => VGG> = {
 const FACTORIES = { vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn };
 
 const sha256 = (t: Tensor): string => createHash('sha256').update(bytesOf(t)).digest('hex');
-
-function weightsOf(model: nn.Module<any, any>): Omit<WeightEntry, 'sample'>[] {
-  return tidy(() => [...model.stateDict()].map(([key, t]) => ({ key, shape: t.shape, dtype: t.dtype, sha256: sha256(t) })));
-}
 
 /**
  * Compares state-dict entries with the fixture: bitwise (same hash), or, on
@@ -45,7 +66,13 @@ function weightDiffs(model: nn.Module<any, any>, expected: WeightEntry[], budget
       else {
         const at = tensor(e.sample.index, { dtype: 'int64' });
         const b = budget(e.key, t);
-        const sampled = (v: Tensor | number): Tensor | number => (typeof v === 'number' ? v : v.expand(...t.shape).flatten().index(at));
+        const sampled = (v: Tensor | number): Tensor | number =>
+          typeof v === 'number'
+            ? v
+            : v
+                .expand(...t.shape)
+                .flatten()
+                .index(at);
         const d = closeDiff(t.flatten().index(at), e.sample.values, 'bound' in b ? { bound: sampled(b.bound) } : { n: b.n, scale: sampled(b.scale) });
         if (d) problems.push(`${e.key}: ${d}`);
       }
@@ -103,24 +130,42 @@ function checkTrainStep(fx: Fixture['trainStep'], exact: boolean): void {
         // Cross-entropy moves by at most Σ|∂loss/∂logits|·bound ≤ 2·bound (the mean of softmax − onehot rows),
         // plus its own roundings: a log-sum-exp over the classes and a mean over the batch.
         const [batch, classes] = logits.shape;
-        expect(closeDiff(loss, fx.loss, { bound: 2 * bound + 2 * gamma(classes + batch + 8) * (loss.abs().item() as number + (logits.abs().max().item() as number)) }), 'loss').toBeNull();
+        expect(
+          closeDiff(loss, fx.loss, {
+            bound: 2 * bound + 2 * gamma(classes + batch + 8) * ((loss.abs().item() as number) + (logits.abs().max().item() as number)),
+          }),
+          'loss',
+        ).toBeNull();
         const gradRelative = b.gradRelative + 2 * (drawn / (logits.abs().max().item() as number));
         const params = new Map(model.namedParameters());
         budget = (key, t) => {
           // A parameter after p − lr·g: lr times its gradient's budget, plus the subtraction's rounding.
           const param = params.get(key);
-          if (param?.grad) return { bound: absDouble(t).mul(2 * gamma(2)).add(lr * gradRelative * (param.grad.abs().max().item() as number)) };
+          if (param?.grad)
+            return {
+              bound: absDouble(t)
+                .mul(2 * gamma(2))
+                .add(lr * gradRelative * (param.grad.abs().max().item() as number)),
+            };
           // Running statistics after one update: momentum · (the batch mean or variance) + (1 − momentum) · the old value.
           const path = key.slice(0, key.lastIndexOf('.'));
           const st = b.batchStats.get(path);
           if (!st) throw new Error(`no error budget for ${key}`);
           const momentum = 0.1;
-          const centred = st.input.sub(st.input.mean([0, 2, 3], true)).abs().max().item() as number;
+          const centred = st.input
+            .sub(st.input.mean([0, 2, 3], true))
+            .abs()
+            .max()
+            .item() as number;
           const own = 2 * gammaProbabilistic(st.count + 4);
           const of = key.endsWith('.running_mean')
             ? st.bound + own * (st.input.abs().max().item() as number)
             : (st.count / (st.count - 1)) * (2 * centred * 2 * st.bound + own * centred * centred);
-          return { bound: absDouble(t).mul(2 * gamma(3)).add(momentum * of) };
+          return {
+            bound: absDouble(t)
+              .mul(2 * gamma(3))
+              .add(momentum * of),
+          };
         };
       }
       loss.backward();
@@ -195,7 +240,9 @@ describe('nn.Module behaviour', () => {
       expect(message).toContain('Error(s) in loading state_dict for VGG');
       expect(message).toContain('Missing key(s) in state_dict: "features.0.bias"');
       expect(message).toContain('Unexpected key(s) in state_dict: "features.99.weight"');
-      expect(message).toContain('size mismatch for classifier.6.weight: copying a param with shape [4096, 4096] from checkpoint, the shape in current model is [10, 4096]');
+      expect(message).toContain(
+        'size mismatch for classifier.6.weight: copying a param with shape [4096, 4096] from checkpoint, the shape in current model is [10, 4096]',
+      );
       broken.delete('classifier.6.weight');
       broken.set('classifier.6.weight', sd.get('classifier.6.weight')!);
       const result = model.loadStateDict(broken, { strict: false });
@@ -276,7 +323,11 @@ describe('nn.Module behaviour', () => {
     lin.to('float64');
     expect(lin.weight).toBe(w);
     expect(w.dtype).toBe('float64');
-    tidy(() => lin(randn([4, 3], { dtype: 'float64' })).sum().backward());
+    tidy(() =>
+      lin(randn([4, 3], { dtype: 'float64' }))
+        .sum()
+        .backward(),
+    );
     expect(lin.weight.grad).not.toBeNull();
     lin.zeroGrad();
     expect(lin.weight.grad).toBeNull();
@@ -312,9 +363,10 @@ describe('nn.Module behaviour', () => {
   });
 
   it('the factories check the weights option before any download, as torchvision does', () => {
-    expect(() => vgg16({ weights: 'IMAGENET1K_V9' })).toThrow("unknown weights 'IMAGENET1K_V9' for VGG16_Weights; use one of IMAGENET1K_V1, IMAGENET1K_FEATURES, DEFAULT");
+    expect(() => vgg16({ weights: 'IMAGENET1K_V9' })).toThrow(
+      "unknown weights 'IMAGENET1K_V9' for VGG16_Weights; use one of IMAGENET1K_V1, IMAGENET1K_FEATURES, DEFAULT",
+    );
     expect(() => vgg16({ weights: VGG11_Weights.IMAGENET1K_V1 })).toThrow('weights VGG11_Weights.IMAGENET1K_V1 are not VGG16_Weights');
     expect(() => vgg16({ weights: 'DEFAULT', numClasses: 10 })).toThrow("The parameter 'numClasses' expected value 1000 but got 10 instead.");
   });
 });
-

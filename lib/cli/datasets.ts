@@ -33,7 +33,12 @@ export function checkClasses(found: readonly string[], where: string, expected: 
 
 /** n samples evenly spaced through `ds` (a folder dataset is sorted by class, so its first n would be one class). */
 export const evenlySpaced = <D extends Dataset<any>>(ds: D, n: number | null): Dataset<any> =>
-  n === null || n >= ds.length ? ds : new Subset(ds, Array.from({ length: n }, (_, i) => Math.floor((i * ds.length) / n)));
+  n === null || n >= ds.length
+    ? ds
+    : new Subset(
+        ds,
+        Array.from({ length: n }, (_, i) => Math.floor((i * ds.length) / n)),
+      );
 
 /** The train and test splits of a dataset, and what the model needs to know about it. */
 export async function datasets(name: string, root: string, meta: { arch: string; pretrained: boolean; imageSize?: number }, augment: boolean) {
@@ -42,8 +47,16 @@ export async function datasets(name: string, root: string, meta: { arch: string;
   const norm = pretrained ? { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } : null;
   if (name === 'cifar10') {
     const m: ModelMeta = {
-      arch: meta.arch, numClasses: 10, inChannels: 3, imageSize: meta.imageSize ?? 32, classes: [...CIFAR10.CLASSES],
-      mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root, pretrained,
+      arch: meta.arch,
+      numClasses: 10,
+      inChannels: 3,
+      imageSize: meta.imageSize ?? 32,
+      classes: [...CIFAR10.CLASSES],
+      mean: norm?.mean ?? [0.5, 0.5, 0.5],
+      std: norm?.std ?? [0.5, 0.5, 0.5],
+      dataset: name,
+      data: root,
+      pretrained,
     };
     const train = async () => CIFAR10.load({ root, train: true, download: true, transform: transformFor(m, NATIVE_SIZE.cifar10, 3, augment) });
     const test = async () => CIFAR10.load({ root, train: false, download: true, transform: transformFor(m, NATIVE_SIZE.cifar10, 3, false) });
@@ -52,8 +65,16 @@ export async function datasets(name: string, root: string, meta: { arch: string;
   if (name === 'fashion-mnist') {
     const channels = pretrained ? 3 : 1;
     const m: ModelMeta = {
-      arch: meta.arch, numClasses: 10, inChannels: channels, imageSize: meta.imageSize ?? (tutorial ? 28 : 32), classes: [...FashionMNIST.CLASSES],
-      mean: norm?.mean ?? Array(channels).fill(0.5), std: norm?.std ?? Array(channels).fill(0.5), dataset: name, data: root, pretrained,
+      arch: meta.arch,
+      numClasses: 10,
+      inChannels: channels,
+      imageSize: meta.imageSize ?? (tutorial ? 28 : 32),
+      classes: [...FashionMNIST.CLASSES],
+      mean: norm?.mean ?? Array(channels).fill(0.5),
+      std: norm?.std ?? Array(channels).fill(0.5),
+      dataset: name,
+      data: root,
+      pretrained,
     };
     const opts = existsSync(root) ? { root } : {};
     const size = NATIVE_SIZE['fashion-mnist'];
@@ -66,8 +87,16 @@ export async function datasets(name: string, root: string, meta: { arch: string;
   const valRoot = existsSync(join(root, 'val')) ? join(root, 'val') : null;
   const scan = new ImageFolder(trainRoot);
   const m: ModelMeta = {
-    arch: meta.arch, numClasses: scan.classes.length, inChannels: 3, imageSize: meta.imageSize ?? (pretrained ? 224 : 32), classes: scan.classes,
-    mean: norm?.mean ?? [0.5, 0.5, 0.5], std: norm?.std ?? [0.5, 0.5, 0.5], dataset: name, data: root, pretrained,
+    arch: meta.arch,
+    numClasses: scan.classes.length,
+    inChannels: 3,
+    imageSize: meta.imageSize ?? (pretrained ? 224 : 32),
+    classes: scan.classes,
+    mean: norm?.mean ?? [0.5, 0.5, 0.5],
+    std: norm?.std ?? [0.5, 0.5, 0.5],
+    dataset: name,
+    data: root,
+    pretrained,
   };
   const train = async () => ImageFolder.load(trainRoot, { transform: transformFor(m, null, 3, augment) });
   const test = valRoot

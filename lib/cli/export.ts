@@ -78,8 +78,10 @@ function runExport(v: Values, positionals: string[]): number {
     }
     const saved = exportOnnx(model, example, out, { opset, dynamicBatch: !v['static-batch'], metadata });
     const mb = (saved.bytes / 2 ** 20).toFixed(1);
-    console.log(`Exported ${what} to ${out}${saved.dataPath ? ` (weights in ${saved.dataPath})` : ''}: ${mb} MiB, ONNX opset ${opset}, ` +
-      `input [${v['static-batch'] ? 1 : 'batch'}, ${input.join(', ')}] float32`);
+    console.log(
+      `Exported ${what} to ${out}${saved.dataPath ? ` (weights in ${saved.dataPath})` : ''}: ${mb} MiB, ONNX opset ${opset}, ` +
+        `input [${v['static-batch'] ? 1 : 'batch'}, ${input.join(', ')}] float32`,
+    );
   } finally {
     example.dispose();
     model.dispose();

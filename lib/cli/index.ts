@@ -22,7 +22,11 @@ setInferenceCompiler(inferenceCompiler);
 
 /** The commands, in the order `vgg-torch --help` lists them. */
 const COMMANDS: Record<string, Command> = {
-  predict: predictCommand, train: trainCommand, eval: evalCommand, summary: summaryCommand, export: exportCommand,
+  predict: predictCommand,
+  train: trainCommand,
+  eval: evalCommand,
+  summary: summaryCommand,
+  export: exportCommand,
 };
 
 const HELP = `vgg-torch — PyTorch's VGG family on libtorch, from the command line
@@ -30,7 +34,9 @@ const HELP = `vgg-torch — PyTorch's VGG family on libtorch, from the command l
 Usage: vgg-torch <command> [options]
 
 Commands:
-${Object.values(COMMANDS).map(({ synopsis: [usage, what] }) => `  ${usage.padEnd(20)}${what}`).join('\n')}
+${Object.values(COMMANDS)
+  .map(({ synopsis: [usage, what] }) => `  ${usage.padEnd(20)}${what}`)
+  .join('\n')}
 
 Run 'vgg-torch <command> --help' for a command's options.`;
 
@@ -74,7 +80,11 @@ if (isEntryPoint()) {
     },
     (e: unknown) => {
       // One line: libtorch's and loadStateDict's multi-line messages are joined.
-      const message = (e instanceof Error ? e.message : String(e)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
+      const message = (e instanceof Error ? e.message : String(e))
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .join('; ');
       // A worker of a distributed run says which rank it is.
       const rank = Number(process.env.WORLD_SIZE ?? 1) > 1 && process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : '';
       process.stderr.write(`vgg-torch${rank}: ${message}\n`);

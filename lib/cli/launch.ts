@@ -28,7 +28,12 @@ export async function launchTraining(argv: string[], v: Values, batchSize: numbe
       `${threads} thread${threads > 1 ? 's' : ''} each; rendezvous at ${(v['master-addr'] as string | undefined) ?? '127.0.0.1'}:${masterPort}`,
   );
   const result = await launch(script, ['train', ...workerArgv], {
-    nprocPerNode: nproc, nnodes, nodeRank, masterAddr: v['master-addr'] as string | undefined, masterPort, threads,
+    nprocPerNode: nproc,
+    nnodes,
+    nodeRank,
+    masterAddr: v['master-addr'] as string | undefined,
+    masterPort,
+    threads,
   });
   return result.exitCode;
 }

@@ -5,8 +5,15 @@ import { existsSync } from 'node:fs';
 import { loadStateDictFromUrlSync } from '../hub/index.js';
 import { type VGG, type VGGFactoryOptions, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vggTutorial } from '../models/vgg.js';
 import {
-  VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
-  VGG19_Weights, type Weights,
+  VGG11_BN_Weights,
+  VGG11_Weights,
+  VGG13_BN_Weights,
+  VGG13_Weights,
+  VGG16_BN_Weights,
+  VGG16_Weights,
+  VGG19_BN_Weights,
+  VGG19_Weights,
+  type Weights,
 } from '../models/weights.js';
 import { Linear } from '../nn/modules/linear.js';
 import { load } from '../serialization/load.js';
@@ -15,13 +22,25 @@ import { CHECKPOINT_FORMAT, disposeAll, loadCheckpoint } from '../train/checkpoi
 import type { MetricsRecord } from '../train/metricsLog.js';
 
 export const FACTORIES: Record<string, (o?: VGGFactoryOptions) => VGG> = {
-  vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn,
+  vgg11,
+  vgg11_bn,
+  vgg13,
+  vgg13_bn,
+  vgg16,
+  vgg16_bn,
+  vgg19,
+  vgg19_bn,
 };
 /** Each factory's ImageNet weights: categories and preprocessing, also for weights given as a file or URL. */
 export const IMAGENET: Record<string, Weights> = {
-  vgg11: VGG11_Weights.IMAGENET1K_V1, vgg11_bn: VGG11_BN_Weights.IMAGENET1K_V1, vgg13: VGG13_Weights.IMAGENET1K_V1,
-  vgg13_bn: VGG13_BN_Weights.IMAGENET1K_V1, vgg16: VGG16_Weights.IMAGENET1K_V1, vgg16_bn: VGG16_BN_Weights.IMAGENET1K_V1,
-  vgg19: VGG19_Weights.IMAGENET1K_V1, vgg19_bn: VGG19_BN_Weights.IMAGENET1K_V1,
+  vgg11: VGG11_Weights.IMAGENET1K_V1,
+  vgg11_bn: VGG11_BN_Weights.IMAGENET1K_V1,
+  vgg13: VGG13_Weights.IMAGENET1K_V1,
+  vgg13_bn: VGG13_BN_Weights.IMAGENET1K_V1,
+  vgg16: VGG16_Weights.IMAGENET1K_V1,
+  vgg16_bn: VGG16_BN_Weights.IMAGENET1K_V1,
+  vgg19: VGG19_Weights.IMAGENET1K_V1,
+  vgg19_bn: VGG19_BN_Weights.IMAGENET1K_V1,
 };
 export const ARCHS = ['tutorial', 'tutorial_bn', ...Object.keys(FACTORIES)];
 
@@ -48,8 +67,11 @@ export function buildModel(meta: ModelMeta, how: 'pretrained' | 'init' | 'forLoa
   const initWeights = how !== 'forLoading';
   if (meta.arch === 'tutorial' || meta.arch === 'tutorial_bn') {
     return vggTutorial({
-      batchNorm: meta.arch === 'tutorial_bn', numClasses: meta.numClasses, inChannels: meta.inChannels,
-      inputSize: [meta.imageSize, meta.imageSize], initWeights,
+      batchNorm: meta.arch === 'tutorial_bn',
+      numClasses: meta.numClasses,
+      inChannels: meta.inChannels,
+      inputSize: [meta.imageSize, meta.imageSize],
+      initWeights,
     });
   }
   const factory = FACTORIES[meta.arch];
@@ -68,9 +90,16 @@ export function modelFromCheckpoint(file: string): { model: VGG; meta: ModelMeta
   try {
     const m = ck.meta as Partial<ModelMeta>;
     const ok =
-      typeof m.arch === 'string' && ARCHS.includes(m.arch) && Number.isInteger(m.numClasses) && Number.isInteger(m.inChannels) &&
-      Number.isInteger(m.imageSize) && Array.isArray(m.classes) && Array.isArray(m.mean) && Array.isArray(m.std) &&
-      typeof m.dataset === 'string' && typeof m.data === 'string';
+      typeof m.arch === 'string' &&
+      ARCHS.includes(m.arch) &&
+      Number.isInteger(m.numClasses) &&
+      Number.isInteger(m.inChannels) &&
+      Number.isInteger(m.imageSize) &&
+      Array.isArray(m.classes) &&
+      Array.isArray(m.mean) &&
+      Array.isArray(m.std) &&
+      typeof m.dataset === 'string' &&
+      typeof m.data === 'string';
     if (!ok) throw new Error(`${file} was not written by 'vgg-torch train': its meta does not describe the model`);
     const meta = { ...(m as ModelMeta), pretrained: m.pretrained === true };
     const model = buildModel(meta, 'forLoading');

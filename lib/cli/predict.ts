@@ -60,9 +60,10 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
     classes = loaded.meta.classes;
     // A photo is first brought to the dataset's own size, then prepared as training prepared that dataset.
     const size = NATIVE_SIZE[loaded.meta.dataset] ?? null;
-    const tf = size === null
-      ? transformFor(loaded.meta, null, 3, false)
-      : new T.Compose([new T.Resize(size), new T.CenterCrop(size), transformFor(loaded.meta, size, 3, false)]);
+    const tf =
+      size === null
+        ? transformFor(loaded.meta, null, 3, false)
+        : new T.Compose([new T.Resize(size), new T.CenterCrop(size), transformFor(loaded.meta, size, 3, false)]);
     preprocess = (img) => tf.forward(img).unsqueeze(0);
   } else {
     const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
@@ -131,8 +132,10 @@ async function calibration(files: string[], preprocess: (image: Tensor) => Tenso
 /** The images in a folder (torchvision's IMG_EXTENSIONS), sorted. */
 function imagesIn(dir: string): string[] {
   if (!existsSync(dir)) throw new Error(`no such folder: ${dir}`);
-  const images = readdirSync(dir).filter((f) => (IMG_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase())).sort().map((f) => join(dir, f));
+  const images = readdirSync(dir)
+    .filter((f) => (IMG_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase()))
+    .sort()
+    .map((f) => join(dir, f));
   if (images.length === 0) throw new Error(`no images in ${dir}`);
   return images;
 }
-

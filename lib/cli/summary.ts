@@ -21,7 +21,8 @@ function runSummary(v: Values, positionals: string[]): number {
   const arch = oneOf(positionals[0], ARCHS, 'architecture');
   const tutorial = arch.startsWith('tutorial');
   const input = ((v.input as string) ?? (tutorial ? '3x32x32' : '3x224x224')).split('x').map(Number);
-  if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d > 0)) throw new UsageError(`--input must look like 3x224x224, got '${String(v.input)}'`);
+  if (input.length !== 3 || !input.every((d) => Number.isInteger(d) && d > 0))
+    throw new UsageError(`--input must look like 3x224x224, got '${String(v.input)}'`);
   const numClasses = int(v, 'num-classes', tutorial ? 10 : 1000);
   if (tutorial && input[1] !== input[2]) throw new UsageError('the tutorial VGG takes square inputs');
   const model = buildModel(

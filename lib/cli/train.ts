@@ -41,9 +41,22 @@ interface RunSettings {
 
 /** Each setting's flag. */
 const RUN_FLAGS: Record<keyof RunSettings, string> = {
-  dataset: 'dataset', arch: 'arch', pretrained: 'pretrained', imageSize: 'image-size', epochs: 'epochs', batchSize: 'batch-size',
-  lr: 'lr', momentum: 'momentum', stepSize: 'step-size', gamma: 'gamma', augment: 'augment', limit: 'limit',
-  testLimit: 'test-limit', logEvery: 'log-every', seed: 'seed', data: 'data',
+  dataset: 'dataset',
+  arch: 'arch',
+  pretrained: 'pretrained',
+  imageSize: 'image-size',
+  epochs: 'epochs',
+  batchSize: 'batch-size',
+  lr: 'lr',
+  momentum: 'momentum',
+  stepSize: 'step-size',
+  gamma: 'gamma',
+  augment: 'augment',
+  limit: 'limit',
+  testLimit: 'test-limit',
+  logEvery: 'log-every',
+  seed: 'seed',
+  data: 'data',
 };
 /** What a resumed run may change: the rest shapes its losses (or its restored optimizer and scheduler would override it). */
 const CHANGEABLE_ON_RESUME = new Set<keyof RunSettings>(['epochs', 'logEvery', 'data']);
@@ -115,9 +128,30 @@ Distributed (DistributedDataParallel; --batch-size is the global batch, split ov
   --master-port <p>    a free port on machine 0 (default 29500)
   -h, --help`,
   options: {
-    dataset: str, data: str, arch: str, pretrained: bool, epochs: str, 'batch-size': str, lr: str, momentum: str, 'step-size': str, gamma: str,
-    augment: bool, 'image-size': str, limit: str, 'test-limit': str, 'log-every': str, seed: str, out: str, resume: bool, overwrite: bool,
-    live: bool, port: str, device: str, threads: str, ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, str])),
+    dataset: str,
+    data: str,
+    arch: str,
+    pretrained: bool,
+    epochs: str,
+    'batch-size': str,
+    lr: str,
+    momentum: str,
+    'step-size': str,
+    gamma: str,
+    augment: bool,
+    'image-size': str,
+    limit: str,
+    'test-limit': str,
+    'log-every': str,
+    seed: str,
+    out: str,
+    resume: bool,
+    overwrite: bool,
+    live: bool,
+    port: str,
+    device: str,
+    threads: str,
+    ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, str])),
   },
   run: runTraining,
 };
@@ -177,7 +211,8 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
   const rank = group?.rank() ?? 0;
   const world = group?.size() ?? 1;
   const say = rank === 0 ? console.log : () => {};
-  if (asked.batchSize % world !== 0) throw new UsageError(`--batch-size ${asked.batchSize} does not split over ${world} processes: pass a multiple of ${world}`);
+  if (asked.batchSize % world !== 0)
+    throw new UsageError(`--batch-size ${asked.batchSize} does not split over ${world} processes: pass a multiple of ${world}`);
   // Read once: the run's settings are checked here, then fit() restores and frees it. Under DDP
   // rank 0 reads it and sends it to the others.
   const resume = v.resume ? loadCheckpoint(join(out, 'checkpoint.pth'), { processGroup: group }) : null;
@@ -187,8 +222,10 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
   try {
     const run = resume ? continuedRun(resume, out, asked, v) : asked;
     const { dataset, arch, pretrained, imageSize, epochs, batchSize, lr, momentum, stepSize, gamma, logEvery } = run;
-    if (pretrained && arch.startsWith('tutorial')) throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
-    if (imageSize !== null && dataset !== 'folder') throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
+    if (pretrained && arch.startsWith('tutorial'))
+      throw new UsageError('--pretrained needs one of vgg11 … vgg19_bn (the tutorial VGG has no pretrained weights)');
+    if (imageSize !== null && dataset !== 'folder')
+      throw new UsageError('--image-size applies to folder datasets (CIFAR-10 and Fashion-MNIST keep their size)');
     const minSize = arch.startsWith('tutorial') ? 16 : 32;
     if (imageSize !== null && imageSize < minSize) throw new UsageError(`--image-size must be at least ${minSize} for ${arch}`);
     const root = run.data ?? resolve(join('data', dataset));
@@ -216,7 +253,12 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
     );
     ddp = group ? new DistributedDataParallel(model) : null;
     const result = await fit({
-      model: ddp ?? model, optimizer, scheduler, epochs, device: dev, logEvery,
+      model: ddp ?? model,
+      optimizer,
+      scheduler,
+      epochs,
+      device: dev,
+      logEvery,
       trainLoader: group
         ? new DataLoader(trainSet, { batchSize: batchSize / world, sampler: new DistributedSampler(trainSet, { seed: run.seed }) })
         : new DataLoader(trainSet, { batchSize, shuffle: true }),
@@ -238,4 +280,3 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
     optimizer?.dispose();
   }
 }
-

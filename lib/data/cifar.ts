@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { extract as tarExtract } from 'tar';
 import { cat } from '../tensor/tensor.js';
 import { fromBuffer } from '../tensor/creation.js';
-import { type Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type Plan, fetching, fileDigest, perform, runAsync, runSync } from '../utils/download.js';
 import { checkOptions } from '../utils/args.js';
 import { ImageTensorDataset, type ImageDatasetOptions } from './dataset.js';
@@ -185,7 +185,9 @@ function readBatches(files: string[]): { data: Tensor; labels: Uint8Array } {
     for (const file of files) {
       const buf = readFileSync(file);
       if (buf.length === 0 || buf.length % RECORD !== 0) {
-        throw new Error(`CIFAR10: ${file} has ${buf.length} bytes, not a whole number of ${RECORD}-byte records (1 label + 3×32×32 pixels); is it the binary version, and complete?`);
+        throw new Error(
+          `CIFAR10: ${file} has ${buf.length} bytes, not a whole number of ${RECORD}-byte records (1 label + 3×32×32 pixels); is it the binary version, and complete?`,
+        );
       }
       const n = buf.length / RECORD;
       const labels = new Uint8Array(n);

@@ -83,7 +83,9 @@ export function defaultCollate<T>(samples: T[]): Collated<T> {
     return wrap(native.fromBuffer(BigInt64Array.from(samples as unknown as bigint[]).buffer, 0, [samples.length], dtypeCode('int64'), false)) as Collated<T>;
   }
   if (typeof first === 'boolean') {
-    return wrap(native.fromBuffer(Uint8Array.from(samples as unknown as boolean[], Number).buffer, 0, [samples.length], dtypeCode('bool'), false)) as Collated<T>;
+    return wrap(
+      native.fromBuffer(Uint8Array.from(samples as unknown as boolean[], Number).buffer, 0, [samples.length], dtypeCode('bool'), false),
+    ) as Collated<T>;
   }
   if (typeof first === 'string') return [...samples] as Collated<T>;
   if (Array.isArray(first)) {
@@ -99,9 +101,7 @@ export function defaultCollate<T>(samples: T[]): Collated<T> {
   throw new TypeError(`DataLoader: the default collate cannot batch ${first === null ? 'null' : typeof first} samples; pass options.collate`);
 }
 
-type Pending =
-  | { kind: 'ready'; value: unknown }
-  | { kind: 'job'; id: number; rest: Tensor[] };
+type Pending = { kind: 'ready'; value: unknown } | { kind: 'job'; id: number; rest: Tensor[] };
 
 /**
  * Where one epoch's iteration stands, as `.pth`-friendly values (like
@@ -203,8 +203,10 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
     checkOptions('DataLoader', opts, ['batchSize', 'shuffle', 'sampler', 'dropLast', 'generator', 'seed', 'prefetch', 'numWorkers', 'collate']);
     checkBoolean('DataLoader', 'shuffle', opts.shuffle);
     checkBoolean('DataLoader', 'dropLast', opts.dropLast);
-    if (opts.collate != null && typeof opts.collate !== 'function') throw new TypeError(`DataLoader: collate must be a function, got ${describe(opts.collate)}`);
-    if (opts.generator != null && !(opts.generator instanceof Generator)) throw new TypeError(`DataLoader: generator must be a Generator, got ${describe(opts.generator)}`);
+    if (opts.collate != null && typeof opts.collate !== 'function')
+      throw new TypeError(`DataLoader: collate must be a function, got ${describe(opts.collate)}`);
+    if (opts.generator != null && !(opts.generator instanceof Generator))
+      throw new TypeError(`DataLoader: generator must be a Generator, got ${describe(opts.generator)}`);
     const int = (v: number | undefined, dflt: number, min: number, what: string): number => {
       const x = v ?? dflt;
       if (!Number.isInteger(x) || x < min) throw new RangeError(`DataLoader: ${what} should be an integer >= ${min}, but got ${what}=${describe(v)}`);
@@ -259,7 +261,8 @@ export class DataLoader<T = unknown, B = Collated<T>> implements Iterable<B>, As
       if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`DataLoader: the sampler gave index ${describe(i)}, outside the dataset's [0, ${n})`);
       return i;
     });
-    if (order.length !== this.sampler!.length) throw new RangeError(`DataLoader: the sampler gave ${order.length} indices but its length is ${this.sampler!.length}`);
+    if (order.length !== this.sampler!.length)
+      throw new RangeError(`DataLoader: the sampler gave ${order.length} indices but its length is ${this.sampler!.length}`);
     return order;
   }
 

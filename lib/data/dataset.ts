@@ -62,7 +62,10 @@ export function indexTensor(indices: ArrayLike<number>): Tensor {
 /** `t.index_select(0, idx)`. */
 /** @internal One sample through a dataset's transform and targetTransform; the untransformed image is freed. */
 export function transformSample(
-  img: Tensor, label: number, transform: TransformLike | null, targetTransform: ((target: number) => number) | null,
+  img: Tensor,
+  label: number,
+  transform: TransformLike | null,
+  targetTransform: ((target: number) => number) | null,
 ): [Tensor, number] {
   let out = img;
   if (transform) {

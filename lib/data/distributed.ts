@@ -35,7 +35,10 @@ export class DistributedSampler implements Iterable<number> {
   readonly totalSize: number;
   epoch = 0;
 
-  constructor(readonly dataset: { readonly length: number }, options: DistributedSamplerOptions = {}) {
+  constructor(
+    readonly dataset: { readonly length: number },
+    options: DistributedSamplerOptions = {},
+  ) {
     const fn = 'DistributedSampler()';
     checkOptions(fn, options, ['numReplicas', 'rank', 'shuffle', 'seed', 'dropLast']);
     const need = (what: string): never => {
@@ -54,9 +57,7 @@ export class DistributedSampler implements Iterable<number> {
     this.dropLast = options.dropLast ?? false;
     const n = dataset.length;
     checkInt(fn, 'dataset.length', n, 0);
-    this.numSamples = this.dropLast && n % this.numReplicas !== 0
-      ? Math.ceil((n - this.numReplicas) / this.numReplicas)
-      : Math.ceil(n / this.numReplicas);
+    this.numSamples = this.dropLast && n % this.numReplicas !== 0 ? Math.ceil((n - this.numReplicas) / this.numReplicas) : Math.ceil(n / this.numReplicas);
     this.totalSize = this.numSamples * this.numReplicas;
   }
 
@@ -89,7 +90,11 @@ export class DistributedSampler implements Iterable<number> {
         indices = indices.concat(indices.slice(0, padding));
       } else {
         const reps = Math.ceil(padding / indices.length);
-        indices = indices.concat(Array.from({ length: reps }, () => indices).flat().slice(0, padding));
+        indices = indices.concat(
+          Array.from({ length: reps }, () => indices)
+            .flat()
+            .slice(0, padding),
+        );
       }
     } else {
       indices = indices.slice(0, this.totalSize);

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { native } from '../native.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { fromBuffer } from '../tensor/creation.js';
-import { Tensor, wrap } from '../tensor/tensor.js';
+import { type Tensor, wrap } from '../tensor/tensor.js';
 import { checkOptions, describe } from '../utils/args.js';
 import { type DecodedPixels, decodePixels } from '../io/image.js';
 import { type Transform, isPlannable } from '../transforms/transforms.js';
@@ -67,7 +67,9 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
     this.root = resolve(root);
     if (!isDir(this.root)) throw new Error(`ImageFolder: ${this.root} is not a folder`);
     const exts = (opts.extensions ?? IMG_EXTENSIONS).map((e) => e.toLowerCase());
-    this.classes = readdirSync(this.root).filter((d) => isDir(join(this.root, d))).sort();
+    this.classes = readdirSync(this.root)
+      .filter((d) => isDir(join(this.root, d)))
+      .sort();
     if (this.classes.length === 0) throw new Error(`ImageFolder: couldn't find any class folder in ${this.root}`);
     this.classToIdx = Object.fromEntries(this.classes.map((c, i) => [c, i]));
     this.samples = [];
@@ -183,7 +185,8 @@ export class ImageFolder implements Dataset<[Tensor, number]>, BatchSource {
   }
   private targetsT: Tensor | null = null;
   private targetTensor(): Tensor {
-    return (this.targetsT ??= wrap(native.fromBuffer(BigInt64Array.from(this.targets, BigInt).buffer, 0, [this.targets.length], dtypeCode('int64'), false)));
+    this.targetsT ??= wrap(native.fromBuffer(BigInt64Array.from(this.targets, BigInt).buffer, 0, [this.targets.length], dtypeCode('int64'), false));
+    return this.targetsT;
   }
   _batchTransform(): Transform | null | undefined {
     if (!this.uniform || this.targetTransform || !isPlannable(this.transform)) return undefined;

@@ -70,7 +70,18 @@ export class MNIST extends ImageTensorDataset {
     ['t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3'],
     ['t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c'],
   ];
-  static readonly CLASSES: readonly string[] = ['0 - zero', '1 - one', '2 - two', '3 - three', '4 - four', '5 - five', '6 - six', '7 - seven', '8 - eight', '9 - nine'];
+  static readonly CLASSES: readonly string[] = [
+    '0 - zero',
+    '1 - one',
+    '2 - two',
+    '3 - three',
+    '4 - four',
+    '5 - five',
+    '6 - six',
+    '7 - seven',
+    '8 - eight',
+    '9 - nine',
+  ];
   /** Extra folders searched after `root` (FashionMNIST: Debian's). */
   static readonly SYSTEM_FOLDERS: readonly string[] = [];
 
@@ -152,8 +163,10 @@ export class MNIST extends ImageTensorDataset {
     const dest = opts.root ? join(resolve(opts.root), this.name, 'raw') : `<root>/${this.name}/raw`;
     const extra = this.name === 'FashionMNIST' ? ", install Debian's dataset-fashion-mnist package," : '';
     const how = opts.download ? 'give root, the folder to download into' : 'pass download: true (with root)';
-    return `${this.name}: ${images} and ${labels} (gzipped or not) not found${where.length ? ` in ${where.join(', ')}` : ' (no root given)'}. `
-      + `Put them in ${dest} (from ${this.MIRRORS[0]}, MD5 ${md5[images]} and ${md5[labels]})${extra} or ${how}`;
+    return (
+      `${this.name}: ${images} and ${labels} (gzipped or not) not found${where.length ? ` in ${where.join(', ')}` : ' (no root given)'}. ` +
+      `Put them in ${dest} (from ${this.MIRRORS[0]}, MD5 ${md5[images]} and ${md5[labels]})${extra} or ${how}`
+    );
   }
 }
 
@@ -171,7 +184,18 @@ export class FashionMNIST extends MNIST {
     ['t10k-images-idx3-ubyte.gz', 'bef4ecab320f06d8554ea6380940ec79'],
     ['t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310'],
   ];
-  static override readonly CLASSES: readonly string[] = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+  static override readonly CLASSES: readonly string[] = [
+    'T-shirt/top',
+    'Trouser',
+    'Pullover',
+    'Dress',
+    'Coat',
+    'Sandal',
+    'Shirt',
+    'Sneaker',
+    'Bag',
+    'Ankle boot',
+  ];
   static override readonly SYSTEM_FOLDERS: readonly string[] = [FashionMNIST.DEBIAN_FOLDER];
 }
 

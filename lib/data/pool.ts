@@ -45,7 +45,15 @@ function startWorker(workerData: PoolWorkerData, transferList: MessagePort[]): W
   const fromSource = here.endsWith('.ts');
   const entry = JSON.stringify(new URL(fromSource ? './poolWorker.ts' : './poolWorker.js', here).href);
   // tsx's ESM API (its CommonJS twin cannot register hooks in a worker): the import condition of 'tsx/esm/api'.
-  const tsx = fromSource ? JSON.stringify(pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href) : '';
+  const tsx = fromSource
+    ? JSON.stringify(
+        pathToFileURL(
+          createRequire(here)
+            .resolve('tsx/esm/api')
+            .replace(/\.cjs$/, '.mjs'),
+        ).href,
+      )
+    : '';
   const boot = `import { workerData } from 'node:worker_threads';
 const signal = new Int32Array(workerData.signal);
 const stop = (error) => {
@@ -146,7 +154,10 @@ export function submit(k: number, job: Job): number {
   const s = slot(k);
   const id = nextId++;
   jobSlot.set(id, s);
-  s.worker.postMessage({ id, ...job }, job.inputs.map((i) => i.buffer));
+  s.worker.postMessage(
+    { id, ...job },
+    job.inputs.map((i) => i.buffer),
+  );
   return id;
 }
 

@@ -6,7 +6,7 @@
 // (torch.distributed with gloo) can be a member of the same group.
 import { native, type Handle } from '../native.js';
 import { tensor } from '../tensor/creation.js';
-import { Tensor, handleOf, wrap } from '../tensor/tensor.js';
+import { type Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { checkInt, checkOneOf, checkOptions, describe } from '../utils/args.js';
 
 /** Reductions for {@link allReduce}: `ReduceOp.SUM` etc. in PyTorch. */
@@ -64,7 +64,10 @@ export interface InitProcessGroupOptions {
 function envInt(name: string, given: number | undefined): number {
   if (given !== undefined) return given;
   const v = process.env[name];
-  if (v === undefined || v === '') throw new Error(`initProcessGroup(): environment variable ${name} is not set (env:// needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, as torchrun sets them)`);
+  if (v === undefined || v === '')
+    throw new Error(
+      `initProcessGroup(): environment variable ${name} is not set (env:// needs RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, as torchrun sets them)`,
+    );
   const n = Number(v);
   if (!Number.isInteger(n)) throw new Error(`initProcessGroup(): environment variable ${name} must be an integer, got '${v}'`);
   return n;

@@ -75,8 +75,13 @@ export function launch(script: string, args: readonly string[], options: LaunchO
   for (let local = 0; local < nproc; local++) {
     const env = {
       ...process.env,
-      RANK: String(nodeRank * nproc + local), LOCAL_RANK: String(local), WORLD_SIZE: String(nnodes * nproc),
-      LOCAL_WORLD_SIZE: String(nproc), GROUP_RANK: String(nodeRank), MASTER_ADDR: addr, MASTER_PORT: String(port),
+      RANK: String(nodeRank * nproc + local),
+      LOCAL_RANK: String(local),
+      WORLD_SIZE: String(nnodes * nproc),
+      LOCAL_WORLD_SIZE: String(nproc),
+      GROUP_RANK: String(nodeRank),
+      MASTER_ADDR: addr,
+      MASTER_PORT: String(port),
       OMP_NUM_THREADS: String(threads),
     };
     // detached: a process group of its own, so that Ctrl-C reaches it once, from here. The IPC

@@ -59,7 +59,8 @@ function hashPrefix(file: string, checkHash: boolean | undefined): string | unde
 /** What the downloader needs of the hub's options. */
 function downloadOptions(file: string, opts: HubOptions): DownloadOptions {
   return {
-    progress: opts.progress ?? true, sha256Prefix: hashPrefix(file, opts.checkHash),
+    progress: opts.progress ?? true,
+    sha256Prefix: hashPrefix(file, opts.checkHash),
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
     ...(opts.totalTimeoutMs === undefined ? {} : { totalTimeoutMs: opts.totalTimeoutMs }),
   };

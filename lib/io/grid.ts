@@ -68,7 +68,10 @@ export function makeGrid(images: Tensor | Tensor[], opts: MakeGridOptions = {}):
       const grid = full([c, height * ymaps + padding, width * xmaps + padding], opts.padValue ?? 0, { dtype: t.dtype, device: t.device });
       for (let k = 0; k < n; k++) {
         const [y, x] = [Math.floor(k / xmaps), k % xmaps];
-        grid.narrow(1, y * height + padding, height - padding).narrow(2, x * width + padding, width - padding).copy_(t.select(0, k));
+        grid
+          .narrow(1, y * height + padding, height - padding)
+          .narrow(2, x * width + padding, width - padding)
+          .copy_(t.select(0, k));
       }
       return grid;
     }),

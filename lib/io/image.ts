@@ -22,7 +22,9 @@ export interface DecodedPixels {
  */
 export async function decodePixels(input: string | Uint8Array, mode: ImageReadMode = 'RGB'): Promise<DecodedPixels> {
   const { default: sharp } = await import('sharp');
-  const img = sharp(input, { failOn: 'error' }).removeAlpha().toColourspace(mode === 'RGB' ? 'srgb' : 'b-w');
+  const img = sharp(input, { failOn: 'error' })
+    .removeAlpha()
+    .toColourspace(mode === 'RGB' ? 'srgb' : 'b-w');
   const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
   const channels = mode === 'RGB' ? 3 : 1;
   if (info.channels !== channels) throw new Error(`decoded to ${info.channels} channels`);

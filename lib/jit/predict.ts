@@ -24,7 +24,10 @@ function weightsVersion(m: Module<any, any>): number {
 function compiled(m: Module<any, any>, inputs: Tensor[]): ScriptModule {
   const key = inputs.map((x) => `${x.dtype}[${x.shape.slice(1).join(',')}]`).join(';');
   let perShape = cache.get(m);
-  if (!perShape) cache.set(m, (perShape = new Map()));
+  if (!perShape) {
+    perShape = new Map();
+    cache.set(m, perShape);
+  }
   const version = weightsVersion(m);
   const hit = perShape.get(key);
   if (hit && hit.version === version && !hit.script.isDisposed) return hit.script;
@@ -84,4 +87,3 @@ export const inferenceCompiler: InferenceCompiler = {
     cache.delete(m);
   },
 };
-

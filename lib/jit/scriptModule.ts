@@ -2,7 +2,7 @@
 // TorchScript graph run by libtorch's interpreter: synchronously, or on a libuv
 // worker thread (forwardAsync), where no JS runs and the event loop stays free.
 import { type Handle, type ScriptHandle, type ScriptOutput, native } from '../native.js';
-import { Tensor, handleOf, wrap } from '../tensor/tensor.js';
+import { type Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
 
 /** A `prim::Constant`'s value: a tensor (the weights), a number, a boolean, a string, a number list, or null (None). */
@@ -87,7 +87,9 @@ export class ScriptModule {
     if (typeof path !== 'string' || path === '') throw new TypeError(`ScriptModule.save: path must be a non-empty string, got ${describe(path)}`);
     if (this.optimized) {
       // libtorch writes such a file but cannot read it back (nor can Python): its constants are oneDNN objects.
-      throw new Error('ScriptModule.save: a module from optimizeForInference holds pre-packed oneDNN weights, which a TorchScript file cannot hold; save the traced or frozen module (optimize after loading)');
+      throw new Error(
+        'ScriptModule.save: a module from optimizeForInference holds pre-packed oneDNN weights, which a TorchScript file cannot hold; save the traced or frozen module (optimize after loading)',
+      );
     }
     native.jitSave(this.live('save'), path);
   }
@@ -107,7 +109,9 @@ export class ScriptModule {
   }
 
   toString(): string {
-    return this.isDisposed ? 'ScriptModule(disposed)' : `ScriptModule(${this.inputShapes ? `traced on ${this.inputShapes.map((s) => `[${s.join(', ')}]`).join(', ')}` : 'loaded'})`;
+    return this.isDisposed
+      ? 'ScriptModule(disposed)'
+      : `ScriptModule(${this.inputShapes ? `traced on ${this.inputShapes.map((s) => `[${s.join(', ')}]`).join(', ')}` : 'loaded'})`;
   }
 
   /** @internal the handle, or a clear error once disposed. */

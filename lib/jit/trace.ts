@@ -37,13 +37,12 @@ type Forward = (...inputs: Tensor[]) => Tensor | Tensor[];
  */
 export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor | Tensor[], options: TraceOptions = {}): ScriptModule {
   checkOptions('jit.trace', options, ['checkTrace', 'checkTolerance']);
-  const forward: Forward =
-    module instanceof Module ? (...xs) => module(...xs) : typeof module === 'function' ? module : notTraceable(module);
+  const forward: Forward = module instanceof Module ? (...xs) => module(...xs) : typeof module === 'function' ? module : notTraceable(module);
   const inputs = Array.isArray(exampleInputs) ? exampleInputs : [exampleInputs];
   const handles = inputs.map((x, i) => handleOf(x, `jit.trace: example input ${i}`));
   let outputs: Tensor[] = [];
   let single = true;
-  let script;
+  let script: ReturnType<typeof native.jitTrace>;
   try {
     script = native.jitTrace(
       (traced: Handle[]) => {
@@ -65,7 +64,10 @@ export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor 
   } finally {
     for (const t of outputs) t.dispose();
   }
-  const compiled = new ScriptModule(script, inputs.map((x) => x.shape));
+  const compiled = new ScriptModule(
+    script,
+    inputs.map((x) => x.shape),
+  );
   if (options.checkTrace ?? true) {
     try {
       checkTrace(compiled, forward, inputs, options.checkTolerance ?? 1e-5);

@@ -78,9 +78,11 @@ function resolve(nodes: GraphNode[], query: string): number {
     .sort((a, b) => a.d - b.d)
     .slice(0, 5)
     .map((c) => `'${c.name}'`);
-  throw new Error(`node: '${query}' is not present in model.` +
-    (close.length ? ` Close names: ${close.join(', ')}.` : '') +
-    ' Use getGraphNodeNames(model) for the valid names.');
+  throw new Error(
+    `node: '${query}' is not present in model.` +
+      (close.length ? ` Close names: ${close.join(', ')}.` : '') +
+      ' Use getGraphNodeNames(model) for the valid names.',
+  );
 }
 
 // The part of `m` (at `path`) that the kept nodes use: Sequentials cut after

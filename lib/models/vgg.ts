@@ -3,15 +3,21 @@
 // 32×32 CIFAR-10 VGG of the tutorial this project grew from.
 import { noGrad } from '../autograd.js';
 import * as init from '../nn/init.js';
-import {
-  AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential,
-} from '../nn/modules/index.js';
-import { Tensor, handleOf } from '../tensor/tensor.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, ReLU, Sequential } from '../nn/modules/index.js';
+import { type Tensor, handleOf } from '../tensor/tensor.js';
 import { checkBoolean, checkInt, checkOptions, describe } from '../utils/args.js';
 import { loadStateDictFromUrlSync } from '../hub/index.js';
 import {
-  VGG11_BN_Weights, VGG11_Weights, VGG13_BN_Weights, VGG13_Weights, VGG16_BN_Weights, VGG16_Weights, VGG19_BN_Weights,
-  VGG19_Weights, Weights, verifyWeights,
+  VGG11_BN_Weights,
+  VGG11_Weights,
+  VGG13_BN_Weights,
+  VGG13_Weights,
+  VGG16_BN_Weights,
+  VGG16_Weights,
+  VGG19_BN_Weights,
+  VGG19_Weights,
+  type Weights,
+  verifyWeights,
 } from './weights.js';
 
 /** A layer configuration: output channels of a 3×3 conv, or `'M'` for a 2×2 max-pool. */
@@ -95,19 +101,25 @@ export class VGG extends Module {
     this.features = features;
     this.avgpool = useAvgpool ? new AdaptiveAvgPool2d([7, 7]) : undefined;
     if (!useAvgpool) delete (this as { avgpool?: unknown }).avgpool; // no such child, as in the tutorial's class
-    const input = useAvgpool ? null : opts.inputSize ?? [224, 224];
+    const input = useAvgpool ? null : (opts.inputSize ?? [224, 224]);
     const probe = [1, opts.inChannels ?? 3, ...(input ?? [224, 224])];
     const flat = useAvgpool ? this.avgpool!.outputShape(features.outputShape(probe)) : features.outputShape(probe);
     if (flat.slice(1).some((d) => !(d > 0))) {
       const pools = [...features.modules()].filter((m) => m instanceof MaxPool2d).length;
-      throw new RangeError(`VGG: inputSize [${probe.slice(2).join(', ')}] is too small for these features: they reduce it to ` +
-        `${flat.slice(2).join('×')} (each of the ${pools} max-pools halves it); use at least [${2 ** pools}, ${2 ** pools}]`);
+      throw new RangeError(
+        `VGG: inputSize [${probe.slice(2).join(', ')}] is too small for these features: they reduce it to ` +
+          `${flat.slice(2).join('×')} (each of the ${pools} max-pools halves it); use at least [${2 ** pools}, ${2 ** pools}]`,
+      );
     }
     this._built = { input, flat: flat.slice(1) };
     const inFeatures = flat.slice(1).reduce((a, b) => a * b, 1);
     this.classifier = new Sequential(
-      new Linear(inFeatures, 4096), new ReLU(true), new Dropout(dropout),
-      new Linear(4096, 4096), new ReLU(true), new Dropout(dropout),
+      new Linear(inFeatures, 4096),
+      new ReLU(true),
+      new Dropout(dropout),
+      new Linear(4096, 4096),
+      new ReLU(true),
+      new Dropout(dropout),
       new Linear(4096, numClasses),
     );
     if (opts.initWeights ?? true) this.initializeWeights();
@@ -141,8 +153,10 @@ export class VGG extends Module {
   private checkInput(x: Tensor): Tensor {
     handleOf(x, 'input');
     if (x.ndim !== 4) {
-      throw new RangeError(`VGG: expected a 4-d (N, C, H, W) batch, got shape [${x.shape.join(', ')}]` +
-        (x.ndim === 3 ? '; for a single image, add the batch dimension with x.unsqueeze(0)' : ''));
+      throw new RangeError(
+        `VGG: expected a 4-d (N, C, H, W) batch, got shape [${x.shape.join(', ')}]` +
+          (x.ndim === 3 ? '; for a single image, add the batch dimension with x.unsqueeze(0)' : ''),
+      );
     }
     return x;
   }
@@ -157,10 +171,12 @@ export class VGG extends Module {
     const expected = this._built.flat;
     const built = this._built.input ? `built for ${this._built.input.join('×')} input` : 'after the 7×7 avgpool';
     const hw = inputShape.slice(-2).join('×');
-    return `VGG: the classifier takes ${expected.join(' × ')} = ${expected.reduce((a, b) => a * b, 1)} features (${built}), ` +
+    return (
+      `VGG: the classifier takes ${expected.join(' × ')} = ${expected.reduce((a, b) => a * b, 1)} features (${built}), ` +
       `but a ${hw} input gives ${got.join(' × ')} = ${got.reduce((a, b) => a * b, 1)}. ` +
       `Build the model with { avgpool: false, inputSize: [${inputShape.slice(-2).join(', ')}] } for this input size ` +
-      '(vggTutorial() takes just inputSize), or keep avgpool (the default of the torchvision factories) to accept any size.';
+      '(vggTutorial() takes just inputSize), or keep avgpool (the default of the torchvision factories) to accept any size.'
+    );
   }
 
   outputShape(shape: number[]): number[] {
@@ -244,6 +260,9 @@ export function vggTutorial(opts: Omit<VGGOptions, 'avgpool'> & { batchNorm?: bo
   checkOptions('vggTutorial()', opts, [...VGG_OPTIONS.filter((k) => k !== 'avgpool'), 'batchNorm']);
   const { batchNorm, ...rest } = opts;
   return new VGG(makeLayers(cfgs.tutorial, { batchNorm, inChannels: rest.inChannels }), {
-    numClasses: 10, inputSize: [32, 32], ...rest, avgpool: false,
+    numClasses: 10,
+    inputSize: [32, 32],
+    ...rest,
+    avgpool: false,
   });
 }

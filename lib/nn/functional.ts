@@ -16,7 +16,7 @@
 import { native, op } from '../native.js';
 import { backends } from '../runtime.js';
 import type { DType } from '../tensor/dtype.js';
-import { type Reduction, Tensor, broadcastTensors, handleOf, reductionCode, wrap } from '../tensor/tensor.js';
+import { type Reduction, type Tensor, broadcastTensors, handleOf, reductionCode, wrap } from '../tensor/tensor.js';
 import { checkInt, checkIntPair, checkOneOf, describe, parseArgs } from '../utils/args.js';
 import { type Pair, pair } from './modules/utils.js';
 
@@ -46,20 +46,41 @@ export function conv2d(input: Tensor, weight: Tensor, options?: ConvOptions): Te
 /** {@link conv2d} with the leading arguments positionally, the rest by name. */
 export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, options?: Omit<ConvOptions, 'bias'>): Tensor;
 /** {@link conv2d} with the leading arguments positionally, the rest by name. */
-export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: Pair | undefined, options?: Omit<ConvOptions, 'bias' | 'stride'>): Tensor;
+export function conv2d(
+  input: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  stride: Pair | undefined,
+  options?: Omit<ConvOptions, 'bias' | 'stride'>,
+): Tensor;
 /** {@link conv2d} with the leading arguments positionally, the rest by name. */
 export function conv2d(
-  input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: Pair | undefined, padding: Pair | 'same' | 'valid' | undefined,
+  input: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  stride: Pair | undefined,
+  padding: Pair | 'same' | 'valid' | undefined,
   options?: Pick<ConvOptions, 'dilation' | 'groups'>,
 ): Tensor;
 /** {@link conv2d} with the leading arguments positionally, the rest by name. */
 export function conv2d(
-  input: Tensor, weight: Tensor, bias: Tensor | null | undefined, stride: Pair | undefined, padding: Pair | 'same' | 'valid' | undefined,
-  dilation: Pair | undefined, options?: Pick<ConvOptions, 'groups'>,
+  input: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  stride: Pair | undefined,
+  padding: Pair | 'same' | 'valid' | undefined,
+  dilation: Pair | undefined,
+  options?: Pick<ConvOptions, 'groups'>,
 ): Tensor;
 /** {@link conv2d} with its arguments positionally, in Python's order. */
 export function conv2d(
-  input: Tensor, weight: Tensor, bias?: Tensor | null, stride?: Pair, padding?: Pair | 'same' | 'valid', dilation?: Pair, groups?: number,
+  input: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  stride?: Pair,
+  padding?: Pair | 'same' | 'valid',
+  dilation?: Pair,
+  groups?: number,
 ): Tensor;
 export function conv2d(input: Tensor, weight: Tensor, ...args: unknown[]): Tensor {
   const a = parseArgs<ConvOptions>('conv2d()', args, CONV_ARGS);
@@ -127,28 +148,52 @@ export function batchNorm(input: Tensor, options: BatchNormOptions & Required<Pi
 export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, options?: Omit<BatchNormOptions, BatchNormStats>): Tensor;
 /** {@link batchNorm} with the leading arguments positionally, the rest by name. */
 export function batchNorm(
-  input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null | undefined,
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null | undefined,
   options?: Omit<BatchNormOptions, BatchNormStats | 'weight'>,
 ): Tensor;
 /** {@link batchNorm} with the leading arguments positionally, the rest by name. */
 export function batchNorm(
-  input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null | undefined, bias: Tensor | null | undefined,
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null | undefined,
+  bias: Tensor | null | undefined,
   options?: Pick<BatchNormOptions, 'training' | 'momentum' | 'eps'>,
 ): Tensor;
 /** {@link batchNorm} with the leading arguments positionally, the rest by name. */
 export function batchNorm(
-  input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null | undefined, bias: Tensor | null | undefined,
-  training: boolean | undefined, options?: Pick<BatchNormOptions, 'momentum' | 'eps'>,
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null | undefined,
+  bias: Tensor | null | undefined,
+  training: boolean | undefined,
+  options?: Pick<BatchNormOptions, 'momentum' | 'eps'>,
 ): Tensor;
 /** {@link batchNorm} with the leading arguments positionally, the rest by name. */
 export function batchNorm(
-  input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null | undefined, bias: Tensor | null | undefined,
-  training: boolean | undefined, momentum: number | undefined, options?: Pick<BatchNormOptions, 'eps'>,
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight: Tensor | null | undefined,
+  bias: Tensor | null | undefined,
+  training: boolean | undefined,
+  momentum: number | undefined,
+  options?: Pick<BatchNormOptions, 'eps'>,
 ): Tensor;
 /** {@link batchNorm} with its arguments positionally, in Python's order. */
 export function batchNorm(
-  input: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight?: Tensor | null, bias?: Tensor | null,
-  training?: boolean, momentum?: number, eps?: number,
+  input: Tensor,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  training?: boolean,
+  momentum?: number,
+  eps?: number,
 ): Tensor;
 export function batchNorm(input: Tensor, ...args: unknown[]): Tensor {
   const opts = parseArgs<BatchNormOptions>('batchNorm()', args, BATCH_NORM_ARGS, { required: ['runningMean', 'runningVar'] });
@@ -160,11 +205,20 @@ export function batchNorm(input: Tensor, ...args: unknown[]): Tensor {
     if (perChannel === 1) throw new Error(`Expected more than 1 value per channel when training, got input size [${size.join(', ')}]`);
   }
   const h = (t: Tensor | null | undefined, what: string) => (t == null ? null : handleOf(t, what));
-  return wrap(native.call(
-    op('aten::batch_norm'), handleOf(input, 'input'), h(opts.weight, 'weight'), h(opts.bias, 'bias'),
-    h(runningMean, 'runningMean'), h(runningVar, 'runningVar'), training, opts.momentum ?? 0.1, opts.eps ?? 1e-5,
-    backends.cudnn.isAvailable(),
-  ));
+  return wrap(
+    native.call(
+      op('aten::batch_norm'),
+      handleOf(input, 'input'),
+      h(opts.weight, 'weight'),
+      h(opts.bias, 'bias'),
+      h(runningMean, 'runningMean'),
+      h(runningVar, 'runningVar'),
+      training,
+      opts.momentum ?? 0.1,
+      opts.eps ?? 1e-5,
+      backends.cudnn.isAvailable(),
+    ),
+  );
 }
 
 /** The options of {@link maxPool2d} and {@link maxPool2dWithIndices} (and of `nn.MaxPool2d`). */
@@ -195,21 +249,36 @@ export function maxPool2d(input: Tensor, options: MaxPool2dOptions & { kernelSiz
 /** {@link maxPool2d} with the leading arguments positionally, the rest by name. */
 export function maxPool2d(input: Tensor, kernelSize: Pair, options?: Omit<MaxPool2dOptions, 'kernelSize'>): Tensor;
 /** {@link maxPool2d} with the leading arguments positionally, the rest by name. */
-export function maxPool2d(input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, options?: Pick<MaxPool2dOptions, 'padding' | 'dilation' | 'ceilMode'>): Tensor;
-/** {@link maxPool2d} with the leading arguments positionally, the rest by name. */
 export function maxPool2d(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, options?: Pick<MaxPool2dOptions, 'dilation' | 'ceilMode'>,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  options?: Pick<MaxPool2dOptions, 'padding' | 'dilation' | 'ceilMode'>,
 ): Tensor;
 /** {@link maxPool2d} with the leading arguments positionally, the rest by name. */
 export function maxPool2d(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, dilation: Pair | undefined,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  options?: Pick<MaxPool2dOptions, 'dilation' | 'ceilMode'>,
+): Tensor;
+/** {@link maxPool2d} with the leading arguments positionally, the rest by name. */
+export function maxPool2d(
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  dilation: Pair | undefined,
   options?: Pick<MaxPool2dOptions, 'ceilMode'>,
 ): Tensor;
 /** {@link maxPool2d} with its arguments positionally, in Python's order. */
 export function maxPool2d(input: Tensor, kernelSize: Pair, stride?: Pair | null, padding?: Pair, dilation?: Pair, ceilMode?: boolean): Tensor;
 export function maxPool2d(input: Tensor, ...args: unknown[]): Tensor {
   const a = poolArgs<MaxPool2dOptions>('maxPool2d()', args, MAX_POOL_ARGS);
-  return wrap(native.call(op('aten::max_pool2d'), handleOf(input, 'input'), a.kernelSize, a.stride ?? [], a.padding ?? 0, a.dilation ?? 1, a.ceilMode ?? false));
+  return wrap(
+    native.call(op('aten::max_pool2d'), handleOf(input, 'input'), a.kernelSize, a.stride ?? [], a.padding ?? 0, a.dilation ?? 1, a.ceilMode ?? false),
+  );
 }
 
 /**
@@ -227,32 +296,56 @@ export function maxPool2dWithIndices(input: Tensor, options: MaxPool2dOptions & 
 export function maxPool2dWithIndices(input: Tensor, kernelSize: Pair, options?: Omit<MaxPool2dOptions, 'kernelSize'>): [Tensor, Tensor];
 /** {@link maxPool2dWithIndices} with the leading arguments positionally, the rest by name. */
 export function maxPool2dWithIndices(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, options?: Pick<MaxPool2dOptions, 'padding' | 'dilation' | 'ceilMode'>,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  options?: Pick<MaxPool2dOptions, 'padding' | 'dilation' | 'ceilMode'>,
 ): [Tensor, Tensor];
 /** {@link maxPool2dWithIndices} with the leading arguments positionally, the rest by name. */
 export function maxPool2dWithIndices(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, options?: Pick<MaxPool2dOptions, 'dilation' | 'ceilMode'>,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  options?: Pick<MaxPool2dOptions, 'dilation' | 'ceilMode'>,
 ): [Tensor, Tensor];
 /** {@link maxPool2dWithIndices} with the leading arguments positionally, the rest by name. */
 export function maxPool2dWithIndices(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, dilation: Pair | undefined,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  dilation: Pair | undefined,
   options?: Pick<MaxPool2dOptions, 'ceilMode'>,
 ): [Tensor, Tensor];
 /** {@link maxPool2dWithIndices} with its arguments positionally, in Python's order. */
 export function maxPool2dWithIndices(
-  input: Tensor, kernelSize: Pair, stride?: Pair | null, padding?: Pair, dilation?: Pair, ceilMode?: boolean,
+  input: Tensor,
+  kernelSize: Pair,
+  stride?: Pair | null,
+  padding?: Pair,
+  dilation?: Pair,
+  ceilMode?: boolean,
 ): [Tensor, Tensor];
 export function maxPool2dWithIndices(input: Tensor, ...args: unknown[]): [Tensor, Tensor] {
   const a = poolArgs<MaxPool2dOptions>('maxPool2dWithIndices()', args, MAX_POOL_ARGS);
   const [out, idx] = native.call(
-    op('aten::max_pool2d_with_indices'), handleOf(input, 'input'), a.kernelSize, a.stride ?? [], a.padding ?? 0, a.dilation ?? 1, a.ceilMode ?? false,
+    op('aten::max_pool2d_with_indices'),
+    handleOf(input, 'input'),
+    a.kernelSize,
+    a.stride ?? [],
+    a.padding ?? 0,
+    a.dilation ?? 1,
+    a.ceilMode ?? false,
   );
   return [wrap(out), wrap(idx)];
 }
 
 /** A pooling function's arguments after `input`, parsed and checked. */
 function poolArgs<T extends { kernelSize?: Pair; stride?: Pair | null; padding?: Pair }>(
-  fn: string, args: readonly unknown[], names: readonly string[],
+  fn: string,
+  args: readonly unknown[],
+  names: readonly string[],
 ): T & { kernelSize: Pair } {
   const a = parseArgs<T & { kernelSize: Pair }>(fn, args, names, { required: ['kernelSize'] });
   checkPoolArgs(fn, a.kernelSize, a);
@@ -291,29 +384,55 @@ export function avgPool2d(input: Tensor, kernelSize: Pair, options?: Omit<AvgPoo
 export function avgPool2d(input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, options?: Omit<AvgPool2dOptions, 'kernelSize' | 'stride'>): Tensor;
 /** {@link avgPool2d} with the leading arguments positionally, the rest by name. */
 export function avgPool2d(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
   options?: Pick<AvgPool2dOptions, 'ceilMode' | 'countIncludePad' | 'divisorOverride'>,
 ): Tensor;
 /** {@link avgPool2d} with the leading arguments positionally, the rest by name. */
 export function avgPool2d(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, ceilMode: boolean | undefined,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  ceilMode: boolean | undefined,
   options?: Pick<AvgPool2dOptions, 'countIncludePad' | 'divisorOverride'>,
 ): Tensor;
 /** {@link avgPool2d} with the leading arguments positionally, the rest by name. */
 export function avgPool2d(
-  input: Tensor, kernelSize: Pair, stride: Pair | null | undefined, padding: Pair | undefined, ceilMode: boolean | undefined,
-  countIncludePad: boolean | undefined, options?: Pick<AvgPool2dOptions, 'divisorOverride'>,
+  input: Tensor,
+  kernelSize: Pair,
+  stride: Pair | null | undefined,
+  padding: Pair | undefined,
+  ceilMode: boolean | undefined,
+  countIncludePad: boolean | undefined,
+  options?: Pick<AvgPool2dOptions, 'divisorOverride'>,
 ): Tensor;
 /** {@link avgPool2d} with its arguments positionally, in Python's order. */
 export function avgPool2d(
-  input: Tensor, kernelSize: Pair, stride?: Pair | null, padding?: Pair, ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null,
+  input: Tensor,
+  kernelSize: Pair,
+  stride?: Pair | null,
+  padding?: Pair,
+  ceilMode?: boolean,
+  countIncludePad?: boolean,
+  divisorOverride?: number | null,
 ): Tensor;
 export function avgPool2d(input: Tensor, ...args: unknown[]): Tensor {
   const a = poolArgs<AvgPool2dOptions>('avgPool2d()', args, AVG_POOL_ARGS);
-  return wrap(native.call(
-    op('aten::avg_pool2d'), handleOf(input, 'input'), a.kernelSize, a.stride ?? [], a.padding ?? 0,
-    a.ceilMode ?? false, a.countIncludePad ?? true, a.divisorOverride ?? null,
-  ));
+  return wrap(
+    native.call(
+      op('aten::avg_pool2d'),
+      handleOf(input, 'input'),
+      a.kernelSize,
+      a.stride ?? [],
+      a.padding ?? 0,
+      a.ceilMode ?? false,
+      a.countIncludePad ?? true,
+      a.divisorOverride ?? null,
+    ),
+  );
 }
 
 /** An adaptive pool's output size: a null entry keeps the input's size there. */
@@ -480,11 +599,17 @@ export function crossEntropy(input: Tensor, target: Tensor, ...args: unknown[]):
   const opts = parseArgs<CrossEntropyOptions>('crossEntropy()', args, ['weight', 'ignoreIndex', 'reduction', 'labelSmoothing'], {
     keywordOnly: ['ignoreIndex', 'reduction', 'labelSmoothing'],
   });
-  return wrap(native.call(
-    op('aten::cross_entropy_loss'), handleOf(input, 'input'), handleOf(target, 'target'),
-    opts.weight == null ? null : handleOf(opts.weight, 'weight'), reductionCode(opts.reduction ?? 'mean'),
-    opts.ignoreIndex ?? -100, opts.labelSmoothing ?? 0,
-  ));
+  return wrap(
+    native.call(
+      op('aten::cross_entropy_loss'),
+      handleOf(input, 'input'),
+      handleOf(target, 'target'),
+      opts.weight == null ? null : handleOf(opts.weight, 'weight'),
+      reductionCode(opts.reduction ?? 'mean'),
+      opts.ignoreIndex ?? -100,
+      opts.labelSmoothing ?? 0,
+    ),
+  );
 }
 
 /**
@@ -497,10 +622,16 @@ export function nllLoss(input: Tensor, target: Tensor, options?: LossOptions): T
 export function nllLoss(input: Tensor, target: Tensor, weight: Tensor | null | undefined, options?: Omit<LossOptions, 'weight'>): Tensor;
 export function nllLoss(input: Tensor, target: Tensor, ...args: unknown[]): Tensor {
   const opts = parseArgs<LossOptions>('nllLoss()', args, ['weight', 'ignoreIndex', 'reduction'], { keywordOnly: ['ignoreIndex', 'reduction'] });
-  return wrap(native.call(
-    op('aten::nll_loss_nd'), handleOf(input, 'input'), handleOf(target, 'target'),
-    opts.weight == null ? null : handleOf(opts.weight, 'weight'), reductionCode(opts.reduction ?? 'mean'), opts.ignoreIndex ?? -100,
-  ));
+  return wrap(
+    native.call(
+      op('aten::nll_loss_nd'),
+      handleOf(input, 'input'),
+      handleOf(target, 'target'),
+      opts.weight == null ? null : handleOf(opts.weight, 'weight'),
+      reductionCode(opts.reduction ?? 'mean'),
+      opts.ignoreIndex ?? -100,
+    ),
+  );
 }
 
 let warnedMseBroadcast = false;
@@ -565,27 +696,47 @@ export function interpolate(input: Tensor, options: InterpolateOptions): Tensor;
 export function interpolate(input: Tensor, size: InterpolateSize, options?: Omit<InterpolateOptions, 'size'>): Tensor;
 /** {@link interpolate} with the leading arguments positionally, the rest by name. */
 export function interpolate(
-  input: Tensor, size: InterpolateSize, scaleFactor: InterpolateScale, options?: Omit<InterpolateOptions, 'size' | 'scaleFactor'>,
+  input: Tensor,
+  size: InterpolateSize,
+  scaleFactor: InterpolateScale,
+  options?: Omit<InterpolateOptions, 'size' | 'scaleFactor'>,
 ): Tensor;
 /** {@link interpolate} with the leading arguments positionally, the rest by name. */
 export function interpolate(
-  input: Tensor, size: InterpolateSize, scaleFactor: InterpolateScale, mode: InterpolateMode,
+  input: Tensor,
+  size: InterpolateSize,
+  scaleFactor: InterpolateScale,
+  mode: InterpolateMode,
   options?: Pick<InterpolateOptions, 'alignCorners' | 'recomputeScaleFactor' | 'antialias'>,
 ): Tensor;
 /** {@link interpolate} with the leading arguments positionally, the rest by name. */
 export function interpolate(
-  input: Tensor, size: InterpolateSize, scaleFactor: InterpolateScale, mode: InterpolateMode, alignCorners: boolean | null | undefined,
+  input: Tensor,
+  size: InterpolateSize,
+  scaleFactor: InterpolateScale,
+  mode: InterpolateMode,
+  alignCorners: boolean | null | undefined,
   options?: Pick<InterpolateOptions, 'recomputeScaleFactor' | 'antialias'>,
 ): Tensor;
 /** {@link interpolate} with the leading arguments positionally, the rest by name. */
 export function interpolate(
-  input: Tensor, size: InterpolateSize, scaleFactor: InterpolateScale, mode: InterpolateMode, alignCorners: boolean | null | undefined,
-  recomputeScaleFactor: boolean | null | undefined, options?: Pick<InterpolateOptions, 'antialias'>,
+  input: Tensor,
+  size: InterpolateSize,
+  scaleFactor: InterpolateScale,
+  mode: InterpolateMode,
+  alignCorners: boolean | null | undefined,
+  recomputeScaleFactor: boolean | null | undefined,
+  options?: Pick<InterpolateOptions, 'antialias'>,
 ): Tensor;
 /** {@link interpolate} with its arguments positionally, in Python's order. */
 export function interpolate(
-  input: Tensor, size?: InterpolateSize, scaleFactor?: InterpolateScale, mode?: InterpolateMode, alignCorners?: boolean | null,
-  recomputeScaleFactor?: boolean | null, antialias?: boolean,
+  input: Tensor,
+  size?: InterpolateSize,
+  scaleFactor?: InterpolateScale,
+  mode?: InterpolateMode,
+  alignCorners?: boolean | null,
+  recomputeScaleFactor?: boolean | null,
+  antialias?: boolean,
 ): Tensor;
 export function interpolate(input: Tensor, ...args: unknown[]): Tensor {
   const h = handleOf(input, 'input');
@@ -601,7 +752,9 @@ export function interpolate(input: Tensor, ...args: unknown[]): Tensor {
     throw new TypeError('align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear');
   }
   if ((size === undefined) === (scaleFactor === undefined)) {
-    throw new TypeError(size === undefined ? 'interpolate(): either size or scaleFactor should be defined' : 'interpolate(): only one of size or scaleFactor should be defined');
+    throw new TypeError(
+      size === undefined ? 'interpolate(): either size or scaleFactor should be defined' : 'interpolate(): only one of size or scaleFactor should be defined',
+    );
   }
   if (size !== undefined) checkIntPair('interpolate()', 'size', size, 1);
   const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
@@ -617,8 +770,14 @@ export function interpolate(input: Tensor, ...args: unknown[]): Tensor {
     scales = null;
   }
   if (mode === 'nearest') return wrap(native.call(op('aten::upsample_nearest2d', 'vec'), h, outputSize, scales));
-  const name = mode === 'bilinear' ? (opts.antialias ? 'aten::_upsample_bilinear2d_aa' : 'aten::upsample_bilinear2d')
-    : opts.antialias ? 'aten::_upsample_bicubic2d_aa' : 'aten::upsample_bicubic2d';
+  const name =
+    mode === 'bilinear'
+      ? opts.antialias
+        ? 'aten::_upsample_bilinear2d_aa'
+        : 'aten::upsample_bilinear2d'
+      : opts.antialias
+        ? 'aten::_upsample_bicubic2d_aa'
+        : 'aten::upsample_bicubic2d';
   return wrap(native.call(op(name, 'vec'), h, outputSize, alignCorners ?? false, scales));
 }
 
@@ -645,7 +804,8 @@ export function pad(input: Tensor, padding: number[], mode?: PadMode, value?: nu
 export function pad(input: Tensor, padding: number[], ...args: unknown[]): Tensor {
   const opts = parseArgs<PadOptions>('pad()', args, ['mode', 'value']);
   const mode = opts.mode ?? 'constant';
-  if (!Array.isArray(padding) || !padding.every(Number.isInteger)) throw new TypeError(`pad(): argument 'padding' must be an array of integers, got ${describe(padding)}`);
+  if (!Array.isArray(padding) || !padding.every(Number.isInteger))
+    throw new TypeError(`pad(): argument 'padding' must be an array of integers, got ${describe(padding)}`);
   checkOneOf('pad()', 'mode', mode, ['constant', 'reflect', 'replicate', 'circular']);
   if (padding.length % 2 !== 0) throw new RangeError(`Padding length must be divisible by 2, got ${padding.length}`);
   if (padding.length / 2 > input.ndim) throw new RangeError(`Padding length too large: ${padding.length} for a ${input.ndim}-D input`);

@@ -1,7 +1,20 @@
 // torch.nn: modules, layers, init and functional.
 export {
-  Module, Parameter, Sequential, ModuleList,
-  Conv2d, BatchNorm2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Linear, ReLU, Dropout, Flatten, Identity, CrossEntropyLoss,
+  Module,
+  Parameter,
+  Sequential,
+  ModuleList,
+  Conv2d,
+  BatchNorm2d,
+  MaxPool2d,
+  AvgPool2d,
+  AdaptiveAvgPool2d,
+  Linear,
+  ReLU,
+  Dropout,
+  Flatten,
+  Identity,
+  CrossEntropyLoss,
 } from './modules/index.js';
 export type { LoadResult, Conv2dOptions, BatchNorm2dOptions, FactoryOptions } from './modules/index.js';
 export type { MaxPool2dOptions, AvgPool2dOptions } from './functional.js';

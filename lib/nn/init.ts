@@ -1,21 +1,39 @@
 // torch.nn.init: the same formulas, the same RNG draws, so seeded models match PyTorch.
 import { noGrad } from '../autograd.js';
-import { Tensor, handleOf } from '../tensor/tensor.js';
+import { type Tensor, handleOf } from '../tensor/tensor.js';
 import { checkOptions } from '../utils/args.js';
 
 export type Nonlinearity =
-  | 'linear' | 'conv1d' | 'conv2d' | 'conv3d' | 'conv_transpose1d' | 'conv_transpose2d' | 'conv_transpose3d'
-  | 'sigmoid' | 'tanh' | 'relu' | 'leaky_relu' | 'selu';
+  | 'linear'
+  | 'conv1d'
+  | 'conv2d'
+  | 'conv3d'
+  | 'conv_transpose1d'
+  | 'conv_transpose2d'
+  | 'conv_transpose3d'
+  | 'sigmoid'
+  | 'tanh'
+  | 'relu'
+  | 'leaky_relu'
+  | 'selu';
 export type FanMode = 'fan_in' | 'fan_out';
 
 /** The recommended gain for a nonlinearity (`torch.nn.init.calculate_gain`). */
 export function calculateGain(nonlinearity: Nonlinearity, param?: number): number {
   switch (nonlinearity) {
-    case 'linear': case 'conv1d': case 'conv2d': case 'conv3d':
-    case 'conv_transpose1d': case 'conv_transpose2d': case 'conv_transpose3d': case 'sigmoid':
+    case 'linear':
+    case 'conv1d':
+    case 'conv2d':
+    case 'conv3d':
+    case 'conv_transpose1d':
+    case 'conv_transpose2d':
+    case 'conv_transpose3d':
+    case 'sigmoid':
       return 1;
-    case 'tanh': return 5.0 / 3;
-    case 'relu': return Math.sqrt(2.0);
+    case 'tanh':
+      return 5.0 / 3;
+    case 'relu':
+      return Math.sqrt(2.0);
     case 'leaky_relu': {
       if (param !== undefined && (typeof param !== 'number' || !Number.isFinite(param))) {
         throw new TypeError(`negative_slope ${param} not a valid number`);
@@ -23,8 +41,10 @@ export function calculateGain(nonlinearity: Nonlinearity, param?: number): numbe
       const slope = param ?? 0.01;
       return Math.sqrt(2.0 / (1 + slope ** 2));
     }
-    case 'selu': return 3.0 / 4;
-    default: throw new TypeError(`Unsupported nonlinearity ${nonlinearity}`);
+    case 'selu':
+      return 3.0 / 4;
+    default:
+      throw new TypeError(`Unsupported nonlinearity ${nonlinearity}`);
   }
 }
 

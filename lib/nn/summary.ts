@@ -2,7 +2,7 @@
 // parameters and multiply-accumulates, from one real forward pass on zeros.
 import { inferenceMode } from '../autograd.js';
 import { zeros } from '../tensor/creation.js';
-import { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { Conv2d, Linear, Module } from './modules/index.js';
 import { describe } from '../utils/args.js';
@@ -54,7 +54,7 @@ export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): 
   for (const [name, m] of model.namedModules()) {
     if ([...m.children()].length > 0) continue;
     const original = m.forward;
-    const own = Object.prototype.hasOwnProperty.call(m, 'forward');
+    const own = Object.hasOwn(m, 'forward');
     m.forward = (...args: unknown[]) => {
       const out = original.apply(m, args) as Tensor;
       const ownParams = [...m.parameters()].reduce((a, p) => a + p.numel(), 0);
@@ -80,7 +80,12 @@ export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): 
   const trainableParams = params.filter((p) => p.requiresGrad).reduce((a, p) => a + p.numel(), 0);
   const totalMacs = layers.reduce((a, l) => a + l.macs, 0);
   return {
-    layers, totalParams, trainableParams, totalMacs, inputShape: shape, outputShape,
+    layers,
+    totalParams,
+    trainableParams,
+    totalMacs,
+    inputShape: shape,
+    outputShape,
     toString() {
       const rows = layers.map((l) => [`${l.name} (${l.type})`, `[${l.outputShape.join(', ')}]`, count(l.params), count(l.macs)]);
       const head = ['Layer (type)', 'Output shape', 'Params', 'MACs'];
@@ -88,7 +93,10 @@ export function summary(model: Module<[Tensor], Tensor>, inputShape: number[]): 
       const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
       const rule = '─'.repeat(widths.reduce((a, b) => a + b + 2, -2));
       return [
-        line(head), rule, ...rows.map(line), rule,
+        line(head),
+        rule,
+        ...rows.map(line),
+        rule,
         `Input shape: [${shape.join(', ')}]   Output shape: [${outputShape.join(', ')}]`,
         `Total params: ${count(totalParams)}   Trainable params: ${count(trainableParams)}`,
         `Multiply-accumulates: ${count(totalMacs)} (${(totalMacs / 1e9).toFixed(2)} G)`,

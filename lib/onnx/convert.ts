@@ -5,9 +5,7 @@
 import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { GraphConstant as ConstantValue, Graph as TracedGraph } from '../jit/scriptModule.js';
-import {
-  type AttrValue, type IModelProto, type INodeProto, type ITensorProto, attribute, elemType, onnx, rawBytes, tensorProto, valueInfo,
-} from './proto.js';
+import { type AttrValue, type IModelProto, type INodeProto, type ITensorProto, attribute, elemType, onnx, rawBytes, tensorProto, valueInfo } from './proto.js';
 import { SYMBOLICS, type SymbolicContext, type ValueType } from './symbolic.js';
 
 /** The opsets the exporter writes: every operator it emits has the same meaning in all of them. */
@@ -101,7 +99,8 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
     }
     if (node.kind === 'prim::ListConstruct') {
       const items = node.inputs.map((v) => constants.get(v));
-      if (!items.every((x): x is number => typeof x === 'number' || x === null)) { // int?[] (output_size) may hold None
+      if (!items.every((x): x is number => typeof x === 'number' || x === null)) {
+        // int?[] (output_size) may hold None
         throw new Error(`exportOnnx(): node ${index} (prim::ListConstruct) lists values computed at run time; only constant int lists are exported`);
       }
       constants.set(node.outputs[0], items);
@@ -117,7 +116,9 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
       return node.inputs[i];
     };
     const ctx: SymbolicContext = {
-      node, opset, dynamicBatch,
+      node,
+      opset,
+      dynamicBatch,
       tensor(i) {
         const v = arg(i);
         const name = onnxName.get(v);
@@ -147,7 +148,10 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
       emit(opType, ins, attrs: Record<string, AttrValue> = {}) {
         const out = fresh(`${opType}_${nodes.length}`);
         nodes.push({
-          opType, name: `${opType}_${nodes.length}`, input: ins, output: [out],
+          opType,
+          name: `${opType}_${nodes.length}`,
+          input: ins,
+          output: [out],
           attribute: Object.entries(attrs).map(([k, a]) => attribute(k, a)),
         });
         return out;

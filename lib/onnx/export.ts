@@ -42,7 +42,8 @@ export function exportOnnx(model: Module<any, any>, exampleInput: Tensor, path: 
       proto = tidy(() => {
         const named = [...model.namedParameters(), ...model.namedBuffers()];
         return graphToOnnx(engine.graph(), [{ shape: exampleInput.shape, dtype: exampleInput.dtype }], {
-          ...opts, constantName: (t) => named.find(([, p]) => sameView(t, p))?.[0],
+          ...opts,
+          constantName: (t) => named.find(([, p]) => sameView(t, p))?.[0],
         });
       });
     } finally {

@@ -18,7 +18,10 @@ const { DataType } = onnx.TensorProto;
 
 /** ONNX element types of the tensor dtypes an exported graph may hold. */
 const ELEM_TYPES: Partial<Record<DType, number>> = {
-  float32: DataType.FLOAT, float64: DataType.DOUBLE, int64: DataType.INT64, int32: DataType.INT32,
+  float32: DataType.FLOAT,
+  float64: DataType.DOUBLE,
+  int64: DataType.INT64,
+  int32: DataType.INT32,
 };
 
 /** ONNX's element type for `dtype`; an Error for the dtypes the exporter does not write. */

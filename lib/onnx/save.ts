@@ -29,7 +29,8 @@ export interface SaveResult {
 /** Writes `model` to `path`; its initializers hold raw_data, moved out to `<path>.data` when the model is too large. */
 export function saveModel(model: IModelProto, path: string, opts: SaveOptions = {}): SaveResult {
   const threshold = opts.externalDataThreshold ?? PROTOBUF_LIMIT;
-  if (!(typeof threshold === 'number' && threshold >= 0)) throw new RangeError(`exportOnnx(): externalDataThreshold must be a number of bytes >= 0, got ${String(threshold)}`);
+  if (!(typeof threshold === 'number' && threshold >= 0))
+    throw new RangeError(`exportOnnx(): externalDataThreshold must be a number of bytes >= 0, got ${String(threshold)}`);
   const inits = model.graph?.initializer ?? [];
   const weightBytes = inits.reduce((a, t) => a + (t.rawData?.length ?? 0), 0);
   // The rest of the model (nodes, names) is small beside the weights: 1 MiB covers it.
@@ -50,10 +51,16 @@ export function saveModel(model: IModelProto, path: string, opts: SaveOptions = 
     const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
     if (pad) writeSync(fd, new Uint8Array(pad));
     offset += pad;
-    for (let done = 0; done < raw.length;) done += writeSync(fd, raw, done, raw.length - done);
+    for (let done = 0; done < raw.length; ) done += writeSync(fd, raw, done, raw.length - done);
     const moved = {
-      ...t, rawData: undefined, dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }],
+      ...t,
+      rawData: undefined,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(raw.length) },
+      ],
     };
     offset += raw.length;
     return moved;

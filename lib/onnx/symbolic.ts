@@ -99,8 +99,10 @@ function checkPool(ctx: SymbolicContext, hw: number[], k: number[], s: number[],
   // Where PyTorch drops a last window that would start in the right padding, ONNX keeps it: not the same function.
   if (ceil && [0, 1].some((j) => onnxCeilOut(hw[j], k[j], s[j], p[j], d[j]) !== out[j])) {
     const onnxOut = [0, 1].map((j) => onnxCeilOut(hw[j], k[j], s[j], p[j], d[j]));
-    throw ctx.fail(`ceil_mode on a ${hw.join('×')} input gives ${out.join('×')} in PyTorch but ${onnxOut.join('×')} by ONNX's shape rule ` +
-      '(before opset 19 a last window may start in the right padding, and runtimes differ); export with an input size where they agree');
+    throw ctx.fail(
+      `ceil_mode on a ${hw.join('×')} input gives ${out.join('×')} in PyTorch but ${onnxOut.join('×')} by ONNX's shape rule ` +
+        '(before opset 19 a last window may start in the right padding, and runtimes differ); export with an input size where they agree',
+    );
   }
   return out;
 }
@@ -167,7 +169,11 @@ const avgPool2d: Symbolic = (ctx) => {
   if (ctx.node.inputs.length > 6 && ctx.constant(6) !== null) throw ctx.fail('divisor_override has no ONNX equivalent');
   const out = checkPool(ctx, x.shape.slice(2), k, s, p, [1, 1], ceil);
   const y = ctx.emit('AveragePool', [ctx.tensor(0)], {
-    kernel_shape: k, strides: s, pads: [...p, ...p], ceil_mode: ceil ? 1 : 0, count_include_pad: countIncludePad ? 1 : 0,
+    kernel_shape: k,
+    strides: s,
+    pads: [...p, ...p],
+    ceil_mode: ceil ? 1 : 0,
+    count_include_pad: countIncludePad ? 1 : 0,
   });
   ctx.result(y, { ...x, shape: [...x.shape.slice(0, 2), ...out] });
 };
@@ -191,9 +197,11 @@ const adaptiveAvgPool2d: Symbolic = (ctx) => {
   const up = [0, 1].map((j) => (out[j] % hw[j] === 0 ? out[j] / hw[j] : 0));
   const bad = [0, 1].filter((j) => down[j] === 0 && up[j] === 0);
   if (bad.length) {
-    throw ctx.fail(`AdaptiveAvgPool2d from ${hw.join('×')} to ${out.join('×')} has no exact ONNX form (each input side must be a ` +
-      `multiple or a divisor of the output side); export with an input size that gives ${out.join('×')} or a multiple of it ` +
-      `before the pool (224×224 for torchvision's VGGs)`);
+    throw ctx.fail(
+      `AdaptiveAvgPool2d from ${hw.join('×')} to ${out.join('×')} has no exact ONNX form (each input side must be a ` +
+        `multiple or a divisor of the output side); export with an input size that gives ${out.join('×')} or a multiple of it ` +
+        `before the pool (224×224 for torchvision's VGGs)`,
+    );
   }
   let y = ctx.tensor(0);
   const kernel = [0, 1].map((j) => (down[j] > 0 ? down[j] : 1));

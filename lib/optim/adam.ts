@@ -66,8 +66,7 @@ export function initAdamState(state: Record<string, StateValue>, param: Tensor, 
  */
 export function upgradeAdamState(state: Map<Tensor, Record<string, StateValue>>, created: Tensor[]): void {
   const all = [...state.values()].filter((s) => Object.keys(s).length !== 0);
-  const stale = rules.adamStepUpgradeEach ? all.filter((s) => !(s.step instanceof Tensor))
-    : all.length !== 0 && !(all[0].step instanceof Tensor) ? all : [];
+  const stale = rules.adamStepUpgradeEach ? all.filter((s) => !(s.step instanceof Tensor)) : all.length !== 0 && !(all[0].step instanceof Tensor) ? all : [];
   for (const s of stale) {
     const step = keep(zeros([], { dtype: 'float32' }).fill_(Number(s.step)));
     created.push(step);
@@ -107,8 +106,13 @@ export class BiasCorrections {
  * `step = step_t.item()` on), in PyTorch's order of operations.
  */
 export function adamUpdate(
-  param: Tensor, expAvg: Tensor, expAvgSq: Tensor, maxExpAvgSq: Tensor | undefined, step: number,
-  group: AdamParamGroup, corrections: BiasCorrections,
+  param: Tensor,
+  expAvg: Tensor,
+  expAvgSq: Tensor,
+  maxExpAvgSq: Tensor | undefined,
+  step: number,
+  group: AdamParamGroup,
+  corrections: BiasCorrections,
 ): void {
   const [beta1, beta2] = group.betas;
   const biasCorrection1 = corrections.get(beta1, step);
@@ -136,18 +140,22 @@ export function adamUpdate(
 export class Adam extends Optimizer<AdamParamGroup> {
   /** @param defaults internal: the group defaults of a subclass (AdamW), in its PyTorch key order. */
   constructor(params: ParamsInput<AdamOptions>, opts: AdamOptions = {}, defaults?: Record<string, unknown>) {
-    super(params, defaults ?? {
-      lr: opts.lr ?? 1e-3,
-      betas: opts.betas ?? [0.9, 0.999],
-      eps: opts.eps ?? 1e-8,
-      weightDecay: opts.weightDecay ?? 0,
-      amsgrad: opts.amsgrad ?? false,
-      maximize: opts.maximize ?? false,
-      foreach: null,
-      capturable: false,
-      differentiable: false,
-      fused: rules.adamFusedNone ? null : false,
-    }, opts);
+    super(
+      params,
+      defaults ?? {
+        lr: opts.lr ?? 1e-3,
+        betas: opts.betas ?? [0.9, 0.999],
+        eps: opts.eps ?? 1e-8,
+        weightDecay: opts.weightDecay ?? 0,
+        amsgrad: opts.amsgrad ?? false,
+        maximize: opts.maximize ?? false,
+        foreach: null,
+        capturable: false,
+        differentiable: false,
+        fused: rules.adamFusedNone ? null : false,
+      },
+      opts,
+    );
   }
 
   /** Adam's L2 penalty enters the gradient; AdamW overrides this with decoupled decay. */

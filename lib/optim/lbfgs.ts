@@ -58,8 +58,19 @@ function cubicInterpolate(x1: Num, f1: Num, g1: Num, x2: Num, f2: Num, g2: Num, 
 
 type ObjFunc = (x: Tensor[], t: Num, d: Tensor) => [number, Tensor];
 
-function strongWolfe(objFunc: ObjFunc, x: Tensor[], t: Num, d: Tensor, f: number, g: Tensor, gtd: Tensor,
-  c1 = 1e-4, c2 = 0.9, toleranceChange = 1e-9, maxLs = 25): [number, Tensor, Num, number] {
+function strongWolfe(
+  objFunc: ObjFunc,
+  x: Tensor[],
+  t: Num,
+  d: Tensor,
+  f: number,
+  g: Tensor,
+  gtd: Tensor,
+  c1 = 1e-4,
+  c2 = 0.9,
+  toleranceChange = 1e-9,
+  maxLs = 25,
+): [number, Tensor, Num, number] {
   const dNorm = d.abs().max();
   g = g.clone();
   let [fNew, gNew] = objFunc(x, t, d);
@@ -77,16 +88,24 @@ function strongWolfe(objFunc: ObjFunc, x: Tensor[], t: Num, d: Tensor, f: number
   let bracketGtd: Num[] = [];
   while (lsIter < maxLs) {
     if (gt(fNew, add(f, mul(mul(c1, t), gtd))) || (lsIter > 1 && fNew >= fPrev)) {
-      bracket = [tPrev, t]; bracketF = [fPrev, fNew]; bracketG = [gPrev, gNew.clone()]; bracketGtd = [gtdPrev, gtdNew];
+      bracket = [tPrev, t];
+      bracketF = [fPrev, fNew];
+      bracketG = [gPrev, gNew.clone()];
+      bracketGtd = [gtdPrev, gtdNew];
       break;
     }
     if (le(pyAbs(gtdNew), mul(-c2, gtd))) {
-      bracket = [t]; bracketF = [fNew]; bracketG = [gNew];
+      bracket = [t];
+      bracketF = [fNew];
+      bracketG = [gNew];
       done = true;
       break;
     }
     if (ge(gtdNew, 0)) {
-      bracket = [tPrev, t]; bracketF = [fPrev, fNew]; bracketG = [gPrev, gNew.clone()]; bracketGtd = [gtdPrev, gtdNew];
+      bracket = [tPrev, t];
+      bracketF = [fPrev, fNew];
+      bracketG = [gPrev, gNew.clone()];
+      bracketGtd = [gtdPrev, gtdNew];
       break;
     }
     const minStep = add(t, mul(0.01, sub(t, tPrev)));
@@ -103,7 +122,9 @@ function strongWolfe(objFunc: ObjFunc, x: Tensor[], t: Num, d: Tensor, f: number
     lsIter += 1;
   }
   if (lsIter === maxLs) {
-    bracket = [0, t]; bracketF = [f, fNew]; bracketG = [g, gNew];
+    bracket = [0, t];
+    bracketF = [f, fNew];
+    bracketG = [g, gNew];
   }
   let insufProgress = false;
   let [lowPos, highPos] = bracketF[0] <= bracketF[bracketF.length - 1] ? [0, 1] : [1, 0];
@@ -127,16 +148,24 @@ function strongWolfe(objFunc: ObjFunc, x: Tensor[], t: Num, d: Tensor, f: number
     gtdNew = dot(gNew, d);
     lsIter += 1;
     if (gt(fNew, add(f, mul(mul(c1, t), gtd))) || fNew >= bracketF[lowPos]) {
-      bracket[highPos] = t; bracketF[highPos] = fNew; bracketG[highPos] = gNew.clone(); bracketGtd[highPos] = gtdNew;
+      bracket[highPos] = t;
+      bracketF[highPos] = fNew;
+      bracketG[highPos] = gNew.clone();
+      bracketGtd[highPos] = gtdNew;
       [lowPos, highPos] = bracketF[0] <= bracketF[1] ? [0, 1] : [1, 0];
     } else {
       if (le(pyAbs(gtdNew), mul(-c2, gtd))) {
         done = true;
       } else if (ge(mul(gtdNew, sub(bracket[highPos], bracket[lowPos])), 0)) {
-        bracket[highPos] = bracket[lowPos]; bracketF[highPos] = bracketF[lowPos];
-        bracketG[highPos] = bracketG[lowPos]; bracketGtd[highPos] = bracketGtd[lowPos];
+        bracket[highPos] = bracket[lowPos];
+        bracketF[highPos] = bracketF[lowPos];
+        bracketG[highPos] = bracketG[lowPos];
+        bracketGtd[highPos] = bracketGtd[lowPos];
       }
-      bracket[lowPos] = t; bracketF[lowPos] = fNew; bracketG[lowPos] = gNew.clone(); bracketGtd[lowPos] = gtdNew;
+      bracket[lowPos] = t;
+      bracketF[lowPos] = fNew;
+      bracketG[lowPos] = gNew.clone();
+      bracketGtd[lowPos] = gtdNew;
     }
   }
   return [bracketF[lowPos], bracketG[lowPos], bracket[lowPos], lsFuncEvals];
@@ -186,15 +215,19 @@ export interface LBFGSParamGroup extends ParamGroup {
 export class LBFGS extends Optimizer<LBFGSParamGroup> {
   constructor(params: ParamsInput<LBFGSOptions>, opts: LBFGSOptions = {}) {
     const maxIter = opts.maxIter ?? 20;
-    super(params, {
-      lr: opts.lr ?? 1,
-      maxIter,
-      maxEval: opts.maxEval ?? Math.floor((maxIter * 5) / 4),
-      toleranceGrad: opts.toleranceGrad ?? 1e-7,
-      toleranceChange: opts.toleranceChange ?? 1e-9,
-      historySize: opts.historySize ?? 100,
-      lineSearchFn: opts.lineSearchFn ?? null,
-    }, opts);
+    super(
+      params,
+      {
+        lr: opts.lr ?? 1,
+        maxIter,
+        maxEval: opts.maxEval ?? Math.floor((maxIter * 5) / 4),
+        toleranceGrad: opts.toleranceGrad ?? 1e-7,
+        toleranceChange: opts.toleranceChange ?? 1e-9,
+        historySize: opts.historySize ?? 100,
+        lineSearchFn: opts.lineSearchFn ?? null,
+      },
+      opts,
+    );
     if (this.paramGroups.length !== 1) throw new Error("LBFGS doesn't support per-parameter options (parameter groups)");
   }
 
@@ -219,10 +252,13 @@ export class LBFGS extends Optimizer<LBFGSParamGroup> {
   }
 
   private gatherFlatGrad(): Tensor {
-    return cat(this.params.map((p) => {
-      const g = p.grad;
-      return g === null ? zeros([p.numel()], { dtype: p.dtype, device: p.device }) : g.view(-1);
-    }), 0);
+    return cat(
+      this.params.map((p) => {
+        const g = p.grad;
+        return g === null ? zeros([p.numel()], { dtype: p.dtype, device: p.device }) : g.view(-1);
+      }),
+      0,
+    );
   }
 
   private addGrad(stepSize: Num, update: Tensor): void {

@@ -232,8 +232,12 @@ export abstract class LRScheduler {
   private stateKeys(): [string, string][] {
     return [
       ...this.ownStateKeys(),
-      ['base_lrs', 'baseLrs'], ['last_epoch', 'lastEpoch'], ['verbose', 'verbose'], ['_step_count', '_stepCount'],
-      ['_get_lr_called_within_step', '_getLrCalledWithinStep'], ['_last_lr', '_lastLr'],
+      ['base_lrs', 'baseLrs'],
+      ['last_epoch', 'lastEpoch'],
+      ['verbose', 'verbose'],
+      ['_step_count', '_stepCount'],
+      ['_get_lr_called_within_step', '_getLrCalledWithinStep'],
+      ['_last_lr', '_lastLr'],
     ];
   }
 
@@ -290,7 +294,10 @@ export class StepLR extends LRScheduler {
     this.init(opts);
   }
   protected ownStateKeys(): [string, string][] {
-    return [['step_size', 'stepSize'], ['gamma', 'gamma']];
+    return [
+      ['step_size', 'stepSize'],
+      ['gamma', 'gamma'],
+    ];
   }
   getLr(): number[] {
     this.warnOutsideStep();
@@ -331,7 +338,10 @@ export class MultiStepLR extends LRScheduler {
     this.init(opts);
   }
   protected ownStateKeys(): [string, string][] {
-    return [['milestones', 'milestones'], ['gamma', 'gamma']];
+    return [
+      ['milestones', 'milestones'],
+      ['gamma', 'gamma'],
+    ];
   }
   protected importValue(key: string, value: unknown): unknown {
     if (key !== 'milestones') return value;
@@ -411,7 +421,10 @@ export class CosineAnnealingLR extends LRScheduler {
     this.init(opts);
   }
   protected ownStateKeys(): [string, string][] {
-    return [['T_max', 'tMax'], ['eta_min', 'etaMin']];
+    return [
+      ['T_max', 'tMax'],
+      ['eta_min', 'etaMin'],
+    ];
   }
   getLr(): number[] {
     this.warnOutsideStep();
@@ -419,18 +432,18 @@ export class CosineAnnealingLR extends LRScheduler {
     const { lastEpoch: e, tMax, etaMin } = this;
     if (e === 0) return groups.map((g) => g.lr);
     if (this._stepCount === 1 && e > 0) {
-      return this.baseLrs.map((b) => etaMin + (b - etaMin) * (1 + pyCos((e * Math.PI) / tMax)) / 2);
+      return this.baseLrs.map((b) => etaMin + ((b - etaMin) * (1 + pyCos((e * Math.PI) / tMax))) / 2);
     }
     if ((e - 1 - tMax) % (2 * tMax) === 0) {
       const c = pyCos(Math.PI / tMax);
-      return groups.map((g, i) => g.lr + (this.baseLrs[i] - etaMin) * (1 - c) / 2);
+      return groups.map((g, i) => g.lr + ((this.baseLrs[i] - etaMin) * (1 - c)) / 2);
     }
     const ratio = (1 + pyCos((Math.PI * e) / tMax)) / (1 + pyCos((Math.PI * (e - 1)) / tMax));
     return groups.map((g) => ratio * (g.lr - etaMin) + etaMin);
   }
   protected closedFormLr(): number[] {
     const c = pyCos((Math.PI * this.lastEpoch) / this.tMax);
-    return this.baseLrs.map((b) => this.etaMin + (b - this.etaMin) * (1 + c) / 2);
+    return this.baseLrs.map((b) => this.etaMin + ((b - this.etaMin) * (1 + c)) / 2);
   }
 }
 
@@ -469,7 +482,11 @@ export class LinearLR extends LRScheduler {
     this.init(opts);
   }
   protected ownStateKeys(): [string, string][] {
-    return [['start_factor', 'startFactor'], ['end_factor', 'endFactor'], ['total_iters', 'totalIters']];
+    return [
+      ['start_factor', 'startFactor'],
+      ['end_factor', 'endFactor'],
+      ['total_iters', 'totalIters'],
+    ];
   }
   getLr(): number[] {
     this.warnOutsideStep();
@@ -537,7 +554,27 @@ export class OneCycleLR extends LRScheduler {
 
   constructor(optimizer: Optimizer, opts: OneCycleLROptions) {
     super(optimizer);
-    checkOptions('OneCycleLR', opts, ['maxLr', 'totalSteps', 'epochs', 'stepsPerEpoch', 'pctStart', 'annealStrategy', 'cycleMomentum', 'baseMomentum', 'maxMomentum', 'divFactor', 'finalDivFactor', 'threePhase', 'lastEpoch', 'verbose'], { what: 'options' });
+    checkOptions(
+      'OneCycleLR',
+      opts,
+      [
+        'maxLr',
+        'totalSteps',
+        'epochs',
+        'stepsPerEpoch',
+        'pctStart',
+        'annealStrategy',
+        'cycleMomentum',
+        'baseMomentum',
+        'maxMomentum',
+        'divFactor',
+        'finalDivFactor',
+        'threePhase',
+        'lastEpoch',
+        'verbose',
+      ],
+      { what: 'options' },
+    );
     if (opts === null || typeof opts !== 'object') throw new TypeError('OneCycleLR: options with maxLr are required');
     if (opts.totalSteps === undefined && opts.epochs === undefined && opts.stepsPerEpoch === undefined) {
       throw new Error('You must define either totalSteps OR (epochs AND stepsPerEpoch)');
@@ -627,7 +664,9 @@ export class OneCycleLR extends LRScheduler {
   protected ownStateKeys(): [string, string][] {
     // PyTorch 1.13 stores the bound method `anneal_func`; 2.x stores `_anneal_func_type`, which is what is kept here.
     const keys: [string, string][] = [
-      ['total_steps', 'totalSteps'], ['_schedule_phases', '_schedulePhases'], ['_anneal_func_type', 'annealStrategy'],
+      ['total_steps', 'totalSteps'],
+      ['_schedule_phases', '_schedulePhases'],
+      ['_anneal_func_type', 'annealStrategy'],
       ['cycle_momentum', 'cycleMomentum'],
     ];
     if (this.cycleMomentum) keys.push(['use_beta1', 'useBeta1']);
@@ -637,7 +676,7 @@ export class OneCycleLR extends LRScheduler {
   private anneal(start: number, end: number, pct: number): number {
     if (this.annealStrategy === 'linear') return (end - start) * pct + start;
     const cosOut = pyCos(Math.PI * pct) + 1;
-    return end + (start - end) / 2.0 * cosOut;
+    return end + ((start - end) / 2.0) * cosOut;
   }
 
   getLr(): number[] {
@@ -781,4 +820,3 @@ export class SequentialLR extends LRScheduler {
     if (Array.isArray(subs)) subs.forEach((s, i) => this._schedulers[i].loadStateDict(s as Record<string, unknown>));
   }
 }
-

@@ -262,9 +262,7 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     if (stateEntries === null) throw new TypeError("loadStateDict(): the state dict has no 'state' entry");
     const groups = this.paramGroups;
     if (groups.length !== savedGroups.length) {
-      throw new Error(
-        `loaded state dict has a different number of parameter groups (${savedGroups.length}, the optimizer has ${groups.length})`,
-      );
+      throw new Error(`loaded state dict has a different number of parameter groups (${savedGroups.length}, the optimizer has ${groups.length})`);
     }
     // Each saved group as [snake_case key, value] pairs (a plain object, or a Map as load() returns Python dicts).
     const saved = savedGroups.map((g, i) => {
@@ -364,7 +362,9 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     let out = `${this.constructor.name} (`;
     this.paramGroups.forEach((group, i) => {
       out += `\nParameter Group ${i}\n`;
-      const keys = Object.keys(group).filter((k) => k !== 'params').sort((a, b) => (snakeCase(a) < snakeCase(b) ? -1 : 1));
+      const keys = Object.keys(group)
+        .filter((k) => k !== 'params')
+        .sort((a, b) => (snakeCase(a) < snakeCase(b) ? -1 : 1));
       for (const k of keys) out += `    ${snakeCase(k)}: ${pyValue(group[k])}\n`;
     });
     return `${out})`;

@@ -49,17 +49,21 @@ export interface SGDParamGroup extends ParamGroup {
 export class SGD extends Optimizer<SGDParamGroup> {
   constructor(params: ParamsInput<SGDOptions>, opts: SGDOptions = {}) {
     // PyTorch's defaults, in its order (the state dict lists options in this order).
-    super(params, {
-      lr: opts.lr ?? (rules.sgdDefaultLr ? 1e-3 : undefined),
-      momentum: opts.momentum ?? 0,
-      dampening: opts.dampening ?? 0,
-      weightDecay: opts.weightDecay ?? 0,
-      nesterov: opts.nesterov ?? false,
-      maximize: opts.maximize ?? false,
-      foreach: null,
-      differentiable: false,
-      ...(rules.sgdFused ? { fused: null } : {}),
-    }, opts);
+    super(
+      params,
+      {
+        lr: opts.lr ?? (rules.sgdDefaultLr ? 1e-3 : undefined),
+        momentum: opts.momentum ?? 0,
+        dampening: opts.dampening ?? 0,
+        weightDecay: opts.weightDecay ?? 0,
+        nesterov: opts.nesterov ?? false,
+        maximize: opts.maximize ?? false,
+        foreach: null,
+        differentiable: false,
+        ...(rules.sgdFused ? { fused: null } : {}),
+      },
+      opts,
+    );
   }
 
   /** As PyTorch's `__setstate__`: torch 2.x fills a missing `fused` with False, not the constructor's None. */

@@ -60,4 +60,3 @@ export function writeAtomically(path: string, body: (fd: number) => void): void 
     throw e;
   }
 }
-

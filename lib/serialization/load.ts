@@ -75,7 +75,7 @@ function resolveLocation(location: string, ml: MapLocation | undefined): string 
   if (ml === undefined) device = 'cpu';
   else if (typeof ml === 'string') device = ml;
   else if (typeof ml === 'function') device = ml(location);
-  else device = Object.prototype.hasOwnProperty.call(ml, location) ? ml[location] : undefined;
+  else device = Object.hasOwn(ml, location) ? ml[location] : undefined;
   device ??= location;
   if (!isDeviceString(device)) throw new FormatError(`cannot place a storage saved at '${location}' on '${device}': not a device`);
   return device;
@@ -308,14 +308,18 @@ export function load<T = unknown>(pathOrBuffer: PathOrBuffer, opts: LoadOptions 
     let cur: Cursor | undefined;
     // Storages may not claim more bytes than the file has after the pickle.
     // (zip records are checked one by one instead: a deflated record may be larger than the file.)
-    const limit = maxBytes !== undefined
-      ? { value: maxBytes, why: 'the maxBytes option' }
-      : { value: defaultMaxBytes(src.size), why: `the default: 16 × the file's ${src.size} bytes, at least 64 MiB` };
+    const limit =
+      maxBytes !== undefined
+        ? { value: maxBytes, why: 'the maxBytes option' }
+        : { value: defaultMaxBytes(src.size), why: `the default: 16 × the file's ${src.size} bytes, at least 64 MiB` };
     rb = new Rebuilder(() => (format === 'zip' ? Infinity : cur ? src.size - cur.pos : src.size), limit);
     let res: { value: unknown; tuples: unknown[][] };
     if (format === 'zip') res = loadZip(src, rb, opts.verifyChecksums ?? true);
     else if (format === 'tar') res = loadTar(src, rb);
-    else res = loadLegacy(src, rb, (cur = new Cursor(src, 0)));
+    else {
+      cur = new Cursor(src, 0);
+      res = loadLegacy(src, rb, cur);
+    }
     const value = rb.finish(res.value, res.tuples);
     rb.place((location) => resolveLocation(location, opts.mapLocation));
     rb.releaseBases();

@@ -8,7 +8,7 @@
 // against the bytes that remain before anything is allocated, and every opcode
 // consumes input, so a hostile pickle cannot hang the VM or make it allocate
 // more than a small multiple of its own size.
-import { Cursor, FormatError } from './source.js';
+import { type Cursor, FormatError } from './source.js';
 
 /** The callbacks through which the VM touches anything beyond plain data. */
 export interface UnpicklerHooks {
@@ -78,8 +78,7 @@ function decodeStringRepr(raw: string): string {
 
 /** Decodes protocol 0's raw-unicode-escape (UNICODE argument). */
 function decodeRawUnicode(bytes: Buffer): string {
-  return bytes.toString('latin1').replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, u: string, U: string) =>
-    String.fromCodePoint(parseInt(u ?? U, 16)));
+  return bytes.toString('latin1').replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, u: string, U: string) => String.fromCodePoint(parseInt(u ?? U, 16)));
 }
 
 function parseDecimal(line: Buffer, what: string): number | bigint {
@@ -157,46 +156,70 @@ export function unpickle(cur: Cursor, hooks: UnpicklerHooks): UnpickleResult {
     const code = cur.u8();
     switch (code) {
       // ---- framing and end -------------------------------------------------
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         const proto = cur.u8();
         if (proto > 5) throw new FormatError(`unsupported pickle protocol ${proto}`);
         break;
       }
-      case 0x95: { // FRAME: an 8-byte length we do not need
+      case 0x95: {
+        // FRAME: an 8-byte length we do not need
         const n = cur.take(8).readBigUInt64LE(0);
         if (n > BigInt(cur.remaining)) throw new FormatError(`pickle frame of ${n} bytes runs past the end of the data`);
         break;
       }
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         const value = pop();
         // Python ignores values left on the stack; so do we, but an open MARK means a corrupt stream.
         if (metastack.length) throw new FormatError('pickle ended with an open MARK');
         return { value, tuples };
       }
       // ---- constants -------------------------------------------------------
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4a: stack.push(cur.i32()); break; // BININT
-      case 0x4b: stack.push(cur.u8()); break; // BININT1
-      case 0x4d: stack.push(cur.u16()); break; // BININT2
-      case 0x8a: stack.push(decodeLong(cur.take(cur.u8()))); break; // LONG1
-      case 0x8b: { // LONG4
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        stack.push(cur.i32());
+        break; // BININT
+      case 0x4b:
+        stack.push(cur.u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(cur.u16());
+        break; // BININT2
+      case 0x8a:
+        stack.push(decodeLong(cur.take(cur.u8())));
+        break; // LONG1
+      case 0x8b: {
+        // LONG4
         const n = cur.i32();
         if (n < 0) throw new FormatError('LONG4 with a negative length');
         stack.push(decodeLong(cur.take(n)));
         break;
       }
-      case 0x49: { // INT (protocol 0): I00/I01 are False/True
+      case 0x49: {
+        // INT (protocol 0): I00/I01 are False/True
         const s = cur.line().toString('latin1').trim();
         if (s === '00') stack.push(false);
         else if (s === '01') stack.push(true);
         else stack.push(parseDecimal(Buffer.from(s, 'latin1'), 'INT'));
         break;
       }
-      case 0x4c: stack.push(parseDecimal(cur.line(), 'LONG')); break; // LONG
-      case 0x47: stack.push(cur.take(8).readDoubleBE(0)); break; // BINFLOAT
-      case 0x46: { // FLOAT
+      case 0x4c:
+        stack.push(parseDecimal(cur.line(), 'LONG'));
+        break; // LONG
+      case 0x47:
+        stack.push(cur.take(8).readDoubleBE(0));
+        break; // BINFLOAT
+      case 0x46: {
+        // FLOAT
         const s = cur.line().toString('latin1').trim();
         const v = Number(s.replace(/^(-?)inf$/i, '$1Infinity').replace(/^nan$/i, 'NaN'));
         if (Number.isNaN(v) && !/^nan$/i.test(s)) throw new FormatError(`malformed FLOAT argument '${s.slice(0, 40)}'`);
@@ -204,132 +227,203 @@ export function unpickle(cur: Cursor, hooks: UnpicklerHooks): UnpickleResult {
         break;
       }
       // ---- strings and bytes -------------------------------------------------
-      case 0x58: stack.push(str(cur.take(cur.u32()))); break; // BINUNICODE
-      case 0x8c: stack.push(str(cur.take(cur.u8()))); break; // SHORT_BINUNICODE
-      case 0x8d: stack.push(str(cur.take(u64len(cur)))); break; // BINUNICODE8
-      case 0x56: stack.push(decodeRawUnicode(cur.line())); break; // UNICODE
+      case 0x58:
+        stack.push(str(cur.take(cur.u32())));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(str(cur.take(cur.u8())));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        stack.push(str(cur.take(u64len(cur))));
+        break; // BINUNICODE8
+      case 0x56:
+        stack.push(decodeRawUnicode(cur.line()));
+        break; // UNICODE
       // Python 2 `str`: torch.load decodes them with encoding='utf-8'.
-      case 0x55: stack.push(str(cur.take(cur.u8()))); break; // SHORT_BINSTRING
-      case 0x54: { // BINSTRING
+      case 0x55:
+        stack.push(str(cur.take(cur.u8())));
+        break; // SHORT_BINSTRING
+      case 0x54: {
+        // BINSTRING
         const n = cur.i32();
         if (n < 0) throw new FormatError('BINSTRING with a negative length');
         stack.push(str(cur.take(n)));
         break;
       }
-      case 0x53: stack.push(decodeStringRepr(cur.line().toString('latin1'))); break; // STRING
-      case 0x43: stack.push(Buffer.from(cur.take(cur.u8()))); break; // SHORT_BINBYTES
-      case 0x42: stack.push(Buffer.from(cur.take(cur.u32()))); break; // BINBYTES
-      case 0x8e: stack.push(Buffer.from(cur.take(u64len(cur)))); break; // BINBYTES8
-      case 0x96: stack.push(Buffer.from(cur.take(u64len(cur)))); break; // BYTEARRAY8
-      case 0x97: case 0x98: // NEXT_BUFFER, READONLY_BUFFER
+      case 0x53:
+        stack.push(decodeStringRepr(cur.line().toString('latin1')));
+        break; // STRING
+      case 0x43:
+        stack.push(Buffer.from(cur.take(cur.u8())));
+        break; // SHORT_BINBYTES
+      case 0x42:
+        stack.push(Buffer.from(cur.take(cur.u32())));
+        break; // BINBYTES
+      case 0x8e:
+        stack.push(Buffer.from(cur.take(u64len(cur))));
+        break; // BINBYTES8
+      case 0x96:
+        stack.push(Buffer.from(cur.take(u64len(cur))));
+        break; // BYTEARRAY8
+      case 0x97:
+      case 0x98: // NEXT_BUFFER, READONLY_BUFFER
         throw new FormatError('pickle uses out-of-band buffers (protocol 5), which a file cannot carry');
       // ---- containers --------------------------------------------------------
-      case 0x28: metastack.push(stack); stack = []; break; // MARK
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x8f: stack.push(new Set()); break; // EMPTY_SET
+      case 0x28:
+        metastack.push(stack);
+        stack = [];
+        break; // MARK
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push(tuple([]));
+        break; // EMPTY_TUPLE
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x8f:
+        stack.push(new Set());
+        break; // EMPTY_SET
       // (popMark() replaces `stack`: take the items before naming the stack to push on.)
-      case 0x6c: { // LIST
+      case 0x6c: {
+        // LIST
         const items = popMark();
         stack.push(items);
         break;
       }
-      case 0x74: { // TUPLE
+      case 0x74: {
+        // TUPLE
         const items = tuple(popMark());
         stack.push(items);
         break;
       }
-      case 0x85: stack.push(tuple([pop()])); break; // TUPLE1
-      case 0x86: { // TUPLE2
+      case 0x85:
+        stack.push(tuple([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        // TUPLE2
         const b = pop();
         const a = pop();
         stack.push(tuple([a, b]));
         break;
       }
-      case 0x87: { // TUPLE3
+      case 0x87: {
+        // TUPLE3
         const c = pop();
         const b = pop();
         const a = pop();
         stack.push(tuple([a, b, c]));
         break;
       }
-      case 0x64: { // DICT
+      case 0x64: {
+        // DICT
         const m = new Map();
         setItems(m, popMark());
         stack.push(m);
         break;
       }
-      case 0x91: { // FROZENSET
+      case 0x91: {
+        // FROZENSET
         const items = popMark();
         stack.push(new Set(items));
         break;
       }
-      case 0x61: { // APPEND
+      case 0x61: {
+        // APPEND
         const v = pop();
         asList(top()).push(v);
         break;
       }
-      case 0x65: { // APPENDS
+      case 0x65: {
+        // APPENDS
         const items = popMark();
         const list = asList(top());
         for (const it of items) list.push(it);
         break;
       }
-      case 0x73: { // SETITEM
+      case 0x73: {
+        // SETITEM
         const v = pop();
         const k = pop();
         setItems(top(), [k, v]);
         break;
       }
-      case 0x75: { // SETITEMS
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         setItems(top(), items);
         break;
       }
-      case 0x90: { // ADDITEMS
+      case 0x90: {
+        // ADDITEMS
         const items = popMark();
         addItems(top(), items);
         break;
       }
       // ---- stack and memo ----------------------------------------------------
-      case 0x30: pop(); break; // POP
-      case 0x31: popMark(); break; // POP_MARK
-      case 0x32: stack.push(top()); break; // DUP
-      case 0x68: stack.push(memoGet(cur.u8())); break; // BINGET
-      case 0x6a: stack.push(memoGet(cur.u32())); break; // LONG_BINGET
-      case 0x67: stack.push(memoGet(parseDecimal(cur.line(), 'GET'))); break; // GET
-      case 0x71: memoPut(cur.u8()); break; // BINPUT
-      case 0x72: memoPut(cur.u32()); break; // LONG_BINPUT
-      case 0x70: memoPut(parseDecimal(cur.line(), 'PUT')); break; // PUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
+      case 0x30:
+        pop();
+        break; // POP
+      case 0x31:
+        popMark();
+        break; // POP_MARK
+      case 0x32:
+        stack.push(top());
+        break; // DUP
+      case 0x68:
+        stack.push(memoGet(cur.u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memoGet(cur.u32()));
+        break; // LONG_BINGET
+      case 0x67:
+        stack.push(memoGet(parseDecimal(cur.line(), 'GET')));
+        break; // GET
+      case 0x71:
+        memoPut(cur.u8());
+        break; // BINPUT
+      case 0x72:
+        memoPut(cur.u32());
+        break; // LONG_BINPUT
+      case 0x70:
+        memoPut(parseDecimal(cur.line(), 'PUT'));
+        break; // PUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
       // ---- the risky ones: all go through the hooks ------------------------------
-      case 0x63: { // GLOBAL
+      case 0x63: {
+        // GLOBAL
         const module = cur.line().toString('utf8');
         const name = cur.line().toString('utf8');
         stack.push(global(module, name));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') throw new FormatError('STACK_GLOBAL needs two strings');
         stack.push(global(module, name));
         break;
       }
-      case 0x52: { // REDUCE
+      case 0x52: {
+        // REDUCE
         const args = asArgs(pop(), 'REDUCE');
         const func = pop();
         stack.push(hooks.call(func, args, 'REDUCE'));
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: {
+        // NEWOBJ
         const args = asArgs(pop(), 'NEWOBJ');
         const cls = pop();
         stack.push(hooks.call(cls, args, 'NEWOBJ'));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         const kwargs = pop();
         const args = asArgs(pop(), 'NEWOBJ_EX');
         const cls = pop();
@@ -337,7 +431,8 @@ export function unpickle(cur: Cursor, hooks: UnpicklerHooks): UnpickleResult {
         stack.push(hooks.call(cls, args, 'NEWOBJ_EX'));
         break;
       }
-      case 0x69: { // INST
+      case 0x69: {
+        // INST
         const module = cur.line().toString('utf8');
         const name = cur.line().toString('utf8');
         const cls = global(module, name);
@@ -345,21 +440,29 @@ export function unpickle(cur: Cursor, hooks: UnpicklerHooks): UnpickleResult {
         stack.push(made);
         break;
       }
-      case 0x6f: { // OBJ
+      case 0x6f: {
+        // OBJ
         const items = popMark();
         if (items.length === 0) underflow();
         const made = hooks.call(items[0], items.slice(1), 'OBJ');
         stack.push(made);
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         hooks.build(top(), state);
         break;
       }
-      case 0x51: stack.push(hooks.persistentLoad(pop())); break; // BINPERSID
-      case 0x50: stack.push(hooks.persistentLoad(cur.line().toString('utf8'))); break; // PERSID
-      case 0x82: case 0x83: case 0x84: // EXT1, EXT2, EXT4
+      case 0x51:
+        stack.push(hooks.persistentLoad(pop()));
+        break; // BINPERSID
+      case 0x50:
+        stack.push(hooks.persistentLoad(cur.line().toString('utf8')));
+        break; // PERSID
+      case 0x82:
+      case 0x83:
+      case 0x84: // EXT1, EXT2, EXT4
         throw new FormatError('pickle uses the copyreg extension registry (EXT opcodes), which is not allowed');
       default:
         throw new FormatError(`unknown pickle opcode ${opName(code)} at byte ${cur.pos - 1} (the pickle starts at byte ${start})`);
@@ -544,7 +647,16 @@ export class PickleWriter {
 }
 
 export const OP = {
-  EMPTY_TUPLE: 0x29, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87,
-  EMPTY_LIST: 0x5d, APPENDS: 0x65, EMPTY_DICT: 0x7d, SETITEMS: 0x75,
-  REDUCE: 0x52, BUILD: 0x62, BINPERSID: 0x51,
+  EMPTY_TUPLE: 0x29,
+  TUPLE: 0x74,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  EMPTY_LIST: 0x5d,
+  APPENDS: 0x65,
+  EMPTY_DICT: 0x7d,
+  SETITEMS: 0x75,
+  REDUCE: 0x52,
+  BUILD: 0x62,
+  BINPERSID: 0x51,
 } as const;

@@ -28,7 +28,12 @@ export interface StorageRecords {
 
 /** A typed view of a storage, as PyTorch's TypedStorage: `numel` elements of `dtype` from element `offset`. */
 export class StorageRef {
-  constructor(readonly root: StorageRoot, readonly dtype: DType, readonly offset: number, readonly numel: number) {}
+  constructor(
+    readonly root: StorageRoot,
+    readonly dtype: DType,
+    readonly offset: number,
+    readonly numel: number,
+  ) {}
 }
 
 interface ViewRecord {
@@ -78,7 +83,10 @@ export function intList(v: unknown, what: string): number[] {
 export function describeValue(v: unknown, depth = 0): string {
   if (Array.isArray(v)) {
     if (depth > 2) return '(...)';
-    return `(${v.slice(0, 8).map((x) => describeValue(x, depth + 1)).join(', ')}${v.length > 8 ? ', ...' : ''})`;
+    return `(${v
+      .slice(0, 8)
+      .map((x) => describeValue(x, depth + 1))
+      .join(', ')}${v.length > 8 ? ', ...' : ''})`;
   }
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
@@ -260,7 +268,8 @@ export class Rebuilder {
     const reached = new Set<Tensor>();
     const seen = new Set<object>();
     const fix = (v: unknown): unknown => (v instanceof StorageRef ? this.storageTensor(v) : v);
-    const todo: unknown[] = [result = fix(result)];
+    result = fix(result);
+    const todo: unknown[] = [result];
     while (todo.length) {
       const v = todo.pop();
       if (v === null || typeof v !== 'object' || seen.has(v)) continue;
@@ -322,4 +331,3 @@ export class Rebuilder {
     this.releaseBases();
   }
 }
-

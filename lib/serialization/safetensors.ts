@@ -11,8 +11,16 @@ import { checkOptions, describe } from '../utils/args.js';
 import { FormatError, type PathOrBuffer, type Source, openSource, withContext } from './source.js';
 
 const FROM_ST: Record<string, DType> = {
-  F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F64: 'float64',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 const TO_ST = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
 /** The reference implementation refuses headers above 100 MB. */
@@ -100,7 +108,7 @@ export function loadSafetensors(pathOrBuffer: PathOrBuffer, opts: { mapLocation?
         const buf = n === 0 ? Buffer.alloc(0) : Buffer.allocUnsafeSlow(n);
         src.readInto(dataStart + e.begin, n, buf);
         const es = elementSize(e.dtype);
-        if (swap && es > 1) (es === 2 ? buf.swap16() : es === 4 ? buf.swap32() : buf.swap64());
+        if (swap && es > 1) es === 2 ? buf.swap16() : es === 4 ? buf.swap32() : buf.swap64();
         let t = wrap(native.fromBuffer(buf.buffer, buf.byteOffset, e.shape, dtypeCode(e.dtype), false));
         if (opts.mapLocation && opts.mapLocation !== 'cpu') {
           const moved = t.to(opts.mapLocation);
@@ -174,7 +182,7 @@ export function saveSafetensors(
     for (const [, t] of list) {
       const b = Buffer.from(tensorBytes(t).buffer);
       const es = elementSize(t.dtype);
-      if (swap && es > 1) (es === 2 ? b.swap16() : es === 4 ? b.swap32() : b.swap64());
+      if (swap && es > 1) es === 2 ? b.swap16() : es === 4 ? b.swap32() : b.swap64();
       write(b);
     }
   });

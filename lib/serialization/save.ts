@@ -26,8 +26,16 @@ export interface SaveOptions {
 }
 
 const STORAGE_NAMES: Record<DType, string> = {
-  float32: 'FloatStorage', float64: 'DoubleStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage',
-  int64: 'LongStorage', int32: 'IntStorage', int16: 'ShortStorage', int8: 'CharStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
+  float32: 'FloatStorage',
+  float64: 'DoubleStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+  int16: 'ShortStorage',
+  int8: 'CharStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
 };
 
 /** One storage record of the archive. */
@@ -137,7 +145,10 @@ function planStorages(tensors: Tensor[]): { plan: Map<Tensor, TensorOut>; storag
     const es = elementSize(dtype);
     const numel = Math.floor(probes[0].nbytes / es);
     const storage: StorageOut = {
-      key: nextKey(), dtype, location: locationOf(rep), numel,
+      key: nextKey(),
+      dtype,
+      location: locationOf(rep),
+      numel,
       // The whole storage, as torch.save writes it.
       bytes: () => bytesVia(() => native.call(OPS.asStrided, rep._h, [numel], [1], 0)),
     };
@@ -157,9 +168,7 @@ function cannotSave(v: unknown, path: string): never {
   // An nn.Module is callable, so typeof says 'function'; it is an object of its class.
   const instance = v !== null && (typeof v === 'object' || (typeof v === 'function' && !(v instanceof Function)));
   if (instance) what = (v as object).constructor?.name ?? 'object';
-  const hint = instance && typeof (v as { stateDict?: unknown }).stateDict === 'function'
-    ? ' (save module.stateDict() instead of the module)'
-    : '';
+  const hint = instance && typeof (v as { stateDict?: unknown }).stateDict === 'function' ? ' (save module.stateDict() instead of the module)' : '';
   throw new TypeError(`save(): cannot save a value of type ${what} at ${path || 'the top level'}${hint}`);
 }
 
@@ -342,7 +351,9 @@ class Pickler {
 
 /** PyTorch names the archive's top folder after the file: `model.pt` → `model/`. */
 function archiveName(path: string): string {
-  const stem = basename(path).split('.')[0].replace(/[^A-Za-z0-9_-]/g, '_');
+  const stem = basename(path)
+    .split('.')[0]
+    .replace(/[^A-Za-z0-9_-]/g, '_');
   return stem || 'archive';
 }
 

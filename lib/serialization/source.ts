@@ -112,7 +112,11 @@ export function bufferSource(buf: Buffer): Source {
 
 /** Sub-range of a source, as its own source (tar members). */
 export class RangeSource implements Source {
-  constructor(private readonly src: Source, private readonly start: number, readonly size: number) {}
+  constructor(
+    private readonly src: Source,
+    private readonly start: number,
+    readonly size: number,
+  ) {}
   get name(): string {
     return this.src.name;
   }
@@ -138,7 +142,11 @@ export class Cursor {
   private bufStart = 0;
   pos: number;
 
-  constructor(private readonly src: Source, start: number, readonly end: number = src.size) {
+  constructor(
+    private readonly src: Source,
+    start: number,
+    readonly end: number = src.size,
+  ) {
     this.pos = start;
     if (src instanceof BufferSource) {
       this.buf = src.read(0, src.size);

@@ -20,7 +20,10 @@ function octal(b: Buffer, at: number, len: number, what: string): number {
     if (!Number.isSafeInteger(v)) throw new FormatError(`tar: absurd ${what}`);
     return v;
   }
-  const s = b.toString('latin1', at, at + len).replace(/\0.*$/s, '').trim();
+  const s = b
+    .toString('latin1', at, at + len)
+    .replace(/\0.*$/s, '')
+    .trim();
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new FormatError(`tar: malformed ${what} '${s}'`);
   return parseInt(s, 8);

@@ -12,17 +12,46 @@ import { FormatError } from './source.js';
 import { OrderedDict } from './types.js';
 
 const STORAGE_DTYPES: Record<string, DType> = {
-  FloatStorage: 'float32', DoubleStorage: 'float64', HalfStorage: 'float16', BFloat16Storage: 'bfloat16',
-  LongStorage: 'int64', IntStorage: 'int32', ShortStorage: 'int16', CharStorage: 'int8', ByteStorage: 'uint8', BoolStorage: 'bool',
+  FloatStorage: 'float32',
+  DoubleStorage: 'float64',
+  HalfStorage: 'float16',
+  BFloat16Storage: 'bfloat16',
+  LongStorage: 'int64',
+  IntStorage: 'int32',
+  ShortStorage: 'int16',
+  CharStorage: 'int8',
+  ByteStorage: 'uint8',
+  BoolStorage: 'bool',
 };
 const TENSOR_DTYPES: Record<string, DType> = {
-  FloatTensor: 'float32', DoubleTensor: 'float64', HalfTensor: 'float16', BFloat16Tensor: 'bfloat16',
-  LongTensor: 'int64', IntTensor: 'int32', ShortTensor: 'int16', CharTensor: 'int8', ByteTensor: 'uint8', BoolTensor: 'bool',
+  FloatTensor: 'float32',
+  DoubleTensor: 'float64',
+  HalfTensor: 'float16',
+  BFloat16Tensor: 'bfloat16',
+  LongTensor: 'int64',
+  IntTensor: 'int32',
+  ShortTensor: 'int16',
+  CharTensor: 'int8',
+  ByteTensor: 'uint8',
+  BoolTensor: 'bool',
 };
 const TORCH_DTYPES: Record<string, DType> = {
-  float32: 'float32', float: 'float32', float64: 'float64', double: 'float64', float16: 'float16', half: 'float16',
-  bfloat16: 'bfloat16', int64: 'int64', long: 'int64', int32: 'int32', int: 'int32', int16: 'int16', short: 'int16',
-  int8: 'int8', uint8: 'uint8', bool: 'bool',
+  float32: 'float32',
+  float: 'float32',
+  float64: 'float64',
+  double: 'float64',
+  float16: 'float16',
+  half: 'float16',
+  bfloat16: 'bfloat16',
+  int64: 'int64',
+  long: 'int64',
+  int32: 'int32',
+  int: 'int32',
+  int16: 'int16',
+  short: 'int16',
+  int8: 'int8',
+  uint8: 'uint8',
+  bool: 'bool',
 };
 /** Names PyTorch can write that vgg-torch knows but cannot represent. */
 const UNSUPPORTED: Record<string, string> = {
@@ -37,7 +66,11 @@ const UNSUPPORTED: Record<string, string> = {
 
 /** An allow-listed Python name. It is only ever matched by identity, never called. */
 export class PyName {
-  constructor(readonly path: string, readonly role: string, readonly dtype?: DType) {}
+  constructor(
+    readonly path: string,
+    readonly role: string,
+    readonly dtype?: DType,
+  ) {}
 }
 
 /** What differs between the formats while a pickle is read. */
@@ -128,7 +161,9 @@ export class WeightsOnlyUnpickler implements UnpicklerHooks {
       const [vk, offset, size] = view;
       const viewKey = asString(vk) ?? String(vk);
       if (!isSafeCount(offset) || !isSafeCount(size) || offset + size > ref.numel) {
-        throw new FormatError(`storage view '${viewKey}' (${describeValue(offset)}, ${describeValue(size)}) lies outside storage '${key}' of ${ref.numel} elements`);
+        throw new FormatError(
+          `storage view '${viewKey}' (${describeValue(offset)}, ${describeValue(size)}) lies outside storage '${key}' of ${ref.numel} elements`,
+        );
       }
       let v = this.refs.get(`view:${viewKey}`);
       if (!v) {
@@ -143,8 +178,7 @@ export class WeightsOnlyUnpickler implements UnpicklerHooks {
   private refusePid(pid: unknown): never {
     if (Array.isArray(pid) && asString(pid[0]) === 'module') {
       throw new FormatError(
-        'the file pickles a whole nn.Module (its class and source code), which cannot be loaded safely; ' +
-          'save and load its state_dict() instead',
+        'the file pickles a whole nn.Module (its class and source code), which cannot be loaded safely; ' + 'save and load its state_dict() instead',
       );
     }
     throw new FormatError(`only storages may be loaded by persistent id, got ${describeValue(pid)}`);

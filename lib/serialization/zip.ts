@@ -160,7 +160,8 @@ export class ZipReader {
 
   private checkReadable(e: ZipEntry): void {
     if (e.flags & 1) throw new FormatError(`zip: entry '${e.name}' is encrypted`);
-    if (e.method !== 0 && e.method !== 8) throw new FormatError(`zip: entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
+    if (e.method !== 0 && e.method !== 8)
+      throw new FormatError(`zip: entry '${e.name}' uses compression method ${e.method} (only stored and deflate are supported)`);
     if (e.method === 0 && e.compressedSize !== e.size) throw new FormatError(`zip: stored entry '${e.name}' has mismatched sizes`);
   }
 
@@ -245,7 +246,10 @@ export class ZipWriter {
   private offset = 0;
   private readonly written: Written[] = [];
 
-  constructor(private readonly fd: number, private readonly forceZip64 = false) {}
+  constructor(
+    private readonly fd: number,
+    private readonly forceZip64 = false,
+  ) {}
 
   private write(b: Uint8Array): void {
     let done = 0;

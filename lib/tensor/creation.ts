@@ -3,7 +3,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { native, op } from '../native.js';
 import { type DType, dtypeCode, dtypeOfTypedArray, elementSize, normalizeDtype } from './dtype.js';
 import { checkBoolean, checkOptions } from '../utils/args.js';
-import { Tensor, type TensorOptions, describe, handleOf, sizeArgs, wrap } from './tensor.js';
+import { type Tensor, type TensorOptions, describe, handleOf, sizeArgs, wrap } from './tensor.js';
 
 type Nested = number | boolean | bigint | Nested[];
 /** What {@link tensor} accepts: a number, nested arrays, or a typed array (with `shape`). */
@@ -108,15 +108,25 @@ function encode(flat: (number | boolean | bigint)[], dtype: DType, shape: readon
   const num = (v: number | boolean | bigint): number => Number(v);
   const int = (v: number | boolean | bigint, i: number): bigint => (typeof v === 'boolean' ? BigInt(v) : checkedInt(v, dtype, i, shape));
   switch (dtype) {
-    case 'float32': case 'float16': case 'bfloat16': return Float32Array.from(flat, num);
-    case 'float64': return Float64Array.from(flat, num);
-    case 'int64': return BigInt64Array.from(flat, int);
+    case 'float32':
+    case 'float16':
+    case 'bfloat16':
+      return Float32Array.from(flat, num);
+    case 'float64':
+      return Float64Array.from(flat, num);
+    case 'int64':
+      return BigInt64Array.from(flat, int);
     // Each value is checked first; the typed array then wraps (uint8 -1 → 255) as PyTorch does.
-    case 'int32': return Int32Array.from(flat, (v, i) => Number(int(v, i)));
-    case 'int16': return Int16Array.from(flat, (v, i) => Number(int(v, i)));
-    case 'int8': return Int8Array.from(flat, (v, i) => Number(int(v, i)));
-    case 'uint8': return Uint8Array.from(flat, (v, i) => Number(int(v, i)));
-    case 'bool': return Uint8Array.from(flat, (v) => (num(v) !== 0 ? 1 : 0));
+    case 'int32':
+      return Int32Array.from(flat, (v, i) => Number(int(v, i)));
+    case 'int16':
+      return Int16Array.from(flat, (v, i) => Number(int(v, i)));
+    case 'int8':
+      return Int8Array.from(flat, (v, i) => Number(int(v, i)));
+    case 'uint8':
+      return Uint8Array.from(flat, (v, i) => Number(int(v, i)));
+    case 'bool':
+      return Uint8Array.from(flat, (v) => (num(v) !== 0 ? 1 : 0));
   }
 }
 
@@ -176,15 +186,22 @@ export function fromBuffer(buffer: ArrayBufferView | ArrayBuffer, opts: { dtype:
   const isView = ArrayBuffer.isView(buffer);
   if (!isView && !(buffer instanceof ArrayBuffer)) {
     const shared = typeof SharedArrayBuffer === 'function' && (buffer as unknown) instanceof SharedArrayBuffer;
-    throw new TypeError(`fromBuffer(): argument 'buffer' must be a Buffer, typed array or ArrayBuffer, got ${describe(buffer)}${shared ? ' (SharedArrayBuffer is not supported)' : ''}`);
+    throw new TypeError(
+      `fromBuffer(): argument 'buffer' must be a Buffer, typed array or ArrayBuffer, got ${describe(buffer)}${shared ? ' (SharedArrayBuffer is not supported)' : ''}`,
+    );
   }
   const ab = isView ? buffer.buffer : buffer;
-  if (!(ab instanceof ArrayBuffer)) throw new TypeError(`fromBuffer(): argument 'buffer' is a view of a ${describe(ab)}, which is not supported; copy it with tensor()`);
+  if (!(ab instanceof ArrayBuffer))
+    throw new TypeError(`fromBuffer(): argument 'buffer' is a view of a ${describe(ab)}, which is not supported; copy it with tensor()`);
   if (isDetached(ab)) {
-    throw new TypeError('fromBuffer(): argument \'buffer\' is a detached ArrayBuffer (it was transferred, e.g. by postMessage or structuredClone, and holds no data)');
+    throw new TypeError(
+      "fromBuffer(): argument 'buffer' is a detached ArrayBuffer (it was transferred, e.g. by postMessage or structuredClone, and holds no data)",
+    );
   }
   if ((ab as { resizable?: boolean }).resizable) {
-    throw new TypeError(`fromBuffer(): argument 'buffer' is a resizable ArrayBuffer (maxByteLength ${(ab as { maxByteLength?: number }).maxByteLength}); a tensor cannot share memory that can shrink under it: pass a fixed-length buffer, or copy it with tensor()`);
+    throw new TypeError(
+      `fromBuffer(): argument 'buffer' is a resizable ArrayBuffer (maxByteLength ${(ab as { maxByteLength?: number }).maxByteLength}); a tensor cannot share memory that can shrink under it: pass a fixed-length buffer, or copy it with tensor()`,
+    );
   }
   const byteOffset = isView ? buffer.byteOffset : 0;
   const byteLength = isView ? buffer.byteLength : buffer.byteLength;
@@ -226,7 +243,10 @@ let transferBlocked: boolean | undefined;
 function transferIsBlocked(): boolean {
   if (transferBlocked !== undefined) return transferBlocked;
   const transfer = (ArrayBuffer.prototype as { transfer?: (n?: number) => ArrayBuffer }).transfer;
-  if (typeof transfer !== 'function') return (transferBlocked = true);
+  if (typeof transfer !== 'function') {
+    transferBlocked = true;
+    return true;
+  }
   const probe = new ArrayBuffer(8);
   markAsUntransferable(probe);
   try {
@@ -234,7 +254,8 @@ function transferIsBlocked(): boolean {
   } catch {
     // expected: the untransferable buffer refused to be detached
   }
-  return (transferBlocked = probe.byteLength === 8);
+  transferBlocked = probe.byteLength === 8;
+  return transferBlocked;
 }
 
 /** Throws unless `shape` holds exactly `count` elements (a smaller shape would silently drop data). */
@@ -297,7 +318,12 @@ export function linspace(start: number, end: number, steps: number, options?: Te
 }
 
 /** Random integers in [low, high) (int64 by default): `randint(10, [3])` or `randint(2, 10, [3])`. */
-export function randint(lowOrHigh: number, highOrSize: number | readonly number[], sizeOrOpts?: readonly number[] | TensorOptions, options?: TensorOptions): Tensor {
+export function randint(
+  lowOrHigh: number,
+  highOrSize: number | readonly number[],
+  sizeOrOpts?: readonly number[] | TensorOptions,
+  options?: TensorOptions,
+): Tensor {
   let low = 0;
   let high: number;
   let size: readonly number[];

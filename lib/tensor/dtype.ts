@@ -1,18 +1,30 @@
 // Data types: names as PyTorch prints them (without "torch."), codes as c10::ScalarType.
 
 /** A tensor element type, named as in PyTorch (`torch.float32` → `'float32'`). */
-export type DType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 const CODES: Record<DType, number> = {
-  uint8: 0, int8: 1, int16: 2, int32: 3, int64: 4, float16: 5, float32: 6, float64: 7, bool: 11, bfloat16: 15,
+  uint8: 0,
+  int8: 1,
+  int16: 2,
+  int32: 3,
+  int64: 4,
+  float16: 5,
+  float32: 6,
+  float64: 7,
+  bool: 11,
+  bfloat16: 15,
 };
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([k, v]) => [v, k as DType]));
 
 /** Aliases PyTorch accepts for the same types. */
 const ALIASES: Record<string, DType> = {
-  float: 'float32', double: 'float64', half: 'float16', long: 'int64', int: 'int32', short: 'int16',
+  float: 'float32',
+  double: 'float64',
+  half: 'float16',
+  long: 'int64',
+  int: 'int32',
+  short: 'int16',
 };
 
 export function dtypeCode(dtype: DType | string): number {
@@ -34,26 +46,43 @@ export function normalizeDtype(dtype: DType | string): DType {
   return dtypeName(dtypeCode(dtype));
 }
 
-export const isFloatingDtype = (d: DType): boolean =>
-  d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+export const isFloatingDtype = (d: DType): boolean => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 
 /** The typed array `toTypedArray()` returns for each dtype (half types widen to float32). */
 export type TypedArrayFor = {
-  float32: Float32Array; float64: Float64Array; float16: Float32Array; bfloat16: Float32Array;
-  int64: BigInt64Array; int32: Int32Array; int16: Int16Array; int8: Int8Array; uint8: Uint8Array; bool: Uint8Array;
+  float32: Float32Array;
+  float64: Float64Array;
+  float16: Float32Array;
+  bfloat16: Float32Array;
+  int64: BigInt64Array;
+  int32: Int32Array;
+  int16: Int16Array;
+  int8: Int8Array;
+  uint8: Uint8Array;
+  bool: Uint8Array;
 };
 export type AnyTypedArray = TypedArrayFor[DType];
 
 /** Wraps raw host bytes (as the addon copies them out) in the typed array for `dtype`. */
 export function viewBytes(dtype: DType, buf: ArrayBuffer): AnyTypedArray {
   switch (dtype) {
-    case 'float32': case 'float16': case 'bfloat16': return new Float32Array(buf);
-    case 'float64': return new Float64Array(buf);
-    case 'int64': return new BigInt64Array(buf);
-    case 'int32': return new Int32Array(buf);
-    case 'int16': return new Int16Array(buf);
-    case 'int8': return new Int8Array(buf);
-    case 'uint8': case 'bool': return new Uint8Array(buf);
+    case 'float32':
+    case 'float16':
+    case 'bfloat16':
+      return new Float32Array(buf);
+    case 'float64':
+      return new Float64Array(buf);
+    case 'int64':
+      return new BigInt64Array(buf);
+    case 'int32':
+      return new Int32Array(buf);
+    case 'int16':
+      return new Int16Array(buf);
+    case 'int8':
+      return new Int8Array(buf);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(buf);
   }
 }
 

@@ -4,9 +4,7 @@
 // the native addon, so it can be tested against Python without libtorch.
 
 /** Element types `formatTensor` understands, named as in PyTorch. */
-export type FormatDType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type FormatDType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 /** What `formatTensor` needs to know about a tensor. */
 export interface FormatInput {
@@ -116,8 +114,7 @@ function pyExp(x: number, prec: number): string {
 // ---------------------------------------------------------------------------
 // Element values
 
-const isFloating = (d: FormatDType): boolean =>
-  d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
+const isFloating = (d: FormatDType): boolean => d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 
 function toFloat(v: number | bigint | boolean, dtype: FormatDType): number {
   const x = typeof v === 'boolean' ? (v ? 1 : 0) : Number(v);
@@ -234,9 +231,7 @@ function summarizedIndices(shape: number[], strides: number[], summarize: boolea
   return out;
 }
 
-function vectorStr(
-  input: FormatInput, offset: number, size: number, indent: number, summarize: boolean, fmt: Formatter,
-): string {
+function vectorStr(input: FormatInput, offset: number, size: number, indent: number, summarize: boolean, fmt: Formatter): string {
   // element length includes the ", " separator
   const elementLength = fmt.width + 2;
   const perLine = Math.max(1, Math.floor((LINEWIDTH - indent) / elementLength));
@@ -252,15 +247,19 @@ function vectorStr(
 }
 
 function tensorStrWithFormatter(
-  input: FormatInput, strides: number[], dim: number, offset: number, indent: number, summarize: boolean,
+  input: FormatInput,
+  strides: number[],
+  dim: number,
+  offset: number,
+  indent: number,
+  summarize: boolean,
   fmt: Formatter,
 ): string {
   const shape = input.shape;
   const rank = shape.length - dim;
   if (rank === 0) return fmt.format(input.values[offset]);
   if (rank === 1) return vectorStr(input, offset, shape[dim], indent, summarize, fmt);
-  const sub = (i: number): string =>
-    tensorStrWithFormatter(input, strides, dim + 1, offset + i * strides[dim], indent + 1, summarize, fmt);
+  const sub = (i: number): string => tensorStrWithFormatter(input, strides, dim + 1, offset + i * strides[dim], indent + 1, summarize, fmt);
   const { head, tail } = shownIndices(shape[dim], summarize);
   const slices = head.map(sub);
   if (tail) slices.push('...', ...tail.map(sub));

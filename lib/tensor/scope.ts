@@ -122,8 +122,13 @@ function close(scope: Scope, result: unknown, held?: () => Set<Disposable>): voi
   const survivors = new Set<Disposable>();
   collect(result, survivors);
   let heldNow: Set<Disposable> | undefined;
+  const isHeld = (t: Disposable): boolean => {
+    if (!held) return false;
+    heldNow ??= held();
+    return heldNow.has(t);
+  };
   for (const t of scope.tracked) {
-    if (survivors.has(t) || scope.kept.has(t) || (held && (heldNow ??= held()).has(t))) {
+    if (survivors.has(t) || scope.kept.has(t) || isHeld(t)) {
       if (scope.parent) scope.parent.tracked.push(t);
       else net(t);
     } else if (!t.isDisposed) {

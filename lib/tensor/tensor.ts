@@ -2,9 +2,7 @@
 // camelCase. Every method is one dispatcher call; no math runs in JS.
 import { inspect } from 'node:util';
 import { native, op, type Handle, type OpHandle } from '../native.js';
-import {
-  type AnyTypedArray, type DType, dtypeCode, dtypeName, normalizeDtype, viewBytes,
-} from './dtype.js';
+import { type AnyTypedArray, type DType, dtypeCode, dtypeName, normalizeDtype, viewBytes } from './dtype.js';
 import { formatTensor } from './format.js';
 import { isKept, track, untrack } from './scope.js';
 import { checkFunction, checkOptions, describe } from '../utils/args.js';
@@ -55,7 +53,6 @@ export function handleOf(x: unknown, what: string): Handle {
   throw new TypeError(`argument '${what}' must be a Tensor, got ${describe(x)}`);
 }
 
-
 function checkScalar(x: unknown, what: string): Scalar {
   if (typeof x === 'number' || typeof x === 'boolean') return x;
   throw new TypeError(`argument '${what}' must be a Tensor or a number, got ${describe(x)}`);
@@ -67,7 +64,9 @@ export function sizeArgs(args: (number | readonly number[])[], what = 'size', fn
   for (const s of list) {
     if (typeof s !== 'number' || !Number.isInteger(s)) {
       const given = args.length === 1 ? args[0] : args;
-      throw new TypeError(`${fn ? `${fn}: ` : ''}argument '${what}' must be integers or an array of integers, got ${describe(given)}${given !== s ? ` (element ${describe(s)})` : ''}`);
+      throw new TypeError(
+        `${fn ? `${fn}: ` : ''}argument '${what}' must be integers or an array of integers, got ${describe(given)}${given !== s ? ` (element ${describe(s)})` : ''}`,
+      );
     }
   }
   return [...list];
@@ -108,10 +107,20 @@ function binaryInPlace(opHandle: OpHandle, self: Tensor, other: Tensor | Scalar,
 
 // Hot operators resolved once at load.
 const OPS = {
-  add: op('aten::add', 'Tensor'), sub: op('aten::sub', 'Tensor'), mul: op('aten::mul', 'Tensor'), div: op('aten::div', 'Tensor'),
-  add_: op('aten::add_', 'Tensor'), sub_: op('aten::sub_', 'Tensor'), mul_: op('aten::mul_', 'Tensor'), div_: op('aten::div_', 'Tensor'),
-  eq: op('aten::eq', 'Tensor'), ne: op('aten::ne', 'Tensor'), lt: op('aten::lt', 'Tensor'), le: op('aten::le', 'Tensor'),
-  gt: op('aten::gt', 'Tensor'), ge: op('aten::ge', 'Tensor'),
+  add: op('aten::add', 'Tensor'),
+  sub: op('aten::sub', 'Tensor'),
+  mul: op('aten::mul', 'Tensor'),
+  div: op('aten::div', 'Tensor'),
+  add_: op('aten::add_', 'Tensor'),
+  sub_: op('aten::sub_', 'Tensor'),
+  mul_: op('aten::mul_', 'Tensor'),
+  div_: op('aten::div_', 'Tensor'),
+  eq: op('aten::eq', 'Tensor'),
+  ne: op('aten::ne', 'Tensor'),
+  lt: op('aten::lt', 'Tensor'),
+  le: op('aten::le', 'Tensor'),
+  gt: op('aten::gt', 'Tensor'),
+  ge: op('aten::ge', 'Tensor'),
 };
 
 function parseSlice(s: string): Slice {
@@ -294,8 +303,14 @@ export class Tensor {
       throw new TypeError(`to(): expected a device, a dtype or { device, dtype }, got ${describe(target)}`);
     }
     const out: Handle = native.call(
-      op('aten::to', 'dtype_layout'), this._h, dtype === undefined ? undefined : dtypeCode(dtype),
-      undefined, device, undefined, opts.nonBlocking ?? false, opts.copy ?? false,
+      op('aten::to', 'dtype_layout'),
+      this._h,
+      dtype === undefined ? undefined : dtypeCode(dtype),
+      undefined,
+      device,
+      undefined,
+      opts.nonBlocking ?? false,
+      opts.copy ?? false,
     );
     return wrap(out);
   }
@@ -578,7 +593,9 @@ export class Tensor {
   }
   clamp(min?: Scalar | Tensor | null, max?: Scalar | Tensor | null): Tensor {
     if (isTensor(min) || isTensor(max)) {
-      return wrap(native.call(op('aten::clamp', 'Tensor'), this._h, (min as Tensor | null | undefined)?._h ?? null, (max as Tensor | null | undefined)?._h ?? null));
+      return wrap(
+        native.call(op('aten::clamp', 'Tensor'), this._h, (min as Tensor | null | undefined)?._h ?? null, (max as Tensor | null | undefined)?._h ?? null),
+      );
     }
     if (min == null && max == null) throw new TypeError("clamp(): at least one of 'min' or 'max' must not be null");
     return wrap(native.call(op('aten::clamp'), this._h, min ?? null, max ?? null));
@@ -787,7 +804,6 @@ export function broadcastTensors(...tensors: Tensor[]): Tensor[] {
   return wrapList(native.call(op('aten::broadcast_tensors'), handles(tensors, 'tensors')));
 }
 
-
 /**
  * @internal Registers `hook` on `t` with no ownership rule for the gradient:
  * the caller disposes it (module backward hooks keep grad outputs until the
@@ -804,7 +820,8 @@ export function registerTensorHook(t: Tensor, hook: (grad: Tensor) => Tensor | v
   const h = handleOf(t, 'tensor');
   const pos = native.registerHook(h, (g) => {
     const outer = madeInHook;
-    const made = (madeInHook = new Set());
+    const made = new Set<Tensor>();
+    madeInHook = made;
     let out: Tensor | void | undefined | null;
     try {
       out = hook(wrap(g));

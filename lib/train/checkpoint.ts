@@ -121,7 +121,9 @@ export function gatherRankStates(group: ProcessGroup, c: Pick<CheckpointContents
 export function saveCheckpoint(path: string, c: CheckpointContents): void {
   if (typeof path !== 'string') throw new TypeError(`saveCheckpoint(): argument 'path' must be a path, got ${describe(path)}`);
   if (c === null || typeof c !== 'object' || typeof (c.model as { stateDict?: unknown } | null)?.stateDict !== 'function') {
-    throw new TypeError(`saveCheckpoint(): argument 'contents' must be an object with a 'model' Module, got ${describe(c === null || typeof c !== 'object' ? c : c.model)}`);
+    throw new TypeError(
+      `saveCheckpoint(): argument 'contents' must be an object with a 'model' Module, got ${describe(c === null || typeof c !== 'object' ? c : c.model)}`,
+    );
   }
   // tidy frees the handles the state dicts and the RNG state are read into.
   tidy(() => {
@@ -309,8 +311,7 @@ function readOnRankZero(path: string, group: ProcessGroup): Buffer {
 export function disposeAll(v: unknown): void {
   if (v instanceof Tensor) {
     if (!v.isDisposed) v.dispose();
-  }
-  else if (v instanceof Map) for (const x of v.values()) disposeAll(x);
+  } else if (v instanceof Map) for (const x of v.values()) disposeAll(x);
   else if (Array.isArray(v)) for (const x of v) disposeAll(x);
 }
 

@@ -44,12 +44,9 @@ export interface EvaluateOptions {
  * Runs `model` in eval mode without gradients over `loader` (batches of
  * `[images, labels]`), and puts the model back in the mode it was in.
  */
-export async function evaluate(
-  model: Module<[Tensor], Tensor>,
-  loader: DataLoader<any, [Tensor, Tensor]>,
-  opts: EvaluateOptions = {},
-): Promise<Evaluation> {
-  if (typeof (model as { forward?: unknown } | null)?.forward !== 'function') throw new TypeError(`evaluate(): argument 'model' must be a Module, got ${describe(model)}`);
+export async function evaluate(model: Module<[Tensor], Tensor>, loader: DataLoader<any, [Tensor, Tensor]>, opts: EvaluateOptions = {}): Promise<Evaluation> {
+  if (typeof (model as { forward?: unknown } | null)?.forward !== 'function')
+    throw new TypeError(`evaluate(): argument 'model' must be a Module, got ${describe(model)}`);
   checkOptions('evaluate()', opts, ['criterion', 'classes', 'device', 'processGroup']);
   const criterion = opts.criterion ?? new CrossEntropyLoss();
   const device = opts.device ?? 'cpu';
@@ -99,7 +96,8 @@ export async function evaluate(
 function sumOverGroup(group: ProcessGroup, matrix: ConfusionMatrix | null, lossSum: number, total: number): [ConfusionMatrix | null, number, number] {
   const [numClasses] = allReduceNumbers([matrix?.numClasses ?? 0], { op: 'max', group });
   if (numClasses === 0) return [matrix, lossSum, total];
-  if (matrix && matrix.numClasses !== numClasses) throw new RangeError(`evaluate(): this rank's model has ${matrix.numClasses} outputs, another's ${numClasses}`);
+  if (matrix && matrix.numClasses !== numClasses)
+    throw new RangeError(`evaluate(): this rank's model has ${matrix.numClasses} outputs, another's ${numClasses}`);
   const m = matrix ?? new ConfusionMatrix(numClasses);
   const all = allReduceNumbers([lossSum, total, ...m.counts], { op: 'sum', group });
   m.counts.set(all.slice(2));

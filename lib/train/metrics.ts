@@ -11,7 +11,10 @@ function cumsum(x: Tensor, dim: number): Tensor {
 }
 
 function check(output: Tensor, target: Tensor, what: string): void {
-  for (const [name, t] of [['output', output], ['target', target]] as const) {
+  for (const [name, t] of [
+    ['output', output],
+    ['target', target],
+  ] as const) {
     if (!(t instanceof Tensor)) throw new TypeError(`${what}: argument '${name}' must be a Tensor, got ${describe(t)}`);
   }
   if (output.ndim !== 2) throw new RangeError(`${what}: output must be (N, classes) scores, got shape [${output.shape.join(', ')}]`);
@@ -33,11 +36,15 @@ export function accuracy(output: Tensor, target: Tensor, opts: { topk?: number |
   const ks = opts.topk === undefined ? [1] : Array.isArray(opts.topk) ? opts.topk : [opts.topk];
   const n = output.shape[0];
   const classes = output.shape[1];
-  for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > classes) throw new RangeError(`accuracy(): topk ${describe(k)} must be an integer between 1 and ${classes}`);
+  for (const k of ks)
+    if (!Number.isInteger(k) || k < 1 || k > classes) throw new RangeError(`accuracy(): topk ${describe(k)} must be an integer between 1 and ${classes}`);
   if (n === 0) return Array.isArray(opts.topk) ? ks.map(() => 0) : 0;
   const maxk = Math.max(...ks);
   const temps: Tensor[] = [];
-  const t = <X extends Tensor>(x: X): X => (temps.push(x), x);
+  const t = <X extends Tensor>(x: X): X => {
+    temps.push(x);
+    return x;
+  };
   try {
     const [, pred] = output.detach().topk(maxk, 1, true, true).map(t); // (N, maxk), best first
     const hits = t(t(cumsum(t(pred.eq(t(t(target.view(-1, 1)).expandAs(pred)))), 1)).gt(0)); // a hit within the first j+1
@@ -56,7 +63,10 @@ export function accuracy(output: Tensor, target: Tensor, opts: { topk?: number |
 export function confusionMatrix(predicted: Tensor, target: Tensor, numClasses: number): Tensor {
   if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`confusionMatrix: numClasses must be a positive integer, got ${numClasses}`);
   const temps: Tensor[] = [];
-  const t = (x: Tensor): Tensor => (temps.push(x), x);
+  const t = (x: Tensor): Tensor => {
+    temps.push(x);
+    return x;
+  };
   try {
     let pred = predicted;
     if (pred.ndim === 2) {
@@ -68,7 +78,10 @@ export function confusionMatrix(predicted: Tensor, target: Tensor, numClasses: n
     }
     const p = t(t(pred.long()).cpu());
     const y = t(t(target.long()).cpu());
-    for (const [name, v] of [['target', y], ['predicted', p]] as const) {
+    for (const [name, v] of [
+      ['target', y],
+      ['predicted', p],
+    ] as const) {
       if (v.numel() && (Number(t(v.min()).item()) < 0 || Number(t(v.max()).item()) >= numClasses)) {
         throw new RangeError(`confusionMatrix: ${name} class indices must be in [0, ${numClasses})`);
       }
@@ -93,7 +106,8 @@ export function perClassAccuracy(matrix: Tensor | ConfusionMatrix): number[] {
 }
 
 function matrixCounts(m: Tensor): Float64Array {
-  if (m.ndim !== 2 || m.shape[0] !== m.shape[1]) throw new RangeError(`perClassAccuracy: expected a square confusion matrix, got shape [${m.shape.join(', ')}]`);
+  if (m.ndim !== 2 || m.shape[0] !== m.shape[1])
+    throw new RangeError(`perClassAccuracy: expected a square confusion matrix, got shape [${m.shape.join(', ')}]`);
   return Float64Array.from(m.toTypedArray() as ArrayLike<number | bigint>, Number);
 }
 
@@ -110,7 +124,9 @@ export class ConfusionMatrix {
   readonly counts: Float64Array;
 
   constructor(classes: number | readonly string[]) {
-    if (!((Number.isInteger(classes) && (classes as number) > 0) || (Array.isArray(classes) && classes.length > 0 && classes.every((c) => typeof c === 'string')))) {
+    if (
+      !((Number.isInteger(classes) && (classes as number) > 0) || (Array.isArray(classes) && classes.length > 0 && classes.every((c) => typeof c === 'string')))
+    ) {
       throw new TypeError(`ConfusionMatrix: classes must be a positive integer or an array of names, got ${describe(classes)}`);
     }
     this.classes = typeof classes === 'number' ? null : [...classes];

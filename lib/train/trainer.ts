@@ -116,7 +116,14 @@ interface Sums {
   windowBatches: number;
 }
 const zeroSums = (): Sums => ({
-  epochLoss: 0, epochCorrect: 0, epochImages: 0, epochSeconds: 0, windowLoss: 0, windowCorrect: 0, windowImages: 0, windowBatches: 0,
+  epochLoss: 0,
+  epochCorrect: 0,
+  epochImages: 0,
+  epochSeconds: 0,
+  windowLoss: 0,
+  windowCorrect: 0,
+  windowImages: 0,
+  windowBatches: 0,
 });
 /** The sums that add up over ranks (time does not). */
 const WINDOW_SUMS = ['windowLoss', 'windowCorrect', 'windowImages', 'windowBatches'] as const;
@@ -132,8 +139,26 @@ const turnEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate
  * an uninterrupted run would have had.
  */
 const FIT_OPTIONS = [
-  'model', 'trainLoader', 'testLoader', 'optimizer', 'scheduler', 'schedulerStep', 'criterion', 'epochs', 'device', 'classes',
-  'logEvery', 'outDir', 'meta', 'resume', 'live', 'handleSignals', 'signal', 'title', 'stream', 'onRecord',
+  'model',
+  'trainLoader',
+  'testLoader',
+  'optimizer',
+  'scheduler',
+  'schedulerStep',
+  'criterion',
+  'epochs',
+  'device',
+  'classes',
+  'logEvery',
+  'outDir',
+  'meta',
+  'resume',
+  'live',
+  'handleSignals',
+  'signal',
+  'title',
+  'stream',
+  'onRecord',
 ];
 
 export async function fit(opts: FitOptions): Promise<FitResult> {
@@ -200,11 +225,17 @@ async function train(opts: FitOptions): Promise<FitResult> {
   const stream = main ? (opts.stream ?? process.stdout) : new Writable({ write: (_chunk, _encoding, done) => done() });
   const say = (line: string): void => void stream.write(`${line}\n`);
   const out = opts.outDir ?? null;
-  const files = out
-    ? { metrics: join(out, 'metrics.jsonl'), chart: join(out, 'chart.html'), checkpoint: join(out, 'checkpoint.pth') }
-    : null;
+  const files = out ? { metrics: join(out, 'metrics.jsonl'), chart: join(out, 'chart.html'), checkpoint: join(out, 'checkpoint.pth') } : null;
   const title = opts.title ?? 'vgg-torch training';
-  if (group) sameOnEveryRank(group, { outDir: files ? 1 : 0, resume: opts.resume ? 1 : 0, testLoader: opts.testLoader ? 1 : 0, epochs: opts.epochs, logEvery, 'trainLoader.length': opts.trainLoader.length });
+  if (group)
+    sameOnEveryRank(group, {
+      outDir: files ? 1 : 0,
+      resume: opts.resume ? 1 : 0,
+      testLoader: opts.testLoader ? 1 : 0,
+      epochs: opts.epochs,
+      logEvery,
+      'trainLoader.length': opts.trainLoader.length,
+    });
   if (opts.trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
   if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
 
@@ -216,9 +247,22 @@ async function train(opts: FitOptions): Promise<FitResult> {
   if (opts.onRecord) log.onAppend(opts.onRecord);
   const chart = chartWriter(main ? files : null, log, title);
   const run: Run = {
-    opts, group, main, net, evalLoader: opts.testLoader ? (group ? shardOf(opts.testLoader, group) : opts.testLoader) : null,
-    criterion: opts.criterion ?? new CrossEntropyLoss(), device: opts.device ?? 'cpu', logEvery, say, stream, files, log,
-    step: start.step, sums: start.sums, stop: new Interruption(say, opts), lastCheckpoint: null,
+    opts,
+    group,
+    main,
+    net,
+    evalLoader: opts.testLoader ? (group ? shardOf(opts.testLoader, group) : opts.testLoader) : null,
+    criterion: opts.criterion ?? new CrossEntropyLoss(),
+    device: opts.device ?? 'cpu',
+    logEvery,
+    say,
+    stream,
+    files,
+    log,
+    step: start.step,
+    sums: start.sums,
+    stop: new Interruption(say, opts),
+    lastCheckpoint: null,
   };
 
   let evaluation: Evaluation | null = null;
@@ -258,7 +302,13 @@ async function train(opts: FitOptions): Promise<FitResult> {
   }
   if (interrupted && run.lastCheckpoint) say(`Checkpoint saved to ${run.lastCheckpoint}; continue with resume (--resume).`);
   return {
-    epochs: epochsDone, step: run.step, interrupted, metrics: log.records, evaluation, checkpoint: run.lastCheckpoint, liveUrl: live?.url ?? null,
+    epochs: epochsDone,
+    step: run.step,
+    interrupted,
+    metrics: log.records,
+    evaluation,
+    checkpoint: run.lastCheckpoint,
+    liveUrl: live?.url ?? null,
   };
 }
 
@@ -282,8 +332,11 @@ function resume(opts: FitOptions, files: Run['files'], say: (line: string) => vo
     if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
     ck.restore(
       {
-        model: net, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null,
-        loaderGenerator: opts.trainLoader.generator, testLoaderGenerator: opts.testLoader?.generator,
+        model: net,
+        optimizer: opts.optimizer,
+        scheduler: opts.scheduler ?? null,
+        loaderGenerator: opts.trainLoader.generator,
+        testLoaderGenerator: opts.testLoader?.generator,
       },
       { rank, worldSize },
     );
@@ -295,7 +348,9 @@ function resume(opts: FitOptions, files: Run['files'], say: (line: string) => vo
   } finally {
     ck.dispose(); // a second copy of the weights must not live through the run
   }
-  say(`Resuming from ${resumePath}: epoch ${start.epoch + (start.batch > 0 ? 1 : 0)}${start.batch > 0 ? `, after batch ${start.batch}` : ' done'}, step ${start.step}`);
+  say(
+    `Resuming from ${resumePath}: epoch ${start.epoch + (start.batch > 0 ? 1 : 0)}${start.batch > 0 ? `, after batch ${start.batch}` : ' done'}, step ${start.step}`,
+  );
   return start;
 }
 
@@ -312,7 +367,10 @@ class Interruption {
     this.say('\nInterrupted: stopping after this batch and saving a checkpoint (Ctrl-C again quits at once).');
   };
 
-  constructor(private readonly say: (line: string) => void, private readonly opts: Pick<FitOptions, 'handleSignals' | 'signal'>) {}
+  constructor(
+    private readonly say: (line: string) => void,
+    private readonly opts: Pick<FitOptions, 'handleSignals' | 'signal'>,
+  ) {}
 
   listen(): void {
     // SIGTERM too: `docker stop`, `timeout` and schedulers send it before they kill.
@@ -356,7 +414,12 @@ function checkpoint(run: Run, epoch: number, batch: number, it?: EpochIterator<u
       const ranks = run.group ? gatherRankStates(run.group, loaders) : null;
       if (!run.main) return;
       saveCheckpoint(files.checkpoint, {
-        model: run.net, optimizer: opts.optimizer, scheduler: opts.scheduler ?? null, epoch, batch, step: run.step,
+        model: run.net,
+        optimizer: opts.optimizer,
+        scheduler: opts.scheduler ?? null,
+        epoch,
+        batch,
+        step: run.step,
         metrics: run.log.records,
         ...loaders,
         meta: opts.meta,
@@ -379,7 +442,10 @@ const lr = (opts: FitOptions): number => opts.optimizer.paramGroups[0].lr as num
 function sumOverRanks(run: Run, keys: readonly (keyof Sums)[]): void {
   if (!run.group) return;
   const { sums, group } = run;
-  const all = allReduceNumbers(keys.map((k) => sums[k]), { op: 'sum', group });
+  const all = allReduceNumbers(
+    keys.map((k) => sums[k]),
+    { op: 'sum', group },
+  );
   keys.forEach((k, i) => {
     sums[k] = all[i];
   });
@@ -417,7 +483,11 @@ function shardOf(loader: DataLoader<any, [Tensor, Tensor]>, group: ProcessGroup)
   const [rank, size] = [group.rank(), group.size()];
   const sampler = Array.from({ length: Math.max(0, Math.ceil((loader.dataset.length - rank) / size)) }, (_, i) => rank + i * size);
   return new DataLoader(loader.dataset, {
-    batchSize: loader.batchSize, dropLast: loader.dropLast, prefetch: loader.prefetch, numWorkers: loader.numWorkers, sampler,
+    batchSize: loader.batchSize,
+    dropLast: loader.dropLast,
+    prefetch: loader.prefetch,
+    numWorkers: loader.numWorkers,
+    sampler,
     ...(loader.generator ? { generator: loader.generator } : {}),
     ...(loader.collate ? { collate: loader.collate } : {}),
   });
@@ -467,13 +537,18 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
       if (batch % run.logEvery === 0) {
         sumOverRanks(run, WINDOW_SUMS);
         const record: BatchRecord = {
-          kind: 'batch', epoch, batch, step: run.step,
+          kind: 'batch',
+          epoch,
+          batch,
+          step: run.step,
           loss: sums.windowLoss / sums.windowBatches,
           accuracy: (100 * sums.windowCorrect) / sums.windowImages,
           lr: lr(opts),
           time: Date.now(),
         };
-        bar.log(`[${epoch}, ${String(batch).padStart(5)}] loss: ${record.loss.toFixed(3)}  acc: ${record.accuracy.toFixed(1)} %  lr: ${record.lr.toPrecision(4)}`);
+        bar.log(
+          `[${epoch}, ${String(batch).padStart(5)}] loss: ${record.loss.toFixed(3)}  acc: ${record.accuracy.toFixed(1)} %  lr: ${record.lr.toPrecision(4)}`,
+        );
         run.log.append(record);
         sums.windowLoss = sums.windowCorrect = sums.windowImages = sums.windowBatches = 0;
         chart(false);
@@ -512,13 +587,18 @@ async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): P
     // The unwrapped module, with rank 0's BatchNorm statistics: those the checkpoint holds.
     if (opts.model instanceof DistributedDataParallel) opts.model._syncBuffers();
     evaluation = await evaluate(run.net, run.evalLoader, {
-      criterion: run.criterion, classes: opts.classes, device: run.device, processGroup: run.group,
+      criterion: run.criterion,
+      classes: opts.classes,
+      device: run.device,
+      processGroup: run.group,
     });
     run.say(formatEvaluation(evaluation));
     run.log.append(evaluationRecord(evaluation, epoch));
   }
   run.log.append({
-    kind: 'epoch', epoch, step: run.step,
+    kind: 'epoch',
+    epoch,
+    step: run.step,
     trainLoss: sums.epochLoss / sums.epochImages,
     trainAccuracy: (100 * sums.epochCorrect) / sums.epochImages,
     ...(evaluation && run.evalLoader ? { testLoss: evaluation.loss, testAccuracy: evaluation.accuracy } : {}),

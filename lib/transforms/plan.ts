@@ -22,7 +22,12 @@ export type PlanArg =
   | { vl: (number | null | ConstArg)[] } // a list of tensor values or constants (null: an absent optional tensor)
   | { w: number | boolean } // a wrapped number, as PyTorch's binding passes a Python scalar for a Tensor argument
   | ConstArg
-  | number | boolean | string | null | undefined | number[];
+  | number
+  | boolean
+  | string
+  | null
+  | undefined
+  | number[];
 
 export interface PlanStep {
   op: string;
@@ -44,7 +49,11 @@ export function runPlan(input: Handle, plan: Plan): Handle {
 
 /** A value while a plan is being recorded: its id, shape and dtype (known statically). */
 export class Val {
-  constructor(readonly id: number, readonly shape: readonly number[], readonly dtype: DType) {}
+  constructor(
+    readonly id: number,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+  ) {}
   get ndim(): number {
     return this.shape.length;
   }
@@ -102,7 +111,13 @@ export class PlanBuilder {
     return this.call('aten::squeeze', 'dim', [x, dim], shape, x.dtype);
   }
   permute(x: Val, dims: number[]): Val {
-    return this.call('aten::permute', '', [x, dims], dims.map((d) => x.shape[d]), x.dtype);
+    return this.call(
+      'aten::permute',
+      '',
+      [x, dims],
+      dims.map((d) => x.shape[d]),
+      x.dtype,
+    );
   }
   contiguous(x: Val): Val {
     return this.call('aten::contiguous', '', [x], x.shape, x.dtype);

@@ -47,7 +47,9 @@ export class ImageClassification {
 
   toString(): string {
     const p = this.preset;
-    return `ImageClassification(\n    crop_size=[${p.cropSize}]\n    resize_size=[${p.resizeSize}]\n    mean=[${p.mean.join(', ')}]\n` +
-      `    std=[${p.std.join(', ')}]\n    interpolation=InterpolationMode.${p.interpolation.toUpperCase()}\n)`;
+    return (
+      `ImageClassification(\n    crop_size=[${p.cropSize}]\n    resize_size=[${p.resizeSize}]\n    mean=[${p.mean.join(', ')}]\n` +
+      `    std=[${p.std.join(', ')}]\n    interpolation=InterpolationMode.${p.interpolation.toUpperCase()}\n)`
+    );
   }
 }

@@ -11,7 +11,7 @@ import { type DType, isFloatingDtype } from '../tensor/dtype.js';
 import { Tensor, wrap } from '../tensor/tensor.js';
 import { checkBoolean, checkFunction, checkOneOf, checkOptions, describe } from '../utils/args.js';
 import { pair as toPair } from '../nn/modules/utils.js';
-import { type ConstArg, type Plan, PlanBuilder, Val, constant, describeShape, runPlan } from './plan.js';
+import { type ConstArg, type Plan, PlanBuilder, type Val, constant, describeShape, runPlan } from './plan.js';
 
 /** A plain function works wherever a transform is taken (it then runs on the calling thread). */
 export type TransformFn = (x: Tensor) => Tensor;
@@ -167,8 +167,13 @@ function planCrop(b: PlanBuilder, x: Val, tops: ArrayLike<number>, lefts: ArrayL
   if (n === 1) return b.slice(b.slice(x, 2, tops[0], tops[0] + th), 3, lefts[0], lefts[0] + tw);
   const dense = b.contiguous(x); // strides known below; a no-op when x already is
   const [rows, cols] = [h - th + 1, w - tw + 1];
-  const windows = b.call('aten::as_strided', '', [dense, [n, c, rows, cols, th, tw], [c * h * w, h * w, w, 1, w, 1], null],
-    [n, c, rows, cols, th, tw], x.dtype);
+  const windows = b.call(
+    'aten::as_strided',
+    '',
+    [dense, [n, c, rows, cols, th, tw], [c * h * w, h * w, w, 1, w, 1], null],
+    [n, c, rows, cols, th, tw],
+    x.dtype,
+  );
   const ns = Int32Array.from({ length: n }, (_, i) => i);
   return b.index(windows, [int64(ns, [n]), null, int64(tops, [n]), int64(lefts, [n])], [n, c, th, tw]);
 }
@@ -196,7 +201,10 @@ function drawOffsets(n: number, rh: number, rw: number): [Int32Array, Int32Array
     }
   } else {
     for (let i = 0; i < n; i++) {
-      for (const [range, out] of [[rh, tops], [rw, lefts]] as const) {
+      for (const [range, out] of [
+        [rh, tops],
+        [rw, lefts],
+      ] as const) {
         const t = randint(0, range, [1]);
         out[i] = Number((t.toTypedArray() as BigInt64Array)[0]);
         t.dispose();
@@ -215,7 +223,8 @@ export class Compose extends Transform {
     super();
     if (!Array.isArray(transforms)) throw new TypeError(`Compose: argument 'transforms' must be an array of transforms, got ${describe(transforms)}`);
     for (const [i, t] of transforms.entries()) {
-      if (!(t instanceof Transform) && typeof t !== 'function') throw new TypeError(`Compose: transforms[${i}] must be a transform or a function, got ${describe(t)}`);
+      if (!(t instanceof Transform) && typeof t !== 'function')
+        throw new TypeError(`Compose: transforms[${i}] must be a transform or a function, got ${describe(t)}`);
     }
     this.transforms = [...transforms];
   }
@@ -296,7 +305,10 @@ export class Normalize extends Transform {
   readonly std: number[];
   constructor(mean: number[] | number, std: number[] | number) {
     super();
-    for (const [name, v] of [['mean', mean], ['std', std]] as const) {
+    for (const [name, v] of [
+      ['mean', mean],
+      ['std', std],
+    ] as const) {
       const ok = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
       if (!(ok(v) || (Array.isArray(v) && v.length > 0 && v.every(ok)))) {
         throw new TypeError(`Normalize: ${name} must be a number or a non-empty array of numbers, got ${describe(v)}`);
@@ -310,7 +322,10 @@ export class Normalize extends Transform {
       throw new TypeError(`Normalize: input tensor should be a float tensor (float32 or float64). Got ${x.dtype}; apply ToTensor first`);
     }
     const c = x.shape[1];
-    for (const [name, v] of [['mean', this.mean], ['std', this.std]] as const) {
+    for (const [name, v] of [
+      ['mean', this.mean],
+      ['std', this.std],
+    ] as const) {
       if (v.length !== 1 && v.length !== c) throw new RangeError(`Normalize: ${name} has ${v.length} values for ${c} channels`);
     }
     const Arr = x.dtype === 'float32' ? Float32Array : Float64Array;
@@ -478,9 +493,14 @@ export class Resize extends Transform {
     if (this.interpolation === 'nearest') {
       y = b.call('aten::upsample_nearest2d', 'vec', [y, [oh, ow], null], shape, y.dtype);
     } else {
-      const name = this.interpolation === 'bilinear'
-        ? (aa ? 'aten::_upsample_bilinear2d_aa' : 'aten::upsample_bilinear2d')
-        : (aa ? 'aten::_upsample_bicubic2d_aa' : 'aten::upsample_bicubic2d');
+      const name =
+        this.interpolation === 'bilinear'
+          ? aa
+            ? 'aten::_upsample_bilinear2d_aa'
+            : 'aten::upsample_bilinear2d'
+          : aa
+            ? 'aten::_upsample_bicubic2d_aa'
+            : 'aten::upsample_bicubic2d';
       y = b.call(name, 'vec', [y, [oh, ow], false, null], shape, y.dtype);
     }
     if (this.interpolation === 'bicubic' && outDtype === 'uint8') y = b.clamp(y, 0, 255);
@@ -516,8 +536,10 @@ export class CenterCrop extends Transform {
     let [, , h, w] = x.shape;
     if (tw > w || th > h) {
       const pad: [number, number, number, number] = [
-        tw > w ? Math.floor((tw - w) / 2) : 0, tw > w ? Math.floor((tw - w + 1) / 2) : 0,
-        th > h ? Math.floor((th - h) / 2) : 0, th > h ? Math.floor((th - h + 1) / 2) : 0,
+        tw > w ? Math.floor((tw - w) / 2) : 0,
+        tw > w ? Math.floor((tw - w + 1) / 2) : 0,
+        th > h ? Math.floor((th - h) / 2) : 0,
+        th > h ? Math.floor((th - h + 1) / 2) : 0,
       ];
       x = planPad(b, x, pad, 0, 'constant', 'CenterCrop');
       [, , h, w] = x.shape;
@@ -542,7 +564,8 @@ export class CenterCrop extends Transform {
 export class Grayscale extends Transform {
   constructor(readonly numOutputChannels: 1 | 3 = 1) {
     super();
-    if (numOutputChannels !== 1 && numOutputChannels !== 3) throw new RangeError(`Grayscale: numOutputChannels must be 1 or 3, got ${describe(numOutputChannels)}`);
+    if (numOutputChannels !== 1 && numOutputChannels !== 3)
+      throw new RangeError(`Grayscale: numOutputChannels must be 1 or 3, got ${describe(numOutputChannels)}`);
   }
   _plan(b: PlanBuilder, x: Val): Val {
     const [n, c, h, w] = x.shape;

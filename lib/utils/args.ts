@@ -11,11 +11,16 @@ export function describe(v: unknown, depth = 0): string {
   if (v === null) return 'null';
   if (v === undefined) return 'undefined';
   switch (typeof v) {
-    case 'number': return Object.is(v, -0) ? '-0' : String(v);
-    case 'bigint': return `${v}n`;
-    case 'boolean': return String(v);
-    case 'string': return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}' (string)`;
-    case 'symbol': return v.toString();
+    case 'number':
+      return Object.is(v, -0) ? '-0' : String(v);
+    case 'bigint':
+      return `${v}n`;
+    case 'boolean':
+      return String(v);
+    case 'string':
+      return `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}' (string)`;
+    case 'symbol':
+      return v.toString();
     case 'function':
       // A callable object of a class (an nn.Module) reads as one.
       if (!(v instanceof Function)) return `a ${(v as object).constructor?.name ?? 'callable'}`;
@@ -52,7 +57,8 @@ function editDistance(a: string, b: string): number {
 export function checkOptions(fn: string, opts: unknown, allowed: readonly string[], how: { required?: readonly string[]; what?: string } = {}): void {
   const what = how.what ?? 'options';
   if (opts === undefined) {
-    if (how.required?.length) throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
+    if (how.required?.length)
+      throw new TypeError(`${fn}: argument '${what}' must be an object with ${how.required.map((k) => `'${k}'`).join(', ')}, got ${describe(opts)}`);
     return;
   }
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
@@ -79,7 +85,8 @@ const intRule = (min: number): string => (min === 1 ? 'a positive integer' : min
 
 /** Throws unless `v` is an integer ≥ `min`. */
 export function checkInt(fn: string, what: string, v: unknown, min = -Infinity): asserts v is number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new (typeof v === 'number' ? RangeError : TypeError)(`${fn}: ${what} must be ${intRule(min)}, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+    throw new (typeof v === 'number' ? RangeError : TypeError)(`${fn}: ${what} must be ${intRule(min)}, got ${describe(v)}`);
 }
 
 /** Throws unless `v` is an integer ≥ `min` or a pair of them (kernel sizes, strides, paddings). */
@@ -91,7 +98,8 @@ export function checkIntPair(fn: string, what: string, v: unknown, min: number, 
 
 /** Throws unless `v` is one of `allowed`. */
 export function checkOneOf<T>(fn: string, what: string, v: unknown, allowed: readonly T[]): asserts v is T {
-  if (!allowed.includes(v as T)) throw new RangeError(`${fn}: ${what} must be one of ${allowed.map((a) => describe(a).replace(/ \(string\)$/, '')).join(', ')}, got ${describe(v)}`);
+  if (!allowed.includes(v as T))
+    throw new RangeError(`${fn}: ${what} must be one of ${allowed.map((a) => describe(a).replace(/ \(string\)$/, '')).join(', ')}, got ${describe(v)}`);
 }
 
 /** Throws unless `v` is a boolean (or undefined, when `optional`). */
@@ -128,7 +136,9 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
  * missing `required` one.
  */
 export function parseArgs<T extends object = Record<string, unknown>>(
-  fn: string, args: readonly unknown[], names: readonly string[],
+  fn: string,
+  args: readonly unknown[],
+  names: readonly string[],
   how: { keywordOnly?: readonly string[]; required?: readonly string[] } = {},
 ): T {
   const last = args.length ? args[args.length - 1] : undefined;

@@ -10,7 +10,17 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import {
-  createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
   type WriteStream,
 } from 'node:fs';
 import http from 'node:http';
@@ -99,7 +109,7 @@ export function bypassesProxy(url: URL, noProxy = proxyEnv('NO_PROXY')): boolean
 /** The proxy for `url` from the environment, as curl and Python's urllib read it. */
 export function proxyFor(url: URL): URL | null {
   if (bypassesProxy(url)) return null;
-  const raw = url.protocol === 'https:' ? proxyEnv('HTTPS_PROXY') ?? proxyEnv('ALL_PROXY') : proxyEnv('HTTP_PROXY') ?? proxyEnv('ALL_PROXY');
+  const raw = url.protocol === 'https:' ? (proxyEnv('HTTPS_PROXY') ?? proxyEnv('ALL_PROXY')) : (proxyEnv('HTTP_PROXY') ?? proxyEnv('ALL_PROXY'));
   if (!raw) return null;
   return new URL(raw.includes('://') ? raw : `http://${raw}`);
 }
@@ -156,15 +166,21 @@ async function get(url: URL, opts: DownloadOptions, timeoutMs: number, onRequest
   if (proxy && !isHttps) {
     // Forward proxy: the request line carries the absolute URL.
     options = {
-      host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || 80), path: url.href,
-      headers: { ...headers, Host: url.host, ...proxyAuthHeader(proxy) }, agent: false,
+      host: proxy.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(proxy.port || 80),
+      path: url.href,
+      headers: { ...headers, Host: url.host, ...proxyAuthHeader(proxy) },
+      agent: false,
     };
   } else if (proxy && isHttps) {
     // TLS to the origin inside a CONNECT tunnel; with createConnection and no agent, the request uses this socket.
     const socket = await connectTunnel(proxy, hostname, port, timeoutMs);
     const servername = net.isIP(hostname) ? undefined : hostname;
     options = {
-      host: hostname, port, path: url.pathname + url.search, headers,
+      host: hostname,
+      port,
+      path: url.pathname + url.search,
+      headers,
       createConnection: () => tls.connect({ socket, host: hostname, servername, ca: opts.ca }),
     };
   } else {
@@ -301,10 +317,13 @@ export async function download(url: string, destPath: string, opts: DownloadOpti
   // The total limit destroys whichever request is running when it expires; its error becomes the download's.
   let active: http.ClientRequest | undefined;
   let expired: Error | undefined;
-  const deadline = totalTimeoutMs === null ? undefined : setTimeout(() => {
-    expired = new Error(`the download took longer than ${totalTimeoutMs} ms in all (totalTimeoutMs)`);
-    active?.destroy(expired);
-  }, totalTimeoutMs);
+  const deadline =
+    totalTimeoutMs === null
+      ? undefined
+      : setTimeout(() => {
+          expired = new Error(`the download took longer than ${totalTimeoutMs} ms in all (totalTimeoutMs)`);
+          active?.destroy(expired);
+        }, totalTimeoutMs);
   const onRequest = (req: http.ClientRequest): void => {
     active = req;
     if (expired) req.destroy(expired);
@@ -325,7 +344,8 @@ export async function download(url: string, destPath: string, opts: DownloadOpti
  */
 export function downloadSync(url: string, destPath: string, opts: DownloadOptions = {}): DownloadResult {
   checkDownloadOptions('downloadSync', opts);
-  if (typeof opts.progress === 'function') throw new TypeError('downloadSync: progress must be a boolean; a callback cannot reach the child process that downloads (use download())');
+  if (typeof opts.progress === 'function')
+    throw new TypeError('downloadSync: progress must be a boolean; a callback cannot reach the child process that downloads (use download())');
   const dest = resolve(destPath);
   // From TypeScript sources (tests, tsx) the child needs tsx; the published build is plain JS, downloadMain.js beside this chunk.
   const here = import.meta.url;
@@ -342,7 +362,9 @@ export function downloadSync(url: string, destPath: string, opts: DownloadOption
     });
     const outcome = existsSync(resultFile) ? (JSON.parse(readFileSync(resultFile, 'utf8')) as DownloadOutcome) : null;
     if (outcome && 'ok' in outcome) return outcome.ok;
-    throw new Error(outcome?.error ?? `download: fetching ${url} failed (the downloader exited with ${r.status ?? r.signal}); download it by hand and save it as ${dest}`);
+    throw new Error(
+      outcome?.error ?? `download: fetching ${url} failed (the downloader exited with ${r.status ?? r.signal}); download it by hand and save it as ${dest}`,
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -395,7 +417,7 @@ export function fetching(url: string, destPath: string, opts: DownloadOptions = 
 
 /** Runs `plan`, blocking: every effect is performed with its `sync` form. */
 export function runSync<R>(plan: Plan<R>): R {
-  for (let step = plan.next(); ;) {
+  for (let step = plan.next(); ; ) {
     if (step.done) return step.value;
     let result: unknown;
     try {
@@ -410,7 +432,7 @@ export function runSync<R>(plan: Plan<R>): R {
 
 /** Runs `plan` without blocking: every effect is performed with its `async` form. */
 export async function runAsync<R>(plan: Plan<R>): Promise<R> {
-  for (let step = plan.next(); ;) {
+  for (let step = plan.next(); ; ) {
     if (step.done) return step.value;
     let result: unknown;
     try {
@@ -448,7 +470,12 @@ function removeStaleParts(dir: string): void {
 
 /** The body of {@link download}: follows redirects, streams to a `.part` file, checks and renames it. */
 async function fetchTo(
-  url: string, dest: string, dir: string, opts: DownloadOptions, timeoutMs: number, onRequest: (req: http.ClientRequest) => void,
+  url: string,
+  dest: string,
+  dir: string,
+  opts: DownloadOptions,
+  timeoutMs: number,
+  onRequest: (req: http.ClientRequest) => void,
 ): Promise<DownloadResult> {
   const maxRedirects = opts.maxRedirects ?? 10;
   const byHand = `download it by hand (e.g. in a browser) and save it as ${dest}`;
@@ -459,7 +486,10 @@ async function fetchTo(
     try {
       fetched = await get(current, opts, timeoutMs, onRequest);
     } catch (e) {
-      throw new Error(`download: could not fetch ${current.href}${current.href !== url ? ` (redirected from ${url})` : ''}: ${(e as Error).message}; ${byHand}`, { cause: e });
+      throw new Error(
+        `download: could not fetch ${current.href}${current.href !== url ? ` (redirected from ${url})` : ''}: ${(e as Error).message}; ${byHand}`,
+        { cause: e },
+      );
     }
     const status = fetched.res.statusCode ?? 0;
     if ([301, 302, 303, 307, 308].includes(status) && fetched.res.headers.location) {
@@ -470,7 +500,8 @@ async function fetchTo(
     }
     if (status < 200 || status >= 300) {
       fetched.res.resume();
-      throw new Error(`download: ${current.href} answered HTTP ${status} ${fetched.res.statusMessage ?? ''}`.trimEnd() + `; ${byHand}`);
+      const answer = `download: ${current.href} answered HTTP ${status} ${fetched.res.statusMessage ?? ''}`.trimEnd();
+      throw new Error(`${answer}; ${byHand}`);
     }
     break;
   }
@@ -509,7 +540,9 @@ async function fetchTo(
     const md5Hex = md5.digest('hex');
     const shaHex = sha256.digest('hex');
     if (opts.md5 && md5Hex.toLowerCase() !== opts.md5.toLowerCase()) {
-      throw new Error(`download: MD5 mismatch for ${url}: expected ${opts.md5}, got ${md5Hex}; the file was not kept (a truncated or tampered download, or a changed file upstream)`);
+      throw new Error(
+        `download: MD5 mismatch for ${url}: expected ${opts.md5}, got ${md5Hex}; the file was not kept (a truncated or tampered download, or a changed file upstream)`,
+      );
     }
     if (opts.sha256Prefix && !shaHex.startsWith(opts.sha256Prefix.toLowerCase())) {
       throw new Error(`download: SHA-256 mismatch for ${url}: expected a digest starting with ${opts.sha256Prefix}, got ${shaHex}; the file was not kept`);

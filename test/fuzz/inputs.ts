@@ -97,8 +97,10 @@ export class Rng {
 
 // ---- generic byte mutations -------------------------------------------------------------
 
-const INTERESTING_32 = [0, 1, 2, 3, 4, 7, 8, 16, 63, 64, 127, 128, 255, 256, 1023, 1024, 4096, 65535, 65536, 0x7fff, 0x8000,
-  0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe, 0x40000000, 0x10000000];
+const INTERESTING_32 = [
+  0, 1, 2, 3, 4, 7, 8, 16, 63, 64, 127, 128, 255, 256, 1023, 1024, 4096, 65535, 65536, 0x7fff, 0x8000, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe,
+  0x40000000, 0x10000000,
+];
 const INTERESTING_64 = [0n, 1n, 2n ** 31n, 2n ** 32n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 62n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n, 1n << 40n];
 
 function interestingBytes(rng: Rng): Buffer {
@@ -176,7 +178,19 @@ interface Op {
 }
 
 const FIXED: Record<number, number> = {
-  0x4b: 1, 0x4d: 2, 0x4a: 4, 0x68: 1, 0x71: 1, 0x6a: 4, 0x72: 4, 0x47: 8, 0x80: 1, 0x95: 8, 0x82: 1, 0x83: 2, 0x84: 4,
+  0x4b: 1,
+  0x4d: 2,
+  0x4a: 4,
+  0x68: 1,
+  0x71: 1,
+  0x6a: 4,
+  0x72: 4,
+  0x47: 8,
+  0x80: 1,
+  0x95: 8,
+  0x82: 1,
+  0x83: 2,
+  0x84: 4,
 };
 const LEN1 = new Set([0x55, 0x8c, 0x43, 0x8a]);
 const LEN4 = new Set([0x54, 0x58, 0x42, 0x8b]);
@@ -211,25 +225,61 @@ function tokenize(b: Buffer, start: number): Op[] {
 }
 
 const GLOBALS = [
-  ['torch._utils', '_rebuild_tensor_v2'], ['torch._utils', '_rebuild_tensor'], ['torch._utils', '_rebuild_tensor_v3'],
-  ['torch._utils', '_rebuild_parameter'], ['torch._tensor', '_rebuild_from_type_v2'], ['torch._tensor', '_rebuild_from_type'],
-  ['torch.nn.parameter', 'Parameter'], ['collections', 'OrderedDict'], ['torch', 'FloatStorage'], ['torch', 'DoubleStorage'],
-  ['torch', 'HalfStorage'], ['torch', 'LongStorage'], ['torch', 'ByteStorage'], ['torch', 'BoolStorage'], ['torch', 'UntypedStorage'],
-  ['torch', 'FloatTensor'], ['torch', 'LongTensor'], ['torch', 'Size'], ['torch', 'device'], ['torch', 'float16'], ['torch', 'int64'],
-  ['builtins', 'set'], ['builtins', 'frozenset'], ['builtins', 'bytearray'], ['_codecs', 'encode'], ['torch', 'Tensor'],
-  ['torch._utils', '_rebuild_sparse_tensor'], ['os', 'system'], ['torch', 'ComplexFloatStorage'],
+  ['torch._utils', '_rebuild_tensor_v2'],
+  ['torch._utils', '_rebuild_tensor'],
+  ['torch._utils', '_rebuild_tensor_v3'],
+  ['torch._utils', '_rebuild_parameter'],
+  ['torch._tensor', '_rebuild_from_type_v2'],
+  ['torch._tensor', '_rebuild_from_type'],
+  ['torch.nn.parameter', 'Parameter'],
+  ['collections', 'OrderedDict'],
+  ['torch', 'FloatStorage'],
+  ['torch', 'DoubleStorage'],
+  ['torch', 'HalfStorage'],
+  ['torch', 'LongStorage'],
+  ['torch', 'ByteStorage'],
+  ['torch', 'BoolStorage'],
+  ['torch', 'UntypedStorage'],
+  ['torch', 'FloatTensor'],
+  ['torch', 'LongTensor'],
+  ['torch', 'Size'],
+  ['torch', 'device'],
+  ['torch', 'float16'],
+  ['torch', 'int64'],
+  ['builtins', 'set'],
+  ['builtins', 'frozenset'],
+  ['builtins', 'bytearray'],
+  ['_codecs', 'encode'],
+  ['torch', 'Tensor'],
+  ['torch._utils', '_rebuild_sparse_tensor'],
+  ['os', 'system'],
+  ['torch', 'ComplexFloatStorage'],
 ];
 /** Opcodes worth inserting: structure, memo and the ones that go through the loader's hooks. */
-const INSERTABLE = [0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x51, 0x52, 0x5d, 0x61, 0x62, 0x65, 0x6c, 0x73, 0x74, 0x75, 0x7d,
-  0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90, 0x91, 0x93, 0x94];
+const INSERTABLE = [
+  0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x51, 0x52, 0x5d, 0x61, 0x62, 0x65, 0x6c, 0x73, 0x74, 0x75, 0x7d, 0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90,
+  0x91, 0x93, 0x94,
+];
 
 function intOp(rng: Rng): Buffer {
   const v = rng.chance(0.5) ? rng.pick(INTERESTING_32) : rng.int(70000);
   switch (rng.int(4)) {
-    case 0: return Buffer.from([0x4b, v & 0xff]);
-    case 1: { const b = Buffer.alloc(3); b[0] = 0x4d; b.writeUInt16LE(v & 0xffff, 1); return b; }
-    case 2: { const b = Buffer.alloc(5); b[0] = 0x4a; b.writeInt32LE(v | 0, 1); return b; }
-    default: { // LONG1 with up to 9 bytes: beyond 2^53 and negative too
+    case 0:
+      return Buffer.from([0x4b, v & 0xff]);
+    case 1: {
+      const b = Buffer.alloc(3);
+      b[0] = 0x4d;
+      b.writeUInt16LE(v & 0xffff, 1);
+      return b;
+    }
+    case 2: {
+      const b = Buffer.alloc(5);
+      b[0] = 0x4a;
+      b.writeInt32LE(v | 0, 1);
+      return b;
+    }
+    default: {
+      // LONG1 with up to 9 bytes: beyond 2^53 and negative too
       const n = 1 + rng.int(9);
       const b = Buffer.alloc(2 + n);
       b[0] = 0x8a;
@@ -485,7 +535,7 @@ function tarChecksum(h: Buffer): void {
 
 function mutateTar(rng: Rng, b: Buffer, others: Seed[], log: string[]): Buffer {
   const members: { header: number; data: number; size: number; name: string }[] = [];
-  for (let p = 0; p + 512 <= b.length;) {
+  for (let p = 0; p + 512 <= b.length; ) {
     const h = b.subarray(p, p + 512);
     if (h.every((x) => x === 0)) break;
     const size = parseInt(h.toString('latin1', 124, 136).replace(/\0.*$/s, '').trim() || '0', 8);
@@ -501,7 +551,15 @@ function mutateTar(rng: Rng, b: Buffer, others: Seed[], log: string[]): Buffer {
     const out = Buffer.from(b);
     const h = out.subarray(m.header, m.header + 512);
     const field = rng.int(3);
-    if (field === 0) h.write(`${rng.pick([0, 1, m.size - 1, m.size + 1, m.size * 2, 0o77777777777]).toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+    if (field === 0)
+      h.write(
+        `${rng
+          .pick([0, 1, m.size - 1, m.size + 1, m.size * 2, 0o77777777777])
+          .toString(8)
+          .padStart(11, '0')}\0`,
+        124,
+        'latin1',
+      );
     else if (field === 1) h[156] = rng.pick([0x30, 0x35, 0x4c, 0x78, 0x37, 0]);
     else h.write(`${rng.pick(['pickle', 'tensors', 'storages', 'sys_info'])}\0`, 0, 'latin1');
     tarChecksum(h);
@@ -549,13 +607,27 @@ function mutateSafetensors(rng: Rng, b: Buffer, log: string[]): Buffer {
   const e = header[name] as { dtype: unknown; shape: unknown[]; data_offsets: unknown[] };
   const weird = (): unknown => rng.pick([0, 1, 2, -1, 1.5, 2 ** 31, 2 ** 53, 2 ** 64, 1e308, null, '3', [], {}, 4096, 65536]);
   switch (rng.int(7)) {
-    case 0: e.dtype = rng.pick(ST_DTYPES); break;
-    case 1: if (Array.isArray(e.shape) && e.shape.length) e.shape[rng.int(e.shape.length)] = weird(); else e.shape = [weird()]; break;
-    case 2: e.shape = rng.chance(0.5) ? [] : Array.from({ length: rng.int(70) }, () => 1); break;
-    case 3: if (Array.isArray(e.data_offsets)) e.data_offsets[rng.int(2)] = weird(); break;
-    case 4: header[`${name}.copy`] = { ...e }; break; // overlapping data
-    case 5: delete header[name]; break;
-    default: header.__metadata__ = rng.chance(0.5) ? { k: 1 } : rng.pick([null, 'x', { a: 'b' }]);
+    case 0:
+      e.dtype = rng.pick(ST_DTYPES);
+      break;
+    case 1:
+      if (Array.isArray(e.shape) && e.shape.length) e.shape[rng.int(e.shape.length)] = weird();
+      else e.shape = [weird()];
+      break;
+    case 2:
+      e.shape = rng.chance(0.5) ? [] : Array.from({ length: rng.int(70) }, () => 1);
+      break;
+    case 3:
+      if (Array.isArray(e.data_offsets)) e.data_offsets[rng.int(2)] = weird();
+      break;
+    case 4:
+      header[`${name}.copy`] = { ...e };
+      break; // overlapping data
+    case 5:
+      delete header[name];
+      break;
+    default:
+      header.__metadata__ = rng.chance(0.5) ? { k: 1 } : rng.pick([null, 'x', { a: 'b' }]);
   }
   log.push(`safetensors: header of '${name}'`);
   const json = Buffer.from(JSON.stringify(header), 'utf8');

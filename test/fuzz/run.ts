@@ -119,8 +119,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       });
       (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
         pending += d.toString();
-        let nl: number;
-        while ((nl = pending.indexOf('\n')) >= 0) {
+        for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
           const line = pending.slice(0, nl);
           pending = pending.slice(nl + 1);
           if (line[0] === 'S') {
@@ -168,9 +167,12 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           return;
         }
         if (killedFor === 'hang' && current >= 0 && !reported) record(current, { kind: 'hang', detail: `no answer after ${hangMs} ms` });
-        else if (killedFor === 'rss' && !reported) record(current, { kind: 'rss', detail: `RSS over ${2 * rssLimit / 2 ** 20} MiB: killed` });
+        else if (killedFor === 'rss' && !reported) record(current, { kind: 'rss', detail: `RSS over ${(2 * rssLimit) / 2 ** 20} MiB: killed` });
         else if (!finished && code !== 3 && !reported) {
-          record(current, { kind: 'crash', detail: `worker died: ${signal ? `signal ${signal}` : `exit code ${code}`}; ${stderr.trim().split('\n').slice(-3).join(' | ')}` });
+          record(current, {
+            kind: 'crash',
+            detail: `worker died: ${signal ? `signal ${signal}` : `exit code ${code}`}; ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+          });
         }
         done({ current, finished, reported });
       });
@@ -202,9 +204,11 @@ async function cli(): Promise<void> {
     console.error('usage: npm run fuzz -- --minutes N [--seed S] [--iterations N] [--findings DIR] [--hang-ms MS] [--rss-mb MB]');
     process.exit(2);
   }
-  const seed = num('--seed') ?? (Date.now() & 0x7fffffff);
+  const seed = num('--seed') ?? Date.now() & 0x7fffffff;
   const findingsDir = arg(args, '--findings') ?? 'fuzz-findings';
-  console.log(`fuzz: seed ${seed}${minutes !== undefined ? `, ${minutes} min` : ''}${iterations !== undefined ? `, ${iterations} inputs` : ''}, findings under ${findingsDir}/`);
+  console.log(
+    `fuzz: seed ${seed}${minutes !== undefined ? `, ${minutes} min` : ''}${iterations !== undefined ? `, ${iterations} inputs` : ''}, findings under ${findingsDir}/`,
+  );
   const r = await runFuzz({ seed, minutes, iterations, findingsDir, hangMs: num('--hang-ms'), rssMb: num('--rss-mb'), log: (l) => console.log(l) });
   const byKind = new Map<string, number>();
   for (const f of r.findings) byKind.set(f.kind, (byKind.get(f.kind) ?? 0) + 1);

@@ -40,10 +40,13 @@ export function judge(e: unknown, kind: InputKind): Verdict | null {
  * can check that each kind of failure is caught, attributed and survived.
  */
 const inject = new Map(
-  (process.env.VGG_TORCH_FUZZ_INJECT ?? '').split(',').filter(Boolean).map((x) => {
-    const [i, what] = x.split(':');
-    return [Number(i), what] as const;
-  }),
+  (process.env.VGG_TORCH_FUZZ_INJECT ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((x) => {
+      const [i, what] = x.split(':');
+      return [Number(i), what] as const;
+    }),
 );
 
 function injectFault(what: string): void {
@@ -68,7 +71,7 @@ function main(): void {
   let live = memory().tensors;
   for (let i = start; i < end; i++) {
     if ((i & 15) === 0 && Date.now() > deadline) break;
-    let input;
+    let input: ReturnType<typeof makeInput>;
     try {
       input = makeInput(seeds, seed, i);
     } catch (e) {

@@ -75,7 +75,10 @@ class MinMax {
 
 /** Quantizes a float tensor to quint8 with fixed parameters (`torch.ao.nn.quantized.Quantize`). */
 export class Quantize extends Module {
-  constructor(readonly scale: number, readonly zeroPoint: number) {
+  constructor(
+    readonly scale: number,
+    readonly zeroPoint: number,
+  ) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -101,7 +104,10 @@ function quantizeWeight(w: Tensor): Tensor {
     const [hi] = flat.max(1);
     // max(-min(w, 0), max(w, 0)) / ((qmax - qmin) / 2), at least eps; zero point 0.
     const amax = lo.clamp(null, 0).neg().max(hi.clamp(0, null));
-    const scales = amax.div(255 / 2).clamp(EPS, null).to('float64');
+    const scales = amax
+      .div(255 / 2)
+      .clamp(EPS, null)
+      .to('float64');
     const zeroPoints = scales.mul(0).to('int64');
     return wrap(native.call(op('aten::quantize_per_channel'), w._h, scales._h, zeroPoints._h, 0, QINT8));
   });
@@ -113,7 +119,12 @@ function quantizeWeight(w: Tensor): Tensor {
  */
 abstract class PackedLayer extends Module {
   private packed: ObjectHandle | null;
-  constructor(packed: ObjectHandle, readonly relu: boolean, readonly output: QParams, private readonly repr: string) {
+  constructor(
+    packed: ObjectHandle,
+    readonly relu: boolean,
+    readonly output: QParams,
+    private readonly repr: string,
+  ) {
     super();
     this.packed = packed;
   }
@@ -148,10 +159,24 @@ abstract class PackedLayer extends Module {
 
 /** A quantized 2-d convolution, ReLU optionally fused (`torch.ao.nn.quantized.Conv2d`, `intrinsic.quantized.ConvReLU2d`). */
 export class QuantizedConv2d extends PackedLayer {
-  constructor(conv: { weight: Tensor; bias: Tensor | null; stride: number[]; padding: number[]; dilation: number[]; groups: number },
-    relu: boolean, output: QParams, repr: string) {
-    const packed = tidy(() => native.call(op('quantized::conv2d_prepack'), quantizeWeight(conv.weight)._h, conv.bias?._h ?? null,
-      conv.stride, conv.padding, conv.dilation, conv.groups) as ObjectHandle);
+  constructor(
+    conv: { weight: Tensor; bias: Tensor | null; stride: number[]; padding: number[]; dilation: number[]; groups: number },
+    relu: boolean,
+    output: QParams,
+    repr: string,
+  ) {
+    const packed = tidy(
+      () =>
+        native.call(
+          op('quantized::conv2d_prepack'),
+          quantizeWeight(conv.weight)._h,
+          conv.bias?._h ?? null,
+          conv.stride,
+          conv.padding,
+          conv.dilation,
+          conv.groups,
+        ) as ObjectHandle,
+    );
     super(packed, relu, output, repr);
   }
   forward(x: Tensor): Tensor {
@@ -202,7 +227,9 @@ function layersOf(model: Module<any, any>): Module<any, any>[] {
   if (model instanceof VGG) return [...layersOf(model.features), ...(model.avgpool ? [model.avgpool] : []), new Flatten(1), ...layersOf(model.classifier)];
   const supported = [Conv2d, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Linear, Dropout, Identity];
   if (supported.some((c) => model instanceof c)) return [model];
-  throw new TypeError(`quantize: cannot quantize a ${model.typeName()}: supported are VGG, Sequential and the layers ${supported.map((c) => c.name).join(', ')}`);
+  throw new TypeError(
+    `quantize: cannot quantize a ${model.typeName()}: supported are VGG, Sequential and the layers ${supported.map((c) => c.name).join(', ')}`,
+  );
 }
 
 /** A conv or linear step with what follows it fused in: BatchNorm (folded into the weights) and ReLU. */
@@ -218,19 +245,21 @@ interface Step {
 
 /** Folds eval-mode BatchNorm into the convolution before it: w·γ/√(σ²+ε), (b−μ)·γ/√(σ²+ε)+β. */
 function foldBatchNorm(conv: Conv2d, bn: BatchNorm2d | null): { weight: Tensor; bias: Tensor | null } {
-  return noGrad(() => tidy(() => {
-    if (!bn) return { weight: keep(conv.weight.detach().clone()), bias: conv.bias ? keep(conv.bias.detach().clone()) : null };
-    if (!bn.runningMean || !bn.runningVar) throw new Error('quantize: BatchNorm2d without running statistics cannot be folded');
-    const invStd = wrap(native.call(op('aten::rsqrt'), bn.runningVar.add(bn.eps)._h));
-    const gamma = bn.weight ? bn.weight.mul(invStd) : invStd;
-    const weight = conv.weight.mul(gamma.reshape([-1, 1, 1, 1]));
-    const b0 = conv.bias ?? bn.runningMean.mul(0);
-    // In fuse_conv_bn_weights' order, ((b − μ)·rsqrt)·γ + β, for the same float32 roundings.
-    let bias = b0.sub(bn.runningMean).mul(invStd);
-    if (bn.weight) bias = bias.mul(bn.weight);
-    if (bn.bias) bias = bias.add(bn.bias);
-    return { weight: keep(weight), bias: keep(bias) };
-  }));
+  return noGrad(() =>
+    tidy(() => {
+      if (!bn) return { weight: keep(conv.weight.detach().clone()), bias: conv.bias ? keep(conv.bias.detach().clone()) : null };
+      if (!bn.runningMean || !bn.runningVar) throw new Error('quantize: BatchNorm2d without running statistics cannot be folded');
+      const invStd = wrap(native.call(op('aten::rsqrt'), bn.runningVar.add(bn.eps)._h));
+      const gamma = bn.weight ? bn.weight.mul(invStd) : invStd;
+      const weight = conv.weight.mul(gamma.reshape([-1, 1, 1, 1]));
+      const b0 = conv.bias ?? bn.runningMean.mul(0);
+      // In fuse_conv_bn_weights' order, ((b − μ)·rsqrt)·γ + β, for the same float32 roundings.
+      let bias = b0.sub(bn.runningMean).mul(invStd);
+      if (bn.weight) bias = bias.mul(bn.weight);
+      if (bn.bias) bias = bias.add(bn.bias);
+      return { weight: keep(weight), bias: keep(bias) };
+    }),
+  );
 }
 
 function plan(layers: Module<any, any>[]): Step[] {
@@ -238,7 +267,8 @@ function plan(layers: Module<any, any>[]): Step[] {
   for (let i = 0; i < layers.length; i++) {
     const m = layers[i];
     if (m instanceof Conv2d) {
-      if (m.paddingMode !== 'zeros' || typeof m.padding === 'string') throw new TypeError(`quantize: Conv2d with padding '${m.padding}'/${m.paddingMode} is not supported`);
+      if (m.paddingMode !== 'zeros' || typeof m.padding === 'string')
+        throw new TypeError(`quantize: Conv2d with padding '${m.padding}'/${m.paddingMode} is not supported`);
       const bn = layers[i + 1] instanceof BatchNorm2d ? (layers[++i] as BatchNorm2d) : null;
       const relu = layers[i + 1] instanceof ReLU && ++i > 0;
       const { weight, bias } = foldBatchNorm(m, bn);
@@ -320,8 +350,14 @@ export function quantize(model: Module<any, any>, calibration: Iterable<Tensor>,
     for (const s of steps) {
       if (s.kind === 'conv') {
         const c = s.layer as Conv2d;
-        layers.push(new QuantizedConv2d({ weight: s.weight!, bias: s.bias ?? null, stride: c.stride, padding: c.padding as number[], dilation: c.dilation, groups: c.groups },
-          s.relu, s.observer.qparams(reduceRange), c.extraRepr()));
+        layers.push(
+          new QuantizedConv2d(
+            { weight: s.weight!, bias: s.bias ?? null, stride: c.stride, padding: c.padding as number[], dilation: c.dilation, groups: c.groups },
+            s.relu,
+            s.observer.qparams(reduceRange),
+            c.extraRepr(),
+          ),
+        );
       } else if (s.kind === 'linear') {
         layers.push(new QuantizedLinear(s.layer as Linear, s.relu, s.observer.qparams(reduceRange)));
       } else if (!(s.layer instanceof Dropout) && !(s.layer instanceof Identity)) {

@@ -39,8 +39,13 @@ export class BatchNorm2d extends Module {
 
   constructor(numFeatures: number, options?: BatchNorm2dOptions);
   constructor(
-    numFeatures: number, eps?: number, momentum?: number | null, affine?: boolean, trackRunningStats?: boolean,
-    device?: string, dtype?: FactoryOptions['dtype'],
+    numFeatures: number,
+    eps?: number,
+    momentum?: number | null,
+    affine?: boolean,
+    trackRunningStats?: boolean,
+    device?: string,
+    dtype?: FactoryOptions['dtype'],
   );
   constructor(numFeatures: number, ...args: unknown[]) {
     super();
@@ -83,12 +88,18 @@ export class BatchNorm2d extends Module {
     const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);
     const track = !this.training || this.trackRunningStats;
     return F.batchNorm(x, track ? this.runningMean : null, track ? this.runningVar : null, {
-      weight: this.weight, bias: this.bias, training: useBatchStats, momentum: factor, eps: this.eps,
+      weight: this.weight,
+      bias: this.bias,
+      training: useBatchStats,
+      momentum: factor,
+      eps: this.eps,
     });
   }
 
   extraRepr(): string {
-    return `${this.numFeatures}, eps=${pyFloat(this.eps)}, momentum=${this.momentum === null ? 'None' : pyFloat(this.momentum)}, ` +
-      `affine=${pyValue(this.affine)}, track_running_stats=${pyValue(this.trackRunningStats)}`;
+    return (
+      `${this.numFeatures}, eps=${pyFloat(this.eps)}, momentum=${this.momentum === null ? 'None' : pyFloat(this.momentum)}, ` +
+      `affine=${pyValue(this.affine)}, track_running_stats=${pyValue(this.trackRunningStats)}`
+    );
   }
 }

@@ -5,9 +5,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { pyValue } from '../../utils/pyrepr.js';
 import { checkBoolean, checkIntPair, checkOneOf, parseArgs } from '../../utils/args.js';
 import { Module, Parameter } from './module.js';
-import {
-  FACTORY, type FactoryOptions, type Pair, checkPositiveInt, expectSpatial, pair, resetWeightAndBias, windowOut,
-} from './utils.js';
+import { FACTORY, type FactoryOptions, type Pair, checkPositiveInt, expectSpatial, pair, resetWeightAndBias, windowOut } from './utils.js';
 
 export type PaddingMode = 'zeros' | 'reflect' | 'replicate' | 'circular';
 
@@ -51,8 +49,17 @@ export class Conv2d extends Module {
   constructor(inChannels: number, outChannels: number, options: Conv2dOptions & { kernelSize: Pair });
   constructor(inChannels: number, outChannels: number, kernelSize: Pair, options?: Omit<Conv2dOptions, 'kernelSize'>);
   constructor(
-    inChannels: number, outChannels: number, kernelSize: Pair, stride?: Pair, padding?: Pair | 'same' | 'valid', dilation?: Pair,
-    groups?: number, bias?: boolean, paddingMode?: PaddingMode, device?: string, dtype?: FactoryOptions['dtype'],
+    inChannels: number,
+    outChannels: number,
+    kernelSize: Pair,
+    stride?: Pair,
+    padding?: Pair | 'same' | 'valid',
+    dilation?: Pair,
+    groups?: number,
+    bias?: boolean,
+    paddingMode?: PaddingMode,
+    device?: string,
+    dtype?: FactoryOptions['dtype'],
   );
   constructor(inChannels: number, outChannels: number, ...args: unknown[]) {
     super();
@@ -104,8 +111,7 @@ export class Conv2d extends Module {
     expectSpatial('Conv2d', shape);
     const [h, w] = shape.slice(-2);
     const pad = this.padding === 'valid' ? [0, 0] : this.padding;
-    const out = pad === 'same' ? [h, w]
-      : [0, 1].map((i) => windowOut([h, w][i], this.kernelSize[i], this.stride[i], pad[i], this.dilation[i], false));
+    const out = pad === 'same' ? [h, w] : [0, 1].map((i) => windowOut([h, w][i], this.kernelSize[i], this.stride[i], pad[i], this.dilation[i], false));
     return [...shape.slice(0, -3), this.outChannels, ...out];
   }
 

@@ -32,7 +32,10 @@ export class CrossEntropyLoss extends Module<[Tensor, Tensor], Tensor> {
   }
   forward(input: Tensor, target: Tensor): Tensor {
     return F.crossEntropy(input, target, {
-      weight: this.weight, ignoreIndex: this.ignoreIndex, reduction: this.reduction, labelSmoothing: this.labelSmoothing,
+      weight: this.weight,
+      ignoreIndex: this.ignoreIndex,
+      reduction: this.reduction,
+      labelSmoothing: this.labelSmoothing,
     });
   }
 }

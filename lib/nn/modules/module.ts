@@ -72,9 +72,11 @@ export interface Module<A extends unknown[] = [Tensor], R = Tensor> {
    * stored on a module of the called tree. Calling `forward` directly skips all
    * of this, as in PyTorch.
    */
+  // biome-ignore lint/style/useShorthandFunctionType: an interface, to merge the call signature into the class below.
   (...args: A): R;
 }
 
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface adds only the call signature, which the constructor provides.
 export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   /** Training mode: affects Dropout and BatchNorm. */
   declare training: boolean;
@@ -90,6 +92,7 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
     Object.setPrototypeOf(self, new.target.prototype);
     self.training = true;
     Object.defineProperty(self, '_bufferNames', { value: new Map<string, boolean>(), enumerable: false });
+    // biome-ignore lint/correctness/noConstructorReturn: the instance is the callable built above.
     return self;
   }
 
@@ -419,9 +422,8 @@ interface HookTable {
 const hookTables = new WeakMap<AnyModule, HookTable>();
 
 function addHook(m: AnyModule, kind: keyof HookTable, hook: ForwardPreHook | ForwardHook | BackwardHookFn): RemovableHandle {
-  let table = hookTables.get(m);
-  if (!table) hookTables.set(m, (table = { pre: new Map(), forward: new Map(), backward: new Map() }));
-  const t = table;
+  const t = hookTables.get(m) ?? { pre: new Map(), forward: new Map(), backward: new Map() };
+  hookTables.set(m, t);
   const handle = new RemovableHandle(() => t.pre.delete(handle.id) || t.forward.delete(handle.id) || t.backward.delete(handle.id));
   (t[kind] as Map<number, unknown>).set(handle.id, hook);
   return handle;
@@ -437,7 +439,10 @@ const calls: Frame[] = [];
 
 function callModule(m: AnyModule, args: unknown[]): unknown {
   if (calls.length > 0) return callImpl(m, args);
-  return moduleScope(() => callImpl(m, args), () => heldBy(m));
+  return moduleScope(
+    () => callImpl(m, args),
+    () => heldBy(m),
+  );
 }
 
 function callImpl(m: AnyModule, args: unknown[]): unknown {
@@ -507,11 +512,13 @@ const identity = (t: Tensor): Tensor => wrap(native.call(op('aten::alias'), t._h
 
 class BackwardHook {
   private gradOutputs: (Tensor | null)[] | null = null;
-  private wrapped: Tensor | null = null;
   private nInputs = 0;
   private inputIndex = -1;
 
-  constructor(private readonly module: AnyModule, private readonly hooks: BackwardHookFn[]) {}
+  constructor(
+    private readonly module: AnyModule,
+    private readonly hooks: BackwardHookFn[],
+  ) {}
 
   setupInputHook(args: unknown[]): unknown[] {
     this.nInputs = args.length;
@@ -520,12 +527,13 @@ class BackwardHook {
     if (differentiable.length > 1) {
       throw new Error(`${this.module.typeName()}: registerFullBackwardHook supports modules with one input that requires grad, got ${differentiable.length}`);
     }
-    const i = (this.inputIndex = differentiable[0]);
-    const wrapped = (this.wrapped = identity(args[i] as Tensor));
+    const i = differentiable[0];
+    const wrapped = identity(args[i] as Tensor);
+    this.inputIndex = i;
     registerTensorHook(wrapped, (grad) => {
       const gradInputs: (Tensor | null)[] = args.map((_, j) => (j === i ? grad : null));
       const replaced = this.callUserHooks(gradInputs);
-      return replaced ? replaced[i] ?? undefined : undefined;
+      return replaced ? (replaced[i] ?? undefined) : undefined;
     });
     const out = [...args];
     out[i] = wrapped;
@@ -544,7 +552,7 @@ class BackwardHook {
       if (this.inputIndex < 0) {
         // No input requires grad: the hooks run now, and may not replace anything.
         const replaced = this.callUserHooks(new Array(this.nInputs).fill(null));
-        if (replaced && replaced.some((g) => g !== null && g !== undefined)) {
+        if (replaced?.some((g) => g !== null && g !== undefined)) {
           throw new Error('Backward hook for Modules where no input requires gradient should always return None or None for all gradients.');
         }
       }
@@ -562,13 +570,15 @@ class BackwardHook {
         const r = hook(this.module, current, gradOutputs);
         if (r === undefined || r === null) continue;
         if (!Array.isArray(r) || r.length !== current.length) {
-          throw new Error(`Backward hook returned an invalid number of grad_input, got ${Array.isArray(r) ? r.length : describe(r)}, but expected ${current.length}`);
+          throw new Error(
+            `Backward hook returned an invalid number of grad_input, got ${Array.isArray(r) ? r.length : describe(r)}, but expected ${current.length}`,
+          );
         }
         current = replaced = r as (Tensor | null)[];
       }
     } finally {
       for (const g of [...gradInputs, ...gradOutputs]) {
-        if (g && !isKept(g) && !(replaced && replaced.includes(g))) g.dispose();
+        if (g && !isKept(g) && !replaced?.includes(g)) g.dispose();
       }
       this.gradOutputs = null;
     }

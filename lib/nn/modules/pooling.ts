@@ -27,7 +27,8 @@ export class MaxPool2d extends Module {
   constructor(...args: unknown[]) {
     super();
     const opts = parseArgs<MaxPool2dOptions & { kernelSize: Pair }>('MaxPool2d', args, ['kernelSize', 'stride', 'padding', 'dilation', 'ceilMode'], {
-      keywordOnly: ['ceilMode'], required: ['kernelSize'],
+      keywordOnly: ['ceilMode'],
+      required: ['kernelSize'],
     });
     F.checkPoolArgs('MaxPool2d', opts.kernelSize, opts);
     this.kernelSize = opts.kernelSize;
@@ -46,8 +47,10 @@ export class MaxPool2d extends Module {
     return [...shape.slice(0, -2), windowOut(h, k[0], s[0], p[0], d[0], this.ceilMode), windowOut(w, k[1], s[1], p[1], d[1], this.ceilMode)];
   }
   extraRepr(): string {
-    return `kernel_size=${pyValue(this.kernelSize)}, stride=${pyValue(this.stride)}, padding=${pyValue(this.padding)}, ` +
-      `dilation=${pyValue(this.dilation)}, ceil_mode=${pyValue(this.ceilMode)}`;
+    return (
+      `kernel_size=${pyValue(this.kernelSize)}, stride=${pyValue(this.stride)}, padding=${pyValue(this.padding)}, ` +
+      `dilation=${pyValue(this.dilation)}, ceil_mode=${pyValue(this.ceilMode)}`
+    );
   }
 }
 
@@ -69,9 +72,7 @@ export class AvgPool2d extends Module {
 
   constructor(options: AvgPool2dOptions & { kernelSize: Pair });
   constructor(kernelSize: Pair, options?: Omit<AvgPool2dOptions, 'kernelSize'>);
-  constructor(
-    kernelSize: Pair, stride?: Pair | null, padding?: Pair, ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null,
-  );
+  constructor(kernelSize: Pair, stride?: Pair | null, padding?: Pair, ceilMode?: boolean, countIncludePad?: boolean, divisorOverride?: number | null);
   constructor(...args: unknown[]) {
     super();
     const opts = parseArgs<AvgPool2dOptions & { kernelSize: Pair }>('AvgPool2d', args, AVG_POOL_2D_ARGS, { required: ['kernelSize'] });

@@ -62,7 +62,8 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
     checkBoolean(fn, 'findUnusedParameters', options.findUnusedParameters);
     checkBoolean(fn, 'gradientAsBucketView', options.gradientAsBucketView);
     const capMb = options.bucketCapMb ?? 25;
-    if (typeof capMb !== 'number' || !(capMb > 0) || !Number.isFinite(capMb)) throw new RangeError(`${fn}: bucketCapMb must be a positive number, got ${describe(capMb)}`);
+    if (typeof capMb !== 'number' || !(capMb > 0) || !Number.isFinite(capMb))
+      throw new RangeError(`${fn}: bucketCapMb must be a positive number, got ${describe(capMb)}`);
     this._group = resolveGroup(fn, options.processGroup);
     this.module = module;
     this._broadcastBuffers = options.broadcastBuffers ?? true;
@@ -75,8 +76,14 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
     native.distVerifyParams(this._group.id, params);
     // _sync_module_states: rank 0's parameters and buffers to every rank.
     this.broadcastStates([...module.parameters(), ...module.buffers()]);
-    this._reducer = native.distReducerNew(this._group.id, params, Math.floor(capMb * 1024 * 1024), this._findUnused,
-      options.gradientAsBucketView ?? false, named.map(([n]) => n));
+    this._reducer = native.distReducerNew(
+      this._group.id,
+      params,
+      Math.floor(capMb * 1024 * 1024),
+      this._findUnused,
+      options.gradientAsBucketView ?? false,
+      named.map(([n]) => n),
+    );
   }
 
   private broadcastStates(tensors: Tensor[]): void {
@@ -84,7 +91,12 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
     noGrad(() => {
       const detached = tensors.map((t) => t.detach());
       try {
-        native.distBroadcastCoalesced(this._group.id, detached.map((t) => t._h as Handle), BROADCAST_BUCKET_BYTES, 0);
+        native.distBroadcastCoalesced(
+          this._group.id,
+          detached.map((t) => t._h as Handle),
+          BROADCAST_BUCKET_BYTES,
+          0,
+        );
       } finally {
         for (const t of detached) t.dispose();
       }
