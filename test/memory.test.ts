@@ -234,6 +234,18 @@ describe('memory of compiled inference, int8 models and hooks', () => {
     return { tensors: [before.tensors, after.tensors], bytes: [before.bytes, after.bytes], rssPerIter };
   }
   const kb = (b: number) => `${(b / 1024).toFixed(2)} KB`;
+  /** 3,000 calls of `call` (after 2,000 to warm up), each output disposed: handles, bytes and RSS flat. */
+  async function expectFlatCalls(name: string, call: () => Promise<Tensor> | Tensor): Promise<void> {
+    // The allocators settle within ~2,000 calls (RSS then flat over 20,000).
+    const r = await watch(3000, 2000, async () => {
+      const y = await call();
+      y.dispose();
+    });
+    console.log(`${name}: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per call after warm-up`);
+    expect(r.tensors[1], name).toBe(r.tensors[0]);
+    expect(r.bytes[1], name).toBe(r.bytes[0]);
+    expect(r.rssPerIter, name).toBeLessThan(32 * 1024);
+  }
 
   it('ScriptModule.forwardAsync, Module.predict and Module.forwardAsync, 3,000 calls each, and predict recompiling: flat', async () => {
     manualSeed(3);
@@ -247,15 +259,7 @@ describe('memory of compiled inference, int8 models and hooks', () => {
       ['Module.forwardAsync', () => model.forwardAsync(x)],
     ];
     for (const [name, call] of cases) {
-      // The allocators settle within ~2,000 calls (RSS then flat over 20,000).
-      const r = await watch(3000, 2000, async () => {
-        const y = await call();
-        y.dispose();
-      });
-      console.log(`${name}: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per call after warm-up`);
-      expect(r.tensors[1], name).toBe(r.tensors[0]);
-      expect(r.bytes[1], name).toBe(r.bytes[0]);
-      expect(r.rssPerIter, name).toBeLessThan(32 * 1024);
+      await expectFlatCalls(name, call);
     }
     // A weight changed in place recompiles predict's graph: the superseded graph (its 1 MB of
     // frozen weights) is freed.
@@ -315,14 +319,7 @@ describe('memory of compiled inference, int8 models and hooks', () => {
       ['int8 predict', () => q.predict(x)],
       ['int8 forwardAsync', () => q.forwardAsync(x)],
     ] as const) {
-      const r = await watch(3000, 2000, async () => {
-        const y = await call();
-        y.dispose();
-      });
-      console.log(`${name}: tensors ${r.tensors.join(' → ')}, bytes ${r.bytes.join(' → ')}, RSS ${kb(r.rssPerIter)} per call after warm-up`);
-      expect(r.tensors[1], name).toBe(r.tensors[0]);
-      expect(r.bytes[1], name).toBe(r.bytes[0]);
-      expect(r.rssPerIter, name).toBeLessThan(32 * 1024);
+      await expectFlatCalls(name, call);
     }
     q.dispose();
     conv.dispose();

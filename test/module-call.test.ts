@@ -40,12 +40,12 @@ describe('Module call path', () => {
     expect(Object.getOwnPropertyNames(lin)).not.toContain('forward');
     expect(lin.forward).toBe(nn.Linear.prototype.forward);
     const x = randn(1, 2);
-    tidy(() => lin(x));
+    lin(x).dispose();
     expect(seen).toEqual(['hook']);
-    tidy(() => lin.forward(x));
+    lin.forward(x).dispose();
     expect(seen).toEqual(['hook']);
     handle.remove();
-    tidy(() => lin(x));
+    lin(x).dispose();
     expect(seen).toEqual(['hook']);
     lin.dispose();
     x.dispose();
@@ -131,12 +131,37 @@ describe('Module call path', () => {
     const x = randn(3, 4, { requiresGrad: true });
     const before = memory().tensors;
     const y = m(x);
-    y.sum().backward();
-    expect(x.grad!.shape).toEqual([3, 4]);
+    tidy(() => y.sum().backward());
+    const grad = x.grad!;
+    expect(grad.shape).toEqual([3, 4]);
     expect([...m.namedParameters()].map(([k]) => k)).toEqual(['body.0.weight', 'body.0.bias']);
     expect(memory().tensors - before).toBeLessThanOrEqual(8); // y, the sum, gradients of x and the two parameters
-    vt.dispose(y, x.grad);
+    vt.dispose(y, grad);
     m.dispose();
+    x.dispose();
+  });
+});
+
+describe('every kind of model is called the same way', () => {
+  it('a ScriptModule (traced, frozen, optimized, int8) is called like its module; tracing or exporting one is a clear error', () => {
+    const model = new nn.Sequential(new nn.Conv2d(3, 4, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten(), new nn.Linear(4 * 8 * 8, 3)).eval();
+    const x = randn(2, 3, 8, 8);
+    const traced = vt.jit.trace(model, x);
+    const frozen = vt.jit.freeze(traced);
+    const int8 = vt.quantization.quantize(model, [x]);
+    const int8Traced = vt.jit.trace(int8.eval(), x);
+    for (const script of [traced, frozen, int8Traced]) {
+      expect(script).toBeInstanceOf(vt.jit.ScriptModule);
+      tidy(() => expect((script(x) as Tensor).equal(script.forward(x) as Tensor)).toBe(true));
+    }
+    tidy(() => expect((traced(x) as Tensor).equal(noGrad(() => model(x)))).toBe(true));
+    tidy(() => expect((int8Traced(x) as Tensor).equal(int8(x))).toBe(true));
+    expect(String(traced)).toBe('ScriptModule(traced on [2, 3, 8, 8])');
+    expect(() => vt.jit.trace(traced as never, x)).toThrow(/jit\.trace: the module is a ScriptModule, compiled already; trace the nn\.Module it came from/);
+    expect(() => vt.onnx.exportOnnx(traced as never, x, '/tmp/never-written.onnx')).toThrow(
+      /exportOnnx\(\): argument 'model' must be an nn\.Module, got a ScriptModule/,
+    );
+    for (const m of [traced, frozen, int8Traced, int8, model]) m.dispose();
     x.dispose();
   });
 });

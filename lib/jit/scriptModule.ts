@@ -4,6 +4,7 @@
 import { type Handle, type ScriptHandle, type ScriptOutput, native } from '../native.js';
 import { type Tensor, handleOf, wrap } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
+import { callableInstance } from '../utils/callable.js';
 
 /** A `prim::Constant`'s value: a tensor (the weights), a number, a boolean, a string, a number list, or null (None). */
 export type GraphConstant = number | boolean | string | number[] | null | Tensor;
@@ -33,24 +34,33 @@ export interface Graph {
  * A compiled module (`torch.jit.ScriptModule`): from {@link trace}, {@link load},
  * {@link freeze} or {@link optimizeForInference}. It holds its weights in libtorch
  * (a traced module shares them with the model it came from until it is frozen);
- * {@link dispose} frees them.
+ * {@link dispose} frees them. It is called like the module it came from,
+ * `script(x)` (its {@link forward}).
  */
+export interface ScriptModule {
+  /** Runs the compiled forward on this thread, as {@link ScriptModule.forward}. */
+  // biome-ignore lint/style/useShorthandFunctionType: an interface, to merge the call signature into the class below.
+  (...inputs: Tensor[]): Tensor | Tensor[];
+}
+
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface adds only the call signature, which the constructor provides.
 export class ScriptModule {
   /** @internal */
-  _script: ScriptHandle;
+  declare _script: ScriptHandle;
   /**
    * The shapes of the inputs it was traced with; every dimension but the first
    * (the batch) must match at run time. Null for a loaded module.
    */
-  readonly inputShapes: readonly (readonly number[])[] | null;
+  declare readonly inputShapes: readonly (readonly number[])[] | null;
   /** Whether it came from {@link optimizeForInference} (its oneDNN weights cannot be saved). */
-  readonly optimized: boolean;
+  declare readonly optimized: boolean;
 
   /** @internal use {@link trace} or {@link load}. */
   constructor(script: ScriptHandle, inputShapes: number[][] | null, optimized = false) {
-    this._script = script;
-    this.inputShapes = inputShapes;
-    this.optimized = optimized;
+    const self = callableInstance<ScriptModule>(new.target.prototype, (s, inputs) => s.forward(...(inputs as Tensor[])));
+    Object.assign(self, { _script: script, inputShapes, optimized });
+    // biome-ignore lint/correctness/noConstructorReturn: the instance is the callable built above.
+    return self;
   }
 
   /** Runs the compiled forward on this thread. Outputs are new tensors the caller owns. */

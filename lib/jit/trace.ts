@@ -37,6 +37,8 @@ type Forward = (...inputs: Tensor[]) => Tensor | Tensor[];
  */
 export function trace(module: Module<any, any> | Forward, exampleInputs: Tensor | Tensor[], options: TraceOptions = {}): ScriptModule {
   checkOptions('jit.trace', options, ['checkTrace', 'checkTolerance']);
+  // A ScriptModule is callable too, but is compiled already (PyTorch's trace returns it unchanged, with a warning).
+  if (module instanceof ScriptModule) throw new TypeError('jit.trace: the module is a ScriptModule, compiled already; trace the nn.Module it came from');
   const forward: Forward = module instanceof Module ? (...xs) => module(...xs) : typeof module === 'function' ? module : notTraceable(module);
   const inputs = Array.isArray(exampleInputs) ? exampleInputs : [exampleInputs];
   const handles = inputs.map((x, i) => handleOf(x, `jit.trace: example input ${i}`));

@@ -3,10 +3,10 @@
 // converted by its symbolic, the result checked and written (weights as
 // initializers, external data past 2 GB).
 import { trace } from '../jit/index.js';
-import type { Module } from '../nn/modules/module.js';
+import { Module } from '../nn/modules/module.js';
 import { tidy } from '../tensor/scope.js';
 import { type Tensor, handleOf } from '../tensor/tensor.js';
-import { checkOptions } from '../utils/args.js';
+import { checkOptions, describe } from '../utils/args.js';
 import { checkModel } from './checker.js';
 import { type ConvertOptions, graphToOnnx } from './convert.js';
 import type { IModelProto } from './proto.js';
@@ -30,6 +30,7 @@ const EXPORT_OPTIONS = ['opset', 'dynamicBatch', 'inputNames', 'outputNames', 'p
  */
 export function exportOnnx(model: Module<any, any>, exampleInput: Tensor, path: string, opts: ExportOptions = {}): SaveResult {
   checkOptions('exportOnnx()', opts, EXPORT_OPTIONS);
+  if (!(model instanceof Module)) throw new TypeError(`exportOnnx(): argument 'model' must be an nn.Module, got ${describe(model)}`);
   handleOf(exampleInput, 'exampleInput');
   if (typeof path !== 'string' || path.length === 0) throw new TypeError(`exportOnnx(): path must be a file name, got ${String(path)}`);
   const wasTraining = model.training;

@@ -12,6 +12,7 @@ import { isGradEnabled, noGrad } from '../../autograd.js';
 import { type DType, isFloatingDtype } from '../../tensor/dtype.js';
 import { type Disposable, isKept, keep, moduleScope } from '../../tensor/scope.js';
 import { Tensor, type Device, handleOf, isDeviceString, registerTensorHook, wrap } from '../../tensor/tensor.js';
+import { callableInstance } from '../../utils/callable.js';
 import { RemovableHandle } from '../../utils/hooks.js';
 import { addIndent, snakeCase } from '../../utils/pyrepr.js';
 import { checkBoolean, checkFunction, checkOptions, describe } from '../../utils/args.js';
@@ -83,13 +84,8 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   declare private readonly _bufferNames: Map<string, boolean>; // property → persistent
 
   constructor() {
-    // The instance is a function, so `model(x)` works as in Python; it takes the
-    // subclass's prototype, and a function's own `length` and `name` give way
-    // to the module's (Sequential's `length`).
-    const self = ((...args: A) => callModule(self, args)) as unknown as Module<A, R>;
-    delete (self as { length?: number }).length;
-    delete (self as { name?: string }).name;
-    Object.setPrototypeOf(self, new.target.prototype);
+    // The instance is a function, so `model(x)` works as in Python.
+    const self = callableInstance<Module<A, R>>(new.target.prototype, callModule);
     self.training = true;
     Object.defineProperty(self, '_bufferNames', { value: new Map<string, boolean>(), enumerable: false });
     // biome-ignore lint/correctness/noConstructorReturn: the instance is the callable built above.
