@@ -105,7 +105,10 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
     forward: Array.from(qy.toTypedArray() as Float32Array),
     close: maxDiff(qy, ref) < 0.1 * vt.tidy(() => ref.abs().max().item() as number) + 1e-3,
   };
-  vt.dispose([qy, ...calibration]);
+  // int8 off the event loop: predict and forwardAsync give the call's bits.
+  const [qp, qa] = [q.predict(x), await q.forwardAsync(x)];
+  out.int8Compiled = { predict: qp.equal(qy), async: qa.equal(qy) };
+  vt.dispose([qy, qp, qa, ...calibration]);
   q.dispose();
 
   // exportOnnx: the model file, its weights inside.
@@ -283,6 +286,7 @@ describe('the built package (dist/)', () => {
     expect(quantized.classes).toEqual(['Quantize', 'DeQuantize', 'QuantizedConv2d', 'QuantizedLinear']);
     expect(quantized.repr).toMatch(/^Sequential\(\n {2}\(0\): Quantize\(scale=/);
     expect(quantized.close).toBe(true);
+    expect(ref.int8Compiled).toEqual({ predict: true, async: true });
     expect((ref.onnx as { external: unknown; bytes: number }).external).toBeNull();
     expect((ref.onnx as { bytes: number }).bytes).toBeGreaterThan(4 * (4 * 3 * 9 + 64 * 3));
     expect(ref.hooks).toEqual({
