@@ -3,7 +3,11 @@
 import { native } from './native.js';
 import { checkFunction } from './utils/args.js';
 
-function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
+/**
+ * @internal Runs `fn` between `enter()` and `exit()`; `exit` runs when `fn` throws, and for an
+ * async `fn` when its promise settles. Shared by the grad modes and `amp.autocast`.
+ */
+export function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
   enter();
   let result: T;
   try {

@@ -65,6 +65,17 @@ export interface NativeAddon {
   enterInferenceMode(enabled: boolean): void;
   exitInferenceMode(): void;
   isInferenceModeEnabled(): boolean;
+  autocastIsEnabled(deviceType: 'cpu' | 'cuda'): boolean;
+  autocastSetEnabled(deviceType: 'cpu' | 'cuda', enabled: boolean): void;
+  /** A ScalarType code (lib/tensor/dtype.ts). */
+  autocastGetDtype(deviceType: 'cpu' | 'cuda'): number;
+  autocastSetDtype(deviceType: 'cpu' | 'cuda', dtype: number): void;
+  autocastIsCacheEnabled(): boolean;
+  autocastSetCacheEnabled(enabled: boolean): void;
+  /** The nesting count after the change. */
+  autocastIncrementNesting(): number;
+  autocastDecrementNesting(): number;
+  autocastClearCache(): void;
   newGenerator(): GeneratorHandle;
   /** Without a generator: the default CPU generator (and, for manualSeed, every CUDA device's). */
   manualSeed(seed: number | bigint, generator?: GeneratorHandle): void;

@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitPyMath(env, exports);
   InitJit(env, exports);
   InitDistributed(env, exports);
+  InitAmp(env, exports);
   return exports;
 }
 

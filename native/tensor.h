@@ -96,5 +96,6 @@ void InitCuda(Napi::Env env, Napi::Object exports);
 void InitPyMath(Napi::Env env, Napi::Object exports);
 void InitJit(Napi::Env env, Napi::Object exports);
 void InitDistributed(Napi::Env env, Napi::Object exports);
+void InitAmp(Napi::Env env, Napi::Object exports);
 
 }  // namespace vggtorch

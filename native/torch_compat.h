@@ -36,6 +36,61 @@
 // setter only warns).
 #define VGG_TORCH_C10D_SEQUENCE_NUMBERS !VGG_TORCH_AT_LEAST(2, 14)
 
+// ---- autocast (native/amp.cc) -----------------------------------------------
+// 2.4: autocast state is read and set per device type
+// (is_autocast_enabled(DeviceType), get/set_autocast_dtype(DeviceType, ...));
+// the per-device names of 1.13 (is_cpu_enabled, set_autocast_gpu_dtype, ...)
+// stay only as deprecated wrappers.
+#define VGG_TORCH_AUTOCAST_BY_DEVICE VGG_TORCH_AT_LEAST(2, 4)
+
+#include <ATen/autocast_mode.h>
+
+namespace vggtorch::compat {
+
+// `device` is CPU or CUDA (amp.cc refuses any other).
+inline bool IsAutocastEnabled(c10::DeviceType device) {
+#if VGG_TORCH_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+}
+
+inline void SetAutocastEnabled(c10::DeviceType device, bool enabled) {
+#if VGG_TORCH_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(device, enabled);
+#else
+  if (device == c10::DeviceType::CPU) {
+    at::autocast::set_cpu_enabled(enabled);
+  } else {
+    at::autocast::set_enabled(enabled);
+  }
+#endif
+}
+
+inline at::ScalarType GetAutocastDtype(c10::DeviceType device) {
+#if VGG_TORCH_AUTOCAST_BY_DEVICE
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype()
+                                        : at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
+inline void SetAutocastDtype(c10::DeviceType device, at::ScalarType dtype) {
+#if VGG_TORCH_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_dtype(device, dtype);
+#else
+  if (device == c10::DeviceType::CPU) {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  } else {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  }
+#endif
+}
+
+}  // namespace vggtorch::compat
+
 #ifdef VGG_TORCH_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
