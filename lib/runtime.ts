@@ -32,6 +32,13 @@ export const version = {
   torch: native.torchVersion(),
 } as const;
 
+/** @internal `[major, minor]` of a torch version string: `'2.6.0+debian'` → `[2, 6]`, `'1.13.0a0'` → `[1, 13]`. */
+export function releaseOf(torchVersion: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(torchVersion);
+  if (m === null) throw new Error(`not a torch version: ${JSON.stringify(torchVersion)}`);
+  return [Number(m[1]), Number(m[2])];
+}
+
 /** `torch.cuda`: devices are named `'cuda'` or `'cuda:N'` wherever a device is taken. */
 export const cuda = {
   /** True when libtorch was built with CUDA and a GPU is visible. */

@@ -27,11 +27,12 @@ import {
   vggTutorial,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
+import { releaseOf } from '../lib/runtime.js';
 import { type EncodedTensor, bitwiseDiff, bytesOf, hasTorchPython, requireLiveOracle, runOracle } from './helpers.js';
 
 const sha = (t: Tensor): string => createHash('sha256').update(bytesOf(t)).digest('hex');
 const shas = (named: Iterable<[string, Tensor]>): Record<string, string> => Object.fromEntries([...named].map(([k, t]) => [k, sha(t)]));
-const release = version.torch.split('.').map(Number);
+const release = releaseOf(version.torch);
 const cpuHalfAllowed = release[0] > 2 || (release[0] === 2 && release[1] >= 1);
 
 /** The libtorch nesting count, read without changing it. */

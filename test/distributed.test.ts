@@ -4,13 +4,14 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { distributed, version } from '../lib/index.js';
+import { releaseOf } from '../lib/runtime.js';
 import { freePort, pythonRankEnv } from './distributed-helpers.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 
 const available = distributed.isAvailable();
 // ProcessGroupGloo's reduce_scatter: absent in 1.13 and 2.6 (checked), present in 2.13 (checked);
 // releases in between may go either way.
-const [major, minor] = version.torch.split('.').map(Number);
+const [major, minor] = releaseOf(version.torch);
 const glooReduceScatter = major === 1 || (major === 2 && minor <= 6) ? false : major === 2 && minor < 13 ? undefined : true;
 
 /** The JSON a child printed last. */

@@ -11,7 +11,8 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor, enableGrad, memory, nn, noGrad, tidy, zeros } from '../lib/index.js';
 import * as optim from '../lib/optim/index.js';
-import { optimRules, releaseOf, rules } from '../lib/optim/releases.js';
+import { optimRules, rules } from '../lib/optim/releases.js';
+import { releaseOf } from '../lib/runtime.js';
 import { type EncodedTensor, bitwiseDiff, decode, hasTorchPython, readFixture, requireLiveOracle, runOracle } from './helpers.js';
 import { FIXTURE_TORCH, groupsAsRunning, stateAsRunning } from './optim-layout.js';
 import { type Budget, absDouble, closeDiff } from './tolerance.js';

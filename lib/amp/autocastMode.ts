@@ -4,7 +4,7 @@
 // in PyTorch. The state is thread-local in libtorch, like grad mode.
 import { withMode } from '../autograd.js';
 import { native } from '../native.js';
-import { cuda, version } from '../runtime.js';
+import { cuda, releaseOf, version } from '../runtime.js';
 import { type DType, dtypeCode, dtypeName, isFloatingDtype } from '../tensor/dtype.js';
 import { checkFunction, checkOptions, describe } from '../utils/args.js';
 
@@ -56,9 +56,8 @@ function checkDtype(fn: string, v: unknown): DType {
 
 /** The lower-precision types CPU autocast takes in this libtorch: PyTorch 2.1 added float16 to bfloat16 (Python and libtorch alike). */
 function cpuAutocastDtypes(torchVersion: string): DType[] {
-  const m = /^(\d+)\.(\d+)/.exec(torchVersion);
-  const atLeast21 = m !== null && (Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 1));
-  return atLeast21 ? ['bfloat16', 'float16'] : ['bfloat16'];
+  const [major, minor] = releaseOf(torchVersion);
+  return major > 2 || (major === 2 && minor >= 1) ? ['bfloat16', 'float16'] : ['bfloat16'];
 }
 
 // Python's warnings.warn shows a warning once per call site; once per message is the closest here.

@@ -16,7 +16,7 @@
 // becomes Adam's); the schedulers' `_is_initial` flag, their state dicts
 // without `verbose`, and SequentialLR's step counts. On such a release the
 // rules of 2.6 apply where no switch says otherwise.
-import { version } from '../runtime.js';
+import { releaseOf, version } from '../runtime.js';
 
 /** The switches of one torch release; see {@link optimRules}. */
 export interface OptimRules {
@@ -84,13 +84,6 @@ export interface OptimRules {
    * (pytorch#135026, Sept 2024); from 2.7, unverified.
    */
   lbfgsLineSearchWithinMaxEval: boolean;
-}
-
-/** `[major, minor]` of a torch version string: `'2.6.0+debian'` → `[2, 6]`, `'1.13.0a0'` → `[1, 13]`. */
-export function releaseOf(torchVersion: string): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(torchVersion);
-  if (m === null) throw new Error(`not a torch version: ${JSON.stringify(torchVersion)}`);
-  return [Number(m[1]), Number(m[2])];
 }
 
 /** The switches for a torch version string, e.g. `optimRules('2.6.0')`. */
