@@ -5,7 +5,7 @@ import { checkFunction } from './utils/args.js';
 
 /**
  * @internal Runs `fn` between `enter()` and `exit()`; `exit` runs when `fn` throws, and for an
- * async `fn` when its promise settles. Shared by the grad modes and `amp.autocast`.
+ * async `fn` when its promise settles. Shared by the grad modes and `autocast`.
  */
 export function withMode<T>(enter: () => void, exit: () => void, fn: () => T): T {
   enter();

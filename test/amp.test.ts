@@ -10,7 +10,6 @@ import * as source from '../lib/index.js';
 import {
   F,
   type Tensor,
-  amp,
   autocast,
   cuda,
   dispose,
@@ -301,10 +300,6 @@ describe('autocast regions', () => {
     }
     expect(state()).toEqual(OUTSIDE);
   });
-
-  it('amp.autocast is the same function (torch.amp.autocast and torch.autocast)', () => {
-    expect(amp.autocast).toBe(autocast);
-  });
 });
 
 describe('the built package (dist/)', () => {
@@ -320,7 +315,7 @@ describe('the built package (dist/)', () => {
     const x = vt.randn(1, 3, 32, 32);
     const out = vt.tidy(() => {
       const y = vt.autocast('cpu', { dtype: 'bfloat16' }, () => model(x));
-      const z = vt.amp.autocast('cpu', () => vt.autocast('cpu', { enabled: false }, () => model(x)));
+      const z = vt.autocast('cpu', () => vt.autocast('cpu', { enabled: false }, () => model(x)));
       return {
         dtype: y.dtype,
         bits: Array.from(y.toTypedArray() as Float32Array),
