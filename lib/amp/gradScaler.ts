@@ -289,7 +289,9 @@ export class GradScaler {
     const stepFn = optimizer.step as (...a: unknown[]) => T | undefined;
     if (!this.enabled) return stepFn.apply(optimizer, args);
     if (args.some((a) => typeof a === 'function')) {
-      throw new TypeError("GradScaler.step(): a closure for argument 'optimizer''s step: Closure use is not currently supported if GradScaler is enabled.");
+      throw new TypeError(
+        'GradScaler.step(): a closure among the arguments for optimizer.step(): Closure use is not currently supported if GradScaler is enabled.',
+      );
     }
     this.checkScaleGrowthTracker('step');
     const state = this.stateOf(optimizer);
