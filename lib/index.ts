@@ -2,7 +2,7 @@
 //
 // The package is assembled here: a short top level (tensors, autograd, the
 // runtime, autocast, the VGG models and weights, load/save, data), and PyTorch's
-// namespaces (nn, F/functional, optim, jit, onnx, quantization, distributed,
+// namespaces (nn, F/functional, optim, amp, jit, onnx, quantization, distributed,
 // hub, transforms, train). One public name per thing.
 import { setInferenceCompiler } from './nn/modules/module.js';
 import { inferenceCompiler } from './jit/predict.js';
@@ -43,6 +43,7 @@ export {
 } from './autograd.js';
 export { autocast, isAutocastEnabled, getAutocastDtype } from './amp/autocastMode.js';
 export type { AutocastDeviceType, AutocastOptions } from './amp/autocastMode.js';
+export * as amp from './amp/index.js';
 export {
   manualSeed,
   initialSeed,

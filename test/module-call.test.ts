@@ -168,8 +168,8 @@ describe('every kind of model is called the same way', () => {
 
 describe('one public name for each thing', () => {
   it('no top-level export repeats one from a namespace, and the removed aliases are gone', () => {
-    const { nn, F, functional, optim, jit, onnx, train, distributed, quantization, hub, transforms } = vt;
-    const namespaces: Record<string, object> = { nn, F, functional, optim, jit, onnx, train, distributed, quantization, hub, transforms };
+    const { nn, F, functional, optim, amp, jit, onnx, train, distributed, quantization, hub, transforms } = vt;
+    const namespaces: Record<string, object> = { nn, F, functional, optim, amp, jit, onnx, train, distributed, quantization, hub, transforms };
     const inNamespaces = new Map<unknown, string>();
     for (const [ns, members] of Object.entries(namespaces)) {
       for (const [k, v] of Object.entries(members)) if (typeof v === 'function') inNamespaces.set(v, `${ns}.${k}`);

@@ -4,9 +4,10 @@
 // in PyTorch. The state is thread-local in libtorch, like grad mode.
 import { withMode } from '../autograd.js';
 import { native } from '../native.js';
-import { cuda, releaseOf, version } from '../runtime.js';
+import { cuda, version } from '../runtime.js';
 import { type DType, dtypeCode, dtypeName, isFloatingDtype } from '../tensor/dtype.js';
 import { checkFunction, checkOptions, describe } from '../utils/args.js';
+import { type AmpRules, ampRules } from './releases.js';
 
 /** The device types autocast covers: `'cpu'` (AutocastCPU) and `'cuda'` (AutocastCUDA). */
 export type AutocastDeviceType = 'cpu' | 'cuda';
@@ -54,10 +55,9 @@ function checkDtype(fn: string, v: unknown): DType {
   return name;
 }
 
-/** The lower-precision types CPU autocast takes in this libtorch: PyTorch 2.1 added float16 to bfloat16 (Python and libtorch alike). */
+/** The lower-precision types CPU autocast takes in this libtorch (see {@link AmpRules.cpuAutocastHalf}). */
 function cpuAutocastDtypes(torchVersion: string): DType[] {
-  const [major, minor] = releaseOf(torchVersion);
-  return major > 2 || (major === 2 && minor >= 1) ? ['bfloat16', 'float16'] : ['bfloat16'];
+  return ampRules(torchVersion).cpuAutocastHalf ? ['bfloat16', 'float16'] : ['bfloat16'];
 }
 
 // Python's warnings.warn shows a warning once per call site; once per message is the closest here.
