@@ -27,7 +27,7 @@ import {
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { releaseOf } from '../lib/runtime.js';
-import { type EncodedTensor, bitwiseDiff, bytesOf, hasTorchPython, requireLiveOracle, runOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, bytesOf, hasTorchPython, requireLiveOracle, runNodeFile, runOracle } from './helpers.js';
 
 const sha = (t: Tensor): string => createHash('sha256').update(bytesOf(t)).digest('hex');
 const shas = (named: Iterable<[string, Tensor]>): Record<string, string> => Object.fromEntries([...named].map(([k, t]) => [k, sha(t)]));
@@ -340,27 +340,9 @@ describe('the built package (dist/)', () => {
       const file = join(dir, format === 'esm' ? 'probe.mjs' : 'probe.cjs');
       const head = format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n";
       writeFileSync(file, `${head}const probe = ${probe.toString()};\nprocess.stdout.write(JSON.stringify(probe(vt)));\n`);
-      const r = await runChildNode(file, dir);
+      const r = await runNodeFile(file, dir);
       if (r.status !== 0) throw new Error(`${format} probe failed (${r.status ?? r.signal}):\n${r.stderr}`);
       expect(JSON.parse(r.stdout)).toEqual({ ...expected, leaked: 0 });
     }, 120_000);
   }
 });
-
-/** A plain node child running `file`, awaited without blocking vitest's worker. */
-async function runChildNode(file: string, cwd: string) {
-  const { spawn } = await import('node:child_process');
-  return new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(process.execPath, [file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', fail);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      done({ status, signal, stdout, stderr });
-    });
-  });
-}

@@ -3,13 +3,13 @@
 // TypeScript sources the other tests import. A child process imports the package
 // by its own name, ESM and CommonJS, runs the public surface, and its answers
 // must equal the sources' and torchvision's.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
 import { freePort } from './distributed-helpers.js';
-import { readFixture } from './helpers.js';
+import { readFixture, runNodeFile } from './helpers.js';
 
 const FACTORIES = ['vgg11', 'vgg11_bn', 'vgg13', 'vgg13_bn', 'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn'] as const;
 
@@ -218,26 +218,9 @@ async function runBuiltNew(format: 'esm' | 'cjs', port: number): Promise<Record<
   const body = `const probeNew = ${probeNew.toString()};\nprobeNew(vt, ${JSON.stringify(dir)}, ${port}).then((o) => process.stdout.write(JSON.stringify(o)));\n`;
   const file = join(dir, format === 'esm' ? 'probe-new.mjs' : 'probe-new.cjs');
   writeFileSync(file, (format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n") + body);
-  const r = await runChild(file);
+  const r = await runNodeFile(file, dir);
   if (r.status !== 0) throw new Error(`${format} probe failed (${r.status ?? r.signal}):\n${r.stderr}`);
   return JSON.parse(r.stdout) as Record<string, unknown>;
-}
-
-/** A node child, awaited without blocking vitest's worker. */
-function runChild(file: string): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', fail);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      done({ status, signal, stdout, stderr });
-    });
-  });
 }
 
 /** {@link probeNew} on the sources, once: the reference for the built package. */

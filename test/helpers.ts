@@ -130,6 +130,14 @@ export function runNodeChild(code: string, opts: { timeoutMs?: number; nodeArgs?
   return outcome(child, opts.timeoutMs ?? 180_000);
 }
 
+/**
+ * Runs a JS file in a plain `node` (no tsx: what users run) from `cwd`, killed after
+ * `timeoutMs`. Asynchronous, so vitest's worker keeps answering while it runs.
+ */
+export function runNodeFile(file: string, cwd: string, timeoutMs = 120_000): Promise<ChildResult> {
+  return outcome(spawn(process.execPath, [file], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+}
+
 /** The fixture form of a tensor: dtype, shape and base64 of its contiguous bytes. */
 export function encode(t: Tensor): EncodedTensor {
   return { dtype: t.dtype, shape: t.shape, data: bytesOf(t).toString('base64') };
