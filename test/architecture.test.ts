@@ -17,7 +17,7 @@ const LEVELS: Record<string, number> = {
   runtime: 2,
   generator: 2,
   distributed: 2,
-  amp: 3,
+  amp: 4,
   nn: 3,
   optim: 3,
   io: 3,
