@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, randint, randn, setNumThreads, tidy, vggTutorial } from '../lib/index.js';
 import { CIFAR10, DataLoader } from '../lib/data/index.js';
 import * as T from '../lib/transforms/index.js';
+import { machine } from './machine.js';
 
 const IMAGES = Number(process.env.IMAGES ?? 10_000);
 const EPOCHS = Number(process.env.EPOCHS ?? 3);
@@ -85,6 +86,7 @@ try {
   const ds = new CIFAR10({ root, train: false, transform: transform() });
   if (!VGG) {
     setNumThreads(1);
+    console.log(machine());
     console.log(`CIFAR-10 format, ${IMAGES} images, RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, batch 512, shuffled`);
     console.log(`one core${hasTaskset ? ' (taskset -c 0)' : ' (taskset not found: not pinned)'}, 1 intra-op thread; best of ${EPOCHS} epochs\n`);
     const here0 = throughput(ds, 0);

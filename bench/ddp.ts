@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Tensor, distributed, getNumThreads, manualSeed, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial, zeros } from '../lib/index.js';
+import { machine } from './machine.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
 const NPROC = Number(process.env.NPROC ?? 2);
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify(
       {
+        machine: machine(),
         model: 'vggTutorial',
         params: ours.params,
         global_batch: BATCH,

@@ -28,6 +28,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { type Tensor, inferenceMode, jit, manualSeed, quantization, randn, save, setNumThreads, tidy, vgg16, vggTutorial } from '../lib/index.js';
+import { machine } from './machine.js';
 
 const CASES = (process.env.CASES ?? 'vgg16-b1,vgg16-b8,tutorial-b512').split(',');
 const THREADS = (process.env.THREADS ?? `1,${availableParallelism()}`).split(',').map(Number);
@@ -140,6 +141,7 @@ async function benchCase(name: string): Promise<void> {
   x.dispose();
 }
 
+console.log(machine());
 try {
   for (const c of CASES) await benchCase(c);
 } finally {

@@ -16,6 +16,7 @@
 // A smoke run: CASES=tutorial-b8 ROUNDS=2 CALLS=4 npx tsx bench/int8.ts
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Tensor, inferenceMode, manualSeed, quantization, randn, setNumThreads, tidy, vgg11, vggTutorial } from '../lib/index.js';
+import { machine } from './machine.js';
 
 const CASES = (process.env.CASES ?? 'tutorial-b64,vgg11-b1').split(',');
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -82,4 +83,5 @@ async function benchCase(name: string): Promise<void> {
   x.dispose();
 }
 
+console.log(machine());
 for (const c of CASES) await benchCase(c);

@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { machine } from './machine.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const DIR = process.env.BENCH_DIR ?? join(tmpdir(), 'vgg-torch-bench-load');
@@ -74,6 +75,7 @@ function compare(title: string, cases: readonly Case[]): void {
       results[c.name].torch.push(spawnJson('/usr/bin/python3', [py, c.file]));
     }
   }
+  console.log(machine());
   console.log(`\nload() vs torch.load (PyTorch on the same machine), ${title}, median of ${ROUNDS} fresh processes\n`);
   const rows: string[][] = [['format', 'side', 'load time', 'CPU time', 'peak RSS', 'peak - RSS before load']];
   const ratios: string[] = [];

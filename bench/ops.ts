@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { F, getNumThreads, manualSeed, ones, randn, setNumThreads, tidy } from '../lib/index.js';
+import { machine } from './machine.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
 const CALLS = 100_000;
@@ -79,6 +80,7 @@ for (let round = 0; round < ROUNDS; round++) {
 
 const rows: [string, number, number, string][] = [['add 1×1 (µs/call)', median(js.add), median(py.add), 'µs']];
 CONVS.forEach(([n, c, hw], i) => rows.push([`conv2d fwd+bwd ${n}×${c}×${hw}×${hw}, 3×3 (ms)`, median(js.conv[i]), median(py.conv[i]), 'ms']));
+console.log(machine());
 console.log(`bench/ops — ${THREADS} threads, ${ROUNDS} interleaved rounds, medians; ratio = vgg-torch / PyTorch (lower is better)`);
 console.log('| case | vgg-torch | PyTorch 1.13 | ratio |');
 console.log('|---|---:|---:|---:|');

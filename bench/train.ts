@@ -22,6 +22,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type Tensor, getNumThreads, manualSeed, memory, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial } from '../lib/index.js';
+import { machine } from './machine.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -107,6 +108,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const rssAfter = process.memoryUsage().rss;
 
+console.log(machine());
 console.log(`bench/train — CIFAR-10 tutorial VGG, one training step = zeroGrad + forward + CrossEntropyLoss + backward + SGD(momentum 0.9) step + loss.item()`);
 console.log(
   `synthetic in-memory data (no data loading), ${WARMUP} warm-up steps, ${ROUNDS} interleaved rounds, medians; ` +
