@@ -55,7 +55,7 @@ function probe(vt: typeof source, dir: string): Record<string, unknown> {
  * The newer public surface, run against `vt` like {@link probe} (sent as text: it uses nothing
  * but `vt`, `dir` and `port`): jit (trace, forward/forwardAsync, save/load), Module.predict and
  * forwardAsync (through the inference compiler the package entry registers),
- * quantization, exportOnnx, distributed (DistributedDataParallel on a one-rank gloo group when
+ * quantization, onnx.export, distributed (DistributedDataParallel on a one-rank gloo group when
  * this libtorch has c10d), module and tensor hooks, feature extraction and LBFGS, with the
  * class names users see printed.
  */
@@ -111,8 +111,8 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   vt.dispose([qy, qp, qa, ...calibration]);
   q.dispose();
 
-  // exportOnnx: the model file, its weights inside.
-  const onnx = vt.onnx.exportOnnx(model, x, file('onnx'));
+  // onnx.export: the model file, its weights inside.
+  const onnx = vt.onnx.export(model, x, file('onnx'));
   out.onnx = { external: onnx.dataPath, bytes: onnx.bytes };
 
   // Hooks: a forward hook fires until removed; a tensor hook rewrites the gradient until removed.

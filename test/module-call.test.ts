@@ -158,8 +158,8 @@ describe('every kind of model is called the same way', () => {
     tidy(() => expect((int8Traced(x) as Tensor).equal(int8(x))).toBe(true));
     expect(String(traced)).toBe('ScriptModule(traced on [2, 3, 8, 8])');
     expect(() => vt.jit.trace(traced as never, x)).toThrow(/jit\.trace: the module is a ScriptModule, compiled already; trace the nn\.Module it came from/);
-    expect(() => vt.onnx.exportOnnx(traced as never, x, '/tmp/never-written.onnx')).toThrow(
-      /exportOnnx\(\): argument 'model' must be an nn\.Module, got a ScriptModule/,
+    expect(() => vt.onnx.export(traced as never, x, '/tmp/never-written.onnx')).toThrow(
+      /onnx\.export\(\): argument 'model' must be an nn\.Module, got a ScriptModule/,
     );
     for (const m of [traced, frozen, int8Traced, int8, model]) m.dispose();
     x.dispose();

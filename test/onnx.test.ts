@@ -400,7 +400,7 @@ function randomizeBatchNorm(model: nn.Module<any, any>): void {
   });
 }
 
-describe('exportOnnx of the VGGs: onnxruntime gives vgg-torch eval outputs', () => {
+describe('onnx.export of the VGGs: onnxruntime gives vgg-torch eval outputs', () => {
   // [model, example input (traced), run input (another batch size), ONNX ops of the avgpool]
   const cases: [string, () => VGG, number[], number[], string[]][] = [
     ['vgg11 at 224×224 (7×7 features: no pool op)', () => vgg11(), [2, 3, 224, 224], [1, 3, 224, 224], []],

@@ -40,9 +40,9 @@ export const supportedOps = (): string[] => Object.keys(SYMBOLICS);
 function names(given: string[] | undefined, n: number, base: string, what: string): string[] {
   if (given === undefined) return n === 1 ? [base] : Array.from({ length: n }, (_, i) => `${base}${i}`);
   if (!Array.isArray(given) || given.length !== n || !given.every((s) => typeof s === 'string' && s.length > 0)) {
-    throw new TypeError(`exportOnnx(): ${what} must be ${n} non-empty string${n === 1 ? '' : 's'}, got ${JSON.stringify(given)}`);
+    throw new TypeError(`onnx.export(): ${what} must be ${n} non-empty string${n === 1 ? '' : 's'}, got ${JSON.stringify(given)}`);
   }
-  if (new Set(given).size !== n) throw new Error(`exportOnnx(): ${what} must be distinct, got ${JSON.stringify(given)}`);
+  if (new Set(given).size !== n) throw new Error(`onnx.export(): ${what} must be distinct, got ${JSON.stringify(given)}`);
   return given;
 }
 
@@ -53,10 +53,10 @@ function names(given: string[] | undefined, n: number, base: string, what: strin
 export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype: DType }[], opts: ConvertOptions = {}): IModelProto {
   const opset = opts.opset ?? DEFAULT_OPSET;
   if (!Number.isInteger(opset) || opset < OPSET_RANGE[0] || opset > OPSET_RANGE[1]) {
-    throw new RangeError(`exportOnnx(): opset must be an integer from ${OPSET_RANGE[0]} to ${OPSET_RANGE[1]}, got ${String(opset)}`);
+    throw new RangeError(`onnx.export(): opset must be an integer from ${OPSET_RANGE[0]} to ${OPSET_RANGE[1]}, got ${String(opset)}`);
   }
   const dynamicBatch = opts.dynamicBatch ?? true;
-  if (inputs.length !== graph.inputs.length) throw new Error(`exportOnnx(): the graph takes ${graph.inputs.length} inputs, got ${inputs.length} input types`);
+  if (inputs.length !== graph.inputs.length) throw new Error(`onnx.export(): the graph takes ${graph.inputs.length} inputs, got ${inputs.length} input types`);
   const inputNames = names(opts.inputNames, graph.inputs.length, 'input', 'inputNames');
   const outputNames = names(opts.outputNames, graph.outputs.length, 'output', 'outputNames');
 
@@ -76,7 +76,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
   const initializerOf = new Map<Tensor, string>(); // a tensor used twice is stored once
 
   graph.inputs.forEach((v, i) => {
-    if (inputs[i].shape.length === 0) throw new RangeError('exportOnnx(): a graph input must have at least one dimension (the batch)');
+    if (inputs[i].shape.length === 0) throw new RangeError('onnx.export(): a graph input must have at least one dimension (the batch)');
     onnxName.set(v, inputNames[i]);
     types.set(inputNames[i], { shape: inputs[i].shape, dtype: inputs[i].dtype, batched: true });
   });
@@ -93,7 +93,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
 
   for (const [index, node] of graph.nodes.entries()) {
     if (node.kind === 'prim::Constant') {
-      if (node.outputs.length !== 1) throw new Error(`exportOnnx(): prim::Constant with ${node.outputs.length} outputs`);
+      if (node.outputs.length !== 1) throw new Error(`onnx.export(): prim::Constant with ${node.outputs.length} outputs`);
       constants.set(node.outputs[0], node.value === undefined ? null : node.value);
       continue;
     }
@@ -101,18 +101,18 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
       const items = node.inputs.map((v) => constants.get(v));
       if (!items.every((x): x is number => typeof x === 'number' || x === null)) {
         // int?[] (output_size) may hold None
-        throw new Error(`exportOnnx(): node ${index} (prim::ListConstruct) lists values computed at run time; only constant int lists are exported`);
+        throw new Error(`onnx.export(): node ${index} (prim::ListConstruct) lists values computed at run time; only constant int lists are exported`);
       }
       constants.set(node.outputs[0], items);
       continue;
     }
     const symbolic = SYMBOLICS[node.kind];
     if (!symbolic) {
-      throw new Error(`exportOnnx(): the operator ${node.kind} (node ${index}) is not supported by the ONNX export; supported: ${supportedOps().join(', ')}`);
+      throw new Error(`onnx.export(): the operator ${node.kind} (node ${index}) is not supported by the ONNX export; supported: ${supportedOps().join(', ')}`);
     }
     const where = `node ${index} (${node.kind})`;
     const arg = (i: number): string => {
-      if (i >= node.inputs.length) throw new Error(`exportOnnx(): ${where} has no input ${i}`);
+      if (i >= node.inputs.length) throw new Error(`onnx.export(): ${where} has no input ${i}`);
       return node.inputs[i];
     };
     const ctx: SymbolicContext = {
@@ -125,7 +125,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
         if (name !== undefined) return name;
         const c = constants.get(v);
         if (c instanceof Tensor) return tensorInitializer(v, c);
-        throw new Error(`exportOnnx(): ${where}: input ${i} (${v}) is ${c === undefined ? 'not defined before it' : `not a tensor (${String(c)})`}`);
+        throw new Error(`onnx.export(): ${where}: input ${i} (${v}) is ${c === undefined ? 'not defined before it' : `not a tensor (${String(c)})`}`);
       },
       optionalTensor(i) {
         return i < node.inputs.length && constants.has(node.inputs[i]) && constants.get(node.inputs[i]) === null ? null : this.tensor(i);
@@ -135,7 +135,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
       },
       constant(i) {
         const v = arg(i);
-        if (!constants.has(v)) throw new Error(`exportOnnx(): ${where}: input ${i} (${v}) is computed at run time; the ONNX export needs it constant`);
+        if (!constants.has(v)) throw new Error(`onnx.export(): ${where}: input ${i} (${v}) is computed at run time; the ONNX export needs it constant`);
         return constants.get(v)!;
       },
       initializer(hint, make) {
@@ -161,11 +161,11 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
         types.set(name, type);
       },
       fail(message) {
-        return new Error(`exportOnnx(): ${where}: ${message}`);
+        return new Error(`onnx.export(): ${where}: ${message}`);
       },
     };
     symbolic(ctx);
-    for (const o of node.outputs) if (!onnxName.has(o)) throw new Error(`exportOnnx(): ${where}: output ${o} was not converted`);
+    for (const o of node.outputs) if (!onnxName.has(o)) throw new Error(`onnx.export(): ${where}: output ${o} was not converted`);
   }
 
   // Outputs carry their given names: the node computing one is renamed, an input or constant passes through Identity.
@@ -173,7 +173,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
   const rename = new Map<string, string>();
   const outputs = graph.outputs.map((v, i) => {
     const name = onnxName.get(v);
-    if (name === undefined) throw new Error(`exportOnnx(): graph output ${v} is not a tensor the graph computes`);
+    if (name === undefined) throw new Error(`onnx.export(): graph output ${v} is not a tensor the graph computes`);
     const type = types.get(name)!;
     if (produced.has(name) && !rename.has(name) && !inputNames.includes(name)) rename.set(name, outputNames[i]);
     else nodes.push({ opType: 'Identity', name: `Identity_${nodes.length}`, input: [rename.get(name) ?? name], output: [outputNames[i]] });
@@ -189,7 +189,7 @@ export function graphToOnnx(graph: TracedGraph, inputs: { shape: number[]; dtype
     opsetImport: [{ domain: '', version: opset }],
     producerName: opts.producerName ?? 'vgg-torch',
     metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => {
-      if (typeof value !== 'string') throw new TypeError(`exportOnnx(): metadata.${key} must be a string, got ${typeof value}`);
+      if (typeof value !== 'string') throw new TypeError(`onnx.export(): metadata.${key} must be a string, got ${typeof value}`);
       return { key, value };
     }),
     graph: {

@@ -1,4 +1,4 @@
-// exportOnnx, as torch.onnx.export: the model in eval mode is traced by
+// onnx.export, as torch.onnx.export: the model in eval mode is traced by
 // libtorch's tracer (jit.trace) on the example input, each node of that graph
 // converted by its symbolic, the result checked and written (weights as
 // initializers, external data past 2 GB).
@@ -27,12 +27,14 @@ const EXPORT_OPTIONS = ['opset', 'dynamicBatch', 'inputNames', 'outputNames', 'p
  * `dynamicBatch` (default true) makes dim 0 of the input and output the
  * symbolic `'batch'`; `opset` is 13 by default, from 11 to 17.
  * An operator without an ONNX equivalent is an Error naming it.
+ *
+ * Public as `onnx.export` (`export` cannot name a function declaration).
  */
 export function exportOnnx(model: Module<any, any>, exampleInput: Tensor, path: string, opts: ExportOptions = {}): SaveResult {
-  checkOptions('exportOnnx()', opts, EXPORT_OPTIONS);
-  if (!(model instanceof Module)) throw new TypeError(`exportOnnx(): argument 'model' must be an nn.Module, got ${describe(model)}`);
+  checkOptions('onnx.export()', opts, EXPORT_OPTIONS);
+  if (!(model instanceof Module)) throw new TypeError(`onnx.export(): argument 'model' must be an nn.Module, got ${describe(model)}`);
   handleOf(exampleInput, 'exampleInput');
-  if (typeof path !== 'string' || path.length === 0) throw new TypeError(`exportOnnx(): path must be a file name, got ${String(path)}`);
+  if (typeof path !== 'string' || path.length === 0) throw new TypeError(`onnx.export(): path must be a file name, got ${String(path)}`);
   const wasTraining = model.training;
   model.eval();
   let proto: IModelProto;

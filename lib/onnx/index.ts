@@ -1,5 +1,6 @@
 // ONNX export, like torch.onnx.
-export { exportOnnx } from './export.js';
+// torch.onnx.export's name: `export` is a keyword, so the function is declared as exportOnnx.
+export { exportOnnx as export } from './export.js';
 export type { ExportOptions } from './export.js';
 export { graphToOnnx, OPSET_RANGE, DEFAULT_OPSET, BATCH_DIM } from './convert.js';
 export type { ConvertOptions } from './convert.js';

@@ -27,7 +27,7 @@ const ELEM_TYPES: Partial<Record<DType, number>> = {
 /** ONNX's element type for `dtype`; an Error for the dtypes the exporter does not write. */
 export function elemType(dtype: DType, what: string): number {
   const t = ELEM_TYPES[dtype];
-  if (t === undefined) throw new TypeError(`exportOnnx(): ${what} has dtype ${dtype}; ONNX export supports ${Object.keys(ELEM_TYPES).join(', ')}`);
+  if (t === undefined) throw new TypeError(`onnx.export(): ${what} has dtype ${dtype}; ONNX export supports ${Object.keys(ELEM_TYPES).join(', ')}`);
   return t;
 }
 

@@ -30,7 +30,7 @@ export interface SaveResult {
 export function saveModel(model: IModelProto, path: string, opts: SaveOptions = {}): SaveResult {
   const threshold = opts.externalDataThreshold ?? PROTOBUF_LIMIT;
   if (!(typeof threshold === 'number' && threshold >= 0))
-    throw new RangeError(`exportOnnx(): externalDataThreshold must be a number of bytes >= 0, got ${String(threshold)}`);
+    throw new RangeError(`onnx.export(): externalDataThreshold must be a number of bytes >= 0, got ${String(threshold)}`);
   const inits = model.graph?.initializer ?? [];
   const weightBytes = inits.reduce((a, t) => a + (t.rawData?.length ?? 0), 0);
   // The rest of the model (nodes, names) is small beside the weights: 1 MiB covers it.
