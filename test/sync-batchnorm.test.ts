@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { distributed, nn, noGrad, randn, tensor } from '../lib/index.js';
+import { cfgs, distributed, makeLayers, nn, noGrad, randn, tensor } from '../lib/index.js';
 import { type ChildResult, hasTorchPython, python, requireLiveOracle, runNodeChild } from './helpers.js';
 import { freePort, pythonRankEnv } from './distributed-helpers.js';
 
@@ -412,6 +412,14 @@ describe('SyncBatchNorm.convertSyncBatchnorm', () => {
     const last = model.at(3) as nn.SyncBatchNorm;
     expect([last.trackRunningStats, last.momentum, last.runningMean]).toEqual([false, null, null]);
     expect([...model.stateDict().keys()]).toEqual(keys);
+    // vgg11_bn's features (torchvision's make_layers of configuration A with BatchNorm): 8 layers
+    const features = makeLayers(cfgs.A, { batchNorm: true });
+    const featureKeys = [...features.stateDict().keys()];
+    nn.SyncBatchNorm.convertSyncBatchnorm(features);
+    expect([...features.modules()].filter((m) => m instanceof nn.SyncBatchNorm).length).toBe(8);
+    expect([...features.modules()].some((m) => m instanceof nn.BatchNorm2d)).toBe(false);
+    expect([...features.stateDict().keys()]).toEqual(featureKeys);
+    features.dispose();
     // a BatchNorm2d itself comes back as a new SyncBatchNorm
     const lone = new nn.BatchNorm2d(5, { eps: 1e-3 });
     const converted = nn.SyncBatchNorm.convertSyncBatchnorm(lone);
