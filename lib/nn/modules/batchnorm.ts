@@ -194,6 +194,9 @@ export class SyncBatchNorm extends BatchNormBase {
    * `num_batches_tracked`, `requiresGrad`) and training mode, so state-dict keys are unchanged.
    * Returns `module`, or the new layer when `module` itself is a BatchNorm2d.
    */
+  static convertSyncBatchnorm(module: BatchNorm2d, processGroup?: ProcessGroup | null): SyncBatchNorm;
+  /** {@link SyncBatchNorm.convertSyncBatchnorm} of a model: converted in place and returned. */
+  static convertSyncBatchnorm<M extends Module<any, any>>(module: M, processGroup?: ProcessGroup | null): M;
   static convertSyncBatchnorm<M extends Module<any, any>>(module: M, processGroup?: ProcessGroup | null): M | SyncBatchNorm {
     const fn = 'SyncBatchNorm.convertSyncBatchnorm()';
     if (!(module instanceof Module)) throw new TypeError(`${fn}: module must be an nn.Module, got ${describe(module)}`);
