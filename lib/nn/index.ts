@@ -6,6 +6,7 @@ export {
   ModuleList,
   Conv2d,
   BatchNorm2d,
+  SyncBatchNorm,
   MaxPool2d,
   AvgPool2d,
   AdaptiveAvgPool2d,
@@ -16,7 +17,7 @@ export {
   Identity,
   CrossEntropyLoss,
 } from './modules/index.js';
-export type { LoadResult, Conv2dOptions, BatchNorm2dOptions, FactoryOptions } from './modules/index.js';
+export type { LoadResult, Conv2dOptions, BatchNorm2dOptions, SyncBatchNormOptions, FactoryOptions } from './modules/index.js';
 export type { MaxPool2dOptions, AvgPool2dOptions } from './functional.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
