@@ -1,7 +1,7 @@
 // Timing of docs/inference.md's "Mixed precision inference" table: vgg16 (random init) at
 // 224×224, batch 1 and 8, on 2 intra-op threads: compiled float32 (predict), compiled bfloat16
 // (predict inside autocast) and eager autocast (the module called inside autocast, no grad).
-// Median of `runs` timed calls after 2 warm-up calls. Run: npx tsx scripts/amp-inference-timing.ts
+// Median and fastest of `runs` timed calls after 2 warm-up calls (the fastest is the least disturbed by other load). Run: npx tsx scripts/amp-inference-timing.ts
 import { autocast, manualSeed, noGrad, randn, setNumThreads, vgg16 } from '../lib/index.js';
 
 setNumThreads(2);

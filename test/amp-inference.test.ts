@@ -3,7 +3,9 @@
 // bfloat16 constants. The frozen graph runs eager autocast's kernels, so it must give eager
 // autocast's bits (which test/amp.test.ts holds to PyTorch's); forwardAsync, on a worker thread
 // that libtorch gives its own autocast state, must give predict's. Each kind of model predict
-// takes: an fp32 module, a ScriptModule, an int8 model, a DDP-wrapped module.
+// takes: an fp32 module, a ScriptModule, an int8 model, a DDP-wrapped module. Also: PyTorch's own
+// trace + freeze under torch.autocast (live oracle), agreement with float32 on Fashion-MNIST,
+// memory, float16 (libtorch ≥ 2.1), the built package and `vgg-torch predict --amp`.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
 import {
   DataLoader,
+  save,
   FashionMNIST,
   Subset,
   type Tensor,
@@ -37,7 +40,7 @@ import {
 } from '../lib/index.js';
 import { releaseOf } from '../lib/runtime.js';
 import { freePort } from './distributed-helpers.js';
-import { bytesOf, runCli as cli, runNodeFile } from './helpers.js';
+import { bytesOf, hasTorchPython, python, requireLiveOracle, runCli as cli, runNodeFile } from './helpers.js';
 
 const release = releaseOf(version.torch);
 const cpuHalfAllowed = release[0] > 2 || (release[0] === 2 && release[1] >= 1);
@@ -278,6 +281,49 @@ describe('Module.predict / forwardAsync under autocast: an fp32 module', () => {
     expect(rssGrowth).toBeLessThan(24 * 2 ** 20);
     x.dispose();
     model.dispose();
+  }, 300_000);
+});
+
+describe.skipIf(!hasTorchPython && !requireLiveOracle)('against PyTorch (live oracle)', () => {
+  it('the tutorial VGG: predict inside autocast gives the bits of PyTorch tracing and freezing it under torch.autocast(cache_enabled=False)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-amp-oracle-'));
+    try {
+      manualSeed(16);
+      const model = vggTutorial().eval();
+      perturb(model, 17);
+      const x = randn(2, 3, 32, 32);
+      const p = autocast('cpu', () => model.predict(x));
+      save(model.stateDict(), join(dir, 'weights.pth'));
+      save(x, join(dir, 'x.pth'));
+      const r = await python([
+        '-c',
+        `
+import base64, json, sys, torch
+sys.path.insert(0, 'scripts/fixtures')
+from amp import VGG, TUTORIAL_CFG
+from torchvision.models.vgg import make_layers
+m = VGG(make_layers(TUTORIAL_CFG)).eval()
+m.load_state_dict(torch.load(sys.argv[1] + '/weights.pth'))
+x = torch.load(sys.argv[1] + '/x.pth')
+with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, cache_enabled=False):
+    frozen = torch.jit.freeze(torch.jit.trace(m, x))
+with torch.no_grad():
+    y = frozen(x)
+print(json.dumps({'dtype': str(y.dtype), 'data': base64.b64encode(y.float().numpy().tobytes()).decode()}))
+`,
+        dir,
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      const want = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { dtype: string; data: string };
+      expect(want.dtype).toBe('torch.bfloat16');
+      expect(p.dtype).toBe('bfloat16');
+      const widened = p.float();
+      expect(Buffer.from(want.data, 'base64').equals(bytesOf(widened))).toBe(true);
+      for (const t of [x, p, widened]) t.dispose();
+      model.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 300_000);
 });
 

@@ -355,7 +355,8 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * from its float32 form. The trace records autocast's casts and the ops at
    * the types autocast picks, and freezing folds the weights' casts into
    * bfloat16 (or float16) constants, so the graph gives what eager autocast
-   * gives, bit for bit, with its dtypes (a VGG's logits are bfloat16):
+   * gives, bit for bit, with its dtypes (a VGG's logits are bfloat16); with
+   * BatchNorm, folded into the convolutions, within a bfloat16 ulp or two:
    *
    * ```ts
    * const logits = autocast('cpu', { dtype: 'bfloat16' }, () => model.predict(x));
