@@ -97,6 +97,16 @@ describe('Module.predict / forwardAsync under autocast: an fp32 module', () => {
     }, 120_000);
   }
 
+  it('a bad input is a TypeError naming the method and the input, inside autocast or not (a rejected promise for forwardAsync)', async () => {
+    const model = vggTutorial();
+    for (const bad of [null, 5, 'x']) {
+      expect(() => model.predict(bad as never)).toThrow(/^argument 'VGG\.predict: input 0' must be a Tensor, got /);
+      expect(() => autocast('cpu', () => model.predict(bad as never))).toThrow(/^argument 'VGG\.predict: input 0' must be a Tensor, got /);
+      await expect(autocast('cpu', () => model.forwardAsync(bad as never))).rejects.toThrow(/^argument 'VGG\.forwardAsync: input 0' must be a Tensor, got /);
+    }
+    model.dispose();
+  });
+
   it('concurrent runs on worker threads, one started outside autocast and one inside: float32 and bfloat16', async () => {
     manualSeed(3);
     const model = vggTutorial().eval();

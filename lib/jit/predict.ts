@@ -12,7 +12,7 @@
 // so that both paths run the same ops under the same switches.
 import type { InferenceCompiler, Module } from '../nn/modules/module.js';
 import { native } from '../native.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, handleOf } from '../tensor/tensor.js';
 import { dispose } from '../tensor/scope.js';
 import { freeze, optimizeForInference } from './freeze.js';
 import { objectsOf } from './objects.js';
@@ -52,7 +52,9 @@ function weightsVersion(m: Module<any, any>): number {
   return native.jitVersion([...m.parameters(), ...m.buffers()].map((t) => t._h));
 }
 
-function compiled(m: Module<any, any>, inputs: Tensor[]): ScriptModule {
+function compiled(m: Module<any, any>, inputs: Tensor[], what: string): ScriptModule {
+  // Checked before the cache key reads their dtypes and device.
+  inputs.forEach((x, i) => handleOf(x, `${m.typeName()}.${what}: input ${i}`));
   const amp = autocastFor(inputs);
   const key = inputs.map((x) => `${x.dtype}[${x.shape.slice(1).join(',')}]`).join(';') + (amp ? ` autocast(${amp.device}, ${amp.dtype})` : '');
   let perShape = cache.get(m);
@@ -108,11 +110,11 @@ function optimizedOrFrozen(traced: ScriptModule, inputs: Tensor[]): ScriptModule
 /** @internal Module.predict/forwardAsync's compiler; lib/index.ts registers it. */
 export const inferenceCompiler: InferenceCompiler = {
   run(m, inputs, async) {
-    if (!async) return compiled(m, inputs).forward(...inputs);
+    if (!async) return compiled(m, inputs, 'predict').forward(...inputs);
     // forwardAsync rejects, as a promise should, when compiling fails (a bad input, a disposed int8 layer).
     let script: ScriptModule;
     try {
-      script = compiled(m, inputs);
+      script = compiled(m, inputs, 'forwardAsync');
     } catch (e) {
       return Promise.reject(e);
     }
