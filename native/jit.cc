@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "tensor.h"
+#include "torch_compat.h"
 
 // Exported by libtorch_cpu in every version (torch/csrc/jit/codegen/fuser/interface.h,
 // which Debian's libtorch-dev does not ship); Python's torch._C._jit_override_can_fuse_on_cpu.
@@ -268,17 +269,54 @@ Napi::Value JitForward(const Napi::CallbackInfo& info) {
   return OutputsToJs(info.Env(), RunForward(s, ToTensors(info[1], "inputs")));
 }
 
+// A thread's autocast switches (libtorch keeps them thread-local). forwardAsync
+// runs under the caller's, so that it gives what forward gives in the same
+// autocast region; the worker's own are put back after the run (libuv reuses it).
+struct AutocastState {
+  bool cpu = false, cuda = false, cache = true;
+  at::ScalarType cpuDtype = at::kBFloat16, cudaDtype = at::kHalf;
+  static AutocastState Current() {
+    AutocastState s;
+    s.cpu = compat::IsAutocastEnabled(c10::DeviceType::CPU);
+    s.cuda = compat::IsAutocastEnabled(c10::DeviceType::CUDA);
+    s.cpuDtype = compat::GetAutocastDtype(c10::DeviceType::CPU);
+    s.cudaDtype = compat::GetAutocastDtype(c10::DeviceType::CUDA);
+    s.cache = at::autocast::is_autocast_cache_enabled();
+    return s;
+  }
+  void Apply() const {
+    compat::SetAutocastEnabled(c10::DeviceType::CPU, cpu);
+    compat::SetAutocastEnabled(c10::DeviceType::CUDA, cuda);
+    compat::SetAutocastDtype(c10::DeviceType::CPU, cpuDtype);
+    compat::SetAutocastDtype(c10::DeviceType::CUDA, cudaDtype);
+    at::autocast::set_autocast_cache_enabled(cache);
+  }
+};
+
+struct AutocastScope {
+  AutocastState saved = AutocastState::Current();
+  explicit AutocastScope(AutocastState s) {
+    // No cast-weight cache on the worker: only the JS thread's outermost region
+    // exit clears libtorch's (thread-local) cache, so entries made here would
+    // never be freed. The cache saves work, never changes a value.
+    s.cache = false;
+    s.Apply();
+  }
+  ~AutocastScope() { saved.Apply(); }
+};
+
 // The forward on a libuv worker thread: no JS runs until OnOK/OnError.
 class ForwardWorker : public Napi::AsyncWorker {
  public:
   ForwardWorker(Napi::Env env, ScriptPtr s, std::vector<at::Tensor> inputs)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), script_(std::move(s)),
-        inputs_(std::move(inputs)), threads_(at::get_num_threads()) {}
+        inputs_(std::move(inputs)), threads_(at::get_num_threads()), autocast_(AutocastState::Current()) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
     try {
       // The thread setting is per thread under OpenMP: the run uses the caller's (setNumThreads).
       if (at::get_num_threads() != threads_) at::set_num_threads(threads_);
+      AutocastScope autocast(autocast_);
       output_ = RunForward(script_, inputs_);
     } catch (const c10::Error& e) {
       SetError(CleanMessage(e));
@@ -312,6 +350,7 @@ class ForwardWorker : public Napi::AsyncWorker {
   std::vector<at::Tensor> inputs_;
   c10::IValue output_;
   int threads_;
+  AutocastState autocast_;
 };
 
 // jitForwardAsync(script, inputs: Handle[]) -> Promise<handle | handle[]>

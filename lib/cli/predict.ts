@@ -1,5 +1,6 @@
 // `vgg-torch predict`: the top classes of images, with ImageNet weights or a
-// checkpoint's model, optionally quantized to int8.
+// checkpoint's model, optionally quantized to int8 or run in mixed precision.
+import { autocast } from '../amp/autocastMode.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { quantize } from '../ao/quantization/quantize.js';
@@ -9,7 +10,7 @@ import { decodeImage } from '../io/image.js';
 import type { VGG } from '../models/vgg.js';
 import type { Sequential } from '../nn/modules/container.js';
 import type { Module } from '../nn/modules/module.js';
-import { setNumThreads } from '../runtime.js';
+import { releaseOf, setNumThreads, version } from '../runtime.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as T from '../transforms/transforms.js';
@@ -33,12 +34,16 @@ Options:
   --threads <n>        intra-op threads (default: libtorch's)
   --int8               quantize to int8 first (quantization.quantize, libtorch's quantized kernels)
   --calibrate <dir>    images to calibrate the int8 activation ranges on (default: the images given)
+  --amp <p>            bf16, fp16 or off (default off): run under autocast in that precision
+                       (fp16 on the CPU from libtorch 2.1); not with --int8
   -h, --help
 
 On the CPU the model runs compiled for inference (jit.trace, then
 jit.optimizeForInference; with --int8, libtorch's int8 kernels in the frozen
-graph) on a worker thread (nn.Module.forwardAsync), off the event loop.`,
-  options: { arch: str, weights: str, checkpoint: str, topk: str, device: str, threads: str, int8: bool, calibrate: str },
+graph) on a worker thread (nn.Module.forwardAsync), off the event loop. With
+--amp the graph is compiled under autocast: it holds the casts, and its
+convolutions and linear layers run in bfloat16 or float16.`,
+  options: { arch: str, weights: str, checkpoint: str, topk: str, device: str, threads: str, int8: bool, calibrate: str, amp: str },
   run: runPredict,
 };
 
@@ -50,6 +55,8 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
   const dev = device(v);
   if (v.calibrate !== undefined && !v.int8) throw new UsageError('--calibrate goes with --int8');
   if (v.int8 && dev !== 'cpu') throw new UsageError('--int8 runs on the CPU: add --device cpu');
+  const amp = ampDtype(v, dev);
+  if (amp && v.int8) throw new UsageError("--amp and --int8 exclude each other: libtorch's int8 kernels are not on autocast's lists");
   if (v.checkpoint && (v.arch || v.weights)) throw new UsageError('--checkpoint brings its own architecture and weights: drop --arch and --weights');
   let model: VGG;
   let classes: readonly string[];
@@ -89,11 +96,12 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
       const image = await decodeImage(file);
       const x = tidy(() => preprocess(image).to(dev));
       image.dispose();
-      const logits = await logitsOf(int8 ?? model, x, dev);
+      const logits = await logitsOf(int8 ?? model, x, dev, amp);
       x.dispose();
       const lines = tidy(() =>
         inferenceMode(() => {
-          const [p, c] = logits.softmax(1).topk(topk);
+          // bfloat16 or float16 logits: probabilities in float32, as they are printed.
+          const [p, c] = logits.float().softmax(1).topk(topk);
           const probs = p.cpu().toTypedArray() as Float32Array;
           const idx = c.cpu().toTypedArray();
           return Array.from(probs, (prob, i) => `  ${(Number(prob) * 100).toFixed(2).padStart(6)} %  ${classes[Number(idx[i])]}`);
@@ -109,13 +117,28 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
   return 0;
 }
 
+/** `--amp`: the autocast dtype, or null for off. */
+function ampDtype(v: Values, dev: 'cpu' | 'cuda'): 'bfloat16' | 'float16' | null {
+  const amp = oneOf((v.amp as string) ?? 'off', ['bf16', 'fp16', 'off'], '--amp precision');
+  if (amp === 'off') return null;
+  if (amp === 'fp16' && dev === 'cpu') {
+    const [major, minor] = releaseOf(version.torch);
+    if (major < 2 || (major === 2 && minor < 1)) {
+      throw new UsageError(`--amp fp16 on the CPU needs libtorch 2.1 or later (this is ${version.torch}); use --amp bf16`);
+    }
+  }
+  return amp === 'bf16' ? 'bfloat16' : 'float16';
+}
+
 /**
  * The model's output for `x`: on the CPU (fp32 or int8) the compiled graph on a
  * worker thread (forwardAsync), so the event loop stays free; CUDA runs eagerly (asynchronous
- * on its stream already).
+ * on its stream already). With `amp`, under autocast: forwardAsync compiles (and caches) the
+ * graph for that autocast state.
  */
-async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda'): Promise<Tensor> {
-  return dev === 'cpu' ? net.forwardAsync(x) : inferenceMode(() => net(x));
+async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda', amp: 'bfloat16' | 'float16' | null): Promise<Tensor> {
+  const run = (): Promise<Tensor> => (dev === 'cpu' ? net.forwardAsync(x) : Promise.resolve(inferenceMode(() => net(x))));
+  return amp ? autocast(dev, { dtype: amp }, run) : run();
 }
 
 /** The images `files` preprocessed, to calibrate the int8 activation ranges on. */

@@ -72,7 +72,9 @@ export class ScriptModule {
    * Runs the compiled forward on a libuv worker thread: the event loop keeps
    * running. Concurrent calls are safe (libtorch's interpreter is reentrant) and
    * give what the same calls in sequence give. Rejects with the error libtorch
-   * raised (a wrong shape, a disposed module).
+   * raised (a wrong shape, a disposed module). The worker runs under the
+   * autocast state of the thread that calls it (libtorch keeps that state per
+   * thread), so inside `autocast(…)` it gives what {@link forward} gives there.
    */
   async forwardAsync(...inputs: Tensor[]): Promise<Tensor | Tensor[]> {
     return wrapOutput(await native.jitForwardAsync(this._script, this.check('forwardAsync', inputs)));

@@ -349,6 +349,23 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
    * call to about 1e-5 relative. An int8 model (`quantization.quantize`) runs
    * its frozen graph, bit for bit equal to calling it. Runs on this thread; see
    * {@link forwardAsync}.
+   *
+   * Mixed precision: inside `autocast(deviceType, …)` (for the inputs' device
+   * type) the module is compiled under that autocast state, and cached apart
+   * from its float32 form. The trace records autocast's casts and the ops at
+   * the types autocast picks, and freezing folds the weights' casts into
+   * bfloat16 (or float16) constants, so the graph gives what eager autocast
+   * gives, bit for bit, with its dtypes (a VGG's logits are bfloat16); with
+   * BatchNorm, folded into the convolutions, within a bfloat16 ulp or two:
+   *
+   * ```ts
+   * const logits = autocast('cpu', { dtype: 'bfloat16' }, () => model.predict(x));
+   * ```
+   *
+   * Such a graph is frozen, not optimized: libtorch's oneDNN inference passes take float32
+   * weights only, and the frozen graph already runs bfloat16 oneDNN convolutions.
+   * In an int8 model only the float ops left around the quantized ones
+   * are on autocast's lists (libtorch's quantized kernels are not), as when it is called.
    */
   predict(...inputs: Tensor[]): R {
     return this.compiler().run(this, inputs, false) as R;
@@ -357,6 +374,11 @@ export abstract class Module<A extends unknown[] = [Tensor], R = Tensor> {
   /**
    * {@link predict} on a libuv worker thread: the event loop keeps running while
    * the graph runs (the sync `forward` blocks it). Concurrent calls are safe.
+   * Autocast is read when it is called, as by {@link predict}: inside
+   * `autocast('cpu', () => model.forwardAsync(x))` the bfloat16 graph runs, and
+   * the worker thread runs it under the caller's autocast state (libtorch keeps
+   * that state per thread), so the promise gives predict's bits. The state
+   * is read when the call starts; changing it later does not affect the run.
    */
   forwardAsync(...inputs: Tensor[]): Promise<R> {
     return this.compiler().run(this, inputs, true) as Promise<R>;
