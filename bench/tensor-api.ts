@@ -10,7 +10,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../lib/index.js';
-import { type Tensor, ones, ops } from '../lib/index.js';
+import { type Tensor, ones, ops, setNumThreads } from '../lib/index.js';
+
+setNumThreads(1);
 
 const CALLS = Number(process.env.CALLS ?? 100_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -20,9 +22,12 @@ const best = (xs: number[]): number => Math.min(...xs);
 
 function perCall(f: () => Tensor): number {
   for (let i = 0; i < 2000; i++) f().dispose();
-  const t = process.hrtime.bigint();
+  // CPU time of this thread's process, not wall time: a loaded machine stretches the wall clock of
+  // whichever side it happens to hit. (One intra-op thread, set below: a 1×1 op never forks.)
+  const t = process.cpuUsage();
   for (let i = 0; i < CALLS; i++) f().dispose();
-  return Number(process.hrtime.bigint() - t) / 1e3 / CALLS;
+  const d = process.cpuUsage(t);
+  return (d.user + d.system) / CALLS;
 }
 
 const a = ones(1, 1);

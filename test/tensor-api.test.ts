@@ -109,6 +109,23 @@ describe('the examples of the issue', () => {
     }));
 });
 
+describe('versions', () => {
+  it('an overload newer than the running libtorch is an error naming both versions', () =>
+    tidy(() => {
+      const x = tensor([
+        [true, false],
+        [true, true],
+      ]);
+      // aten::all.dims (several dims at once) arrived in 2.x; all.dim (one dim) is in 1.13.
+      if (release === '1.13') {
+        expect(() => x.all([0, 1])).toThrow(/^all\(\): aten::all\.dims arrived in libtorch 2\.\d+; the running libtorch is 1\.13/);
+      } else {
+        expect(x.all([0, 1]).item()).toBe(false);
+      }
+      expect(x.all(1).tolist()).toEqual([false, true]);
+    }));
+});
+
 describe('wrong calls', () => {
   it('name the op and the argument, as PyTorch does', () =>
     tidy(() => {

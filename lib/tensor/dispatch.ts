@@ -260,6 +260,10 @@ function signature(ov: Overload): string {
 const isOptions = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x) && !isTensor(x) && !('_handle' in x);
 
 const FAIL = '';
+/** While resolving, a misfit is only FAIL: messages are built when one is thrown. */
+function no(explain: boolean, why: () => string): string {
+  return explain ? why() : FAIL;
+}
 
 /** What a call needs of an overload, worked out on its first call: its operator handle and argument positions. */
 interface Compiled {
@@ -268,9 +272,74 @@ interface Compiled {
   pos: number[];
   selfPos: number;
   required: number;
+  /** A compiled check-and-call for the plainest form of the call, or null (see fastPath). */
+  fast: ((self: TensorLike | undefined, args: unknown[]) => unknown) | null;
 }
-// Kept on the overload object itself (a property lookup, cheaper than a WeakMap on every call).
-function compile(ov: Overload & { c?: Compiled }, name: string): Compiled {
+
+/** What a fast path returns when the call is not its plain form (the general path decides). */
+const NOPE = Symbol('not the plain form');
+// Kinds whose check and conversion a fast path inlines.
+const FAST_CHECKS: Partial<Record<Kind, (x: string) => string>> = {
+  T: (x) => `${x} instanceof T`,
+  S: (x) => `(typeof ${x} === 'number' || typeof ${x} === 'boolean')`,
+  i: (x) => `Number.isInteger(${x})`,
+  f: (x) => `typeof ${x} === 'number'`,
+  b: (x) => `typeof ${x} === 'boolean'`,
+};
+
+/**
+ * Compiles (once per overload) the call with exactly its required positional arguments
+ * and nothing else, the common form (\`x.sin()\`, \`x.gather(1, idx)\`, \`torch.add(a, b)\`):
+ * one function with the checks of the strict pass inlined, the arguments in the schema's
+ * positions and the result wrapped, so that such a call costs what a hand-written method does.
+ * It accepts a subset of what bind() accepts strictly, so trying it first changes no choice.
+ */
+function fastPath(ov: Prepared, c: Omit<Compiled, 'fast'>): Compiled['fast'] {
+  const required = ov.p.filter((p) => !(p[3] & (DEFAULTED | KWONLY)));
+  if (ov.p.slice(0, required.length).some((p) => p[3] & (DEFAULTED | KWONLY))) return null;
+  // A required keyword-only argument (scatter.reduce's reduce) is never in the plain form.
+  if (ov.p.some((p) => p[3] & KWONLY && !(p[3] & DEFAULTED))) return null;
+  if (!required.every((p) => FAST_CHECKS[p[2]] !== undefined)) return null;
+  if (ov.r !== 'T' && ov.r !== 'x' && !(ov.r === 'self' && ov.s >= 0)) return null;
+  const slots: string[] = [];
+  if (ov.s >= 0) slots[c.selfPos] = 'self._h';
+  required.forEach((p, j) => {
+    slots[c.pos[j]] = p[2] === 'T' ? `a[${j}]._h` : `a[${j}]`;
+  });
+  for (let i = 0; i < slots.length; i++) if (slots[i] === undefined) return null;
+  const checks = required.map((p, j) => `if (!(${(FAST_CHECKS[p[2]] as (x: string) => string)(`a[${j}]`)})) return NOPE;`).join('\n');
+  const call = `call(h${slots.map((x) => `, ${x}`).join('')})`;
+  const ret = ov.r === 'T' ? `new T(${call})` : ov.r === 'self' ? `(${call}, self)` : call;
+  const body = `return function fast(self, a) {\nif (a.length !== ${required.length}) return NOPE;\n${checks}\nreturn ${ret};\n};`;
+  return new Function('T', 'call', 'h', 'NOPE', body)(TensorClass, native.call, c.handle, NOPE);
+}
+/**
+ * An overload as calls use it: the generator's plain object copied into one class, so that
+ * every overload has the same hidden class (the generated tables' objects differ in their
+ * optional fields, which would make the property reads on the hot path megamorphic), with
+ * room for what its first call works out.
+ */
+class Prepared implements Overload {
+  o: string;
+  v: string;
+  p: Param[];
+  s: number;
+  r: Ret;
+  since: string | undefined;
+  alt: Record<string, string[]> | undefined;
+  c: Compiled | undefined = undefined;
+  constructor(ov: Overload) {
+    this.o = ov.o;
+    this.v = ov.v;
+    this.p = ov.p;
+    this.s = ov.s;
+    this.r = ov.r;
+    this.since = ov.since;
+    this.alt = ov.alt;
+  }
+}
+
+function compile(ov: Prepared, name: string): Compiled {
   let c = ov.c;
   if (c !== undefined) return c;
   if (ov.since !== undefined && compareRelease(release, ov.since) < 0) {
@@ -280,12 +349,13 @@ function compile(ov: Overload & { c?: Compiled }, name: string): Compiled {
   const names = ov.alt?.[release];
   const all = ov.s >= 0 ? [...params.slice(0, ov.s).map((p) => p[0]), 'self', ...params.slice(ov.s).map((p) => p[0])] : params.map((p) => p[0]);
   const target = names ?? all;
-  c = {
+  const base = {
     handle: op(`aten::${ov.o}`, ov.v),
     pos: params.map((p) => target.indexOf(p[0])),
     selfPos: ov.s >= 0 ? target.indexOf('self') : -1,
     required: params.filter((p) => !(p[3] & DEFAULTED)).length,
   };
+  c = { ...base, fast: fastPath(ov, base) };
   ov.c = c;
   return c;
 }
@@ -299,9 +369,7 @@ function put(out: unknown[], c: Compiled, ov: Overload, j: number, x: unknown): 
  * The native argument list (in the running schema's order) when `args` fit
  * overload `ov`, else why they do not (for the error message).
  */
-function bind(ov: Overload, name: string, self: TensorLike | undefined, args: unknown[], loose: boolean, explain = false): unknown[] | string {
-  // While resolving, a misfit is only FAIL: messages are built when one is thrown.
-  const no = (why: () => string): string => (explain ? why() : FAIL);
+function bind(ov: Prepared, name: string, self: TensorLike | undefined, args: unknown[], loose: boolean, explain = false): unknown[] | string {
   const params = ov.p;
   let given = args.length;
   let opts: Record<string, unknown> | undefined;
@@ -315,22 +383,22 @@ function bind(ov: Overload, name: string, self: TensorLike | undefined, args: un
   let requiredGiven = 0;
   for (let i = 0; i < given; i++) {
     const p = params[k];
-    if (p === undefined || p[3] & KWONLY) return no(() => `takes at most ${k} positional arguments`);
+    if (p === undefined || p[3] & KWONLY) return no(explain, () => `takes at most ${k} positional arguments`);
     const x = args[i];
     // Python's *args for a last list parameter: x.repeat(2, 3), einsum('ij->i', a, b); only
     // on the second pass, so that x.hsplit(3) means hsplit.int, not hsplit.array([3]).
     if (loose && (p[2] === 'I' || p[2] === 'TL') && !Array.isArray(x) && (params[k + 1] === undefined || params[k + 1][3] & KWONLY)) {
       packed = args.slice(i, given);
-      if (!fits(p[2], 0, packed, false)) return no(() => `argument '${p[1]}' (position ${i + 1}) must be ${TYPE_NAMES[p[2]]}, not ${jsType(x)}`);
+      if (!fits(p[2], 0, packed, false)) return no(explain, () => `argument '${p[1]}' (position ${i + 1}) must be ${TYPE_NAMES[p[2]]}, not ${jsType(x)}`);
       if (!(p[3] & DEFAULTED)) requiredGiven++;
       k++;
       break;
     }
     if (x === undefined) {
-      if (!(p[3] & DEFAULTED)) return no(() => `missing required argument '${p[1]}'`);
+      if (!(p[3] & DEFAULTED)) return no(explain, () => `missing required argument '${p[1]}'`);
     } else {
       if (!fits(p[2], p[3], x, loose))
-        return no(() => `argument '${p[1]}' (position ${i + 1}) must be ${TYPE_NAMES[p[2]]}${p[3] & OPTIONAL ? ' or null' : ''}, not ${jsType(x)}`);
+        return no(explain, () => `argument '${p[1]}' (position ${i + 1}) must be ${TYPE_NAMES[p[2]]}${p[3] & OPTIONAL ? ' or null' : ''}, not ${jsType(x)}`);
       if (!(p[3] & DEFAULTED)) requiredGiven++;
     }
     k++;
@@ -341,12 +409,12 @@ function bind(ov: Overload, name: string, self: TensorLike | undefined, args: un
     for (const key of Object.keys(opts)) {
       // As in Python, any argument may be given by name.
       const j = params.findIndex((p) => p[1] === key);
-      if (j < 0) return no(() => `got an unexpected keyword argument '${key}'`);
-      if (j < k && args[j] !== undefined) return no(() => `got multiple values for argument '${key}'`);
+      if (j < 0) return no(explain, () => `got an unexpected keyword argument '${key}'`);
+      if (j < k && args[j] !== undefined) return no(explain, () => `got multiple values for argument '${key}'`);
       const x = opts[key];
       if (x === undefined) continue;
       if (!fits(params[j][2], params[j][3], x, loose)) {
-        return no(() => `argument '${key}' must be ${TYPE_NAMES[params[j][2]]}${params[j][3] & OPTIONAL ? ' or null' : ''}, not ${jsType(x)}`);
+        return no(explain, () => `argument '${key}' must be ${TYPE_NAMES[params[j][2]]}${params[j][3] & OPTIONAL ? ' or null' : ''}, not ${jsType(x)}`);
       }
       if (!(params[j][3] & DEFAULTED)) requiredGiven++;
       named.push(j);
@@ -355,7 +423,7 @@ function bind(ov: Overload, name: string, self: TensorLike | undefined, args: un
   const c = compile(ov, name);
   if (requiredGiven < c.required) {
     const missing = params.findIndex((p, j) => !(p[3] & DEFAULTED) && (j >= k || args[j] === undefined) && !named?.includes(j));
-    return no(() => `missing required argument '${params[missing][1]}'`);
+    return no(explain, () => `missing required argument '${params[missing][1]}'`);
   }
   const out: unknown[] = [];
   if (self !== undefined) out[c.selfPos] = self._h;
@@ -387,13 +455,26 @@ function result(r: Ret, out: unknown, self: unknown, args: unknown[]): unknown {
  * `self` is the tensor of a method call (undefined for a function); `name` is
  * the public name, for messages.
  */
-export function invoke(name: string, overloads: readonly Overload[], self: TensorLike | undefined, args: unknown[]): unknown {
+export function invoke(name: string, table: readonly Overload[], self: TensorLike | undefined, args: unknown[]): unknown {
+  // The first call of a name turns its table's entries into Prepared ones, in place.
+  if (!(table[0] instanceof Prepared)) {
+    const t = table as Overload[];
+    for (let i = 0; i < t.length; i++) t[i] = new Prepared(t[i]);
+  }
+  const overloads = table as readonly Prepared[];
   let bound: unknown[] | string = '';
-  let ov: Overload | undefined;
+  let ov: Prepared | undefined;
   // Strict first (a Tensor parameter takes a Tensor), then loose (a number
   // becomes a wrapped-number tensor), as PyTorch tries `x.pow(2)` on the Scalar overload first.
   for (let pass = 0; pass < 2 && ov === undefined; pass++) {
     for (const candidate of overloads) {
+      if (pass === 0) {
+        const fast = candidate.c?.fast;
+        if (fast) {
+          const r = fast(self, args);
+          if (r !== NOPE) return r;
+        }
+      }
       const b = bind(candidate, name, self, args, pass === 1);
       if (typeof b !== 'string') {
         ov = candidate;
@@ -409,7 +490,7 @@ export function invoke(name: string, overloads: readonly Overload[], self: Tenso
       `${name}() received an invalid combination of arguments - got (${args.map(jsType).join(', ')}), but expected one of:\n${overloads.map((o) => ` * ${signature(o)}`).join('\n')}`,
     );
   }
-  const h = (ov as Overload & { c: Compiled }).c.handle;
+  const h = (ov.c as Compiled).handle;
   const b = bound as unknown[];
   // Fixed arities avoid a spread on the common short calls.
   const out =
