@@ -31,6 +31,11 @@ export {
   emptyLike,
 } from './tensor/creation.js';
 export type { TensorData } from './tensor/creation.js';
+// torch.* functions generated from libtorch's schemas (those not exported by hand above).
+export * from './tensor/generated/functions.js';
+export type { MemoryFormat, GeneratorLike } from './tensor/dispatch.js';
+export { ops } from './tensor/ops.js';
+export type { OpOverload, OpOverloadPacket } from './tensor/ops.js';
 export type { DType } from './tensor/dtype.js';
 export { tidy, keep, dispose, memory } from './tensor/scope.js';
 export {

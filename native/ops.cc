@@ -8,6 +8,7 @@
 #include <ATen/ScalarOps.h>
 
 #include <mutex>
+#include <sstream>
 #include <unordered_map>
 
 #include "tensor.h"
@@ -401,9 +402,63 @@ Napi::Value DisposeObject(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// atenSchemas(): every aten operator registered with the dispatcher, as data
+// for scripts/gen-tensor-api.ts (Debian's libtorch-dev ships no
+// native_functions.yaml; the registry is the same on 1.13 and 2.x). Each entry:
+// [name, overload, args, returns]; an arg is [name, type, kwargOnly, default
+// (printed, or null), writes]; a return is [type, writes]. `real_type` keeps
+// ScalarType/Layout/MemoryFormat apart from int.
+Napi::Value AtenSchemas(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto names = c10::Dispatcher::singleton().getAllOpNames();
+  auto out = Napi::Array::New(env);
+  uint32_t k = 0;
+  for (const auto& n : names) {
+    if (n.name.rfind("aten::", 0) != 0) continue;
+    auto handle = c10::Dispatcher::singleton().findSchema(n);
+    if (!handle || !handle->hasSchema()) continue;
+    const auto& schema = handle->schema();
+    auto args = Napi::Array::New(env);
+    uint32_t i = 0;
+    for (const auto& a : schema.arguments()) {
+      auto e = Napi::Array::New(env, 5);
+      e.Set(0u, a.name());
+      std::string type = a.real_type()->annotation_str();
+      if (a.N()) type += "[" + std::to_string(*a.N()) + "]";
+      e.Set(1u, type);
+      e.Set(2u, a.kwarg_only());
+      if (a.default_value()) {
+        std::ostringstream s;
+        s << *a.default_value();
+        e.Set(3u, s.str());
+      } else {
+        e.Set(3u, env.Null());
+      }
+      e.Set(4u, a.alias_info() != nullptr && a.alias_info()->isWrite());
+      args.Set(i++, e);
+    }
+    auto rets = Napi::Array::New(env);
+    i = 0;
+    for (const auto& r : schema.returns()) {
+      auto e = Napi::Array::New(env, 2);
+      e.Set(0u, r.type()->annotation_str());
+      e.Set(1u, r.alias_info() != nullptr && r.alias_info()->isWrite());
+      rets.Set(i++, e);
+    }
+    auto entry = Napi::Array::New(env, 4);
+    entry.Set(0u, n.name.substr(6));
+    entry.Set(1u, n.overload_name);
+    entry.Set(2u, args);
+    entry.Set(3u, rets);
+    out.Set(k++, entry);
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitOps(Napi::Env env, Napi::Object exports) {
+  Export<AtenSchemas>(env, exports, "atenSchemas");
   Export<DisposeObject>(env, exports, "disposeObject");
   Export<Op>(env, exports, "op");
   Export<Call>(env, exports, "call");

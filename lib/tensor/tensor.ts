@@ -7,6 +7,8 @@ import { formatTensor } from './format.js';
 import { isKept, track, untrack } from './scope.js';
 import { checkFunction, checkOptions, describe } from '../utils/args.js';
 import { RemovableHandle } from '../utils/hooks.js';
+import { registerTensorClass } from './dispatch.js';
+import { TensorMethods } from './generated/methods.js';
 
 /** How error messages show a value (re-exported for the modules that import it from here). */
 export { describe };
@@ -80,6 +82,8 @@ function wrapList(hs: Handle[]): Tensor[] {
   return hs.map((h) => new Tensor(h));
 }
 
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
+
 const REDUCTIONS = { none: 0, mean: 1, sum: 2 } as const;
 export type Reduction = keyof typeof REDUCTIONS;
 export function reductionCode(r: Reduction): number {
@@ -142,7 +146,7 @@ function parseSlice(s: string): Slice {
  * or create tensors inside {@link tidy}. A tensor that is only dropped is still
  * freed when V8 collects its handle, but later and at V8's pace.
  */
-export class Tensor {
+export class Tensor extends TensorMethods {
   /** @internal the native handle */
   readonly _h: Handle;
   /** @internal registered with the GC safety net */
@@ -153,6 +157,7 @@ export class Tensor {
 
   /** @internal use the creation functions (`tensor`, `zeros`, …). */
   constructor(h: Handle) {
+    super();
     this._h = h;
     track(this);
     madeInHook?.add(this);
@@ -337,6 +342,94 @@ export class Tensor {
   }
   bool(): Tensor {
     return this.to('bool');
+  }
+  byte(): Tensor {
+    return this.to('uint8');
+  }
+  char(): Tensor {
+    return this.to('int8');
+  }
+  short(): Tensor {
+    return this.to('int16');
+  }
+  bfloat16(): Tensor {
+    return this.to('bfloat16');
+  }
+  /** The number of elements (`torch.Tensor.nelement`, the same as {@link numel}). */
+  nelement(): number {
+    return this.numel();
+  }
+  /** The number of dimensions (`torch.Tensor.ndimension`, the same as {@link dim}). */
+  ndimension(): number {
+    return this.ndim;
+  }
+  /** Bytes per element. */
+  elementSize(): number {
+    return BYTES[this.dtype];
+  }
+  get isCpu(): boolean {
+    return this.device === 'cpu';
+  }
+  /** Whether it lives on the meta device (shapes only, no data). */
+  get isMeta(): boolean {
+    return this.device === 'meta';
+  }
+  /** Always false: vgg-torch's tensors are dense and strided (no sparse or quantized tensors). */
+  get isSparse(): boolean {
+    return false;
+  }
+  get isQuantized(): boolean {
+    return false;
+  }
+  /** `torch.strided`: the only layout vgg-torch's tensors have. */
+  get layout(): 'strided' {
+    return 'strided';
+  }
+  /** The CUDA device index, -1 on the CPU (`torch.Tensor.get_device`). */
+  getDevice(): number {
+    const d = this.device;
+    return d.startsWith('cuda') ? Number(d.split(':')[1] ?? 0) : -1;
+  }
+  /** Bytes per element (`torch.Tensor.itemsize`). */
+  get itemsize(): number {
+    return this.elementSize();
+  }
+  /** Bytes of the elements (`torch.Tensor.nbytes`: numel × itemsize). */
+  get nbytes(): number {
+    return this.numel() * this.elementSize();
+  }
+  /** The dimensions reversed (`torch.Tensor.T`). */
+  get T(): Tensor {
+    return this.permute([...Array(this.ndim).keys()].reverse());
+  }
+  /** The conjugate transpose of a matrix (`torch.Tensor.H`); real tensors only here, so the transpose. */
+  get H(): Tensor {
+    if (this.ndim !== 2 && this.ndim !== 0) throw new RangeError(`tensor.H is only supported on matrices (2-D tensors). Got ${this.ndim}-D tensor.`);
+    return this.t();
+  }
+  /**
+   * `torch.Tensor.unique`: the distinct elements (sorted by default), and with
+   * `returnInverse`/`returnCounts` the index of each element in them and their
+   * counts, as PyTorch's Python wrapper does on aten's `_unique2`/`unique_dim`.
+   */
+  unique(opts?: { sorted?: boolean; returnInverse?: false; returnCounts?: false; dim?: number | null }): Tensor;
+  unique(opts: { sorted?: boolean; returnInverse: true; returnCounts?: false; dim?: number | null }): [Tensor, Tensor];
+  unique(opts: { sorted?: boolean; returnInverse?: false; returnCounts: true; dim?: number | null }): [Tensor, Tensor];
+  unique(opts: { sorted?: boolean; returnInverse: true; returnCounts: true; dim?: number | null }): [Tensor, Tensor, Tensor];
+  unique(opts: { sorted?: boolean; returnInverse?: boolean; returnCounts?: boolean; dim?: number | null } = {}): Tensor | Tensor[] {
+    checkOptions('unique()', opts, ['sorted', 'returnInverse', 'returnCounts', 'dim']);
+    const { sorted = true, returnInverse = false, returnCounts = false, dim = null } = opts;
+    const hs: Handle[] =
+      dim === null
+        ? native.call(op('aten::_unique2'), this._h, sorted, returnInverse, returnCounts)
+        : native.call(op('aten::unique_dim'), this._h, dim, sorted, returnInverse, returnCounts);
+    const [values, inverse, counts] = hs.map(wrap);
+    const out = [values];
+    if (returnInverse) out.push(inverse);
+    else inverse.dispose();
+    if (returnCounts) out.push(counts);
+    else counts.dispose();
+    return out.length === 1 ? values : out;
   }
   clone(): Tensor {
     return wrap(native.call(op('aten::clone'), this._h));
@@ -560,8 +653,11 @@ export class Tensor {
   mul(other: Tensor | Scalar): Tensor {
     return binary(OPS.mul, this, other);
   }
-  div(other: Tensor | Scalar): Tensor {
-    return binary(OPS.div, this, other);
+  /** `torch.Tensor.div`; `roundingMode` `'trunc'` or `'floor'` rounds the quotient (aten's `div.Tensor_mode`). */
+  div(other: Tensor | Scalar, opts: { roundingMode?: 'trunc' | 'floor' | null } = {}): Tensor {
+    checkOptions('div()', opts, ['roundingMode']);
+    if (opts.roundingMode == null) return binary(OPS.div, this, other);
+    return wrap(native.call(op('aten::div', 'Tensor_mode'), this._h, tensorOrScalar(other), opts.roundingMode));
   }
   pow(exponent: Tensor | Scalar): Tensor {
     if (isTensor(exponent)) return wrap(native.call(op('aten::pow', 'Tensor_Tensor'), this._h, exponent._h));
@@ -775,6 +871,8 @@ export class Tensor {
     return this;
   }
 }
+// The generated methods (TensorMethods) build their results with this class.
+registerTensorClass(Tensor);
 
 // ---- module-level functions that take several tensors ----------------------------------
 
