@@ -55,7 +55,7 @@ describe('vgg-torch CLI', () => {
       [['train', '--port', '8080'], 2, /^vgg-torch: --port goes with --live/],
       [['train', '--image-size', '64'], 2, /^vgg-torch: --image-size applies to folder datasets/],
       [['train', '--resume', '--overwrite'], 2, /^vgg-torch: --resume continues the run in --out, --overwrite starts it again/],
-      [['train', '--amp', 'fp8'], 2, /^vgg-torch: --amp must be one of auto, bf16, fp16, off, got 'fp8'$/],
+      [['train', '--amp', 'fp8'], 2, /^vgg-torch: --amp must be one of auto, bf16, fp16, off, got 'fp8'$/m],
     ];
     // fp16 on a CPU libtorch without CPU float16 autocast and GradScaler (before 2.3): refused up front.
     if (!ampRulesNow.cpuGradScaler)

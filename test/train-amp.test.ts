@@ -39,7 +39,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // Training runs of a few dozen small batches on a loaded 2-core machine: a hang detector.
 const TRAINING_TIMEOUT = 600_000;
 const ORACLE_TIMEOUT = 300_000;
-const fp16Reason = `libtorch ${version.torch} has no CPU float16 autocast with GradScaler (from 2.3)`;
+/** Why the fp16 tests are skipped on an older libtorch (1.13): it has neither CPU float16 autocast nor CPU GradScaler. */
+const fp16Needs = 'needs CPU float16 autocast and GradScaler: libtorch 2.3 or later';
 
 class Sink extends Writable {
   text = '';
@@ -179,7 +180,7 @@ describe('fit({ amp })', () => {
   );
 
   it.skipIf(!ampRulesNow.cpuGradScaler)(
-    `amp 'fp16': PyTorch's float16 autocast + GradScaler('cpu') loop, bit for bit (skipped where ${fp16Reason})`,
+    `amp 'fp16': PyTorch's float16 autocast + GradScaler('cpu') loop, bit for bit (${fp16Needs})`,
     async () => {
       if (!hasTorchPython) {
         expect(requireLiveOracle).toBe(false);
@@ -339,7 +340,7 @@ describe('mixed-precision checkpoints', () => {
   );
 
   it.skipIf(!ampRulesNow.cpuGradScaler)(
-    `amp 'fp16': resumes exactly with the GradScaler restored; ckpt['scaler'] loads into torch's GradScaler (skipped where ${fp16Reason})`,
+    `amp 'fp16': resumes exactly with the GradScaler restored; ckpt['scaler'] loads into torch's GradScaler (${fp16Needs})`,
     async () => {
       const path = await resumesExactly('fp16');
       const ck = loadCheckpoint(path);
