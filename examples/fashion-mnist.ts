@@ -4,13 +4,18 @@
 // hundred steps), a subset of the training set, SGD with momentum, StepLR.
 // Writes runs/fashion-mnist/{metrics.jsonl, chart.html, checkpoint.pth}.
 //
-// Run: npm run demo      (environment: TRAIN_IMAGES, TEST_IMAGES, EPOCHS, BATCH, LIVE=1 for the live chart)
+// Mixed precision by default: AMP=auto trains in bf16 autocast on a CPU that computes bf16 natively
+// (AVX512_BF16 or AMX) and in fp32 elsewhere; fit() prints which and why.
+//
+// Run: npm run demo      (environment: TRAIN_IMAGES, TEST_IMAGES, EPOCHS, BATCH, AMP=auto|bf16|off, LIVE=1 for the live chart)
 import { DataLoader, FashionMNIST, Subset, getNumThreads, manualSeed, memory, optim, train, transforms, vggTutorial } from '../lib/index.js';
 
 const TRAIN_IMAGES = Number(process.env.TRAIN_IMAGES ?? 3072);
 const TEST_IMAGES = Number(process.env.TEST_IMAGES ?? 1000);
 const EPOCHS = Number(process.env.EPOCHS ?? 2);
 const BATCH = Number(process.env.BATCH ?? 64);
+const AMP = process.env.AMP ?? 'auto';
+if (!['auto', 'bf16', 'off'].includes(AMP)) throw new Error(`AMP must be auto, bf16 or off, got ${JSON.stringify(AMP)}`);
 
 manualSeed(777);
 const transform = new transforms.Compose([new transforms.ToTensor(), new transforms.Normalize([0.5], [0.5])]);
@@ -34,6 +39,7 @@ const result = await train.fit({
   trainLoader,
   testLoader,
   epochs: EPOCHS,
+  amp: AMP as 'auto' | 'bf16' | 'off',
   logEvery: 16,
   classes: trainSet.classes,
   outDir: 'runs/fashion-mnist',

@@ -60,6 +60,7 @@ export {
   backends,
   version,
 } from './runtime.js';
+export type { Bf16Support } from './runtime.js';
 export * as functional from './nn/functional.js';
 export * as F from './nn/functional.js';
 export * as nn from './nn/index.js';

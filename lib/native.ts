@@ -98,6 +98,8 @@ export interface NativeAddon {
   cudnnAvailable(): boolean;
   quantizedEngine(): string;
   torchVersion(): string;
+  cpuCapability(): string;
+  cpuBf16Isa(): { avx512bf16: boolean; amxTile: boolean } | null;
   setQuantizedEngine(name: string): void;
   supportedQuantizedEngines(): string[];
   compiledWithCuda(): boolean;

@@ -138,6 +138,21 @@ Napi::Value SetQuantizedEngine(const Napi::CallbackInfo& info) {
 // The libtorch version built against (torch/version.h), as torch.__version__ reads
 // for the same release ("2.6.0"); the addon's rpath loads that libtorch.
 Napi::Value TorchVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), TORCH_VERSION); }
+
+// torch.backends.cpu.get_cpu_capability(): the ATen kernel level ("AVX2", "AVX512", "NO AVX", …).
+Napi::Value CpuCapability(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), compat::CpuCapability());
+}
+
+// {avx512bf16, amxTile} from libtorch's cpuinfo checks, or null where this libtorch has none.
+Napi::Value CpuBf16Isa(const Napi::CallbackInfo& info) {
+  auto isa = compat::CpuBf16Isa();
+  if (!isa) return info.Env().Null();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("avx512bf16", isa->avx512bf16);
+  o.Set("amxTile", isa->amxTile);
+  return o;
+}
 }  // namespace
 
 void InitRuntime(Napi::Env env, Napi::Object exports) {
@@ -153,6 +168,8 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   Export<UsableCoreCount>(env, exports, "usableCores");
   Export<NewGenerator>(env, exports, "newGenerator");
   Export<TorchVersion>(env, exports, "torchVersion");
+  Export<CpuCapability>(env, exports, "cpuCapability");
+  Export<CpuBf16Isa>(env, exports, "cpuBf16Isa");
 }
 
 }  // namespace vggtorch

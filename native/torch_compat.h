@@ -91,6 +91,56 @@ inline void SetAutocastDtype(c10::DeviceType device, at::ScalarType dtype) {
 
 }  // namespace vggtorch::compat
 
+// ---- CPU kernels and ISA (native/runtime.cc) --------------------------------
+// 2.1: at::get_cpu_capability() (ATen/Version.h, torch.backends.cpu.get_cpu_capability)
+// names the ATen CPU kernel level. Before, libtorch says it only inside
+// at::show_config(), in the line "CPU capability usage: <level>", with the
+// same names (Version.cpp's used_cpu_capability).
+#define VGG_TORCH_CPU_CAPABILITY_API VGG_TORCH_AT_LEAST(2, 1)
+// 2.4: ATen/cpu/Utils.h's cpuinfo checks at::cpu::is_avx512_bf16_supported()
+// and is_amx_tile_supported() (torch.cpu._is_avx512_bf16_supported,
+// _is_amx_tile_supported). Verified on 2.6; 1.13 has no such header (and no
+// cpuinfo headers to call it ourselves). From 2.4, unverified.
+#define VGG_TORCH_CPU_ISA_CHECKS VGG_TORCH_AT_LEAST(2, 4)
+
+#include <ATen/Version.h>
+#if VGG_TORCH_CPU_ISA_CHECKS
+#include <ATen/cpu/Utils.h>
+#endif
+#include <optional>
+#include <string>
+
+namespace vggtorch::compat {
+
+inline std::string CpuCapability() {
+#if VGG_TORCH_CPU_CAPABILITY_API
+  return at::get_cpu_capability();
+#else
+  const std::string config = at::show_config();
+  const std::string key = "CPU capability usage: ";
+  auto pos = config.find(key);
+  if (pos == std::string::npos) return "";
+  pos += key.size();
+  return config.substr(pos, config.find('\n', pos) - pos);
+#endif
+}
+
+// libtorch's own answer to "does this CPU compute bfloat16 natively": {AVX512_BF16,
+// AMX tiles}, or nullopt where this libtorch cannot say.
+struct Bf16Isa {
+  bool avx512bf16;
+  bool amxTile;
+};
+inline std::optional<Bf16Isa> CpuBf16Isa() {
+#if VGG_TORCH_CPU_ISA_CHECKS
+  return Bf16Isa{at::cpu::is_avx512_bf16_supported(), at::cpu::is_amx_tile_supported()};
+#else
+  return std::nullopt;
+#endif
+}
+
+}  // namespace vggtorch::compat
+
 #ifdef VGG_TORCH_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>

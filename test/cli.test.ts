@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ampRulesNow } from '../lib/amp/releases.js';
+import { backends } from '../lib/runtime.js';
 import { MetricsLog } from '../lib/train/metricsLog.js';
 import { type CliRun, hasTorchPython, python, requireLiveOracle, runCli as cli, startCli as start } from './helpers.js';
 
@@ -35,6 +37,7 @@ describe('vgg-torch CLI', () => {
       const r = await cli([c, '--help']);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: vgg-torch ${c}`));
+      if (c === 'train') expect(r.stdout).toMatch(/^ {2}--amp <mode> +mixed precision: auto \(default: bf16 autocast on a CPU with native bf16,$/m);
     }
     const cases: [string[], number, RegExp][] = [
       [['frobnicate'], 2, /^vgg-torch: unknown command 'frobnicate'/],
@@ -52,7 +55,11 @@ describe('vgg-torch CLI', () => {
       [['train', '--port', '8080'], 2, /^vgg-torch: --port goes with --live/],
       [['train', '--image-size', '64'], 2, /^vgg-torch: --image-size applies to folder datasets/],
       [['train', '--resume', '--overwrite'], 2, /^vgg-torch: --resume continues the run in --out, --overwrite starts it again/],
+      [['train', '--amp', 'fp8'], 2, /^vgg-torch: --amp must be one of auto, bf16, fp16, off, got 'fp8'$/m],
     ];
+    // fp16 on a CPU libtorch without CPU float16 autocast and GradScaler (before 2.3): refused up front.
+    if (!ampRulesNow.cpuGradScaler)
+      cases.push([['train', '--amp', 'fp16', '--device', 'cpu'], 1, /^vgg-torch: --amp: amp 'fp16' on the CPU needs libtorch 2\.3 or later/]);
     for (const [args, code, message] of cases) {
       const r = await cli(args);
       expect({ args, code: r.code }).toEqual({ args, code });
@@ -121,6 +128,11 @@ describe('vgg-torch CLI', () => {
       const r = await cli([...train, '--out', whole]);
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
+      // --amp auto by default: bf16 where this CPU has native bf16, with the reason.
+      const bf16 = backends.cpu.bf16Support();
+      expect(r.stdout).toContain(bf16.native ? `Mixed precision: bf16 autocast (amp 'auto': ${bf16.reason})` : `Precision: fp32 (amp 'auto': ${bf16.reason})`);
+      const epochs = MetricsLog.read(join(whole, 'metrics.jsonl')).filter((x) => x.kind === 'epoch');
+      expect(epochs.map((e) => e.precision)).toEqual(bf16.native ? ['bf16', 'bf16'] : ['fp32', 'fp32']);
     }, TRAINING_TIMEOUT);
 
     it(
@@ -183,6 +195,9 @@ describe('vgg-torch CLI', () => {
       const batch = await cli(['train', '--out', whole, '--resume', '--epochs', '3', '--batch-size', '64']);
       expect(batch.code).toBe(2);
       expect(batch.stderr).toMatch(/was trained with --batch-size 32; leave --batch-size out/);
+      const precision = await cli(['train', '--out', whole, '--resume', '--epochs', '3', '--amp', 'off']);
+      expect(precision.code).toBe(2);
+      expect(precision.stderr).toMatch(/was trained with --amp auto; leave --amp out, or start again with --overwrite$/m);
       const done = await cli([...train, '--out', whole, '--resume']);
       expect(done.code).toBe(2);
       expect(done.stderr).toMatch(/has already trained 2 epochs; pass --epochs with more to train on$/m);

@@ -2,7 +2,8 @@
 // alone writes and prints; a stop asked of one rank stops both after the same batch; resuming
 // (rank 1 without the file: rank 0 sends it) gives the weights and figures of an uninterrupted
 // run, bitwise; the evaluation split over the ranks is the whole test set's; a rank that dies
-// makes the other fail within seconds. The model is a small MLP, so each run takes seconds.
+// makes the other fail within seconds; under amp 'bf16' every rank autocasts and the ranks stay in
+// step. The model is a small MLP, so each run takes seconds.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ interface Outcome {
  * One rank's fit(): `stopAt` aborts after that many batches on this rank only, `resume` continues
  * from outDir/checkpoint.pth (which only rank 0's outDir holds), `die` exits the process there.
  */
-const rankScript = (o: { port: number; rank: number; out: string; epochs: number; stopAt?: number; resume?: boolean; die?: number }): string => `
+const rankScript = (o: { port: number; rank: number; out: string; epochs: number; stopAt?: number; resume?: boolean; die?: number; amp?: string }): string => `
   const vt = await import(LIB);
   const { nn, optim } = vt;
   const RANK = ${o.rank};
@@ -61,7 +62,7 @@ const rankScript = (o: { port: number; rank: number; out: string; epochs: number
   let batches = 0;
   const r = await vt.train.fit({
     model, optimizer, scheduler, trainLoader, testLoader, epochs: ${o.epochs}, logEvery: 2, outDir: ${JSON.stringify(o.out)},
-    resume: ${o.resume ? 'true' : 'null'}, handleSignals: false, signal: abort.signal, stream,
+    resume: ${o.resume ? 'true' : 'null'}, handleSignals: false, signal: abort.signal, stream, amp: ${JSON.stringify(o.amp ?? 'off')},
     onRecord: (rec) => {
       if (rec.kind !== 'batch') return;
       batches = rec.batch + 4 * (rec.epoch - 1);
@@ -87,11 +88,12 @@ async function runRanks(o: {
   stopAt?: [number?, number?];
   resume?: boolean;
   die?: [number?, number?];
+  amp?: string;
 }): Promise<ChildResult[]> {
   const port = await freePort();
   return Promise.all(
     [0, 1].map((rank) =>
-      runNodeChild(rankScript({ port, rank, out: o.out[rank], epochs: o.epochs, stopAt: o.stopAt?.[rank], resume: o.resume, die: o.die?.[rank] }), {
+      runNodeChild(rankScript({ port, rank, out: o.out[rank], epochs: o.epochs, stopAt: o.stopAt?.[rank], resume: o.resume, die: o.die?.[rank], amp: o.amp }), {
         timeoutMs: 300_000,
       }),
     ),
@@ -142,6 +144,23 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
     }
   }, 600_000);
 
+  it("amp 'bf16': every rank autocasts, the ranks end with the same weights, rank 0 names the precision", async () => {
+    const runs = (await runRanks({ out: [join(dir, 'bf16-0'), join(dir, 'bf16-1')], epochs: 2, amp: 'bf16' })).map((r) => result<Outcome>(r));
+    const [r0, r1] = runs;
+    expect(r0.printed).toMatch(/^Mixed precision: bf16 autocast \(amp 'bf16': /);
+    expect(r1.printed).toBe('');
+    expect(r1.params).toEqual(r0.params);
+    expect(r1.metrics).toEqual(r0.metrics);
+    expect(r0.metrics.filter((m) => m.kind === 'epoch').map((m) => (m as { precision?: string }).precision)).toEqual(['bf16', 'bf16']);
+    // bf16 trains other numbers than fp32 (the same seeds and data as the reference's first 2 epochs).
+    expect(r0.metrics.filter((m) => m.kind === 'batch').map((m) => m.loss)).not.toEqual(
+      reference[0].metrics
+        .filter((m) => m.kind === 'batch')
+        .slice(0, 4)
+        .map((m) => m.loss),
+    );
+  }, 400_000);
+
   it('a rank that dies makes the other fail within seconds', async () => {
     const start = Date.now();
     const [r0, r1] = await runRanks({ out: [join(dir, 'dead0'), join(dir, 'dead1')], epochs: 3, die: [undefined, 2] });
@@ -181,5 +200,11 @@ describe.skipIf(!distributed.isAvailable())('fit() under DistributedDataParallel
     );
     for (const m of messages)
       expect(m).toBe('fit(): under DistributedDataParallel every rank must be given the same outDir, epochs (they differ between ranks)');
+    const precision = await fitMessages(
+      (rank) =>
+        `trainLoader: new vt.DataLoader(ds, { batchSize: 2, sampler: new vt.DistributedSampler(ds) }), epochs: 1, amp: ${rank === 0 ? "'bf16'" : "'off'"}, ` +
+        `stream: new (await import('node:stream')).PassThrough()`,
+    );
+    for (const m of precision) expect(m).toBe('fit(): under DistributedDataParallel every rank must be given the same amp (they differ between ranks)');
   }, 200_000);
 });

@@ -1,7 +1,8 @@
 // The CIFAR-10 examples run end to end on small CIFAR-layout data (CIFAR-10
 // itself cannot be downloaded here): the tutorial line for line, and the
 // fine-tuning example starting from VGG16-BN weights that PyTorch put in
-// torch.hub's cache, as a download would have.
+// torch.hub's cache, as a download would have. The main job (fashion-mnist.ts) runs on a slice
+// of Debian's Fashion-MNIST in the precision AMP asks for, and says which and why.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../lib/train/checkpoint.js';
+import { backends } from '../lib/runtime.js';
 import { MetricsLog } from '../lib/train/metricsLog.js';
 import { type EncodedTensor, decode, hasTorchPython, python, requireLiveOracle } from './helpers.js';
 
@@ -102,4 +104,22 @@ print(json.dumps({'dtype': 'float32', 'shape': list(w.shape), 'data': base64.b64
       ck.dispose();
     }
   });
+
+  it('fashion-mnist.ts (the main job): AMP=auto picks bf16 exactly where the CPU has native bf16 and says why; AMP=off is fp32', async () => {
+    const small = { TRAIN_IMAGES: '64', TEST_IMAGES: '50', EPOCHS: '1', BATCH: '32' };
+    const bf16 = backends.cpu.bf16Support();
+    const auto = await example('fashion-mnist.ts', { ...small, AMP: 'auto' });
+    expect(auto.stderr).toBe('');
+    expect(auto.code).toBe(0);
+    expect(auto.stdout).toContain(bf16.native ? `Mixed precision: bf16 autocast (amp 'auto': ${bf16.reason})` : `Precision: fp32 (amp 'auto': ${bf16.reason})`);
+    expect(auto.stdout).toMatch(/^Test accuracy \d+\.\d % after 1 epochs, \d+ s$/m);
+    const [epoch] = MetricsLog.read(join(work, 'runs', 'fashion-mnist', 'metrics.jsonl')).filter((x) => x.kind === 'epoch');
+    expect(epoch.precision).toBe(bf16.native ? 'bf16' : 'fp32');
+    const off = await example('fashion-mnist.ts', { ...small, AMP: 'off' });
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain("Precision: fp32 (amp 'off')");
+    const bad = await example('fashion-mnist.ts', { ...small, AMP: 'fp8' });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('AMP must be auto, bf16 or off, got "fp8"');
+  }, 600_000);
 });

@@ -13,6 +13,7 @@ import { StepLR } from '../optim/lrScheduler.js';
 import { SGD } from '../optim/sgd.js';
 import { manualSeed, setNumThreads } from '../runtime.js';
 import { type Checkpoint, loadCheckpoint } from '../train/checkpoint.js';
+import { AMP_SETTINGS, type AmpSetting, planPrecision } from '../train/precision.js';
 import { fit } from '../train/trainer.js';
 import { type Command, type Values, UsageError, bool, device, int, noPositionals, num, oneOf, str } from './args.js';
 import { DATASETS, checkClasses, datasets, evenlySpaced } from './datasets.js';
@@ -37,6 +38,7 @@ interface RunSettings {
   logEvery: number;
   seed: number;
   data: string | null;
+  amp: AmpSetting;
 }
 
 /** Each setting's flag. */
@@ -57,6 +59,7 @@ const RUN_FLAGS: Record<keyof RunSettings, string> = {
   logEvery: 'log-every',
   seed: 'seed',
   data: 'data',
+  amp: 'amp',
 };
 /** What a resumed run may change: the rest shapes its losses (or its restored optimizer and scheduler would override it). */
 const CHANGEABLE_ON_RESUME = new Set<keyof RunSettings>(['epochs', 'logEvery', 'data']);
@@ -118,6 +121,10 @@ Options:
   --live               serve the live chart on http://127.0.0.1 (port: --port, default any)
   --port <n>
   --device <d>         cpu or cuda (default: cuda when available)
+  --amp <mode>         mixed precision: auto (default: bf16 autocast on a CPU with native bf16,
+                       AVX512_BF16 or AMX; fp16 autocast with a GradScaler on CUDA; fp32
+                       otherwise), bf16, fp16 (GradScaler; on the CPU from libtorch 2.3) or
+                       off (fp32). A resumed run keeps its own
   --threads <n>        intra-op threads (default: libtorch's; with --nproc-per-node, cores / n)
 
 Distributed (DistributedDataParallel; --batch-size is the global batch, split over the processes):
@@ -150,11 +157,19 @@ Distributed (DistributedDataParallel; --batch-size is the global batch, split ov
     live: bool,
     port: str,
     device: str,
+    amp: str,
     threads: str,
     ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, str])),
   },
   run: runTraining,
 };
+
+/** `--amp`: one of auto, bf16, fp16, off (default auto). */
+function ampFlag(v: Values): AmpSetting {
+  const raw = (v.amp as string | undefined) ?? 'auto';
+  if (!(AMP_SETTINGS as readonly string[]).includes(raw)) throw new UsageError(`--amp must be one of ${AMP_SETTINGS.join(', ')}, got '${raw}'`);
+  return raw as AmpSetting;
+}
 
 /** Checks every flag, then trains here or starts the launcher. */
 async function runTraining(v: Values, positionals: string[], argv: string[]): Promise<number> {
@@ -177,6 +192,7 @@ async function runTraining(v: Values, positionals: string[], argv: string[]): Pr
     logEvery: int(v, 'log-every', 30),
     seed: int(v, 'seed', 777, 0),
     data: v.data === undefined ? null : resolve(v.data as string),
+    amp: ampFlag(v),
   };
   const out = resolve((v.out as string) ?? join('runs', `${asked.dataset}-${asked.arch}`));
   if (v.port !== undefined && !v.live) throw new UsageError('--port goes with --live');
@@ -190,6 +206,8 @@ async function runTraining(v: Values, positionals: string[], argv: string[]): Pr
   }
   if (writesOut && v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
   const dev = device(v);
+  // Refused here, before any download: fp16 on a CPU libtorch without it, or CUDA missing.
+  planPrecision('--amp', asked.amp, dev);
   if (v.threads !== undefined) setNumThreads(int(v, 'threads', 1));
   if (launcher) return launchTraining(argv, v, asked.batchSize);
   // A worker of the launcher (or of torchrun): torchrun's environment names the process group.
@@ -258,6 +276,7 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
       scheduler,
       epochs,
       device: dev,
+      amp: run.amp,
       logEvery,
       trainLoader: group
         ? new DataLoader(trainSet, { batchSize: batchSize / world, sampler: new DistributedSampler(trainSet, { seed: run.seed }) })

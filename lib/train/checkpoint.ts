@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import { type ProcessGroup, allGather, broadcast } from '../distributed/distributedC10d.js';
+import type { GradScaler } from '../amp/gradScaler.js';
 import type { Generator } from '../generator.js';
 import type { LoaderIterState } from '../data/dataloader.js';
 import type { Module } from '../nn/modules/module.js';
@@ -20,6 +21,7 @@ import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { describe } from '../utils/args.js';
 import type { MetricsRecord } from './metricsLog.js';
+import { AMP_SETTINGS, type AmpMode } from './precision.js';
 
 /** Identifies files written by {@link saveCheckpoint}. */
 export const CHECKPOINT_FORMAT = 'vgg-torch.checkpoint/1';
@@ -47,6 +49,10 @@ export interface CheckpointContents {
   meta?: Record<string, unknown>;
   /** Running sums of the epoch in progress. */
   progress?: Record<string, number>;
+  /** The run's precision, as fit() resolved its `amp` option (default `'off'`, fp32). */
+  amp?: AmpMode;
+  /** fp16's loss scaler; its `stateDict()` is stored under `'scaler'`, PyTorch's key. */
+  scaler?: GradScaler | null;
   /**
    * Under DDP: every rank's RNG and loader states, by rank (from
    * {@link gatherRankStates}), so that each rank resumes its own streams.
@@ -116,7 +122,9 @@ export function gatherRankStates(group: ProcessGroup, c: Pick<CheckpointContents
  * Saves a checkpoint: `{format, meta, model, optimizer, scheduler, epoch,
  * batch, step, rng_state, cuda_rng_state, loader_generator_state,
  * test_loader_generator_state, loader_state, rank_states,
- * progress, metrics}`. The RNG states (CPU, and each CUDA device's) are taken now.
+ * progress, metrics, amp, scaler}`: `amp` is `'bf16'`, `'fp16'` or `'off'`; `scaler` the
+ * GradScaler's state dict (PyTorch's recipe: `scaler.load_state_dict(ckpt['scaler'])`) or null.
+ * The RNG states (CPU, and each CUDA device's) are taken now.
  */
 export function saveCheckpoint(path: string, c: CheckpointContents): void {
   if (typeof path !== 'string') throw new TypeError(`saveCheckpoint(): argument 'path' must be a path, got ${describe(path)}`);
@@ -141,6 +149,8 @@ export function saveCheckpoint(path: string, c: CheckpointContents): void {
         rank_states: c.ranks ?? null,
         progress: c.progress ?? {},
         metrics: plainJson(c.metrics ?? []),
+        amp: c.amp ?? 'off',
+        scaler: c.scaler?.isEnabled() ? c.scaler.stateDict() : null,
       },
       path,
     );
@@ -156,6 +166,8 @@ export class Checkpoint {
   readonly meta: Record<string, any>;
   readonly metrics: MetricsRecord[];
   readonly progress: Record<string, number>;
+  /** The precision the run trained in (`'off'`: fp32, also for checkpoints written before mixed precision). */
+  readonly amp: AmpMode;
   /** The model's state dict. */
   readonly model: Map<string, Tensor>;
   private readonly raw: Map<string, unknown>;
@@ -178,6 +190,11 @@ export class Checkpoint {
     this.meta = toPlain(raw.get('meta') ?? new Map()) as Record<string, any>;
     this.metrics = toPlain(raw.get('metrics') ?? []) as MetricsRecord[];
     this.progress = toPlain(raw.get('progress') ?? new Map()) as Record<string, number>;
+    const amp = raw.get('amp') ?? 'off';
+    if (typeof amp !== 'string' || amp === 'auto' || !(AMP_SETTINGS as readonly string[]).includes(amp)) {
+      throw new Error(`loadCheckpoint(): ${path}: 'amp' should be 'bf16', 'fp16' or 'off', got ${describe(amp)}`);
+    }
+    this.amp = amp as AmpMode;
   }
 
   /** Ranks whose states were saved (a run under DDP saves every rank's; otherwise 1). */
@@ -215,7 +232,7 @@ export class Checkpoint {
   }
 
   /**
-   * Loads the saved state into the model, optimizer, scheduler and loaders'
+   * Loads the saved state into the model, optimizer, scheduler, loss scaler and loaders'
    * generators given, and sets the global RNG states (CPU, and CUDA where
    * saved and available) to the saved ones.
    */
@@ -226,6 +243,7 @@ export class Checkpoint {
       scheduler?: LRScheduler | null;
       loaderGenerator?: Generator | null;
       testLoaderGenerator?: Generator | null;
+      scaler?: GradScaler | null;
     },
     opts: { rank?: number; worldSize?: number } = {},
   ): void {
@@ -238,6 +256,7 @@ export class Checkpoint {
     into.model?.loadStateDict(this.model);
     if (into.optimizer) into.optimizer.loadStateDict(what('optimizer') as Map<string, unknown>);
     if (into.scheduler) into.scheduler.loadStateDict(what('scheduler') as Map<string, unknown>);
+    if (into.scaler?.isEnabled()) into.scaler.loadStateDict(what('scaler') as Map<string, unknown>);
     if (into.loaderGenerator) into.loaderGenerator.setState(what('loader_generator_state', own) as Tensor);
     if (into.testLoaderGenerator) into.testLoaderGenerator.setState(what('test_loader_generator_state', own) as Tensor);
     const rng = what('rng_state', own);

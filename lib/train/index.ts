@@ -2,6 +2,8 @@
 // charts, evaluation and exact checkpoint/resume), and its parts.
 export { fit } from './trainer.js';
 export type { FitOptions, FitResult } from './trainer.js';
+export { AMP_SETTINGS } from './precision.js';
+export type { AmpSetting, AmpMode } from './precision.js';
 export { evaluate, formatEvaluation, evaluationRecord } from './evaluate.js';
 export type { Evaluation, EvaluateOptions } from './evaluate.js';
 export { saveCheckpoint, loadCheckpoint, Checkpoint, CHECKPOINT_FORMAT } from './checkpoint.js';

@@ -38,6 +38,10 @@ export interface EpochRecord {
   /** Wall-clock seconds the epoch's training took. */
   seconds: number;
   imagesPerSecond: number;
+  /** The training precision (fit()'s `amp`): `'fp32'`, `'bf16'` or `'fp16'` (absent in logs written before mixed precision). */
+  precision?: 'fp32' | 'bf16' | 'fp16';
+  /** With fp16: the GradScaler's scale at the end of the epoch. */
+  lossScale?: number;
   time: number;
 }
 

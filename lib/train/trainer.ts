@@ -8,6 +8,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { autocast } from '../amp/autocastMode.js';
+import { GradScaler } from '../amp/gradScaler.js';
 import { DataLoader, type EpochIterator } from '../data/dataloader.js';
 import { type ProcessGroup, allReduceNumbers, explainFailure } from '../distributed/distributedC10d.js';
 import type { Module } from '../nn/modules/module.js';
@@ -23,6 +25,7 @@ import { Checkpoint, gatherRankStates, loadCheckpoint, saveCheckpoint } from './
 import { type Evaluation, evaluate, evaluationRecord, formatEvaluation } from './evaluate.js';
 import { type LiveServer, startLiveServer } from './live.js';
 import { type BatchRecord, type MetricsRecord, MetricsLog } from './metricsLog.js';
+import { AMP_SETTINGS, type AmpSetting, type PrecisionPlan, planPrecision } from './precision.js';
 import { ProgressBar } from './progress.js';
 
 export interface FitOptions {
@@ -56,6 +59,22 @@ export interface FitOptions {
   /** Total epochs (a resumed run continues up to this number). */
   epochs: number;
   device?: Device;
+  /**
+   * Mixed precision, PyTorch's AMP recipe: the forward pass and the loss run inside
+   * `autocast(<device type>, { dtype })`, `backward()` and the optimizer step outside.
+   * - `'off'` (the default): fp32, as PyTorch trains unless told.
+   * - `'bf16'`: bfloat16 autocast, no loss scaling (bfloat16 has float32's range).
+   * - `'fp16'`: float16 autocast with a {@link GradScaler} (`scale(loss).backward()`,
+   *   `step(optimizer)`, `update()`). On the CPU it needs libtorch 2.3 or later (a RangeError before).
+   * - `'auto'`: on the CPU bf16 where the CPU computes bf16 natively (AVX512_BF16 or AMX,
+   *   `backends.cpu.bf16Support()`), else fp32 (emulated bf16 is slower than fp32); on CUDA fp16
+   *   with a GradScaler, PyTorch's CUDA recipe.
+   *
+   * fit() prints the precision and why, the epoch records name it, checkpoints store it (and the
+   * scaler's state under `'scaler'`), and a run resumes only in the precision it was trained in.
+   * Evaluation runs in fp32.
+   */
+  amp?: AmpSetting;
   /** Class names for the evaluation report. */
   classes?: readonly string[];
   /** A `[epoch, batch] loss` line and a metrics record every this many batches (default 30, as the tutorial). */
@@ -148,6 +167,7 @@ const FIT_OPTIONS = [
   'criterion',
   'epochs',
   'device',
+  'amp',
   'classes',
   'logEvery',
   'outDir',
@@ -197,6 +217,9 @@ interface Run {
   evalLoader: DataLoader<any, [Tensor, Tensor]> | null;
   criterion: Module<[Tensor, Tensor], Tensor>;
   device: Device;
+  precision: PrecisionPlan;
+  /** fp16's loss scaler; null otherwise. */
+  scaler: GradScaler | null;
   logEvery: number;
   say: (line: string) => void;
   stream: NodeJS.WritableStream;
@@ -213,6 +236,7 @@ async function train(opts: FitOptions): Promise<FitResult> {
   const logEvery = opts.logEvery ?? 30;
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`fit(): epochs must be a positive integer, got ${describe(opts.epochs)}`);
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new RangeError(`fit(): logEvery must be a positive integer, got ${describe(logEvery)}`);
+  const precision = planPrecision('fit()', opts.amp ?? 'off', opts.device ?? 'cpu');
   const ddp = opts.model instanceof DistributedDataParallel ? opts.model : null;
   const group = ddp?.processGroup ?? null;
   const main = !group || group.rank() === 0;
@@ -234,13 +258,29 @@ async function train(opts: FitOptions): Promise<FitResult> {
       testLoader: opts.testLoader ? 1 : 0,
       epochs: opts.epochs,
       logEvery,
+      amp: AMP_SETTINGS.indexOf(precision.amp),
       'trainLoader.length': opts.trainLoader.length,
     });
   if (opts.trainLoader.length === 0) throw new RangeError('fit(): the training loader gives no batches (fewer samples than batchSize with dropLast?)');
   if (opts.signal?.aborted) throw new Error('fit(): the abort signal was already aborted');
 
   const net = ddp ? (ddp.module as Module<[Tensor], Tensor>) : opts.model;
-  const start = resume(opts, files, say, net, group);
+  say(precision.line);
+  const scaler = precision.scaler ? new GradScaler(precision.deviceType) : null;
+  try {
+    return await trainWith(opts, { group, main, stream, say, files, title, net, precision, scaler, logEvery });
+  } finally {
+    scaler?.dispose();
+  }
+}
+
+/** fit() once its options are checked and its precision chosen. */
+async function trainWith(
+  opts: FitOptions,
+  r: Pick<Run, 'group' | 'main' | 'stream' | 'say' | 'files' | 'net' | 'precision' | 'scaler' | 'logEvery'> & { title: string },
+): Promise<FitResult> {
+  const { group, main, stream, say, files, title, net, precision, scaler, logEvery } = r;
+  const start = resume(opts, files, say, net, group, precision, scaler);
   // A fresh run starts its outDir over: an older checkpoint must not be resumed into this run's metrics.
   if (main && files && !start.from) rmSync(files.checkpoint, { force: true });
   const log = new MetricsLog(main ? (files?.metrics ?? null) : null, start.metrics);
@@ -254,6 +294,8 @@ async function train(opts: FitOptions): Promise<FitResult> {
     evalLoader: opts.testLoader ? (group ? shardOf(opts.testLoader, group) : opts.testLoader) : null,
     criterion: opts.criterion ?? new CrossEntropyLoss(),
     device: opts.device ?? 'cpu',
+    precision,
+    scaler,
     logEvery,
     say,
     stream,
@@ -313,7 +355,15 @@ async function train(opts: FitOptions): Promise<FitResult> {
 }
 
 /** Restores model, optimizer, scheduler, RNGs and the loader from `opts.resume`, if any; where to start. */
-function resume(opts: FitOptions, files: Run['files'], say: (line: string) => void, net: Module<[Tensor], Tensor>, group: ProcessGroup | null): Start {
+function resume(
+  opts: FitOptions,
+  files: Run['files'],
+  say: (line: string) => void,
+  net: Module<[Tensor], Tensor>,
+  group: ProcessGroup | null,
+  precision: PrecisionPlan,
+  scaler: GradScaler | null,
+): Start {
   const start: Start = { epoch: 0, batch: 0, step: 0, sums: zeroSums(), epochInProgress: null, metrics: [], from: null };
   const from = opts.resume === true ? files?.checkpoint : opts.resume || null;
   if (opts.resume === true && !from) throw new Error('fit(): resume: true needs outDir (the checkpoint is outDir/checkpoint.pth)');
@@ -328,6 +378,11 @@ function resume(opts: FitOptions, files: Run['files'], say: (line: string) => vo
     if (ck.epoch >= opts.epochs) {
       throw new RangeError(`fit(): ${resumePath} has already trained ${ck.epoch} epochs; ask for more than ${ck.epoch} to continue`);
     }
+    if (ck.amp !== precision.amp) {
+      // Another precision gives other losses from here on: not the run the checkpoint continues.
+      const asked = precision.asked === precision.amp ? `amp '${precision.amp}'` : `amp '${precision.asked}' (${precision.amp} here)`;
+      throw new Error(`fit(): ${resumePath} was trained with amp '${ck.amp}'; resume it with amp '${ck.amp}', not ${asked}`);
+    }
     const loaderState = ck.batch > 0 ? ck.loaderState(rank, worldSize) : null;
     if (ck.batch > 0 && !loaderState) throw new Error(`fit(): ${resumePath} stops mid-epoch but holds no loader state`);
     ck.restore(
@@ -337,6 +392,7 @@ function resume(opts: FitOptions, files: Run['files'], say: (line: string) => vo
         scheduler: opts.scheduler ?? null,
         loaderGenerator: opts.trainLoader.generator,
         testLoaderGenerator: opts.testLoader?.generator,
+        scaler,
       },
       { rank, worldSize },
     );
@@ -425,6 +481,8 @@ function checkpoint(run: Run, epoch: number, batch: number, it?: EpochIterator<u
         meta: opts.meta,
         progress: batch > 0 ? { ...run.sums } : {},
         ranks,
+        amp: run.precision.amp,
+        scaler: run.scaler,
       });
     });
   } finally {
@@ -512,10 +570,15 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
           const x = images.to(run.device);
           const y = labels.to(run.device);
           optimizer.zeroGrad();
-          const output = model(x);
-          const l = run.criterion(output, y);
-          l.backward();
-          optimizer.step();
+          const [output, l] = forward(run, x, y);
+          if (run.scaler) {
+            run.scaler.scale(l).backward();
+            run.scaler.step(optimizer);
+            run.scaler.update();
+          } else {
+            l.backward();
+            optimizer.step();
+          }
           if (scheduler && opts.schedulerStep === 'batch') scheduler.step();
           return [l.item() as number, output.argmax(1).eq(y).sum().item() as number, y.shape[0]];
         });
@@ -577,6 +640,16 @@ async function trainEpoch(run: Run, epoch: number, it: EpochIterator<[Tensor, Te
   }
 }
 
+/** The model's output and the loss: under autocast with mixed precision (backward() goes outside, as PyTorch's recipe). */
+function forward(run: Run, x: Tensor, y: Tensor): [Tensor, Tensor] {
+  const pass = (): [Tensor, Tensor] => {
+    const output = run.opts.model(x);
+    return [output, run.criterion(output, y)];
+  };
+  const { deviceType, dtype } = run.precision;
+  return dtype === null ? pass() : autocast(deviceType, { dtype }, pass);
+}
+
 /** After an epoch's batches: the scheduler step, evaluation, and the epoch's record. */
 async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): Promise<Evaluation | null> {
   const { opts, sums } = run;
@@ -605,6 +678,8 @@ async function endEpoch(run: Run, epoch: number, previous: Evaluation | null): P
     lr: epochLr,
     seconds: sums.epochSeconds,
     imagesPerSecond: sums.epochImages / sums.epochSeconds,
+    precision: run.precision.amp === 'off' ? 'fp32' : run.precision.amp,
+    ...(run.scaler ? { lossScale: run.scaler.getScale() } : {}),
     time: Date.now(),
   });
   return evaluation;
