@@ -100,7 +100,9 @@ inline void SetAutocastDtype(c10::DeviceType device, at::ScalarType dtype) {
 // 2.4: ATen/cpu/Utils.h's cpuinfo checks at::cpu::is_avx512_bf16_supported()
 // and is_amx_tile_supported() (torch.cpu._is_avx512_bf16_supported,
 // _is_amx_tile_supported). Verified on 2.6; 1.13 has no such header (and no
-// cpuinfo headers to call it ourselves). From 2.4, unverified.
+// cpuinfo headers to call it ourselves). From 2.4, unverified. They are gone
+// again in 2.13 (replaced by get_cpu_capabilities(), a map), so whether they
+// are declared is detected below rather than assumed from the version.
 #define VGG_TORCH_CPU_ISA_CHECKS VGG_TORCH_AT_LEAST(2, 4)
 
 #include <ATen/Version.h>
@@ -131,12 +133,36 @@ struct Bf16Isa {
   bool avx512bf16;
   bool amxTile;
 };
+#if VGG_TORCH_CPU_ISA_CHECKS
+// Stand-ins that qualified lookup in at::cpu finds only where libtorch declares no
+// function of that name (a using-directive is searched only then).
+namespace detect {
+struct Missing {};
+template <typename... A>
+Missing is_avx512_bf16_supported(A...) {
+  return {};
+}
+template <typename... A>
+Missing is_amx_tile_supported(A...) {
+  return {};
+}
+inline std::optional<bool> Answer(bool found) { return found; }
+inline std::optional<bool> Answer(Missing) { return std::nullopt; }
+}  // namespace detect
+}  // namespace vggtorch::compat
+namespace at::cpu {
+using namespace vggtorch::compat::detect;  // the stand-ins above, for lookup only
+}  // namespace at::cpu
+namespace vggtorch::compat {
+#endif
+
 inline std::optional<Bf16Isa> CpuBf16Isa() {
 #if VGG_TORCH_CPU_ISA_CHECKS
-  return Bf16Isa{at::cpu::is_avx512_bf16_supported(), at::cpu::is_amx_tile_supported()};
-#else
-  return std::nullopt;
+  auto avx512bf16 = detect::Answer(at::cpu::is_avx512_bf16_supported());
+  auto amxTile = detect::Answer(at::cpu::is_amx_tile_supported());
+  if (avx512bf16 && amxTile) return Bf16Isa{*avx512bf16, *amxTile};
 #endif
+  return std::nullopt;
 }
 
 }  // namespace vggtorch::compat
