@@ -21,6 +21,7 @@ import {
   Subset,
   type Tensor,
   autocast,
+  backends,
   distributed,
   isAutocastEnabled,
   jit,
@@ -534,6 +535,15 @@ describe('vgg-torch predict --amp', () => {
     for (const [p, c] of b) expect(Math.abs(p - fpOf.get(c)!), c).toBeLessThan(5);
   }, 300_000);
 
+  it('auto is bf16 on a CPU with native bf16, else fp32, and says which and why on stderr', async () => {
+    const bf16 = backends.cpu.bf16Support();
+    const auto = await cli(['predict', png, '--checkpoint', checkpoint, '--topk', '10', '--amp', 'auto']);
+    const same = await cli(['predict', png, '--checkpoint', checkpoint, '--topk', '10', ...(bf16.native ? ['--amp', 'bf16'] : [])]);
+    expect(auto.code).toBe(0);
+    expect(auto.stderr).toBe(`Precision: ${bf16.native ? 'bf16 autocast' : 'fp32'} (--amp auto: ${bf16.reason})\n`);
+    expect(auto.stdout).toBe(same.stdout);
+  }, 300_000);
+
   it.skipIf(!cpuHalfAllowed)(
     'fp16 on the CPU (libtorch ≥ 2.1) classifies too',
     async () => {
@@ -547,7 +557,7 @@ describe('vgg-torch predict --amp', () => {
   it('refuses --amp with --int8, an unknown precision and (before libtorch 2.1) fp16 on the CPU, in one line', async () => {
     const cases: [string[], RegExp][] = [
       [['--amp', 'bf16', '--int8'], /^vgg-torch: --amp and --int8 exclude each other: libtorch's int8 kernels are not on autocast's lists$/],
-      [['--amp', 'fp17'], /^vgg-torch: unknown --amp precision 'fp17' \(choose from bf16, fp16, off\)$/],
+      [['--amp', 'fp17'], /^vgg-torch: unknown --amp precision 'fp17' \(choose from auto, bf16, fp16, off\)$/],
       [['--amp'], /^vgg-torch: --amp needs a value/],
     ];
     if (!cpuHalfAllowed)

@@ -1,6 +1,7 @@
 // `vgg-torch predict`: the top classes of images, with ImageNet weights or a
 // checkpoint's model, optionally quantized to int8 or run in mixed precision.
 import { autocast } from '../amp/autocastMode.js';
+import { ampRulesNow } from '../amp/releases.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { quantize } from '../ao/quantization/quantize.js';
@@ -10,7 +11,7 @@ import { decodeImage } from '../io/image.js';
 import type { VGG } from '../models/vgg.js';
 import type { Sequential } from '../nn/modules/container.js';
 import type { Module } from '../nn/modules/module.js';
-import { releaseOf, setNumThreads, version } from '../runtime.js';
+import { backends, setNumThreads, version } from '../runtime.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import * as T from '../transforms/transforms.js';
@@ -34,8 +35,9 @@ Options:
   --threads <n>        intra-op threads (default: libtorch's)
   --int8               quantize to int8 first (quantization.quantize, libtorch's quantized kernels)
   --calibrate <dir>    images to calibrate the int8 activation ranges on (default: the images given)
-  --amp <p>            bf16, fp16 or off (default off): run under autocast in that precision
-                       (fp16 on the CPU from libtorch 2.1); not with --int8
+  --amp <p>            auto, bf16, fp16 or off (default off): run under autocast in that
+                       precision; auto is bf16 on a CPU with native bf16 (AVX512_BF16, AMX),
+                       fp16 on CUDA, else fp32 (fp16 on the CPU from libtorch 2.1); not with --int8
   -h, --help
 
 On the CPU the model runs compiled for inference (jit.trace, then
@@ -117,15 +119,20 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
   return 0;
 }
 
-/** `--amp`: the autocast dtype, or null for off. */
+/**
+ * `--amp`: the autocast dtype, or null for off. `auto` is bf16 on a CPU that computes it natively
+ * and fp16 on CUDA (as `train --amp auto`), fp32 elsewhere; it says which on stderr.
+ */
 function ampDtype(v: Values, dev: 'cpu' | 'cuda'): 'bfloat16' | 'float16' | null {
-  const amp = oneOf((v.amp as string) ?? 'off', ['bf16', 'fp16', 'off'], '--amp precision');
+  let amp = oneOf((v.amp as string) ?? 'off', ['auto', 'bf16', 'fp16', 'off'], '--amp precision');
+  if (amp === 'auto') {
+    const bf16 = backends.cpu.bf16Support();
+    amp = dev === 'cuda' ? 'fp16' : bf16.native ? 'bf16' : 'off';
+    process.stderr.write(`Precision: ${amp === 'off' ? 'fp32' : `${amp} autocast`} (--amp auto: ${dev === 'cuda' ? 'fp16 on CUDA' : bf16.reason})\n`);
+  }
   if (amp === 'off') return null;
-  if (amp === 'fp16' && dev === 'cpu') {
-    const [major, minor] = releaseOf(version.torch);
-    if (major < 2 || (major === 2 && minor < 1)) {
-      throw new UsageError(`--amp fp16 on the CPU needs libtorch 2.1 or later (this is ${version.torch}); use --amp bf16`);
-    }
+  if (amp === 'fp16' && dev === 'cpu' && !ampRulesNow.cpuAutocastHalf) {
+    throw new UsageError(`--amp fp16 on the CPU needs libtorch 2.1 or later (this is ${version.torch}); use --amp bf16`);
   }
   return amp === 'bf16' ? 'bfloat16' : 'float16';
 }
