@@ -144,7 +144,7 @@ async function benchInference(name: string): Promise<void> {
   const model = vgg16().eval();
   const x = randn(batch, 3, 224, 224);
   const files = { weights: join(dir, `${name}.pth`), input: join(dir, `${name}-x.pth`), onnx: join(dir, `${name}.onnx`) };
-  save(model.stateDict(), files.weights);
+  tidy(() => save(model.stateDict(), files.weights)); // the state dict's handles are freed once written
   save(x, files.input);
   const pyCase = await ask<{ systems: string[]; top1_same: boolean; max_rel: number }>({ op: 'load', case: name, ...files });
   const session = await ort.InferenceSession.create(files.onnx, { intraOpNumThreads: THREADS, interOpNumThreads: 1, executionProviders: ['cpu'] });
@@ -153,7 +153,7 @@ async function benchInference(name: string): Promise<void> {
   const systems: [string, () => unknown | Promise<unknown>][] = [
     ['vgg-torch compiled fp32', () => model.predict(x).dispose()],
     ['vgg-torch compiled bf16', () => bf16().dispose()],
-    ['vgg-torch eager autocast', () => tidy(() => inferenceMode(() => autocast('cpu', { dtype: 'bfloat16' }, () => model(x))))],
+    ['vgg-torch eager autocast', () => inferenceMode(() => autocast('cpu', { dtype: 'bfloat16' }, () => model(x))).dispose()],
     ['onnxruntime-node fp32', () => session.run({ input })],
   ];
   const pyLabels: Record<string, string> = {

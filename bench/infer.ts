@@ -69,7 +69,7 @@ async function benchCase(name: string): Promise<void> {
   const model = (arch === 'tutorial' ? vggTutorial() : vgg16()).eval();
   const x = randn(batch, 3, size, size);
   const files = { weights: join(dir, `${name}.pth`), input: join(dir, `${name}-x.pth`), onnx: join(dir, `${name}.onnx`) };
-  save(model.stateDict(), files.weights);
+  tidy(() => save(model.stateDict(), files.weights)); // the state dict's handles are freed once written
   save(x, files.input);
   await ask({ op: 'load', case: name, arch, weights: files.weights, input: files.input, onnx: files.onnx, int8: INT8 });
   const compiled = jit.optimizeForInference(jit.trace(model, x));
@@ -85,10 +85,10 @@ async function benchCase(name: string): Promise<void> {
     await ask({ op: 'threads', n: threads });
     const session = await ort.InferenceSession.create(files.onnx, { intraOpNumThreads: threads, interOpNumThreads: 1, executionProviders: ['cpu'] });
     const systems: [string, () => unknown | Promise<unknown>][] = [
-      ['vgg-torch eager', () => tidy(() => inferenceMode(() => model(x)))],
+      ['vgg-torch eager', () => inferenceMode(() => model(x)).dispose()],
       ['vgg-torch compiled', () => dispose(compiled.forward(x))],
       ['vgg-torch compiled async', async () => dispose(await compiled.forwardAsync(x))],
-      ...(int8 ? [['vgg-torch int8', () => tidy(() => inferenceMode(() => int8(x)))] as [string, () => unknown]] : []),
+      ...(int8 ? [['vgg-torch int8', () => inferenceMode(() => int8(x)).dispose()] as [string, () => unknown]] : []),
       ['onnxruntime-node', () => session.run({ input })],
     ];
     const pySystems = ['eager', 'optimized', ...(INT8 ? ['int8'] : [])];

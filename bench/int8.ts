@@ -61,7 +61,7 @@ async function benchCase(name: string): Promise<void> {
   const systems: [string, () => unknown | Promise<unknown>][] = [
     ['fp32 forwardAsync', async () => disposeAll(await model.forwardAsync(x))],
     ['int8 forwardAsync', async () => disposeAll(await int8.forwardAsync(x))],
-    ['int8 forward (sync)', () => tidy(() => inferenceMode(() => int8.forward(x)))],
+    ['int8 forward (sync)', () => inferenceMode(() => int8.forward(x)).dispose()],
   ];
   const ms = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {

@@ -15,10 +15,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as source from '../lib/index.js';
 import {
-  DataLoader,
   save,
-  FashionMNIST,
-  Subset,
   type Tensor,
   autocast,
   backends,
@@ -34,14 +31,13 @@ import {
   quantization,
   randn,
   tidy,
-  transforms,
   version,
   vgg11,
   vggTutorial,
 } from '../lib/index.js';
 import { releaseOf } from '../lib/runtime.js';
 import { freePort } from './distributed-helpers.js';
-import { bytesOf, hasTorchPython, python, requireLiveOracle, runCli as cli, runNodeFile } from './helpers.js';
+import { bytesOf, hasTorchPython, python, requireLiveOracle, runCli as cli, runNodeFile, trainFashionMnistNet } from './helpers.js';
 
 const release = releaseOf(version.torch);
 const cpuHalfAllowed = release[0] > 2 || (release[0] === 2 && release[1] >= 1);
@@ -194,47 +190,11 @@ describe('Module.predict / forwardAsync under autocast: an fp32 module', () => {
   });
 
   it('compiled bfloat16 agrees with compiled float32 on ≥ 99 % of 1,000 Fashion-MNIST test images (top-1), a model trained here', async () => {
-    manualSeed(0);
-    const transform = new transforms.Compose([new transforms.ToTensor(), new transforms.Normalize([0.5], [0.5])]);
-    const trainSet = new FashionMNIST({ train: true, transform });
-    const testSet = new FashionMNIST({ train: false, transform });
-    const model = new nn.Sequential(
-      ...makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }).children(),
-      new nn.Flatten(),
-      new nn.Linear(32 * 7 * 7, 64),
-      new nn.ReLU(true),
-      new nn.Dropout(),
-      new nn.Linear(64, 10),
-    );
-    const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
-    const loss = new nn.CrossEntropyLoss();
-    // A short but real training run: 4,096 images, one epoch; a pause between steps keeps vitest's worker answering.
-    for (const [x, y] of new DataLoader(
-      new Subset(
-        trainSet,
-        Array.from({ length: 4096 }, (_, i) => i),
-      ),
-      { batchSize: 64, shuffle: true },
-    )) {
-      tidy(() => {
-        opt.zeroGrad();
-        loss(model(x), y).backward();
-        opt.step();
-      });
-      x.dispose();
-      y.dispose();
-      await new Promise((r) => setImmediate(r));
-    }
+    const { model, testBatches, dispose } = await trainFashionMnistNet(4096);
     let agree = 0;
     let correct = [0, 0];
     let n = 0;
-    for (const [x, y] of new DataLoader(
-      new Subset(
-        testSet,
-        Array.from({ length: 1000 }, (_, i) => i),
-      ),
-      { batchSize: 250 },
-    )) {
+    for (const [x, y] of testBatches()) {
       const fp = model.predict(x);
       const bf = await autocast('cpu', () => model.forwardAsync(x));
       tidy(() => {
@@ -253,9 +213,7 @@ describe('Module.predict / forwardAsync under autocast: an fp32 module', () => {
     expect(n).toBe(1000);
     expect(correct[0] / n).toBeGreaterThan(0.7); // the model did learn
     expect(agree / n).toBeGreaterThanOrEqual(0.99);
-    model.dispose();
-    trainSet.dispose?.();
-    testSet.dispose?.();
+    dispose();
   }, 600_000);
 
   it('memory: 1,500 bfloat16 predict and forwardAsync calls leave the handle table and the bytes flat', async () => {

@@ -6,29 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  DataLoader,
-  FashionMNIST,
-  Subset,
-  type Tensor,
-  backends,
-  jit,
-  load,
-  save,
-  makeLayers,
-  manualSeed,
-  nn,
-  noGrad,
-  optim,
-  quantization,
-  randn,
-  tidy,
-  transforms,
-  vgg11,
-} from '../lib/index.js';
+import { DataLoader, Subset, type Tensor, backends, jit, load, save, manualSeed, nn, noGrad, quantization, randn, tidy, vgg11 } from '../lib/index.js';
 import { type Handle, type ObjectHandle, native, op } from '../lib/native.js';
 import { wrap } from '../lib/tensor/tensor.js';
-import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, python, requireLiveOracle } from './helpers.js';
+import { type EncodedTensor, bitwiseDiff, bytesOf, decode, hasTorchPython, python, requireLiveOracle, trainFashionMnistNet } from './helpers.js';
 
 // PyTorch eager mode, configured to our observers: MinMaxObserver quint8
 // activations (reduce_range on fbgemm/x86), PerChannelMinMaxObserver symmetric
@@ -184,39 +165,8 @@ describe.skipIf(!hasTorchPython && !requireLiveOracle)('quantization.quantize ag
 });
 
 describe('quantization.quantize', () => {
-  it('an int8 copy of a model trained on Fashion-MNIST agrees with fp32 on ≥ 99 % of 1,000 test images (top-1), ≥ 99.5 % (top-5)', () => {
-    manualSeed(0);
-    const transform = new transforms.Compose([new transforms.ToTensor(), new transforms.Normalize([0.5], [0.5])]);
-    const trainSet = new FashionMNIST({ train: true, transform });
-    const testSet = new FashionMNIST({ train: false, transform });
-    // A small VGG (makeLayers, batch norm) that trains in seconds on 2 cores.
-    const model = new nn.Sequential(
-      ...makeLayers([16, 'M', 32, 'M'], { batchNorm: true, inChannels: 1 }).children(),
-      new nn.Flatten(),
-      new nn.Linear(32 * 7 * 7, 64),
-      new nn.ReLU(true),
-      new nn.Dropout(),
-      new nn.Linear(64, 10),
-    );
-    const opt = new optim.Adam(model.parameters(), { lr: 1e-3 });
-    const loss = new nn.CrossEntropyLoss();
-    // A short but real training run: 2,048 images, one epoch.
-    for (const [x, y] of new DataLoader(
-      new Subset(
-        trainSet,
-        Array.from({ length: 2048 }, (_, i) => i),
-      ),
-      { batchSize: 64, shuffle: true },
-    )) {
-      tidy(() => {
-        opt.zeroGrad();
-        loss(model(x), y).backward();
-        opt.step();
-      });
-      x.dispose();
-      y.dispose();
-    }
-    model.eval();
+  it('an int8 copy of a model trained on Fashion-MNIST agrees with fp32 on ≥ 99 % of 1,000 test images (top-1), ≥ 99.5 % (top-5)', async () => {
+    const { model, trainSet, testBatches, dispose } = await trainFashionMnistNet(2048);
     // Calibration: 256 training images the model was not evaluated on.
     const calibration = [
       ...new DataLoader(
@@ -235,13 +185,7 @@ describe('quantization.quantize', () => {
     let top5 = 0;
     let correct = [0, 0];
     let n = 0;
-    for (const [x, y] of new DataLoader(
-      new Subset(
-        testSet,
-        Array.from({ length: 1000 }, (_, i) => i),
-      ),
-      { batchSize: 250 },
-    )) {
+    for (const [x, y] of testBatches()) {
       tidy(() => {
         const [a, b] = noGrad(() => [model(x), q(x)]);
         const ref = a.argmax(1);
@@ -263,10 +207,8 @@ describe('quantization.quantize', () => {
     expect(top1 / n).toBeGreaterThanOrEqual(0.99);
     expect(top5 / n).toBeGreaterThanOrEqual(0.995);
     q.dispose();
-    model.dispose();
     for (const c of calibration) c.dispose();
-    trainSet.dispose?.();
-    testSet.dispose?.();
+    dispose();
   });
 
   it('leaves the float model as it was, folds BatchNorm, drops dropout, and prints quantized layers', () => {
