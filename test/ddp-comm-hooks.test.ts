@@ -102,7 +102,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import default_hooks as dh
 R = ${rank}
 torch.set_num_threads(1)
 dist.init_process_group('gloo', init_method='tcp://127.0.0.1:${port}', rank=R, world_size=2, timeout=datetime.timedelta(seconds=30))
-hooks = {'allreduce': dh.allreduce_hook, 'fp16': dh.fp16_compress_hook, 'bf16': dh.bf16_compress_hook}
+hooks = {'allreduce': dh.allreduce_hook, 'fp16': dh.fp16_compress_hook}
 out = {}
 for name in ${JSON.stringify(HOOKS)}:
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(144, 5))
@@ -110,7 +110,12 @@ for name in ${JSON.stringify(HOOKS)}:
     with torch.no_grad():
         for p in net.parameters(): p.copy_(torch.randn(p.shape).mul(0.3))
     ddp = DDP(net, bucket_cap_mb=0.001)
-    if name != 'none': ddp.register_comm_hook(None, hooks[name])
+    if name == 'bf16':
+        # PyTorch's DDP refuses bf16_compress_hook by its name without CUDA 11+ and NCCL 2.10+;
+        # the same function under another name runs on Gloo (from 2.2, which sums bfloat16)
+        ddp.register_comm_hook(None, lambda state, bucket: dh.bf16_compress_hook(state, bucket))
+    elif name != 'none':
+        ddp.register_comm_hook(None, hooks[name])
     out[name] = []
     for s in range(${STEPS}):
         for p in net.parameters(): p.grad = None
@@ -122,7 +127,7 @@ print(json.dumps(out))
 `;
 
 /**
- * Rounding of a compressing hook with unit roundoff u (fp16 2^-11, bf16 2^-9) against the
+ * Rounding of a compressing hook with unit roundoff u (fp16 2^-11, bf16 2^-8) against the
  * float32 average of local gradients a, b: each rank's a/2 is rounded once, their sum once more,
  * so |Δ| ≤ 2u·(|a| + |b|)/2 (to first order; 1.01 covers the second) plus, in fp16, two
  * half-spacings of its subnormals (2^-24 each) for gradients below 2^-14.
@@ -157,7 +162,7 @@ describe.skipIf(!distributed.isAvailable())('DDP communication hooks (gloo, 2 ra
     // allreduce_hook is the default made explicit
     expect(r0.grads.allreduce).toEqual(r0.grads.none);
     const compressed: [string, number, number][] = [['fp16', 2 ** -11, 2 * 2 ** -24]];
-    if (glooBf16) compressed.push(['bf16', 2 ** -9, 0]);
+    if (glooBf16) compressed.push(['bf16', 2 ** -8, 0]);
     for (const [h, u, sub] of compressed) {
       expect(r0.grads[h]).not.toEqual(r0.grads.none); // it does compress
       for (let s = 0; s < STEPS; s++) r0.grads.none[s].forEach((exact, i) => withinRounding(r0.grads[h][s][i], exact, r0.local[s][i], r1.local[s][i], u, sub));

@@ -40,5 +40,6 @@ export const fp16CompressHook = new CommHook('fp16_compress_hook', 'fp16');
 /**
  * `bf16_compress_hook`: as {@link fp16CompressHook} in bfloat16 (float32's range, 8 bits of
  * mantissa). Gloo sums bfloat16 only from libtorch 2.2: on older releases registering it throws.
+ * Unlike PyTorch's DDP, which accepts it only with CUDA 11+ and NCCL 2.10+, it runs on Gloo.
  */
 export const bf16CompressHook = new CommHook('bf16_compress_hook', 'bf16');
