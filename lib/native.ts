@@ -123,6 +123,7 @@ export interface NativeAddon {
   distReducerFree(reducer: number): void;
   distReducerPrepareForward(reducer: number, prepare: boolean, rebuildBuckets: boolean): void;
   distReducerPrepareForBackward(reducer: number, outputs: Handle[]): void;
+  distReducerRegisterCommHook(reducer: number, kind: 'allreduce' | 'fp16' | 'bf16', group: number, builtin: boolean): void;
   distMarkExit(code: number): void;
   distExitNote(): string;
 }

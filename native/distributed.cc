@@ -24,6 +24,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/comm.hpp>
+#include <torch/csrc/distributed/c10d/default_comm_hooks.hpp>
 #include <torch/csrc/distributed/c10d/logger.hpp>
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #ifdef VGG_TORCH_WITH_NCCL
@@ -639,6 +640,72 @@ Napi::Value ReducerPrepareForBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The compressing hooks of torch/distributed/algorithms/ddp_comm_hooks/default_hooks.py
+// (or, without a dtype, allreduce_hook) on any group: the bucket cast to `dtype`
+// and divided by the group size first (so the sum cannot overflow), summed, then
+// copied back into the bucket. A C++ hook because the Reducer runs it from
+// libtorch's autograd threads, where no JS can run.
+class CompressCommHook : public c10d::CommHookInterface {
+ public:
+  CompressCommHook(Group pg, c10::optional<at::ScalarType> dtype) : pg_(std::move(pg)), dtype_(dtype) {}
+
+  c10::intrusive_ptr<c10::ivalue::Future> runHook(c10d::GradBucket& bucket) override {
+    at::Tensor buffer = bucket.getBufferRef();
+    if (!dtype_) {
+      buffer.div_(pg_->getSize());
+      std::vector<at::Tensor> tensors{buffer};
+      return pg_->allreduce(tensors)->getFuture();
+    }
+    at::Tensor compressed = buffer.to(*dtype_).div_(pg_->getSize());
+    std::vector<at::Tensor> tensors{compressed};
+    auto fut = pg_->allreduce(tensors)->getFuture();
+    return fut->then(
+        [buffer](c10::ivalue::Future& done) {
+          buffer.copy_(done.value().toTensorVector()[0]);
+          return c10::IValue(buffer);
+        },
+        c10::TensorType::get());
+  }
+
+  at::Tensor parseHookResult(const c10::IValue& result) override {
+    return result.isTensor() ? result.toTensor() : result.toTensorVector()[0];
+  }
+
+ private:
+  Group pg_;
+  c10::optional<at::ScalarType> dtype_;
+};
+
+// reducerRegisterCommHook(reducer, kind, group, builtin): kind "allreduce",
+// "fp16" or "bf16" on `group`. builtin: c10d's own ALLREDUCE / FP16_COMPRESS
+// (they run on the Reducer's group, which the caller has checked `group` is).
+Napi::Value ReducerRegisterCommHook(const Napi::CallbackInfo& info) {
+  auto r = GetReducer(info[0]);
+  std::string kind = ToString(info[1], "kind");
+  Group pg = GetGroup(info[2]);
+  bool builtin = ToBool(info[3], "builtin");
+  if (kind != "allreduce" && kind != "fp16" && kind != "bf16")
+    throw RangeArgumentError("DistributedDataParallel.registerCommHook(): unknown hook kind '" + kind + "'");
+  if (kind == "bf16" && !VGG_TORCH_GLOO_BFLOAT16 && TheWorld().backend == "gloo")
+    throw NativeError(std::string("DistributedDataParallel.registerCommHook(): bf16CompressHook needs a bfloat16 "
+                                  "allreduce, and Gloo in libtorch ") +
+                      TORCH_VERSION + " has none; use fp16CompressHook");
+  try {
+    if (builtin && kind != "bf16") {
+      r->register_builtin_comm_hook(kind == "fp16" ? c10d::BuiltinCommHookType::FP16_COMPRESS
+                                                   : c10d::BuiltinCommHookType::ALLREDUCE);
+    } else {
+      c10::optional<at::ScalarType> dtype;
+      if (kind == "fp16") dtype = at::kHalf;
+      if (kind == "bf16") dtype = at::kBFloat16;
+      r->register_comm_hook(std::make_unique<CompressCommHook>(pg, dtype));
+    }
+  } catch (const std::exception& e) {
+    throw NativeError("DistributedDataParallel.registerCommHook(): " + Described(e));
+  }
+  return info.Env().Undefined();
+}
+
 // markExit(code): called as the process exits; best effort (the store may be gone).
 Napi::Value MarkExit(const Napi::CallbackInfo& info) {
   World& w = TheWorld();
@@ -679,6 +746,7 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   Export<ReducerFree>(env, exports, "distReducerFree");
   Export<ReducerPrepareForward>(env, exports, "distReducerPrepareForward");
   Export<ReducerPrepareForBackward>(env, exports, "distReducerPrepareForBackward");
+  Export<ReducerRegisterCommHook>(env, exports, "distReducerRegisterCommHook");
   Export<MarkExit>(env, exports, "distMarkExit");
   Export<ExitNoteJs>(env, exports, "distExitNote");
 #endif

@@ -35,6 +35,9 @@
 // 2.14: sequence numbers are gone from Python's group creation (the Backend's
 // setter only warns).
 #define VGG_TORCH_C10D_SEQUENCE_NUMBERS !VGG_TORCH_AT_LEAST(2, 14)
+// Gloo's allreduce takes bfloat16 from 2.2 (read in its source; 2.0 lacks it,
+// 2.1 unread): before, bf16CompressHook's allreduce fails with "Invalid scalar type".
+#define VGG_TORCH_GLOO_BFLOAT16 VGG_TORCH_AT_LEAST(2, 2)
 
 // ---- autocast (native/amp.cc) -----------------------------------------------
 // 2.4: autocast state is read and set per device type

@@ -33,3 +33,4 @@ export type {
 } from './distributedC10d.js';
 export { launch, watchLauncher } from './run.js';
 export type { LaunchOptions, LaunchResult, WorkerExit } from './run.js';
+export * as algorithms from './algorithms/index.js';

@@ -4,7 +4,8 @@
 // buckets and starts each bucket's allreduce as soon as it is full, overlapping
 // communication with the rest of backward; no JS runs during backward.
 import { isGradEnabled, noGrad } from '../../autograd.js';
-import { type ProcessGroup, resolveGroup } from '../../distributed/distributedC10d.js';
+import { ProcessGroup, resolveGroup } from '../../distributed/distributedC10d.js';
+import { CommHook } from '../../distributed/algorithms/ddpCommHooks/defaultHooks.js';
 import { native, type Handle } from '../../native.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { checkBoolean, checkOptions, describe } from '../../utils/args.js';
@@ -52,6 +53,8 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
   private _reducer: number;
   private _requireBackwardGradSync = true;
   private _requireForwardParamSync = true;
+  private _forwardCalled = false;
+  private _commHook: string | null = null;
 
   constructor(module: Module<A, R>, options: DistributedDataParallelOptions = {}) {
     super();
@@ -128,6 +131,7 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
    */
   forward(...args: A): R {
     const grad = isGradEnabled();
+    this._forwardCalled = true;
     const sync = grad && this._requireBackwardGradSync;
     native.distReducerPrepareForward(this.reducer(), sync, grad);
     if (this._requireForwardParamSync && this._broadcastBuffers) this.broadcastStates([...this.module.buffers()]);
@@ -139,6 +143,33 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
       this._requireForwardParamSync = false;
     }
     return out;
+  }
+
+  /**
+   * `register_comm_hook(state, hook)`: how each gradient bucket is communicated, instead of the
+   * default sum divided by the world size. `hook` is one of
+   * `distributed.algorithms.ddpCommHooks.defaultHooks` (`allreduceHook`, `fp16CompressHook`,
+   * `bf16CompressHook`); `state` the process group it communicates over (`null`: the world), as
+   * PyTorch's default hooks take. Once per DDP, before its first forward. Inside {@link noSync}
+   * no hook runs: gradients accumulate locally.
+   */
+  registerCommHook(state: ProcessGroup | null | undefined, hook: CommHook): void {
+    const fn = 'DistributedDataParallel.registerCommHook()';
+    if (!(hook instanceof CommHook)) {
+      throw new TypeError(
+        `${fn}: hook must be one of distributed.algorithms.ddpCommHooks.defaultHooks ` +
+          `(allreduceHook, fp16CompressHook, bf16CompressHook), got ${describe(hook)}` +
+          (typeof hook === 'function' ? ': the Reducer runs hooks inside libtorch autograd, where no JS function can run' : ''),
+      );
+    }
+    if (state !== null && state !== undefined && !(state instanceof ProcessGroup))
+      throw new TypeError(`${fn}: state must be a ProcessGroup or null, got ${describe(state)}`);
+    if (this._commHook !== null) throw new Error(`${fn}: a communication hook (${this._commHook}) is already registered; it can be registered only once`);
+    if (this._forwardCalled) throw new Error(`${fn}: must be called before the first forward`);
+    const group = resolveGroup(fn, state ?? undefined);
+    // c10d's built-in hooks run on the Reducer's group; on another group the native hook does the same there.
+    native.distReducerRegisterCommHook(this.reducer(), hook._kind, group.id, group.id === this._group.id);
+    this._commHook = hook.name;
   }
 
   /**

@@ -1,0 +1,2 @@
+// torch.distributed.algorithms.ddp_comm_hooks.
+export * as defaultHooks from './defaultHooks.js';

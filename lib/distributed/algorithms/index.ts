@@ -1,0 +1,2 @@
+// torch.distributed.algorithms.
+export * as ddpCommHooks from './ddpCommHooks/index.js';
