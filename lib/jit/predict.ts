@@ -81,7 +81,7 @@ function compiled(m: Module<any, any>, inputs: Tensor[], what: string): ScriptMo
       // graph runs eager autocast's kernels (bfloat16 oneDNN convolutions) on the cast weights.
       const script = objectsOf(m).length > 0 || amp ? freeze(traced) : optimizedOrFrozen(traced, inputs);
       perShape.set(key, { script, version: weightsVersion(m) });
-      return perShape.get(key)!.script;
+      return script;
     } finally {
       traced.dispose();
     }
