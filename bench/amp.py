@@ -21,36 +21,15 @@ import json, sys, time
 import torch
 import torchvision
 sys.path.insert(0, __file__.rsplit('/', 1)[0])
-from train import VGG as TutorialVGG, make_layers, CFG  # noqa: E402
+from train import run  # noqa: E402
 
 cases = {}
 BF16 = dict(device_type='cpu', dtype=torch.bfloat16)
 
 
 def train(cmd):
-    torch.manual_seed(cmd['seed'])
-    model = TutorialVGG(make_layers(CFG))
-    model.train()
-    criterion = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9)
-    batch, steps, warmup = cmd['batch'], cmd['steps'], cmd['warmup']
-    data = [(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))) for _ in range(warmup + steps)]
-    amp = cmd['amp'] == 'bf16'
-
-    def step(inputs, labels):
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(**BF16, enabled=amp):
-            loss = criterion(model(inputs), labels)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    losses = [step(*data[i]) for i in range(warmup)]
-    t = time.perf_counter()
-    for i in range(warmup, warmup + steps):
-        losses.append(step(*data[i]))
-    seconds = time.perf_counter() - t
-    return {'images_per_s': batch * steps / seconds, 'first_loss': losses[0], 'last_loss': losses[-1]}
+    r = run(cmd['batch'], cmd['steps'], cmd['warmup'], cmd['seed'], amp=cmd['amp'] == 'bf16')
+    return {k: r[k] for k in ('images_per_s', 'first_loss', 'last_loss')}
 
 
 def load(cmd):

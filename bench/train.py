@@ -57,7 +57,8 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
-def run(batch, steps, warmup, seed):
+def run(batch, steps, warmup, seed, amp=False):
+    """amp: the forward pass and the loss under bf16 autocast (bench/amp.py), backward outside."""
     torch.manual_seed(seed)
     model = VGG(make_layers(CFG))
     model.train()
@@ -67,8 +68,9 @@ def run(batch, steps, warmup, seed):
 
     def step(inputs, labels):
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(inputs)
-        loss = criterion(outputs, labels)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+            outputs = model(inputs)
+            loss = criterion(outputs, labels)
         loss.backward()
         optimizer.step()
         return loss.item()
