@@ -388,4 +388,28 @@ export const CASES: BadCall[] = [
   ['makeGrid null', 'vt.makeGrid(null)', /makeGrid: argument 'images' must be a Tensor or an array of Tensors, got null/],
   ['makeGrid unknown option', 'vt.makeGrid(x4, { rows: 2 })', /makeGrid: unknown option 'rows'/],
   ['saveImage null', "vt.saveImage(null, tmp + '/a.png')", /saveImage: argument 'images' must be a Tensor or an array of Tensors, got null/],
+  // ---- wave 3: autocast, GradScaler, fit({ amp }), the generated Tensor API, ops.aten, SyncBatchNorm ----
+  ['autocast tpu', "vt.autocast('tpu', () => 1)", /autocast\(\): argument 'deviceType' must be 'cpu' or 'cuda' .*got 'tpu' \(string\)/],
+  ['autocast int8', "vt.autocast('cpu', { dtype: 'int8' }, () => 1)", /autocast\(\): option 'dtype' must be a floating dtype .*got 'int8' \(string\)/],
+  ['autocast misspelt option', "vt.autocast('cpu', { dtyp: 'bfloat16' }, () => 1)", /autocast\(\): unknown option 'dtyp' \(did you mean 'dtype'\?\)/],
+  [
+    'GradScaler string growthFactor',
+    "new vt.amp.GradScaler('cpu', { growthFactor: 'a' })",
+    /GradScaler\(\): option 'growthFactor' must be a number, got 'a' \(string\)/,
+  ],
+  ['GradScaler tpu', "new vt.amp.GradScaler('tpu')", /GradScaler\(\): argument 'device' must be 'cpu' or 'cuda', got 'tpu' \(string\)/],
+  [
+    'fit amp fp8',
+    "train.fit({ model: lin(), optimizer: sgd(), trainLoader: new vt.DataLoader(ds()), epochs: 1, amp: 'fp8' })",
+    /fit\(\): option 'amp' must be one of 'auto', 'bf16', 'fp16', 'off', got 'fp8' \(string\)/,
+  ],
+  ['maskedFill no overload', "x.maskedFill(1, 'a')", /maskedFill\(\) received an invalid combination of arguments - got \(int, string\), but expected one of:/],
+  ['gather string dim', "x.gather('a', x)", /gather\(\): argument 'dim' \(position 1\) must be int, not string/],
+  ['einsum number', 'vt.einsum(3)', /einsum\(\): argument 'equation' \(position 1\) must be string, not int/],
+  ['ops.aten unknown operator', 'vt.ops.aten.nosuch_op_xyz', /ops\.aten has no operator 'nosuch_op_xyz' in libtorch \d/],
+  ['ops.aten unknown overload', 'vt.ops.aten.add.NoSuch', /ops\.aten\.add has no overload 'NoSuch' \(it has: .*Tensor/],
+  ['ops.aten string for Tensor', "vt.ops.aten.add.Tensor(x, 'a')", /ops\.aten\.add\.Tensor\(\): argument 'other' \(position 2\) must be Tensor, not string/],
+  ['SyncBatchNorm 0 features', 'new nn.SyncBatchNorm(0)', /SyncBatchNorm: numFeatures must be a positive integer, got 0/],
+  ['SyncBatchNorm misspelt option', 'new nn.SyncBatchNorm(3, { momentun: 0.1 })', /SyncBatchNorm: unknown option 'momentun' \(did you mean 'momentum'\?\)/],
+  ['convertSyncBatchnorm number', 'nn.SyncBatchNorm.convertSyncBatchnorm(5)', /SyncBatchNorm\.convertSyncBatchnorm\(\): module must be an nn\.Module, got 5/],
 ];

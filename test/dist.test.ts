@@ -188,6 +188,108 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
   return out;
 }
 
+/**
+ * Wave 3's public surface, run against `vt` like {@link probe} (sent as text: it uses nothing but
+ * `vt`, `dir` and `port`): the generated Tensor API (methods, `torch.*` functions, `ops.aten`, the
+ * overload error), autocast and GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm and a DDP
+ * comm hook on a one-rank group.
+ */
+async function probeWave3(vt: typeof source, dir: string, port: number): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const nn = vt.nn;
+  const values = (t: source.Tensor) => Array.from(t.toTypedArray() as Float32Array);
+  // The generated Tensor API.
+  vt.tidy(() => {
+    const x = vt.arange(6, { dtype: 'float32' }).reshape([2, 3]).sub(2.5);
+    const idx = vt.tensor(
+      [
+        [0, 0],
+        [1, 2],
+      ],
+      { dtype: 'int64' },
+    );
+    let error = '';
+    try {
+      (x.maskedFill as (...a: unknown[]) => unknown)(1, 'a');
+    } catch (e) {
+      error = `${(e as Error).constructor.name}: ${(e as Error).message.split('\n')[0]}`;
+    }
+    out.tensorApi = {
+      sin: values(x.sin()),
+      maskedFill: values(x.maskedFill(x.gt(0), 0)),
+      cumsum: [x.cumsum(1, { dtype: 'float64' }).dtype, values(x.cumsum(1).float())],
+      gather: values(x.gather(1, idx)),
+      inPlace: (() => {
+        const c = x.clone();
+        return c.sin_() === c;
+      })(),
+      einsum: values(vt.einsum('ij,kj->ik', x, x)),
+      logsumexp: values(vt.logsumexp(x, [1])),
+      aten: values(vt.ops.aten.add.Tensor(x, x, { alpha: 2 })),
+      error,
+    };
+  });
+  // autocast and GradScaler; the CPU's kernel level and bf16 support.
+  vt.manualSeed(11);
+  const lin = new nn.Linear(8, 4);
+  const inp = vt.randn(3, 8);
+  out.autocast = vt.tidy(() => {
+    const y = vt.autocast('cpu', () => lin(inp));
+    return { dtype: y.dtype, enabledInside: vt.autocast('cpu', () => vt.isAutocastEnabled('cpu')), after: vt.isAutocastEnabled('cpu') };
+  });
+  const scaler = new vt.amp.GradScaler('cpu', { enabled: false });
+  out.scaler = { name: scaler.constructor.name, enabled: scaler.isEnabled() };
+  out.cpu = { capability: typeof vt.backends.cpu.getCpuCapability(), bf16: Object.keys(vt.backends.cpu.bf16Support()).sort() };
+  // fit({ amp: 'bf16' }) on 16 random images: one epoch, its precision recorded.
+  vt.manualSeed(12);
+  const small = new nn.Sequential(new nn.Flatten(), new nn.Linear(16, 3));
+  const data = new vt.TensorDataset(vt.randn(16, 1, 4, 4), vt.randint(0, 3, [16]));
+  const lines: string[] = [];
+  const stream = { write: (s: string) => lines.push(s), columns: 80, isTTY: false };
+  const fitted = await vt.train.fit({
+    model: small,
+    optimizer: new vt.optim.SGD(small.parameters(), { lr: 0.1 }),
+    trainLoader: new vt.DataLoader(data, { batchSize: 8 }),
+    epochs: 1,
+    amp: 'bf16',
+    stream: stream as never,
+    handleSignals: false,
+  });
+  const epochs = fitted.metrics.filter((m: { kind?: string }) => m.kind === 'epoch') as { precision?: string }[];
+  out.fit = { precision: epochs.map((e) => e.precision), first: lines.join('').split('\n')[0].replace(/\(.*/, '') };
+  // SyncBatchNorm and a comm hook on a one-rank group.
+  out.distributed = vt.distributed.isAvailable();
+  if (vt.distributed.isAvailable()) {
+    vt.distributed.initProcessGroup({ initMethod: `tcp://127.0.0.1:${port}`, rank: 0, worldSize: 1, timeout: 20000 });
+    try {
+      vt.manualSeed(13);
+      const model = new nn.Sequential(new nn.Conv2d(2, 3, 3), new nn.BatchNorm2d(3), new nn.ReLU());
+      const synced = nn.SyncBatchNorm.convertSyncBatchnorm(model);
+      const ddp = new nn.parallel.DistributedDataParallel(synced);
+      ddp.registerCommHook(null, vt.distributed.algorithms.ddpCommHooks.defaultHooks.fp16CompressHook);
+      const x = vt.randn(4, 2, 5, 5);
+      vt.tidy(() => ddp(x).sum().backward());
+      const bn = [...synced.children()][1] as source.nn.SyncBatchNorm;
+      out.sync = {
+        name: bn.constructor.name,
+        repr: synced.toString().split('\n')[2].trim(),
+        runningMean: values(bn.runningMean!).every((v: number) => Number.isFinite(v) && v !== 0),
+        grad: vt.tidy(() => Number.isFinite([...synced.parameters()][0].grad!.abs().sum().item() as number)),
+      };
+      x.dispose();
+      ddp.dispose();
+    } finally {
+      vt.distributed.destroyProcessGroup();
+    }
+  }
+  vt.dispose([inp]);
+  lin.dispose();
+  small.dispose();
+  vt.dispose([...data.tensors]);
+  out.leaked = vt.memory().tensors;
+  return out;
+}
+
 const work = resolve('tmp', 'dist-test'); // inside the package, so that it can import itself by name
 mkdirSync(work, { recursive: true });
 const dir = mkdtempSync(join(work, 'run-'));
@@ -223,9 +325,21 @@ async function runBuiltNew(format: 'esm' | 'cjs', port: number): Promise<Record<
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
+/** Runs {@link probeWave3} on the built package in a child process. */
+async function runBuiltWave3(format: 'esm' | 'cjs', port: number): Promise<Record<string, unknown>> {
+  const body = `const probeWave3 = ${probeWave3.toString()};\nprobeWave3(vt, ${JSON.stringify(dir)}, ${port}).then((o) => process.stdout.write(JSON.stringify(o)));\n`;
+  const file = join(dir, format === 'esm' ? 'probe-wave3.mjs' : 'probe-wave3.cjs');
+  writeFileSync(file, (format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n") + body);
+  const r = await runNodeFile(file, dir);
+  if (r.status !== 0) throw new Error(`${format} probe failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
 /** {@link probeNew} on the sources, once: the reference for the built package. */
 let newReference: Promise<Record<string, unknown>> | null = null;
 const reference = (): Promise<Record<string, unknown>> => (newReference ??= freePort().then((port) => probeNew(source, dir, port)));
+let wave3Ref: Promise<Record<string, unknown>> | null = null;
+const wave3Reference = (): Promise<Record<string, unknown>> => (wave3Ref ??= freePort().then((port) => probeWave3(source, dir, port)));
 
 describe('the built package (dist/)', () => {
   const fx = readFixture<{ models: Record<string, { repr: string }>; keys: Record<string, string[]> }>('vgg.json');
@@ -296,6 +410,40 @@ describe('the built package (dist/)', () => {
     it(`${format.toUpperCase()}: the same from dist/ (the entry registers predict's compiler; modules are callable; class names are not mangled)`, async () => {
       const expected = await reference();
       const built = await runBuiltNew(format, await freePort());
+      expect(built).toEqual({ ...expected, leaked: built.leaked });
+      expect(built.leaked).toBe(0);
+    });
+  }
+
+  it('the sources: the generated Tensor API, autocast, GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm and comm hooks (the reference for the built package)', async () => {
+    const before = source.memory().tensors;
+    const ref = await wave3Reference();
+    expect(ref.leaked).toBe(before);
+    const api = ref.tensorApi as Record<string, unknown>;
+    expect(api.maskedFill).toEqual([-2.5, -1.5, -0.5, 0, 0, 0]);
+    expect(api.cumsum).toEqual(['float64', [-2.5, -4, -4.5, 0.5, 2, 4.5]]);
+    expect(api.gather).toEqual([-2.5, -2.5, 1.5, 2.5]);
+    expect(api.inPlace).toBe(true);
+    expect(api.aten).toEqual([-7.5, -4.5, -1.5, 1.5, 4.5, 7.5]);
+    expect(api.error).toMatch(/^TypeError: maskedFill\(\) received an invalid combination of arguments/);
+    expect(ref.autocast).toEqual({ dtype: 'bfloat16', enabledInside: true, after: false });
+    expect(ref.scaler).toEqual({ name: 'GradScaler', enabled: false });
+    expect(ref.cpu).toEqual({ capability: 'string', bf16: ['features', 'native', 'reason', 'source'] });
+    expect(ref.fit).toEqual({ precision: ['bf16'], first: 'Mixed precision: bf16 autocast ' });
+    if (ref.distributed) {
+      expect(ref.sync).toEqual({
+        name: 'SyncBatchNorm',
+        repr: '(1): SyncBatchNorm(3, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)',
+        runningMean: true,
+        grad: true,
+      });
+    }
+  });
+
+  for (const format of ['esm', 'cjs'] as const) {
+    it(`${format.toUpperCase()}: wave 3's surface from dist/ equals the sources' (generated methods are on Tensor; amp, SyncBatchNorm and comm hooks reach the addon)`, async () => {
+      const expected = await wave3Reference();
+      const built = await runBuiltWave3(format, await freePort());
       expect(built).toEqual({ ...expected, leaked: built.leaked });
       expect(built.leaked).toBe(0);
     });
