@@ -31,16 +31,14 @@ import {
   quantization,
   randn,
   tidy,
-  version,
   vgg11,
   vggTutorial,
 } from '../lib/index.js';
-import { releaseOf } from '../lib/runtime.js';
+import { ampRulesNow } from '../lib/amp/releases.js';
 import { freePort } from './distributed-helpers.js';
 import { bytesOf, hasTorchPython, python, requireLiveOracle, runCli as cli, runNodeFile, trainFashionMnistNet } from './helpers.js';
 
-const release = releaseOf(version.torch);
-const cpuHalfAllowed = release[0] > 2 || (release[0] === 2 && release[1] >= 1);
+const cpuHalfAllowed = ampRulesNow.cpuAutocastHalf;
 
 const same = (a: Tensor, b: Tensor): boolean => a.dtype === b.dtype && a.shape.join() === b.shape.join() && bytesOf(a).equals(bytesOf(b));
 const one = (t: Tensor | Tensor[]): Tensor => (Array.isArray(t) ? t[0] : t);
