@@ -153,9 +153,10 @@ describe.skipIf(unavailable !== null)('two hosts in network namespaces (vgg-torc
     expect(checkpointWeights(out)).toEqual(checkpointWeights(whole));
     const sent = net.hosts.map((h, i) => h.bytes().tx - before[i].tx);
     const received = net.hosts.map((h, i) => h.bytes().rx - before[i].rx);
-    // What one host sends the other receives: nothing else is on the link.
-    expect(received[1]).toBe(sent[0]);
-    expect(received[0]).toBe(sent[1]);
+    // What one host sends the other receives: nothing else is on the link (give or take the last
+    // ACKs and FINs still in flight when the counters are read).
+    expect(Math.abs(received[1] - sent[0])).toBeLessThan(64 * 1024);
+    expect(Math.abs(received[0] - sent[1])).toBeLessThan(64 * 1024);
     // At least the gradients of 6 steps each way (about 110 MB of float32 for the tutorial VGG on 28×28).
     expect(Math.min(...sent)).toBeGreaterThan(6 * 100e6);
     console.log(
