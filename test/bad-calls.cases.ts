@@ -389,5 +389,9 @@ export const CASES: BadCall[] = [
   ['makeGrid unknown option', 'vt.makeGrid(x4, { rows: 2 })', /makeGrid: unknown option 'rows'/],
   ['saveImage null', "vt.saveImage(null, tmp + '/a.png')", /saveImage: argument 'images' must be a Tensor or an array of Tensors, got null/],
   ['launch negative maxRestarts', "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: -1 })", /launch\(\): maxRestarts must be .*got -1/],
-  ['launch string maxRestarts', "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: '2' })", /launch\(\): maxRestarts must be .*got '2' \(string\)/],
+  [
+    'launch string maxRestarts',
+    "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: '2' })",
+    /launch\(\): maxRestarts must be .*got '2' \(string\)/,
+  ],
 ];
