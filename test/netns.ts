@@ -52,6 +52,7 @@ function must(args: readonly string[]): string {
 export function netnsUnavailable(): string | null {
   probe ??= (() => {
     const name = `vtprobe${process.pid}`;
+    if (spawnSync('ip', ['-V']).error) return "iproute2's ip is not installed (or not on PATH)";
     const r = ip(['netns', 'add', name]);
     if (!r.ok) return `cannot make a network namespace (ip netns add: ${r.err}); these tests need root (CAP_NET_ADMIN) and iproute2`;
     ip(['netns', 'del', name]);
