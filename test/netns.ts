@@ -96,9 +96,17 @@ export function makeHosts(n: number, opts: { rate?: string; delayMs?: number } =
   networks.add(net);
   if (!exitHook) {
     exitHook = true;
-    process.on('exit', () => {
+    const destroyAll = () => {
       for (const x of [...networks]) x.destroy();
-    });
+    };
+    process.on('exit', destroyAll);
+    // A signal ends Node without 'exit': clean up, then die of the signal as it would have.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        destroyAll();
+        process.kill(process.pid, signal);
+      });
+    }
   }
   try {
     const bridge = n > 2 ? `${id}br` : null;
