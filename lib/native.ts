@@ -125,7 +125,7 @@ export interface NativeAddon {
   distReducerPrepareForBackward(reducer: number, outputs: Handle[]): void;
   distReducerRegisterCommHook(reducer: number, kind: 'allreduce' | 'fp16' | 'bf16', group: number, builtin: boolean): void;
   distMarkExit(code: number): void;
-  distExitNote(): string;
+  distExitNote(message: string): string;
 }
 
 function here(): string {

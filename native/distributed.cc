@@ -31,6 +31,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -77,6 +80,9 @@ struct World {
   std::string backend;
   std::string host;
   std::chrono::milliseconds timeout{0};
+  // Set once a collective timed out: the store (on rank 0's host) may be unreachable too, and
+  // every request to it would wait out the timeout again.
+  bool storeDoubtful = false;
   std::vector<std::shared_ptr<c10d::Reducer>> reducers;  // by id; null once freed
   std::vector<std::shared_ptr<c10d::Logger>> loggers;    // the Reducer holds its Logger weakly
 };
@@ -206,6 +212,33 @@ c10::intrusive_ptr<c10d::Store> MakeStore(const std::string& host, c10d::TCPStor
   return c10::make_intrusive<c10d::TCPStore>(host, o);
 }
 
+// A rank's exit code, written to the store as the process exits (see MarkExit),
+// so that a collective failing on another rank can say which rank went away.
+std::string ExitKey(int rank) { return "vgg_torch_exit/" + std::to_string(rank); }
+// A rank's host addresses, written at init: Gloo's errors name the peer only by address.
+std::string AddrKey(int rank) { return "vgg_torch_addrs/" + std::to_string(rank); }
+
+std::vector<uint8_t> ToBytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
+// This host's interface addresses, as " 10.0.0.2 127.0.0.1 " (spaces around each).
+std::string LocalAddresses() {
+  std::string out = " ";
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr) continue;
+    char buf[INET6_ADDRSTRLEN] = {0};
+    int family = a->ifa_addr->sa_family;
+    const void* raw =
+        family == AF_INET    ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr)
+        : family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr)
+                             : nullptr;
+    if (raw && inet_ntop(family, raw, buf, sizeof buf)) out += std::string(buf) + " ";
+  }
+  freeifaddrs(list);
+  return out;
+}
+
 // initProcessGroup(backend, host, port, rank, worldSize, timeoutMs) -> group id 0
 Napi::Value Init(const Napi::CallbackInfo& info) {
   std::string backend = ToString(info[0], "backend");
@@ -255,6 +288,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   w.host = host;
   w.timeout = std::chrono::milliseconds(timeoutMs);
   w.groupCount = 0;
+  w.storeDoubtful = false;
   try {
     std::string name = std::to_string(w.groupCount++);
     Group pg = MakeGroup(w, w.store, name, w.rank, w.worldSize);
@@ -263,6 +297,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 #else
     w.groupStore = w.store;
 #endif
+    w.store->set(AddrKey(w.rank), ToBytes(LocalAddresses()));
     StoreBarrier(w, w.store, name);
     SetSequenceNumber(pg);
     w.groups.push_back(pg);
@@ -343,31 +378,72 @@ std::string Described(const std::exception& e) {
   return e.what();
 }
 
-// A rank's exit code, written to the store as the process exits (see MarkExit),
-// so that a collective failing on another rank can say which rank went away.
-std::string ExitKey(int rank) { return "vgg_torch_exit/" + std::to_string(rank); }
+// The peer address in a Gloo error ("Read error [10.0.0.2]:41234: Connection reset by peer"),
+// not its source locations ("[./gloo/transport/tcp/pair.cc:589]"); "" when there is none.
+std::string PeerAddress(const std::string& msg) {
+  for (size_t open = msg.find('['); open != std::string::npos; open = msg.find('[', open + 1)) {
+    size_t close = msg.find(']', open);
+    if (close == std::string::npos) break;
+    std::string inside = msg.substr(open + 1, close - open - 1);
+    if (!inside.empty() && inside.find_first_not_of("0123456789abcdefABCDEF.:") == std::string::npos) return inside;
+  }
+  return "";
+}
 
-// What the store knows of the ranks that went away, as " (rank 1 exited with code 3)",
-// or that the store itself is gone (rank 0 hosts it); "" when nothing is known.
-std::string ExitNote() {
+bool IsTimeout(const std::string& msg) {
+  return msg.find("Timed out") != std::string::npos || msg.find("timed out") != std::string::npos ||
+         msg.find("Timeout") != std::string::npos;
+}
+
+// What can be said of the ranks a failure `msg` on this rank comes from: those that exited
+// (" (rank 1 exited with code 3)", from the store), the ranks on the host whose address Gloo's
+// error names, or, after a timeout, what to check (without asking the store, which may be as
+// unreachable as the peers); "" when nothing is known.
+std::string ExitNote(const std::string& msg) {
   World& w = TheWorld();
   if (!w.store) return "";
+  std::string timeoutMs = std::to_string(w.timeout.count());
+  if (IsTimeout(msg)) {
+    w.storeDoubtful = true;
+    return " (no answer from the other ranks within the timeout of " + timeoutMs +
+           " ms: a rank is hung, or a host is unreachable. Check every node's log, and that each host reaches " +
+           (w.rank == 0 ? "this one" : "rank 0's host " + w.host) + " and the others; --dist-timeout sets the wait)";
+  }
   std::string exited;
+  std::string gone;
+  std::string peer = PeerAddress(msg);
   try {
     for (int r = 0; r < w.worldSize; ++r) {
-      if (r == w.rank || !w.store->check({ExitKey(r)})) continue;
-      std::vector<uint8_t> code = w.store->get(ExitKey(r));
-      exited += std::string(exited.empty() ? "" : ", ") + "rank " + std::to_string(r) + " exited with code " +
-                std::string(code.begin(), code.end());
+      if (r == w.rank) continue;
+      if (w.store->check({ExitKey(r)})) {
+        std::vector<uint8_t> code = w.store->get(ExitKey(r));
+        exited += std::string(exited.empty() ? "" : ", ") + "rank " + std::to_string(r) + " exited with code " +
+                  std::string(code.begin(), code.end());
+      } else if (!peer.empty() && w.store->check({AddrKey(r)})) {
+        std::vector<uint8_t> addrs = w.store->get(AddrKey(r));
+        if (std::string(addrs.begin(), addrs.end()).find(" " + peer + " ") != std::string::npos)
+          gone += std::string(gone.empty() ? "" : ", ") + std::to_string(r);
+      }
     }
   } catch (const std::exception&) {
-    return w.rank == 0 ? "" : " (the store on rank 0 at " + w.host + " cannot be reached: rank 0 has probably exited)";
+    w.storeDoubtful = true;
+    return w.rank == 0 ? ""
+                       : " (the store on rank 0 at " + w.host +
+                             " cannot be reached either: rank 0 has exited or its host is unreachable; check node 0's "
+                             "log and the network)";
   }
-  return exited.empty() ? "" : " (" + exited + ")";
+  if (!exited.empty()) return " (" + exited + ")";
+  if (!gone.empty()) {
+    bool one = gone.find(',') == std::string::npos;
+    return " (the peer at " + peer + " is " + (one ? "rank " : "one of ranks ") + gone +
+           ", which went away without exiting cleanly: killed, or its host lost. Check that node's log)";
+  }
+  return "";
 }
 
 std::string CollectiveFailure(int rank, const std::exception& e) {
-  return "collective failed on rank " + std::to_string(rank) + ": " + Described(e) + ExitNote();
+  std::string what = Described(e);
+  return "collective failed on rank " + std::to_string(rank) + ": " + what + ExitNote(what);
 }
 
 // Waits for a Work, then runs `after` (e.g. the division of an emulated average).
@@ -709,7 +785,7 @@ Napi::Value ReducerRegisterCommHook(const Napi::CallbackInfo& info) {
 // markExit(code): called as the process exits; best effort (the store may be gone).
 Napi::Value MarkExit(const Napi::CallbackInfo& info) {
   World& w = TheWorld();
-  if (!w.store || !info[0].IsNumber()) return info.Env().Undefined();
+  if (!w.store || w.storeDoubtful || !info[0].IsNumber()) return info.Env().Undefined();
   std::string code = std::to_string(info[0].As<Napi::Number>().Int32Value());
   try {
     w.store->set(ExitKey(w.rank), std::vector<uint8_t>(code.begin(), code.end()));
@@ -718,8 +794,10 @@ Napi::Value MarkExit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// exitNote() -> ExitNote(), for failures outside the collectives (a DDP backward).
-Napi::Value ExitNoteJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ExitNote()); }
+// exitNote(message) -> ExitNote(message), for failures outside the collectives (a DDP backward).
+Napi::Value ExitNoteJs(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ExitNote(ToString(info[0], "message")));
+}
 
 #endif  // VGG_TORCH_WITH_GLOO
 

@@ -420,4 +420,10 @@ export const CASES: BadCall[] = [
   ['serve no classes', 'vt.serve({ model: lin(), classes: [] })', /serve\(\): option 'classes' must be a non-empty array of strings, got \[\]/],
   ['serve amp fp8', "vt.serve({ model: lin(), amp: 'fp8' })", /serve\(\): option 'amp' must be one of 'bfloat16', 'float16', null, got 'fp8'/],
   ['serve misspelt option', 'vt.serve({ model: lin(), maxDelay: 5 })', /serve\(\): unknown option 'maxDelay' \(did you mean 'maxDelayMs'\?\)/],
+  ['launch negative maxRestarts', "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: -1 })", /launch\(\): maxRestarts must be .*got -1/],
+  [
+    'launch string maxRestarts',
+    "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: '2' })",
+    /launch\(\): maxRestarts must be .*got '2' \(string\)/,
+  ],
 ];

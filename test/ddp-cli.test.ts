@@ -4,14 +4,13 @@
 // stops both ranks with a checkpoint that --resume continues with the same losses; the same run
 // as two "machines" (--nnodes 2) on 127.0.0.1 gives the same losses; a rank killed with
 // SIGKILL is named by the launcher, which stops the other.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distributed } from '../lib/index.js';
 import { MetricsLog } from '../lib/train/metricsLog.js';
-import { freePort } from './distributed-helpers.js';
+import { freePort, waitFor, workerPid } from './distributed-helpers.js';
 import { type CliRun, runCli as cli, startCli as start } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-ddp-cli-'));
@@ -44,33 +43,6 @@ const losses = (out: string) =>
   MetricsLog.read(join(out, 'metrics.jsonl'))
     .filter((r) => r.kind === 'batch')
     .map((r) => r.loss);
-
-/** Resolves once `pattern` shows in the run's stdout (rejects if the run ends first). */
-function waitFor(run: ReturnType<typeof start>, pattern: RegExp): Promise<void> {
-  return new Promise<void>((res, rej) => {
-    const timer = setInterval(() => {
-      if (pattern.test(run.output())) {
-        clearInterval(timer);
-        res();
-      }
-    }, 20);
-    run.done.then(() => {
-      clearInterval(timer);
-      rej(new Error(`the run ended before ${pattern} showed: ${run.output()}`));
-    }, rej);
-  });
-}
-
-/** The pid of the launcher's worker with this RANK. */
-function workerPid(launcher: number, rank: number): number {
-  const pids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' })
-    .trim()
-    .split(/\s+/)
-    .map(Number);
-  const pid = pids.find((p) => readFileSync(`/proc/${p}/environ`, 'latin1').split('\0').includes(`RANK=${rank}`));
-  if (!pid) throw new Error(`no worker with RANK=${rank} among ${pids.join(', ')}`);
-  return pid;
-}
 
 describe.skipIf(!distributed.isAvailable())('vgg-torch train --nproc-per-node (DDP launcher)', () => {
   const whole = join(dir, 'whole');

@@ -151,12 +151,26 @@ export interface CliRun {
 }
 
 /** Starts the `vgg-torch` command (lib/cli/index.ts) in a child Node process; signals sent to `child` reach it directly. */
-export function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<CliRun>; output: () => string } {
+export function startCli(args: string[], env: Record<string, string> = {}): StartedCli {
   const cli = new URL('../lib/cli/index.ts', import.meta.url).pathname;
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
-    env: { ...process.env, ...env, FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return collect(
+    spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+      env: { ...process.env, ...env, FORCE_COLOR: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/** A started command: its process, its outcome, its output so far. */
+export interface StartedCli {
+  child: ChildProcess;
+  done: Promise<CliRun>;
+  output: () => string;
+  errors: () => string;
+}
+
+/** Collects the output of `child` (started with piped stdout and stderr) until it and the processes sharing its pipes end. */
+export function collect(child: ChildProcess): StartedCli {
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
@@ -166,7 +180,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): { ch
     child.on('error', rej);
     child.on('close', (code) => res({ code, stdout, stderr }));
   });
-  return { child, done, output: () => stdout };
+  return { child, done, output: () => stdout, errors: () => stderr };
 }
 
 /** Runs the `vgg-torch` command to its end. */

@@ -6,7 +6,7 @@ import { launch } from '../distributed/run.js';
 import { type Values, UsageError, int } from './args.js';
 
 /** The flags of `train` that start the launcher. */
-export const LAUNCH_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'] as const;
+export const LAUNCH_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port', 'max-restarts'] as const;
 
 /** Starts this machine's workers and waits for them; resolves to the run's exit code. */
 export async function launchTraining(argv: string[], v: Values, batchSize: number): Promise<number> {
@@ -15,6 +15,7 @@ export async function launchTraining(argv: string[], v: Values, batchSize: numbe
   const nodeRank = int(v, 'node-rank', 0, 0);
   if (nodeRank >= nnodes) throw new UsageError(`--node-rank must be below --nnodes (${nnodes}), got ${nodeRank}`);
   const masterPort = int(v, 'master-port', 29500, 1, 65535);
+  const maxRestarts = int(v, 'max-restarts', 0, 0);
   const world = nproc * nnodes;
   if (batchSize % world !== 0) throw new UsageError(`--batch-size ${batchSize} does not split over ${world} processes: pass a multiple of ${world}`);
   const script = process.argv[1];
@@ -34,6 +35,7 @@ export async function launchTraining(argv: string[], v: Values, batchSize: numbe
     masterAddr: v['master-addr'] as string | undefined,
     masterPort,
     threads,
+    maxRestarts,
   });
   return result.exitCode;
 }

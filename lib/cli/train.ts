@@ -5,7 +5,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataLoader } from '../data/dataloader.js';
 import { DistributedSampler } from '../data/distributed.js';
-import { type ProcessGroup, barrier, destroyProcessGroup, initProcessGroup } from '../distributed/distributedC10d.js';
+import { type ProcessGroup, allReduceNumbers, barrier, destroyProcessGroup, initProcessGroup } from '../distributed/distributedC10d.js';
 import { watchLauncher } from '../distributed/run.js';
 import type { VGG } from '../models/vgg.js';
 import { DistributedDataParallel } from '../nn/parallel/distributed.js';
@@ -133,6 +133,10 @@ Distributed (DistributedDataParallel; --batch-size is the global batch, split ov
   --node-rank <i>      this machine's index, 0 … nnodes-1 (default 0; machine 0 writes --out)
   --master-addr <a>    machine 0's address (default 127.0.0.1)
   --master-port <p>    a free port on machine 0 (default 29500)
+  --max-restarts <n>   when a process fails, start this machine's processes again, up to n
+                       times (default 0); they resume from the last checkpoint in --out
+  --dist-timeout <s>   seconds a rank waits for the others (rendezvous, each collective)
+                       before failing (default 1800, as PyTorch)
   -h, --help`,
   options: {
     dataset: str,
@@ -159,6 +163,7 @@ Distributed (DistributedDataParallel; --batch-size is the global batch, split ov
     device: str,
     amp: str,
     threads: str,
+    'dist-timeout': str,
     ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, str])),
   },
   run: runTraining,
@@ -201,23 +206,40 @@ async function runTraining(v: Values, positionals: string[], argv: string[]): Pr
   const launcher = LAUNCH_FLAGS.some((f) => v[f] !== undefined);
   // --out is machine 0's, and rank 0's: the others write nothing there.
   const writesOut = launcher ? v['node-rank'] === undefined || int(v, 'node-rank', 0, 0) === 0 : (process.env.RANK ?? '0') === '0';
-  if (writesOut && !v.resume && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
+  // Started again by the launcher after a failure (--max-restarts): continue the run its first start began.
+  const restarted = !launcher && Number(process.env.TORCHELASTIC_RESTART_COUNT ?? 0) > 0;
+  if (writesOut && !v.resume && !restarted && !v.overwrite && existsSync(join(out, 'checkpoint.pth'))) {
     throw new Error(`${out} already holds a run: pass --resume to continue it or --overwrite to start again`);
   }
   if (writesOut && v.resume && !existsSync(join(out, 'checkpoint.pth'))) throw new Error(`--resume: no checkpoint in ${out}`);
+  const distTimeout = int(v, 'dist-timeout', 1800, 1);
   const dev = device(v);
   // Refused here, before any download: fp16 on a CPU libtorch without it, or CUDA missing.
   planPrecision('--amp', asked.amp, dev);
   if (v.threads !== undefined) setNumThreads(int(v, 'threads', 1));
-  if (launcher) return launchTraining(argv, v, asked.batchSize);
+  if (launcher) {
+    // A restart must not continue an older run that --overwrite replaces, should the first start fail before fit() clears it.
+    if (writesOut && v.overwrite) rmSync(join(out, 'checkpoint.pth'), { force: true });
+    return launchTraining(argv, v, asked.batchSize);
+  }
   // A worker of the launcher (or of torchrun): torchrun's environment names the process group.
-  const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? initProcessGroup({ initMethod: 'env://' }) : null;
+  const group = Number(process.env.WORLD_SIZE ?? 1) > 1 ? initProcessGroup({ initMethod: 'env://', timeout: distTimeout * 1000 }) : null;
   try {
     watchLauncher();
-    return await trainIn(group, v, asked, out, dev, port);
+    const resume = Boolean(v.resume) || (restarted && resumable(group, out));
+    return await trainIn(group, { ...v, resume }, asked, out, dev, port);
   } finally {
     if (group) destroyProcessGroup();
   }
+}
+
+/**
+ * After a restart: whether rank 0 finds a checkpoint in `out` to continue from (there is none
+ * when the failure came before the first one), agreed by every rank.
+ */
+function resumable(group: ProcessGroup | null, out: string): boolean {
+  const here = (group?.rank() ?? 0) === 0 && existsSync(join(out, 'checkpoint.pth')) ? 1 : 0;
+  return (group ? allReduceNumbers([here])[0] : here) > 0;
 }
 
 /**
@@ -264,7 +286,7 @@ async function trainIn(group: ProcessGroup | null, v: Values, asked: RunSettings
     if (group !== null && !localFirst) barrier();
     optimizer = new SGD(model.parameters(), { lr, momentum });
     const scheduler = new StepLR(optimizer, { stepSize, gamma });
-    if (rank === 0 && v.overwrite) rmSync(join(out, 'report.html'), { force: true }); // fit() starts the rest of --out over
+    if (rank === 0 && v.overwrite && !v.resume) rmSync(join(out, 'report.html'), { force: true }); // fit() starts the rest of --out over
     say(
       `Training ${arch}${pretrained ? ' (ImageNet weights, new head)' : ''} on ${dataset}: ${trainSet.length} images, ` +
         `${epochs} epochs, batch ${batchSize}${world > 1 ? ` (${batchSize / world} on each of ${world} processes)` : ''}, ${dev}; writing to ${out}`,

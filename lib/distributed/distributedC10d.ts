@@ -123,12 +123,13 @@ export function initProcessGroup(options: InitProcessGroupOptions = {}): Process
 const markExit = (code: number): void => native.distMarkExit(code);
 
 /**
- * @internal `e` with what the store knows of ranks that exited appended (a DDP backward's
- * error is Gloo's bare "Connection closed by peer"); collectives' own errors already say it.
+ * @internal `e` with what is known of the ranks it comes from appended (a DDP backward's
+ * error is Gloo's bare "Connection closed by peer"): those that exited, the rank at the peer
+ * address Gloo names, or after a timeout what to check. Collectives' own errors already say it.
  */
 export function explainFailure(e: unknown): unknown {
   if (!(e instanceof Error) || !defaultGroup || e.message.startsWith('collective failed')) return e;
-  const note = native.distExitNote();
+  const note = native.distExitNote(e.message);
   if (note) e.message += note;
   return e;
 }

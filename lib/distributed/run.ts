@@ -1,6 +1,7 @@
 // torch.distributed.run (torchrun): starts this node's worker processes with
 // the environment `initProcessGroup({ initMethod: 'env://' })` reads, forwards
-// Ctrl-C to them, and when one fails, names it and stops the rest.
+// Ctrl-C to them, and when one fails, names it and stops the rest; with
+// `maxRestarts`, then starts them again (torchrun's --max-restarts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { checkInt, checkOptions, describe } from '../utils/args.js';
@@ -22,6 +23,13 @@ export interface LaunchOptions {
   stderr?: NodeJS.WritableStream;
   /** After a worker fails, how long the others get to stop on their own before they are killed (ms); default 10,000. */
   graceMs?: number;
+  /**
+   * torchrun's `--max-restarts`: when a worker fails, stop this node's workers and start them
+   * again, up to this many times (default 0). The workers see the attempt in
+   * `TORCHELASTIC_RESTART_COUNT` and resume from their last checkpoint; on several nodes each
+   * node's launcher restarts its own workers, and they meet again at node 0's store.
+   */
+  maxRestarts?: number;
 }
 
 /** What became of the workers. */
@@ -30,6 +38,8 @@ export interface LaunchResult {
   workers: WorkerExit[];
   /** The launcher's exit code: the first failed worker's (1 if a signal killed it), else 130 if the workers were interrupted, else 0. */
   exitCode: number;
+  /** How many times the workers were started again after a failure. */
+  restarts: number;
 }
 
 /** What became of one worker. */
@@ -49,11 +59,15 @@ export interface WorkerExit {
  * once per signal (the workers run in their own process groups, so a
  * terminal's Ctrl-C reaches them only this way); a worker whose launcher dies
  * gets SIGTERM. When a worker fails, the others are killed after `graceMs` if
- * they have not stopped by then. Resolves once every worker has exited.
+ * they have not stopped by then; with `maxRestarts`, all of them are then
+ * started again (see {@link LaunchOptions.maxRestarts}). Resolves once every
+ * worker of the last start has exited.
  */
 export function launch(script: string, args: readonly string[], options: LaunchOptions): Promise<LaunchResult> {
   const fn = 'launch()';
-  checkOptions(fn, options, ['nprocPerNode', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort', 'threads', 'stderr', 'graceMs'], { required: ['nprocPerNode'] });
+  checkOptions(fn, options, ['nprocPerNode', 'nnodes', 'nodeRank', 'masterAddr', 'masterPort', 'threads', 'stderr', 'graceMs', 'maxRestarts'], {
+    required: ['nprocPerNode'],
+  });
   const nproc = options.nprocPerNode;
   const nnodes = options.nnodes ?? 1;
   const nodeRank = options.nodeRank ?? 0;
@@ -71,6 +85,43 @@ export function launch(script: string, args: readonly string[], options: LaunchO
   const stderr = options.stderr ?? process.stderr;
   const graceMs = options.graceMs ?? 10_000;
 
+  const maxRestarts = options.maxRestarts ?? 0;
+  checkInt(fn, 'maxRestarts', maxRestarts, 0);
+  const group = { nproc, nnodes, nodeRank, addr, port, threads, stderr, graceMs, maxRestarts };
+  return (async () => {
+    for (let restarts = 0; ; restarts++) {
+      const attempt = await startWorkers(script, args, group, restarts);
+      // A stop asked by Ctrl-C / SIGTERM ends the run even when a worker failed on the way out.
+      const restartable = attempt.failed && !attempt.interrupted;
+      if (!restartable || restarts >= maxRestarts) {
+        if (restartable && maxRestarts > 0) {
+          stderr.write(`vgg-torch: no restarts left (${maxRestarts} used); giving up\n`);
+        }
+        return { workers: attempt.workers, exitCode: attempt.exitCode, restarts };
+      }
+      stderr.write(`vgg-torch: restarting this node's workers from their last checkpoint (restart ${restarts + 1} of ${maxRestarts})\n`);
+    }
+  })();
+}
+
+/** One start of this node's workers, until every one has exited. */
+function startWorkers(
+  script: string,
+  args: readonly string[],
+  o: {
+    nproc: number;
+    nnodes: number;
+    nodeRank: number;
+    addr: string;
+    port: number;
+    threads: number;
+    stderr: NodeJS.WritableStream;
+    graceMs: number;
+    maxRestarts: number;
+  },
+  restartCount: number,
+): Promise<{ workers: WorkerExit[]; exitCode: number; failed: boolean; interrupted: boolean }> {
+  const { nproc, nnodes, nodeRank, addr, port, threads, stderr, graceMs } = o;
   const children: ChildProcess[] = [];
   for (let local = 0; local < nproc; local++) {
     const env = {
@@ -83,6 +134,8 @@ export function launch(script: string, args: readonly string[], options: LaunchO
       MASTER_ADDR: addr,
       MASTER_PORT: String(port),
       OMP_NUM_THREADS: String(threads),
+      TORCHELASTIC_RESTART_COUNT: String(restartCount),
+      TORCHELASTIC_MAX_RESTARTS: String(o.maxRestarts),
     };
     // detached: a process group of its own, so that Ctrl-C reaches it once, from here. The IPC
     // channel tells it when this launcher is gone.
@@ -93,12 +146,17 @@ export function launch(script: string, args: readonly string[], options: LaunchO
     const exits: WorkerExit[] = [];
     let failure: WorkerExit | null = null;
     let killTimer: NodeJS.Timeout | null = null;
+    let interrupted = false;
     const alive = (): ChildProcess[] => children.filter((c) => c.exitCode === null && c.signalCode === null);
     const forward = (signal: NodeJS.Signals): void => {
       for (const c of alive()) c.kill(signal);
     };
-    process.on('SIGINT', forward);
-    process.on('SIGTERM', forward);
+    const interrupt = (signal: NodeJS.Signals): void => {
+      interrupted = true;
+      forward(signal);
+    };
+    process.on('SIGINT', interrupt);
+    process.on('SIGTERM', interrupt);
     children.forEach((child, local) => {
       const rank = nodeRank * nproc + local;
       const exited = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -111,11 +169,11 @@ export function launch(script: string, args: readonly string[], options: LaunchO
           killTimer = setTimeout(() => forward('SIGKILL'), graceMs);
         }
         if (exits.length === children.length) {
-          process.off('SIGINT', forward);
-          process.off('SIGTERM', forward);
+          process.off('SIGINT', interrupt);
+          process.off('SIGTERM', interrupt);
           if (killTimer) clearTimeout(killTimer);
           const exitCode = failure ? (failure.code ?? 1) : exits.some((e) => e.code !== 0) ? 130 : 0;
-          resolve({ workers: exits.sort((a, b) => a.rank - b.rank), exitCode });
+          resolve({ workers: exits.sort((a, b) => a.rank - b.rank), exitCode, failed: failure !== null, interrupted });
         }
       };
       child.once('exit', exited);
