@@ -144,3 +144,5 @@ export type { MakeGridOptions } from './io/grid.js';
 export * as distributed from './distributed/index.js';
 export * as train from './train/index.js';
 export * as onnx from './onnx/index.js';
+export { serve } from './serve/index.js';
+export type { ServeOptions, ServeHandle } from './serve/index.js';

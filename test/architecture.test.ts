@@ -30,6 +30,7 @@ const LEVELS: Record<string, number> = {
   models: 6,
   train: 7,
   ao: 7,
+  serve: 7,
   index: 8,
   cli: 8,
 };

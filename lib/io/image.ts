@@ -3,6 +3,7 @@
 // and grey expanded), the one decoding path for presets, ImageFolder and the CLI.
 import { readFileSync } from 'node:fs';
 import { fromBuffer } from '../tensor/creation.js';
+import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** torchvision's ImageReadMode: three RGB channels, or one grey channel. */
@@ -43,8 +44,10 @@ export async function decodeImage(input: string | Uint8Array): Promise<Tensor> {
     const what = typeof input === 'string' ? input : 'the image bytes';
     throw new Error(`decodeImage: cannot decode ${what}: ${(e as Error).message}`, { cause: e });
   }
-  const hwc = fromBuffer(pixels.data, { dtype: 'uint8', shape: [pixels.height, pixels.width, pixels.channels] });
-  const chw = hwc.permute(2, 0, 1).contiguous();
-  hwc.dispose();
-  return chw;
+  // The (H, W, C) tensor and its permuted view are freed here, not left to the garbage collector.
+  return tidy(() =>
+    fromBuffer(pixels.data, { dtype: 'uint8', shape: [pixels.height, pixels.width, pixels.channels] })
+      .permute(2, 0, 1)
+      .contiguous(),
+  );
 }
