@@ -12,6 +12,7 @@ import type { Module } from '../nn/modules/module.js';
 import { dispose, tidy } from '../tensor/scope.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ClassificationPreset } from '../transforms/presets.js';
 import { checkBoolean, checkFunction, checkInt, checkOneOf, checkOptions, describe } from '../utils/args.js';
 import { Batcher } from './batcher.js';
 import { type ServeContext, type ServedModel, makeContext } from './context.js';
@@ -103,6 +104,12 @@ const OPTIONS = [
  *   `{"class": probability, …}`, most probable first (TorchServe's image classifier).
  * - `GET /ping`: `{"status": "Healthy"}`. `GET /metrics`: Prometheus text (requests by status,
  *   latency, queue wait, batch sizes and durations, queue depth).
+ * - `POST /explanations/<name>` (TorchServe's explanations endpoint), the same bodies: the
+ *   Grad-CAM heatmap of the image from `gradCam()`, `{class, classIndex, width, height, crop,
+ *   heatmap}` (`?class=<name>` explains another class). It runs the eager module on the event
+ *   loop, not through the batcher, and needs an `nn.Module` (501 for a ScriptModule).
+ * - `GET /`: a page to try it from a browser: drop a photo, see the top k as bars and the
+ *   Grad-CAM heatmap over the photo (self-contained: it loads nothing from elsewhere).
  *
  * Requests that arrive within `maxDelayMs` are stacked into one batch of up to `maxBatch` and run
  * through the compiled model off the event loop (`forwardAsync`: compiled once, its graph serves
@@ -133,9 +140,11 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
     throw new TypeError(`${FN}: option 'classes' must be a non-empty array of strings, got ${describe(classes)}`);
   }
   let preprocess = o.preprocess;
+  let preset: ClassificationPreset | undefined;
   if (preprocess === undefined) {
-    const preset = VGG16_Weights.IMAGENET1K_V1.transforms();
-    preprocess = (image) => preset.forward(image);
+    const transform = VGG16_Weights.IMAGENET1K_V1.transforms();
+    preset = transform.preset;
+    preprocess = (image) => transform.forward(image);
   }
   checkFunction(FN, 'preprocess', preprocess);
   const int = (what: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
@@ -167,7 +176,7 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
     () => batcher?.inFlight ?? 0,
   );
   batcher = new Batcher(run, { maxBatch, maxDelayMs, queueLimit }, metrics);
-  const served: ServedModel = { name, model, classes, preprocess, topk, batcher };
+  const served: ServedModel = { name, model, classes, preprocess, preset, topk, batcher };
   const context = makeContext(new Map([[name, served]]), metrics, bodyLimit, maxPixels);
 
   // return503OnClosing: a request on a kept-alive connection during close() is refused, not queued.
