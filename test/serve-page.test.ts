@@ -19,6 +19,7 @@ import {
   gradCam,
   jit,
   manualSeed,
+  memory,
   nn,
   randn,
   saveImage,
@@ -101,6 +102,14 @@ describe('POST /explanations/<model>', () => {
     // The parameters are as serve() got them: no gradient left behind.
     for (const p of model.parameters()) expect(p.grad).toBeNull();
   }, 60_000);
+
+  it('holds no tensor after it answers: memory() is flat over repeated explanations', async () => {
+    await post('/explanations/tiny', pngBytes); // any first-call caches
+    const before = memory();
+    for (let i = 0; i < 5; i++) expect((await post('/explanations/tiny', pngBytes)).status).toBe(200);
+    expect((await post('/explanations/tiny', 'not an image')).status).toBe(400);
+    expect(memory()).toEqual(before);
+  }, 120_000);
 
   it('explains the class asked for with ?class=, and refuses one the model does not have', async () => {
     const other = CLASSES[4];
