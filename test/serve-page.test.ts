@@ -150,7 +150,7 @@ class Tiny extends nn.Module<[Tensor], Tensor> {
 }
 
 describe('POST /explanations/<model> of other models', () => {
-  it('a custom preprocess: the heatmap at its size, crop null; a TorchScript module: 501 (Grad-CAM needs the nn.Module)', async () => {
+  it('a TorchScript module: 501 without explainModel, its nn.Module explained with it; a custom preprocess: the heatmap at its size, crop null', async () => {
     manualSeed(1);
     const tiny = new Tiny().eval();
     const probe = randn([1, 3, 16, 12]);
@@ -159,7 +159,11 @@ describe('POST /explanations/<model> of other models', () => {
       tidy(() => F.interpolate(image.float().div(255).unsqueeze(0), { size: [16, 12], mode: 'bilinear', alignCorners: false }).squeeze(0));
     const classes = ['a', 'b', 'c'];
     const a = await serve({ model: scripted, name: 'scripted', classes, preprocess, port: 0 });
-    const b = await serve({ model: tiny, name: 'eager', classes, preprocess, port: 0 });
+    // The TorchScript module answers /predictions, and its nn.Module /explanations (as `vgg-torch serve --int8` does).
+    const b = await serve({ model: scripted, explainModel: tiny, name: 'eager', classes, preprocess, port: 0 });
+    await expect(serve({ model: tiny, explainModel: scripted as never, port: 0 })).rejects.toThrow(
+      /^serve\(\): option 'explainModel' must be an nn\.Module, got /,
+    );
     const send = (url: string): Promise<Response> => fetch(url, { method: 'POST', headers: { 'content-type': 'image/png' }, body: pngBytes });
     try {
       const refused = await send(`${a.url}/explanations/scripted`);
@@ -167,7 +171,7 @@ describe('POST /explanations/<model> of other models', () => {
       expect(await refused.json()).toEqual({
         code: 501,
         type: 'NotImplementedException',
-        message: 'model scripted is a TorchScript module: Grad-CAM needs the nn.Module (autograd through its layers)',
+        message: 'model scripted is a TorchScript module: Grad-CAM needs an nn.Module (autograd through its layers); serve it with the explainModel option',
       });
       const res = await send(`${b.url}/explanations/eager`);
       expect(res.status).toBe(200);

@@ -18,6 +18,8 @@ export interface ServedModel {
   name: string;
   /** What the batches run through (its forwardAsync). */
   model: Module<any, Tensor> | ScriptModule;
+  /** The nn.Module that /explanations runs Grad-CAM on (null: none, answered 501). */
+  explainer: Module<[Tensor], Tensor> | null;
   classes: readonly string[];
   /** A decoded uint8 (3, H, W) image to the model's input for one image (C, H, W). */
   preprocess: (image: Tensor) => Tensor;

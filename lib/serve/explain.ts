@@ -1,9 +1,9 @@
 // POST /explanations/<model> (TorchServe's explanations endpoint): the Grad-CAM
 // heatmap of the request's image, from the package's gradCam(). It runs the eager
-// module on the event loop, beside the batcher rather than through it: Grad-CAM
-// needs autograd, which the compiled engine of the batches does not record.
+// module (serve's explainModel, by default the served nn.Module) on the event loop,
+// beside the batcher rather than through it: Grad-CAM needs autograd, which the
+// compiled engine of the batches does not record.
 import { gradCam } from '../models/gradCam.js';
-import { Module } from '../nn/modules/module.js';
 import type { ClassificationPreset } from '../transforms/presets.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { HttpError, badRequest, internal } from './errors.js';
@@ -29,12 +29,12 @@ export interface Explanation {
 
 /** Grad-CAM of `x` (one preprocessed image, C×H×W) for `served`, as the route answers it; does not free `x`. */
 export function explain(served: ServedModel, x: Tensor, className: unknown): Explanation {
-  const model = served.model;
-  if (!(model instanceof Module)) {
+  const model = served.explainer;
+  if (model === null) {
     throw new HttpError(
       501,
       'NotImplementedException',
-      `model ${served.name} is a TorchScript module: Grad-CAM needs the nn.Module (autograd through its layers)`,
+      `model ${served.name} is a TorchScript module: Grad-CAM needs an nn.Module (autograd through its layers); serve it with the explainModel option`,
     );
   }
   let classIndex: number | undefined;
@@ -45,7 +45,7 @@ export function explain(served: ServedModel, x: Tensor, className: unknown): Exp
   const batch = x.unsqueeze(0);
   let result: ReturnType<typeof gradCam>;
   try {
-    result = gradCam(model as Module<[Tensor], Tensor>, batch, { classIndex });
+    result = gradCam(model, batch, { classIndex });
   } catch (e) {
     throw internal(`Grad-CAM failed for model ${served.name}: ${(e as Error).message}`);
   } finally {
