@@ -260,6 +260,25 @@ describe('serve()', () => {
     model.dispose();
   });
 
+  it('writes the top k most probable first, also for classes named by numbers (JSON.parse would reorder them)', async () => {
+    manualSeed(4);
+    const model = smallVgg();
+    const numbers = CLASSES.map((_, i) => String(9 - i));
+    const server = await serve({ model, name: 'numbers', classes: numbers, preprocess, port: 0, topk: 10 });
+    try {
+      const r = await post(`${server.url}/predictions/numbers`, pngs[3], 'image/png');
+      const got = entries(r.text);
+      expect(got).toHaveLength(10);
+      expect(got.map(([, p]) => p)).toEqual(got.map(([, p]) => p).sort((a, b) => b - a));
+      // The same pairs as JSON.parse gives, in another order than its numeric one.
+      expect(Object.fromEntries(got)).toEqual(JSON.parse(r.text));
+      expect(got.map(([k]) => k)).not.toEqual(Object.keys(JSON.parse(r.text)));
+    } finally {
+      await server.close();
+    }
+    model.dispose();
+  });
+
   describe('input, errors and backpressure', () => {
     let model: nn.Sequential;
     let server: ServeHandle;
