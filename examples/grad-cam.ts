@@ -1,43 +1,11 @@
 // Grad-CAM (Selvaraju et al., 2017) for VGG16: which pixels made the model pick a class.
-// A forward hook on the last conv block's ReLU (features.29) keeps its activation A
-// and puts a tensor hook on it for dScore/dA; the class weights are the gradients
-// averaged over space, the map is ReLU(Σ_c w_c A_c), upsampled to the input and
-// scaled to [0, 1], then drawn over the image as a jet heatmap.
+// The package's gradCam() computes the map on the last conv block's ReLU (features.29):
+// ReLU(Σ_c w_c A_c), w_c the class score's gradients averaged over space, upsampled
+// to the input and scaled to [0, 1]; this example draws it over the image as a jet heatmap.
 // Run: npx tsx examples/grad-cam.ts cat.jpg [cam.png] [--class 281]
 // The weights (528 MB) are downloaded once into torch.hub's cache.
 import { pathToFileURL } from 'node:url';
-import { F, type Tensor, type VGG, VGG16_Weights, cat, keep, saveImage, tensor, tidy, vgg16 } from '../lib/index.js';
-
-/** The Grad-CAM map of `input` (1×3×H×W): an H×W tensor in [0, 1], and the class it explains (by default the top one). */
-export function gradCam(model: VGG, input: Tensor, opts: { layer?: number; classIndex?: number } = {}): { cam: Tensor; classIndex: number } {
-  const layer = model.features.at(opts.layer ?? 29);
-  let activation: Tensor | null = null;
-  let gradient: Tensor | null = null;
-  const handle = layer.registerForwardHook((_m, _input, output: Tensor) => {
-    activation = keep(output);
-    output.registerHook((g) => {
-      gradient = keep(g);
-    });
-  });
-  try {
-    return tidy(() => {
-      const logits = model(input);
-      const classIndex = opts.classIndex ?? (logits.argmax(1).item() as number);
-      model.zeroGrad();
-      logits.select(0, 0).select(0, classIndex).backward();
-      const weights = gradient!.mean([2, 3], true);
-      let cam = weights.mul(activation!).sum(1, true).relu();
-      cam = F.interpolate(cam, { size: [input.shape[2], input.shape[3]], mode: 'bilinear', alignCorners: false });
-      cam = cam.sub(cam.min());
-      cam = cam.div(cam.max().add(1e-8));
-      return { cam: cam.squeeze(0).squeeze(0), classIndex };
-    });
-  } finally {
-    handle.remove();
-    (activation as Tensor | null)?.dispose();
-    (gradient as Tensor | null)?.dispose();
-  }
-}
+import { type Tensor, VGG16_Weights, cat, gradCam, saveImage, tensor, tidy, vgg16 } from '../lib/index.js';
 
 /** A jet colour map of `cam` (H×W in [0, 1]) blended half and half with `image` (3×H×W in [0, 1]). */
 export function overlay(image: Tensor, cam: Tensor, alpha = 0.5): Tensor {
@@ -61,7 +29,7 @@ async function main(): Promise<void> {
   const weights = VGG16_Weights.IMAGENET1K_V1;
   const model = vgg16({ weights }).eval();
   const batch = await weights.transforms().fromFile(file);
-  const { cam, classIndex: k } = gradCam(model, batch, { classIndex });
+  const { heatmap: cam, classIndex: k } = gradCam(model, batch, { classIndex });
   // Undo ImageNet normalization to show the (cropped) input under the map.
   const image = tidy(() =>
     batch

@@ -94,6 +94,8 @@ export type { WeightsMeta } from './models/weights.js';
 export { IMAGENET_CATEGORIES } from './models/imagenetCategories.js';
 export { createFeatureExtractor, getGraphNodeNames, FeatureExtractor } from './models/featureExtraction.js';
 export type { FeatureExtractorOptions } from './models/featureExtraction.js';
+export { gradCam } from './models/gradCam.js';
+export type { GradCamOptions, GradCamResult } from './models/gradCam.js';
 export * as hub from './hub/index.js';
 export * as jit from './jit/index.js';
 export * as quantization from './ao/quantization/index.js';

@@ -244,6 +244,26 @@ export const CASES: BadCall[] = [
   ['vggTutorial misspelt option', 'vt.vggTutorial({ batchnorm: true })', /vggTutorial\(\): unknown option 'batchnorm' \(did you mean 'batchNorm'\?\)/],
   ['vggTutorial inputSize one number', 'vt.vggTutorial({ inputSize: [31] })', /inputSize must be .*got \[31\]/],
   ['vggTutorial inputSize too small', 'vt.vggTutorial({ inputSize: [4, 4] })', /inputSize.*\[4, 4\].*too small|at least/],
+  [
+    'gradCam batch of two',
+    'vt.gradCam(vt.vggTutorial(), vt.randn(2, 3, 32, 32))',
+    /gradCam\(\): argument 'input' must be one image, 1×C×H×W, got shape \[2, 3, 32, 32\]/,
+  ],
+  [
+    'gradCam misspelt option',
+    'vt.gradCam(vt.vggTutorial(), vt.randn(1, 3, 32, 32), { classIdx: 1 })',
+    /gradCam\(\): unknown option 'classIdx' \(did you mean 'classIndex'\?\)/,
+  ],
+  [
+    'gradCam class out of range',
+    'vt.gradCam(vt.vggTutorial(), vt.randn(1, 3, 32, 32), { classIndex: 10 })',
+    /gradCam\(\): options.classIndex must be below the model's 10 classes, got 10/,
+  ],
+  [
+    'gradCam unknown layer',
+    "vt.gradCam(vt.vggTutorial(), vt.randn(1, 3, 32, 32), { targetLayer: 'features.x' })",
+    /gradCam\(\): options.targetLayer 'features.x' is not a submodule/,
+  ],
   ['makeLayers string cfg', "vt.makeLayers('A')", /makeLayers\(\): argument 'cfg' must be an array of positive integers and 'M', got 'A' \(string\)/],
   ['makeLayers bad entry', "vt.makeLayers([64, 'X'])", /makeLayers\(\): cfg\[1\] must be a positive integer or 'M', got 'X' \(string\)/],
   ['makeLayers unknown option', 'vt.makeLayers([64], { bn: true })', /makeLayers\(\): unknown option 'bn'/],

@@ -10,6 +10,7 @@ import type { VGG } from '../models/vgg.js';
 import { backends, version } from '../runtime.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ImageClassification } from '../transforms/presets.js';
 import * as T from '../transforms/transforms.js';
 import { UsageError, type Values, oneOf } from './args.js';
 import { NATIVE_SIZE, transformFor } from './datasets.js';
@@ -23,6 +24,8 @@ export interface InferenceModel {
   classes: readonly string[];
   /** A decoded uint8 (3, H, W) photo to the model's input for it, (C, H, W). */
   preprocess: (image: Tensor) => Tensor;
+  /** The weights' preset behind `preprocess`, when they have one (serve tells where the crop lies). */
+  preset?: ImageClassification;
 }
 
 /** `--checkpoint`, or `--arch` (default vgg16) with `--weights` (default DEFAULT: ImageNet's). */
@@ -40,7 +43,7 @@ export function inferenceModel(v: Values): InferenceModel {
   const weights = IMAGENET[arch];
   const model = modelWithWeights(arch, (v.weights as string) ?? 'DEFAULT');
   const preset = weights.transforms();
-  return { model, arch, classes: weights.meta.categories!, preprocess: (img) => preset.forward(img) };
+  return { model, arch, classes: weights.meta.categories!, preprocess: (img) => preset.forward(img), preset };
 }
 
 /**

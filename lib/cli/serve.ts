@@ -81,7 +81,7 @@ async function runServe(v: Values, positionals: string[]): Promise<number> {
   const host = (v.host as string | undefined) ?? '127.0.0.1';
   const name = v.name as string | undefined;
   if (name !== undefined && !/^[\w.-]+$/.test(name)) throw new UsageError(`--name must be letters, digits, '_', '.' or '-', got '${name}'`);
-  const { model, arch, classes, preprocess } = inferenceModel(v);
+  const { model, arch, classes, preprocess, preset } = inferenceModel(v);
   let int8: Sequential | null = null;
   try {
     model.eval();
@@ -94,7 +94,20 @@ async function runServe(v: Values, positionals: string[]): Promise<number> {
       }
     }
     const served = name ?? arch;
-    const server = await serve({ model: int8 ?? model, name: served, classes, preprocess, topk, maxBatch, maxDelayMs, queueLimit, host, port, amp });
+    const server = await serve({
+      model: int8 ?? model,
+      explainModel: model,
+      name: served,
+      classes,
+      preprocess: preset ?? preprocess,
+      topk,
+      maxBatch,
+      maxDelayMs,
+      queueLimit,
+      host,
+      port,
+      amp,
+    });
     const precision = int8 ? 'int8' : amp ? `${amp} autocast` : 'fp32';
     console.log(
       `Serving ${served} (${precision}, ${getNumThreads()} threads, batches of up to ${maxBatch} within ${maxDelayMs} ms) at ${server.url}\n` +

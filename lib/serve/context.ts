@@ -7,6 +7,7 @@ import type { ScriptModule } from '../jit/scriptModule.js';
 import type { Module } from '../nn/modules/module.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { ClassificationPreset } from '../transforms/presets.js';
 import type { Batcher } from './batcher.js';
 import { badRequest, internal, modelNotFound, wrongType } from './errors.js';
 import { imageFromBytes } from './image.js';
@@ -17,9 +18,13 @@ export interface ServedModel {
   name: string;
   /** What the batches run through (its forwardAsync). */
   model: Module<any, Tensor> | ScriptModule;
+  /** The nn.Module that /explanations runs Grad-CAM on (null: none, answered 501). */
+  explainer: Module<[Tensor], Tensor> | null;
   classes: readonly string[];
   /** A decoded uint8 (3, H, W) image to the model's input for one image (C, H, W). */
   preprocess: (image: Tensor) => Tensor;
+  /** The preset `preprocess` applies, when known (the default): tells clients where the model's input lies in the image. */
+  preset?: ClassificationPreset;
   topk: number;
   batcher: Batcher;
 }

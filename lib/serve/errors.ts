@@ -21,7 +21,11 @@ export class HttpError extends Error {
 export const badRequest = (message: string): HttpError => new HttpError(400, 'BadRequestException', message);
 export const modelNotFound = (name: string): HttpError => new HttpError(404, 'ModelNotFoundException', `Model not found: ${name}`);
 export const notFound = (): HttpError =>
-  new HttpError(404, 'ResourceNotFoundException', 'Requested resource is not found: the routes are POST /predictions/<model>, GET /ping, GET /metrics');
+  new HttpError(
+    404,
+    'ResourceNotFoundException',
+    'Requested resource is not found: the routes are POST /predictions/<model>, POST /explanations/<model>, GET /ping, GET /metrics, GET / (the page)',
+  );
 export const tooLarge = (limit: number): HttpError =>
   new HttpError(413, 'RequestEntityTooLargeException', `the request body is over the limit of ${limit} bytes (bodyLimit)`);
 export const unavailable = (message: string, retryAfterS: number): HttpError =>

@@ -8,10 +8,11 @@ import { autocast } from '../amp/autocastMode.js';
 import type { ScriptModule } from '../jit/scriptModule.js';
 import { IMAGENET_CATEGORIES } from '../models/imagenetCategories.js';
 import { VGG16_Weights } from '../models/weights.js';
-import type { Module } from '../nn/modules/module.js';
+import { Module } from '../nn/modules/module.js';
 import { dispose, tidy } from '../tensor/scope.js';
 import { zeros } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { type ClassificationPreset, ImageClassification } from '../transforms/presets.js';
 import { checkBoolean, checkFunction, checkInt, checkOneOf, checkOptions, describe } from '../utils/args.js';
 import { Batcher } from './batcher.js';
 import { type ServeContext, type ServedModel, makeContext } from './context.js';
@@ -38,8 +39,14 @@ export interface ServeOptions {
   /**
    * A decoded uint8 (3, H, W) RGB image to the model's input for one image (C, H, W) (default:
    * ImageNet's preprocessing, `VGG16_Weights.IMAGENET1K_V1.transforms()`: resize 256, crop 224, normalize).
+   * A preset (`weights.transforms()`) also tells `/explanations` where the model's input lies in the image.
    */
-  preprocess?: (image: Tensor) => Tensor;
+  preprocess?: ((image: Tensor) => Tensor) | ImageClassification;
+  /**
+   * The nn.Module whose Grad-CAM `POST /explanations` answers (default: `model` when it is an
+   * nn.Module): the float model that an int8 or TorchScript `model` was made from.
+   */
+  explainModel?: Module<[Tensor], Tensor>;
   /** Classes in each answer (default 5). */
   topk?: number;
   /** The most images in one batch (default 8; 1 turns batching off). */
@@ -83,6 +90,7 @@ const OPTIONS = [
   'name',
   'classes',
   'preprocess',
+  'explainModel',
   'topk',
   'maxBatch',
   'maxDelayMs',
@@ -103,6 +111,12 @@ const OPTIONS = [
  *   `{"class": probability, …}`, most probable first (TorchServe's image classifier).
  * - `GET /ping`: `{"status": "Healthy"}`. `GET /metrics`: Prometheus text (requests by status,
  *   latency, queue wait, batch sizes and durations, queue depth).
+ * - `POST /explanations/<name>` (TorchServe's explanations endpoint), the same bodies: the
+ *   Grad-CAM heatmap of the image from `gradCam()`, `{class, classIndex, width, height, crop,
+ *   heatmap}` (`?class=<name>` explains another class). It runs the eager module on the event
+ *   loop, not through the batcher, and needs an `nn.Module` (501 for a ScriptModule).
+ * - `GET /`: a page to try it from a browser: drop a photo, see the top k as bars and the
+ *   Grad-CAM heatmap over the photo (self-contained: it loads nothing from elsewhere).
  *
  * Requests that arrive within `maxDelayMs` are stacked into one batch of up to `maxBatch` and run
  * through the compiled model off the event loop (`forwardAsync`: compiled once, its graph serves
@@ -132,12 +146,17 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
   if (!Array.isArray(classes) || classes.length === 0 || !classes.every((c) => typeof c === 'string')) {
     throw new TypeError(`${FN}: option 'classes' must be a non-empty array of strings, got ${describe(classes)}`);
   }
-  let preprocess = o.preprocess;
-  if (preprocess === undefined) {
-    const preset = VGG16_Weights.IMAGENET1K_V1.transforms();
-    preprocess = (image) => preset.forward(image);
+  let preprocess = o.preprocess ?? VGG16_Weights.IMAGENET1K_V1.transforms();
+  let preset: ClassificationPreset | undefined;
+  if (preprocess instanceof ImageClassification) {
+    const transform = preprocess;
+    preset = transform.preset;
+    preprocess = (image) => transform.forward(image);
   }
   checkFunction(FN, 'preprocess', preprocess);
+  const explainer = o.explainModel ?? (model instanceof Module ? model : null);
+  if (!(explainer === null || explainer instanceof Module))
+    throw new TypeError(`${FN}: option 'explainModel' must be an nn.Module, got ${describe(explainer)}`);
   const int = (what: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const v = (o as unknown as Record<string, unknown>)[what] ?? dflt;
     checkInt(FN, `option '${what}'`, v, min);
@@ -167,7 +186,7 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
     () => batcher?.inFlight ?? 0,
   );
   batcher = new Batcher(run, { maxBatch, maxDelayMs, queueLimit }, metrics);
-  const served: ServedModel = { name, model, classes, preprocess, topk, batcher };
+  const served: ServedModel = { name, model, explainer, classes, preprocess, preset, topk, batcher };
   const context = makeContext(new Map([[name, served]]), metrics, bodyLimit, maxPixels);
 
   // return503OnClosing: a request on a kept-alive connection during close() is refused, not queued.

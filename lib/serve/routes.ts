@@ -7,6 +7,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { QueueFullError } from './batcher.js';
 import type { ServeContext } from './context.js';
 import { internal, unavailable } from './errors.js';
+import { explain } from './explain.js';
+import { renderPage } from './page.js';
 
 export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
   // TorchServe's health check.
@@ -34,7 +36,25 @@ export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
     return orderedObject(ctx.topk(served, row));
   });
 
-  // Further routes (the page at GET /, POST /explanations/:model) are registered here, on the same context.
+  // The page to try the models from a browser (lib/serve/page.ts).
+  const page = renderPage([...ctx.models.keys()]);
+  app.get('/', async (_request, reply) => {
+    reply.type('text/html; charset=utf-8');
+    return page;
+  });
+
+  // TorchServe's explanations endpoint: the Grad-CAM heatmap of the image (lib/serve/explain.ts),
+  // by the eager module on the event loop, not through the batcher. ?class= picks the class.
+  app.post<{ Params: { model: string }; Querystring: { class?: string } }>('/explanations/:model', async (request, reply) => {
+    const served = ctx.modelOf(request.params.model);
+    const x = await ctx.inputOf(request, served);
+    try {
+      reply.type('application/json; charset=utf-8');
+      return explain(served, x, request.query.class);
+    } finally {
+      x.dispose();
+    }
+  });
 }
 
 const queueFull = (depth: number, retryAfterS: number) =>
