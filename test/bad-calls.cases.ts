@@ -388,4 +388,12 @@ export const CASES: BadCall[] = [
   ['makeGrid null', 'vt.makeGrid(null)', /makeGrid: argument 'images' must be a Tensor or an array of Tensors, got null/],
   ['makeGrid unknown option', 'vt.makeGrid(x4, { rows: 2 })', /makeGrid: unknown option 'rows'/],
   ['saveImage null', "vt.saveImage(null, tmp + '/a.png')", /saveImage: argument 'images' must be a Tensor or an array of Tensors, got null/],
+  // ---- serve ----
+  ['serve no options', 'vt.serve()', /serve\(\): argument 'options' must be an object with 'model', got undefined/],
+  ['serve no model', 'vt.serve({})', /serve\(\): option 'model' is required/],
+  ['serve string model', "vt.serve({ model: 'vgg16' })", /serve\(\): option 'model' must be an nn\.Module or a jit\.ScriptModule, got 'vgg16'/],
+  ['serve negative delay', 'vt.serve({ model: lin(), maxDelayMs: -1 })', /serve\(\): option 'maxDelayMs' must be a non-negative integer, got -1/],
+  ['serve no classes', 'vt.serve({ model: lin(), classes: [] })', /serve\(\): option 'classes' must be a non-empty array of strings, got \[\]/],
+  ['serve amp fp8', "vt.serve({ model: lin(), amp: 'fp8' })", /serve\(\): option 'amp' must be one of 'bfloat16', 'float16', null, got 'fp8'/],
+  ['serve misspelt option', 'vt.serve({ model: lin(), maxDelay: 5 })', /serve\(\): unknown option 'maxDelay' \(did you mean 'maxDelayMs'\?\)/],
 ];

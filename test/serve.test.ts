@@ -4,12 +4,16 @@
 // every batch size; bad bodies get 400/413 with a clear message, an unknown
 // model 404, a full queue 503 with Retry-After; close() answers every request
 // received before it resolves; /metrics counts what happened.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Tensor, autocast, makeLayers, manualSeed, memory, nn, quantization, serve, stack, tidy, transforms as T } from '../lib/index.js';
 import type { ServeHandle, ServeOptions } from '../lib/serve/index.js';
-import { bytesOf } from './helpers.js';
+import { type ChildResult, type CliRun, bytesOf } from './helpers.js';
 
 const CLASSES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 const tf = new T.Compose([new T.Resize(32), new T.CenterCrop(32), new T.ToTensor(), new T.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])]);
@@ -91,6 +95,28 @@ const until = async (cond: () => boolean, what: string): Promise<void> => {
   for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   if (!cond()) throw new Error(`timed out waiting for ${what}`);
 };
+
+/** Polls /metrics until its text matches. */
+async function metricReaches(url: string, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    if (pattern.test(await (await fetch(`${url}/metrics`)).text())) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`/metrics never matched ${pattern}`);
+}
+
+/** Runs `node <args>` to its end without blocking the event loop. */
+function runNodeArgs(args: string[]): Promise<ChildResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', rej);
+    child.on('close', (status, signal) => res({ status, signal, stdout, stderr }));
+  });
+}
 
 const metricValue = (text: string, line: string): number => {
   const m = new RegExp(`^${line.replace(/[{}()[\]".+*?^$|\\]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
@@ -234,6 +260,25 @@ describe('serve()', () => {
     model.dispose();
   });
 
+  it('writes the top k most probable first, also for classes named by numbers (JSON.parse would reorder them)', async () => {
+    manualSeed(4);
+    const model = smallVgg();
+    const numbers = CLASSES.map((_, i) => String(9 - i));
+    const server = await serve({ model, name: 'numbers', classes: numbers, preprocess, port: 0, topk: 10 });
+    try {
+      const r = await post(`${server.url}/predictions/numbers`, pngs[3], 'image/png');
+      const got = entries(r.text);
+      expect(got).toHaveLength(10);
+      expect(got.map(([, p]) => p)).toEqual(got.map(([, p]) => p).sort((a, b) => b - a));
+      // The same pairs as JSON.parse gives, in another order than its numeric one.
+      expect(Object.fromEntries(got)).toEqual(JSON.parse(r.text));
+      expect(got.map(([k]) => k)).not.toEqual(Object.keys(JSON.parse(r.text)));
+    } finally {
+      await server.close();
+    }
+    model.dispose();
+  });
+
   describe('input, errors and backpressure', () => {
     let model: nn.Sequential;
     let server: ServeHandle;
@@ -370,5 +415,120 @@ describe('serve()', () => {
     // Batches of 1 (the first), then 2 and 1 from the queue.
     await expect(fetch(`${server.url}/ping`)).rejects.toThrow();
     model.dispose();
+  });
+});
+
+describe('vgg-torch serve (the built bin, dist/cli.js)', () => {
+  const bin = resolve('dist/cli.js');
+  const dir = mkdtempSync(join(tmpdir(), 'vgg-torch-serve-'));
+  const checkpoint = join(dir, 'run', 'checkpoint.pth');
+  let shoe: string;
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Starts `node dist/cli.js serve …`; resolves with the child and its URL once it listens. */
+  const start = async (args: string[]): Promise<{ child: ChildProcess; url: string; done: Promise<CliRun> }> => {
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const done = new Promise<CliRun>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+    const url = await new Promise<string>((res, rej) => {
+      child.stdout!.on('data', (d) => {
+        stdout += d;
+        const m = /at (http:\/\/[\d.]+:\d+)/.exec(stdout);
+        if (m) res(m[1]);
+      });
+      void done.then((r) => rej(new Error(`serve exited with ${r.code}: ${r.stderr}`)));
+    });
+    return { child, url, done };
+  };
+
+  beforeAll(async () => {
+    // A checkpoint of a tiny Fashion-MNIST run, written by the built bin's train.
+    const train = await runNodeArgs([
+      bin,
+      'train',
+      '--dataset',
+      'fashion-mnist',
+      '--arch',
+      'tutorial',
+      '--epochs',
+      '1',
+      '--limit',
+      '64',
+      '--test-limit',
+      '32',
+      '--batch-size',
+      '32',
+      '--amp',
+      'off',
+      '--out',
+      join(dir, 'run'),
+    ]);
+    expect(train.stderr).toBe('');
+    expect(train.status).toBe(0);
+    shoe = join(dir, 'shoe.png');
+    await sharp(await noisePng(7, 28, 28)).toFile(shoe);
+    mkdirSync(join(dir, 'calibration'));
+    for (let i = 0; i < 4; i++) await sharp(await noisePng(20 + i, 28, 28)).toFile(join(dir, 'calibration', `${i}.png`));
+  });
+
+  it('prints its help and refuses bad flags with one line', async () => {
+    const help = await runNodeArgs([bin, 'serve', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: vgg-torch serve \[options\]/);
+    expect(help.stdout).toMatch(/^ {2}--max-delay-ms <ms> +how long the oldest waiting image waits/m);
+    const top = await runNodeArgs([bin, '--help']);
+    expect(top.stdout).toMatch(/^ {2}serve +serve a model over HTTP/m);
+    for (const [args, code, message] of [
+      [['--int8'], 2, /^vgg-torch: --int8 needs --calibrate <dir>/],
+      [['--calibrate', dir], 2, /^vgg-torch: --calibrate goes with --int8/],
+      [['--port', '70000'], 2, /^vgg-torch: --port must be an integer from 0 to 65535, got '70000'/],
+      [['--max-batch', '0'], 2, /^vgg-torch: --max-batch must be an integer from 1 to 1024, got '0'/],
+      [['--checkpoint', join(dir, 'none.pth')], 1, /^vgg-torch: no such checkpoint: /],
+      [['extra'], 2, /^vgg-torch: unexpected argument 'extra'/],
+    ] as [string[], number, RegExp][]) {
+      const r = await runNodeArgs([bin, 'serve', ...args]);
+      expect({ args, code: r.status }).toEqual({ args, code });
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  it("answers what 'vgg-torch predict' prints for the checkpoint, and SIGTERM drains the requests received, then exits 0", async () => {
+    const predicted = await runNodeArgs([bin, 'predict', shoe, '--checkpoint', checkpoint, '--topk', '3']);
+    expect(predicted.status).toBe(0);
+    const lines = [...predicted.stdout.matchAll(/^ +([\d.]+) % {2}(.+)$/gm)].map((m) => [m[2], m[1]]);
+    expect(lines).toHaveLength(3);
+    // A long delay: three requests wait in the queue for their batch when SIGTERM comes.
+    const server = await start(['--checkpoint', checkpoint, '--topk', '3', '--max-batch', '8', '--max-delay-ms', '3000']);
+    const png = readFileSync(shoe);
+    const answers = [0, 1, 2].map(() => post(`${server.url}/predictions/tutorial`, png, 'image/png'));
+    await metricReaches(server.url, /^vggtorch_queue_depth 3$/m);
+    server.child.kill('SIGTERM');
+    const results = await Promise.all(answers);
+    const run = await server.done;
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^SIGTERM: no new connections; answering the requests received \(3 queued\), then stopping\nStopped\.$/m);
+    for (const r of results) {
+      expect(r.status).toBe(200);
+      // predict's percentages, to their two decimals.
+      expect(entries(r.text).map(([k, p]) => [k, (p * 100).toFixed(2)])).toEqual(lines);
+    }
+  });
+
+  it('--int8 quantizes with the calibration images and serves the int8 model', async () => {
+    const server = await start(['--checkpoint', checkpoint, '--int8', '--calibrate', join(dir, 'calibration'), '--name', 'shoes']);
+    try {
+      const r = await post(`${server.url}/predictions/shoes`, readFileSync(shoe), 'image/png');
+      expect(r.status).toBe(200);
+      expect(entries(r.text)).toHaveLength(5);
+      expect((await post(`${server.url}/predictions/tutorial`, readFileSync(shoe), 'image/png')).status).toBe(404);
+    } finally {
+      server.child.kill('SIGINT');
+    }
+    const run = await server.done;
+    expect(run.stdout).toMatch(/^Serving shoes \(int8, /m);
+    expect(run.code).toBe(130);
   });
 });

@@ -2,7 +2,7 @@
 // The `vgg-torch` command: predict (pretrained ImageNet or a trained
 // checkpoint), train (the CIFAR-10 tutorial's recipe on CIFAR-10,
 // Fashion-MNIST or an image folder), eval (a checkpoint's report), summary and
-// export (ONNX or TorchScript); one file per command beside this one.
+// export (ONNX or TorchScript), serve (HTTP, TorchServe's API); one file per command beside this one.
 // Every failure is one line on stderr and a non-zero exit code: 2 for usage
 // errors, 1 for everything else, 130 after Ctrl-C.
 import { realpathSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { type Command, UsageError, parse } from './args.js';
 import { evalCommand } from './eval.js';
 import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
+import { serveCommand } from './serve.js';
 import { summaryCommand } from './summary.js';
 import { trainCommand } from './train.js';
 
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   summary: summaryCommand,
   export: exportCommand,
+  serve: serveCommand,
 };
 
 const HELP = `vgg-torch — PyTorch's VGG family on libtorch, from the command line

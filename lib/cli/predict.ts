@@ -1,23 +1,18 @@
 // `vgg-torch predict`: the top classes of images, with ImageNet weights or a
 // checkpoint's model, optionally quantized to int8 or run in mixed precision.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { autocast } from '../amp/autocastMode.js';
-import { ampRulesNow } from '../amp/releases.js';
-import { existsSync, readdirSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
 import { quantize } from '../ao/quantization/quantize.js';
 import { inferenceMode } from '../autograd.js';
-import { IMG_EXTENSIONS } from '../data/folder.js';
 import { decodeImage } from '../io/image.js';
-import type { VGG } from '../models/vgg.js';
 import type { Sequential } from '../nn/modules/container.js';
 import type { Module } from '../nn/modules/module.js';
-import { backends, setNumThreads, version } from '../runtime.js';
+import { setNumThreads } from '../runtime.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import * as T from '../transforms/transforms.js';
-import { type Command, type Values, UsageError, bool, device, int, oneOf, str } from './args.js';
-import { NATIVE_SIZE, transformFor } from './datasets.js';
-import { FACTORIES, IMAGENET, modelFromCheckpoint, modelWithWeights } from './models.js';
+import { type Command, type Values, UsageError, bool, device, int, str } from './args.js';
+import { ampDtype, calibration, imagesIn, inferenceModel } from './inference.js';
 
 export const predictCommand: Command = {
   synopsis: ['predict <images…>', 'classify images (pretrained ImageNet weights, or a checkpoint)'],
@@ -59,34 +54,13 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
   if (v.int8 && dev !== 'cpu') throw new UsageError('--int8 runs on the CPU: add --device cpu');
   const amp = ampDtype(v, dev);
   if (amp && v.int8) throw new UsageError("--amp and --int8 exclude each other: libtorch's int8 kernels are not on autocast's lists");
-  if (v.checkpoint && (v.arch || v.weights)) throw new UsageError('--checkpoint brings its own architecture and weights: drop --arch and --weights');
-  let model: VGG;
-  let classes: readonly string[];
-  let preprocess: (image: Tensor) => Tensor;
-  if (v.checkpoint) {
-    const loaded = modelFromCheckpoint(resolve(v.checkpoint as string));
-    model = loaded.model;
-    classes = loaded.meta.classes;
-    // A photo is first brought to the dataset's own size, then prepared as training prepared that dataset.
-    const size = NATIVE_SIZE[loaded.meta.dataset] ?? null;
-    const tf =
-      size === null
-        ? transformFor(loaded.meta, null, 3, false)
-        : new T.Compose([new T.Resize(size), new T.CenterCrop(size), transformFor(loaded.meta, size, 3, false)]);
-    preprocess = (img) => tf.forward(img).unsqueeze(0);
-  } else {
-    const arch = oneOf((v.arch as string) ?? 'vgg16', Object.keys(FACTORIES), 'architecture');
-    const weights = IMAGENET[arch];
-    model = modelWithWeights(arch, (v.weights as string) ?? 'DEFAULT');
-    classes = weights.meta.categories!;
-    const preset = weights.transforms();
-    preprocess = (img) => preset.forward(img).unsqueeze(0);
-  }
+  const { model, classes, preprocess: prepare } = inferenceModel(v);
+  const preprocess = (img: Tensor): Tensor => prepare(img).unsqueeze(0);
   let int8: Sequential | null = null;
   try {
     model.to(dev).eval();
     if (v.int8) {
-      const images = await calibration(v.calibrate === undefined ? files : imagesIn(resolve(v.calibrate as string)), preprocess);
+      const images = await calibration(v.calibrate === undefined ? files : imagesIn(resolve(v.calibrate as string)), prepare);
       try {
         int8 = quantize(model, images);
       } finally {
@@ -120,24 +94,6 @@ async function runPredict(v: Values, files: string[]): Promise<number> {
 }
 
 /**
- * `--amp`: the autocast dtype, or null for off. `auto` is bf16 on a CPU that computes it natively
- * and fp16 on CUDA (as `train --amp auto`), fp32 elsewhere; it says which on stderr.
- */
-function ampDtype(v: Values, dev: 'cpu' | 'cuda'): 'bfloat16' | 'float16' | null {
-  let amp = oneOf((v.amp as string) ?? 'off', ['auto', 'bf16', 'fp16', 'off'], '--amp precision');
-  if (amp === 'auto') {
-    const bf16 = backends.cpu.bf16Support();
-    amp = dev === 'cuda' ? 'fp16' : bf16.native ? 'bf16' : 'off';
-    process.stderr.write(`Precision: ${amp === 'off' ? 'fp32' : `${amp} autocast`} (--amp auto: ${dev === 'cuda' ? 'fp16 on CUDA' : bf16.reason})\n`);
-  }
-  if (amp === 'off') return null;
-  if (amp === 'fp16' && dev === 'cpu' && !ampRulesNow.cpuAutocastHalf) {
-    throw new UsageError(`--amp fp16 on the CPU needs libtorch 2.1 or later (this is ${version.torch}); use --amp bf16`);
-  }
-  return amp === 'bf16' ? 'bfloat16' : 'float16';
-}
-
-/**
  * The model's output for `x`: on the CPU (fp32 or int8) the compiled graph on a
  * worker thread (forwardAsync), so the event loop stays free; CUDA runs eagerly (asynchronous
  * on its stream already). With `amp`, under autocast: forwardAsync compiles (and caches) the
@@ -146,26 +102,4 @@ function ampDtype(v: Values, dev: 'cpu' | 'cuda'): 'bfloat16' | 'float16' | null
 async function logitsOf(net: Module<any, Tensor>, x: Tensor, dev: 'cpu' | 'cuda', amp: 'bfloat16' | 'float16' | null): Promise<Tensor> {
   const run = (): Promise<Tensor> => (dev === 'cpu' ? net.forwardAsync(x) : Promise.resolve(inferenceMode(() => net(x))));
   return amp ? autocast(dev, { dtype: amp }, run) : run();
-}
-
-/** The images `files` preprocessed, to calibrate the int8 activation ranges on. */
-async function calibration(files: string[], preprocess: (image: Tensor) => Tensor): Promise<Tensor[]> {
-  const out: Tensor[] = [];
-  for (const f of files) {
-    const image = await decodeImage(f);
-    out.push(tidy(() => preprocess(image)));
-    image.dispose();
-  }
-  return out;
-}
-
-/** The images in a folder (torchvision's IMG_EXTENSIONS), sorted. */
-function imagesIn(dir: string): string[] {
-  if (!existsSync(dir)) throw new Error(`no such folder: ${dir}`);
-  const images = readdirSync(dir)
-    .filter((f) => (IMG_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase()))
-    .sort()
-    .map((f) => join(dir, f));
-  if (images.length === 0) throw new Error(`no images in ${dir}`);
-  return images;
 }

@@ -40,6 +40,7 @@ export class Batcher {
   private idle: (() => void)[] = [];
   /** Average time of a batch in ms (exponentially weighted): what Retry-After is estimated from. */
   private batchMs = 0;
+  private draining = false;
 
   /**
    * @param run the model on a batch (N, …) giving (N, …) outputs, off the event loop
@@ -89,6 +90,16 @@ export class Batcher {
     });
   }
 
+  /**
+   * Stops waiting for batches to fill: from now on every image starts its batch as soon as the
+   * model is free (closing the server). Resolves once the queue is empty and no batch runs.
+   */
+  drain(): Promise<void> {
+    this.draining = true;
+    this.pump();
+    return this.drained();
+  }
+
   /** Resolves once the queue is empty and no batch runs (after the images queued now are answered). */
   drained(): Promise<void> {
     if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
@@ -102,7 +113,7 @@ export class Batcher {
     const head = this.queue[0];
     const alike = this.queue.reduce((n, w) => n + (w.key === head.key ? 1 : 0), 0);
     const waited = performance.now() - head.at;
-    if (alike < maxBatch && waited < maxDelayMs) {
+    if (alike < maxBatch && waited < maxDelayMs && !this.draining) {
       if (!this.timer) {
         this.timer = setTimeout(() => {
           this.timer = null;

@@ -215,9 +215,11 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
     close() {
       closing ??= (async () => {
         stopping = true;
-        // Fastify's close waits for the requests in flight, which wait for their batches.
+        // The queued images run now, without waiting for their batches to fill; Fastify's close
+        // waits for the requests in flight, which wait for their batches.
+        const drained = batcher.drain();
         await app.close();
-        await batcher.drained();
+        await drained;
       })();
       return closing;
     },

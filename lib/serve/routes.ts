@@ -20,7 +20,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
   // TorchServe's image classifier: {className: probability}, the top k by probability.
   app.post<{ Params: { model: string } }>('/predictions/:model', async (request, reply) => {
     const served = ctx.modelOf(request.params.model);
-    // Refused before the image is read and decoded: a full queue costs the server nothing more.
+    // Refused before the image is decoded and preprocessed: under overload a refusal stays cheap.
     if (served.batcher.full) throw queueFull(served.batcher.depth, served.batcher.retryAfterS());
     const x = await ctx.inputOf(request, served);
     let row: Tensor;
@@ -34,7 +34,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ServeContext): void {
     return orderedObject(ctx.topk(served, row));
   });
 
-  // The page (GET /) and POST /explanations/:model are registered here too.
+  // Further routes (the page at GET /, POST /explanations/:model) are registered here, on the same context.
 }
 
 const queueFull = (depth: number, retryAfterS: number) =>
