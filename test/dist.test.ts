@@ -190,11 +190,11 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
 
 /**
  * Wave 3's public surface, run against `vt` like {@link probe} (sent as text: it uses nothing but
- * `vt`, `dir` and `port`): the generated Tensor API (methods, `torch.*` functions, `ops.aten`, the
+ * `vt` and `port`): the generated Tensor API (methods, `torch.*` functions, `ops.aten`, the
  * overload error), autocast and GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm and a DDP
  * comm hook on a one-rank group.
  */
-async function probeWave3(vt: typeof source, dir: string, port: number): Promise<Record<string, unknown>> {
+async function probeWave3(vt: typeof source, port: number): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   const nn = vt.nn;
   const values = (t: source.Tensor) => Array.from(t.toTypedArray() as Float32Array);
@@ -327,7 +327,7 @@ async function runBuiltNew(format: 'esm' | 'cjs', port: number): Promise<Record<
 
 /** Runs {@link probeWave3} on the built package in a child process. */
 async function runBuiltWave3(format: 'esm' | 'cjs', port: number): Promise<Record<string, unknown>> {
-  const body = `const probeWave3 = ${probeWave3.toString()};\nprobeWave3(vt, ${JSON.stringify(dir)}, ${port}).then((o) => process.stdout.write(JSON.stringify(o)));\n`;
+  const body = `const probeWave3 = ${probeWave3.toString()};\nprobeWave3(vt, ${port}).then((o) => process.stdout.write(JSON.stringify(o)));\n`;
   const file = join(dir, format === 'esm' ? 'probe-wave3.mjs' : 'probe-wave3.cjs');
   writeFileSync(file, (format === 'esm' ? "import * as vt from 'vgg-torch';\n" : "const vt = require('vgg-torch');\n") + body);
   const r = await runNodeFile(file, dir);
@@ -339,7 +339,7 @@ async function runBuiltWave3(format: 'esm' | 'cjs', port: number): Promise<Recor
 let newReference: Promise<Record<string, unknown>> | null = null;
 const reference = (): Promise<Record<string, unknown>> => (newReference ??= freePort().then((port) => probeNew(source, dir, port)));
 let wave3Ref: Promise<Record<string, unknown>> | null = null;
-const wave3Reference = (): Promise<Record<string, unknown>> => (wave3Ref ??= freePort().then((port) => probeWave3(source, dir, port)));
+const wave3Reference = (): Promise<Record<string, unknown>> => (wave3Ref ??= freePort().then((port) => probeWave3(source, port)));
 
 describe('the built package (dist/)', () => {
   const fx = readFixture<{ models: Record<string, { repr: string }>; keys: Record<string, string[]> }>('vgg.json');
