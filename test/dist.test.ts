@@ -192,7 +192,7 @@ async function probeNew(vt: typeof source, dir: string, port: number): Promise<R
  * Wave 3's public surface, run against `vt` like {@link probe} (sent as text: it uses nothing but
  * `vt` and `port`): the generated Tensor API (methods, `torch.*` functions, `ops.aten`, the
  * overload error), autocast and GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm and a DDP
- * comm hook on a one-rank group.
+ * comm hook on a one-rank group, gradCam() and serve().
  */
 async function probeWave3(vt: typeof source, port: number): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
@@ -282,6 +282,38 @@ async function probeWave3(vt: typeof source, port: number): Promise<Record<strin
       vt.distributed.destroyProcessGroup();
     }
   }
+  // gradCam() and serve() (Fastify, the batcher, the page) from the package's own entry.
+  vt.manualSeed(14);
+  const tiny = new nn.Sequential(new nn.Conv2d(3, 4, 3), new nn.ReLU(), new nn.AdaptiveAvgPool2d(1), new nn.Flatten(), new nn.Linear(4, 3)).eval();
+  out.gradCam = vt.tidy(() => {
+    const cam = vt.gradCam(tiny, vt.randn(1, 3, 6, 6), { targetLayer: '1' });
+    return {
+      shape: cam.heatmap.shape,
+      inRange: (cam.heatmap.min().item() as number) >= 0 && (cam.heatmap.max().item() as number) <= 1,
+      classIndex: typeof cam.classIndex,
+    };
+  });
+  const server = await vt.serve({
+    model: tiny,
+    classes: ['a', 'b', 'c'],
+    preprocess: (img: source.Tensor) => img.float().div(255),
+    port: 0,
+    topk: 2,
+    warmup: false,
+  });
+  try {
+    const ping = await fetch(`${server.url}/ping`);
+    const bad = await fetch(`${server.url}/predictions/model`, { method: 'POST', body: 'not an image', headers: { 'content-type': 'image/png' } });
+    const page = await fetch(`${server.url}/`);
+    out.serve = {
+      ping: [ping.status, await ping.json()],
+      bad: [bad.status, ((await bad.json()) as { type: string }).type],
+      page: [page.status, page.headers.get('content-type')],
+    };
+  } finally {
+    await server.close();
+  }
+  tiny.dispose();
   vt.dispose([inp]);
   lin.dispose();
   small.dispose();
@@ -415,7 +447,7 @@ describe('the built package (dist/)', () => {
     });
   }
 
-  it('the sources: the generated Tensor API, autocast, GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm and comm hooks (the reference for the built package)', async () => {
+  it('the sources: the generated Tensor API, autocast, GradScaler, backends.cpu, fit({ amp }), SyncBatchNorm, comm hooks, gradCam and serve (the reference for the built package)', async () => {
     const before = source.memory().tensors;
     const ref = await wave3Reference();
     expect(ref.leaked).toBe(before);
@@ -430,6 +462,8 @@ describe('the built package (dist/)', () => {
     expect(ref.scaler).toEqual({ name: 'GradScaler', enabled: false });
     expect(ref.cpu).toEqual({ capability: 'string', bf16: ['features', 'native', 'reason', 'source'] });
     expect(ref.fit).toEqual({ precision: ['bf16'], first: 'Mixed precision: bf16 autocast ' });
+    expect(ref.gradCam).toEqual({ shape: [6, 6], inRange: true, classIndex: 'number' });
+    expect(ref.serve).toEqual({ ping: [200, { status: 'Healthy' }], bad: [400, 'BadRequestException'], page: [200, 'text/html; charset=utf-8'] });
     if (ref.distributed) {
       expect(ref.sync).toEqual({
         name: 'SyncBatchNorm',
@@ -441,7 +475,7 @@ describe('the built package (dist/)', () => {
   });
 
   for (const format of ['esm', 'cjs'] as const) {
-    it(`${format.toUpperCase()}: wave 3's surface from dist/ equals the sources' (generated methods are on Tensor; amp, SyncBatchNorm and comm hooks reach the addon)`, async () => {
+    it(`${format.toUpperCase()}: wave 3's surface from dist/ equals the sources' (generated methods are on Tensor; amp, SyncBatchNorm and comm hooks reach the addon; gradCam and serve work)`, async () => {
       const expected = await wave3Reference();
       const built = await runBuiltWave3(format, await freePort());
       expect(built).toEqual({ ...expected, leaked: built.leaked });
