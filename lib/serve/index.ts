@@ -237,8 +237,15 @@ export async function serve(options: ServeOptions): Promise<ServeHandle> {
         // The queued images run now, without waiting for their batches to fill; Fastify's close
         // waits for the requests in flight, which wait for their batches.
         const drained = batcher.drain();
-        await app.close();
-        await drained;
+        // Fastify closes the connections idle when close() starts; one kept alive that goes idle
+        // later (a browser's, a fetch pool's) would hold close() until its keep-alive timeout.
+        const idle = setInterval(() => app.server.closeIdleConnections(), 100);
+        try {
+          await app.close();
+          await drained;
+        } finally {
+          clearInterval(idle);
+        }
       })();
       return closing;
     },
