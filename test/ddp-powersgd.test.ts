@@ -138,7 +138,7 @@ def waiting_hook(state, bucket):
     fut.wait()
     return fut
 configs = {${Object.entries(CONFIGS)
-  .map(([name, o]) => `'${name}': dict(${pyKwargs(name === 'rank2Plain' ? { ...o, randomSeed: 8 } : o)})`)
+  .map(([name, o]) => `'${name}': dict(${pyKwargs(o)})`)
   .join(', ')}}
 out = {'runs': {}}
 for name, kwargs in configs.items():
