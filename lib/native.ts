@@ -11,6 +11,8 @@ export type Handle = number & { readonly __handle: unique symbol };
 export type OpHandle = { readonly __op: unique symbol };
 /** An opaque native torch.Generator (a CPU generator owned by the JS object holding it). */
 export type GeneratorHandle = { readonly __generator: unique symbol };
+/** A PowerSGD hook's state (an External). */
+export type PowerSGDStateHandle = { readonly __powerSGDState: unique symbol };
 /** A libtorch custom-class object (quantized packed weights) held by the addon. */
 export type ObjectHandle = { readonly __object: unique symbol };
 /** A compiled TorchScript module held by the addon. */
@@ -123,7 +125,23 @@ export interface NativeAddon {
   distReducerFree(reducer: number): void;
   distReducerPrepareForward(reducer: number, prepare: boolean, rebuildBuckets: boolean): void;
   distReducerPrepareForBackward(reducer: number, outputs: Handle[]): void;
-  distReducerRegisterCommHook(reducer: number, kind: 'allreduce' | 'fp16' | 'bf16', group: number, builtin: boolean): void;
+  distReducerRegisterCommHook(
+    reducer: number,
+    kind: 'allreduce' | 'fp16' | 'bf16' | 'powerSGD',
+    group: number,
+    builtin: boolean,
+    powerSGDState?: PowerSGDStateHandle,
+  ): void;
+  distPowerSGDStateNew(
+    rank: number,
+    startIter: number,
+    minCompressionRate: number,
+    errorFeedback: boolean,
+    warmStart: boolean,
+    epsilon: number,
+    seed: number,
+  ): PowerSGDStateHandle;
+  distPowerSGDStateInfo(state: PowerSGDStateHandle): [number, number, number];
   distMarkExit(code: number): void;
   distExitNote(message: string): string;
 }

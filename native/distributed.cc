@@ -31,13 +31,19 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <random>
 #include <thread>
 #endif
 
@@ -752,22 +758,268 @@ class CompressCommHook : public c10d::CommHookInterface {
   c10::optional<at::ScalarType> dtype_;
 };
 
-// reducerRegisterCommHook(reducer, kind, group, builtin): kind "allreduce",
-// "fp16" or "bf16" on `group`. builtin: c10d's own ALLREDUCE / FP16_COMPRESS
+// PowerSGDState of torch/distributed/algorithms/ddp_comm_hooks/powerSGD_hook.py: the
+// hyperparameters and the per-bucket memory (error feedback, warm-started P and Q), shared
+// by the JS PowerSGDState (an External) and the hooks it is registered with. The same in
+// PyTorch 1.13 and 2.6 (they differ in logging only; 2.6 imports numpy lazily).
+struct PowerSGDState {
+  int64_t rank = 1;
+  int64_t startIter = 1000;
+  double minCompressionRate = 2;
+  bool errorFeedback = true;
+  bool warmStart = true;
+  double epsilon = 0;
+  // numpy's RandomState(random_seed): its legacy int seeding is MT19937's init_genrand,
+  // which std::mt19937 also is.
+  std::mt19937 rng;
+  std::map<size_t, at::Tensor> errors, ps, qs;  // by bucket index
+  int64_t iter = 0;
+  int64_t numelBefore = 0, numelAfter = 0;
+  std::mutex mutex;  // the hook runs on autograd threads; JS reads iter and the stats
+
+  // rng.randint(1_000_000_000) of numpy's legacy RandomState: 32-bit draws masked to
+  // 0x3FFFFFFF (the smallest all-ones mask covering the range), rejected above it.
+  int64_t RandInt() {
+    constexpr uint32_t kRange = 999999999, kMask = 0x3FFFFFFF;
+    uint32_t v;
+    do v = static_cast<uint32_t>(rng()) & kMask;
+    while (v > kRange);
+    return v;
+  }
+
+  // maybe_increase_iter: bucket 0 is the last to be reduced in an iteration.
+  void MaybeIncreaseIter(const c10d::GradBucket& bucket) {
+    if (bucket.isLast()) iter++;
+  }
+};
+
+// _orthogonalize: Gram-Schmidt for a rank up to 2 (or half precision), else QR in place.
+void Orthogonalize(at::Tensor& matrices, double epsilon) {
+  int64_t rank = matrices.size(2);
+  at::ScalarType dtype = matrices.scalar_type();
+  if (rank > 2 && dtype != at::kHalf && dtype != at::kBFloat16) {
+    at::Tensor r = at::empty({matrices.size(0), rank, rank}, matrices.options());
+    at::linalg_qr_out(matrices, r, matrices);
+    return;
+  }
+  // _orthogonalize_gram_schmidt; torch.norm(col, dim=1, keepdim=True) is this vector norm.
+  const std::vector<int64_t> dim1{1};
+  for (int64_t i = 0; i < rank; i++) {
+    at::Tensor col = matrices.slice(2, i, i + 1);
+    at::Tensor norm = at::linalg_vector_norm(col, 2, dim1, true);
+    // epsilon 0: a zero column becomes NaN, as in PyTorch (its ZeroDivisionError never fires for tensors)
+    col.div_(epsilon == 0 ? norm : norm + epsilon);
+    if (i + 1 < rank) {
+      at::Tensor rest = matrices.slice(2, i + 1);
+      rest.sub_(at::sum(col * rest, dim1, true) * col);
+    }
+  }
+}
+
+at::Tensor AllReduceWait(const Group& pg, at::Tensor t) {
+  std::vector<at::Tensor> tensors{std::move(t)};
+  pg->allreduce(tensors)->wait();
+  return tensors[0];
+}
+
+// powerSGD_hook: plain averaging allreduce for the first startIter iterations, then per
+// bucket: the error of the last step added back (error feedback); the gradients that are
+// worth it (1-D ones never are at minCompressionRate >= 1) compressed to P = M Q and
+// Q = Mᵀ P with P, Q of rank `rank`, orthogonalized, summed over the group; the rest summed
+// as one flat tensor and averaged. PyTorch chains these steps in futures; here they run to
+// the end inside the hook, waiting on each allreduce, so every rank issues its collectives in
+// the same order whatever the timing of the autograd thread (a Python rank shares the group
+// only if it waits likewise; test/ddp-powersgd.test.ts wraps powerSGD_hook so).
+class PowerSGDCommHook : public c10d::CommHookInterface {
+ public:
+  PowerSGDCommHook(Group pg, std::shared_ptr<PowerSGDState> state) : pg_(std::move(pg)), state_(std::move(state)) {}
+
+  c10::intrusive_ptr<c10::ivalue::Future> runHook(c10d::GradBucket& bucket) override {
+    PowerSGDState& s = *state_;
+    std::lock_guard<std::mutex> lock(s.mutex);
+    at::Tensor input = bucket.getBufferRef();
+    const int64_t worldSize = pg_->getSize();
+    if (s.iter < s.startIter) {
+      s.MaybeIncreaseIter(bucket);
+      input.div_(worldSize);  // default._allreduce_fut: divide first, then sum
+      std::vector<at::Tensor> tensors{input};
+      return pg_->allreduce(tensors)->getFuture();
+    }
+    const size_t index = bucket.getIndex();
+    const auto options = input.options();
+    at::Tensor inputCopy;
+    if (s.errorFeedback) {
+      auto it = s.errors.find(index);
+      if (it != s.errors.end())
+        input.add_(it->second);
+      else
+        s.errors[index] = at::zeros({input.size(0)}, options);
+      inputCopy = input.clone();
+    }
+
+    // Step I: which gradients are compressed. view(shape[0], -1); a 0-d gradient (where
+    // PyTorch fails on shape[0]) counts as one element.
+    std::vector<at::Tensor> gradients = bucket.getGradients();
+    std::vector<at::Tensor> uncompressed;
+    // tensors to compress grouped by shape, in the order each shape first appears (PyTorch's
+    // defaultdict): the order of P and Q in memory and of the random draws
+    std::vector<std::pair<std::vector<int64_t>, std::vector<at::Tensor>>> byShape;
+    int64_t totalP = 0, totalQ = 0;
+    for (const at::Tensor& g : gradients) {
+      at::Tensor matrix = g.dim() == 0 ? g.view({1, 1}) : g.view({g.size(0), -1});
+      const int64_t n = matrix.size(0), m = matrix.size(1);
+      const int64_t r = std::min({n, m, s.rank});
+      s.numelBefore += n * m;
+      if (static_cast<double>((n + m) * r) * s.minCompressionRate < static_cast<double>(n * m)) {
+        std::vector<int64_t> shape{n, m};
+        auto it = std::find_if(byShape.begin(), byShape.end(), [&](const auto& e) { return e.first == shape; });
+        if (it == byShape.end()) it = byShape.insert(byShape.end(), {shape, {}});
+        it->second.push_back(matrix);
+        totalP += n * r;
+        totalQ += m * r;
+        s.numelAfter += (n + m) * r;
+      } else {
+        uncompressed.push_back(g);
+        s.numelAfter += n * m;
+      }
+    }
+
+    // Step II: the uncompressed gradients as one flat tensor
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor& g : uncompressed) flat.push_back(g.view({-1}));
+    at::Tensor uncompressedMemory = flat.empty() ? at::empty({0}, options) : at::cat(flat);
+
+    // Step III: P and Q in one flat tensor each, kept between steps with warm start
+    bool randomizeQs = false;
+    if (!s.warmStart || s.ps.count(index) == 0) {
+      randomizeQs = true;
+      s.ps[index] = at::empty({totalP}, options);
+      s.qs[index] = at::empty({totalQ}, options);
+    }
+    at::Tensor pMemory = s.ps[index], qMemory = s.qs[index];
+    std::vector<at::Tensor> matrices, ps, qs;
+    int64_t pIdx = 0, qIdx = 0;
+    for (const auto& group : byShape) {
+      for (const at::Tensor& matrix : group.second) {
+        const int64_t n = matrix.size(0), m = matrix.size(1), r = std::min({n, m, s.rank});
+        matrices.push_back(matrix.unsqueeze(0));
+        ps.push_back(pMemory.slice(0, pIdx, pIdx + n * r).view({1, n, r}));
+        qs.push_back(qMemory.slice(0, qIdx, qIdx + m * r).view({1, m, r}));
+        pIdx += n * r;
+        qIdx += m * r;
+      }
+    }
+    if (!randomizeQs) {
+      for (at::Tensor& q : qs) Orthogonalize(q, s.epsilon);
+    } else {
+      // torch.manual_seed(rng.randint(1_000_000_000)) inside fork_rng, then torch.randn on
+      // the CPU: a CPU generator with that seed draws the same numbers and leaves the
+      // global one alone, as fork_rng does
+      at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(s.RandInt()));
+      for (at::Tensor& q : qs) {
+        q.copy_(at::randn(q.sizes(), gen, options.device(at::kCPU)));
+        Orthogonalize(q, s.epsilon);
+      }
+    }
+    for (size_t i = 0; i < matrices.size(); i++) at::bmm_out(ps[i], matrices[i], qs[i]);
+
+    // the uncompressed sum, averaged after it (unlike the plain phase)
+    AllReduceWait(pg_, uncompressedMemory).div_(worldSize);
+    int64_t idx = 0;
+    for (at::Tensor& g : uncompressed) {
+      g.copy_(uncompressedMemory.slice(0, idx, idx + g.numel()).view_as(g));
+      idx += g.numel();
+    }
+    // Ps are orthogonalized after the sum: no need to average them
+    AllReduceWait(pg_, pMemory);
+    for (at::Tensor& p : ps) Orthogonalize(p, s.epsilon);
+    for (size_t i = 0; i < matrices.size(); i++) at::bmm_out(qs[i], matrices[i].transpose(1, 2), ps[i]);
+    AllReduceWait(pg_, qMemory).div_(worldSize);
+    // decompress: M ≈ P Qᵀ, written into the bucket
+    for (size_t i = 0; i < matrices.size(); i++) at::bmm_out(matrices[i], ps[i], qs[i].transpose(1, 2));
+
+    if (s.errorFeedback) s.errors[index] = inputCopy - input;
+    if (!s.warmStart) {
+      s.ps.clear();
+      s.qs.clear();
+    }
+    s.MaybeIncreaseIter(bucket);
+    auto fut = c10::make_intrusive<c10::ivalue::Future>(c10::TensorType::get());
+    fut->markCompleted(c10::IValue(input));
+    return fut;
+  }
+
+  at::Tensor parseHookResult(const c10::IValue& result) override {
+    return result.isTensor() ? result.toTensor() : result.toTensorVector()[0];
+  }
+
+ private:
+  Group pg_;
+  std::shared_ptr<PowerSGDState> state_;
+};
+
+const napi_type_tag kPowerSGDStateTag = {0x7667677470736764ULL, 0x5374617465000001ULL};
+struct PowerSGDStateBox {
+  std::shared_ptr<PowerSGDState> state;
+};
+
+std::shared_ptr<PowerSGDState> UnwrapPowerSGDState(const Napi::Value& v) {
+  if (!v.IsExternal() || !v.As<Napi::External<PowerSGDStateBox>>().CheckTypeTag(&kPowerSGDStateTag))
+    throw ArgumentError("state must be a PowerSGD state handle, got " + Shown(v));
+  return v.As<Napi::External<PowerSGDStateBox>>().Data()->state;
+}
+
+// powerSGDStateNew(rank, startIter, minCompressionRate, errorFeedback, warmStart, epsilon,
+// seed): the options checked by lib/distributed/algorithms/ddpCommHooks/powerSGD.ts.
+Napi::Value PowerSGDStateNew(const Napi::CallbackInfo& info) {
+  auto s = std::make_shared<PowerSGDState>();
+  s->rank = ToInt(info[0], "matrixApproximationRank");
+  s->startIter = ToInt(info[1], "startPowerSGDIter");
+  s->minCompressionRate = ToDouble(info[2], "minCompressionRate");
+  s->errorFeedback = ToBool(info[3], "useErrorFeedback");
+  s->warmStart = ToBool(info[4], "warmStart");
+  s->epsilon = ToDouble(info[5], "orthogonalizationEpsilon");
+  int64_t seed = ToInt(info[6], "randomSeed");
+  if (s->rank < 1 || seed < 0 || seed > 0xFFFFFFFFLL)
+    throw RangeArgumentError("PowerSGDState: matrixApproximationRank or randomSeed out of range");
+  s->rng.seed(static_cast<uint32_t>(seed));
+  auto ext = Napi::External<PowerSGDStateBox>::New(info.Env(), new PowerSGDStateBox{std::move(s)},
+                                                   [](Napi::Env, PowerSGDStateBox* box) { delete box; });
+  ext.TypeTag(&kPowerSGDStateTag);
+  return ext;
+}
+
+// powerSGDStateInfo(state) -> [iter, numelBeforeCompression, numelAfterCompression]
+Napi::Value PowerSGDStateInfo(const Napi::CallbackInfo& info) {
+  auto s = UnwrapPowerSGDState(info[0]);
+  std::lock_guard<std::mutex> lock(s->mutex);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
+  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(s->iter)));
+  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(s->numelBefore)));
+  out.Set(2u, Napi::Number::New(info.Env(), static_cast<double>(s->numelAfter)));
+  return out;
+}
+
+// reducerRegisterCommHook(reducer, kind, group, builtin[, powerSGDState]): kind "allreduce",
+// "fp16", "bf16" or "powerSGD" on `group`. builtin: c10d's own ALLREDUCE / FP16_COMPRESS
 // (they run on the Reducer's group, which the caller has checked `group` is).
 Napi::Value ReducerRegisterCommHook(const Napi::CallbackInfo& info) {
   auto r = GetReducer(info[0]);
   std::string kind = ToString(info[1], "kind");
   Group pg = GetGroup(info[2]);
   bool builtin = ToBool(info[3], "builtin");
-  if (kind != "allreduce" && kind != "fp16" && kind != "bf16")
+  if (kind != "allreduce" && kind != "fp16" && kind != "bf16" && kind != "powerSGD")
     throw RangeArgumentError("DistributedDataParallel.registerCommHook(): unknown hook kind '" + kind + "'");
   if (kind == "bf16" && !VGG_TORCH_GLOO_BFLOAT16 && TheWorld().backend == "gloo")
     throw NativeError(std::string("DistributedDataParallel.registerCommHook(): bf16CompressHook needs a bfloat16 "
                                   "allreduce, and Gloo in libtorch ") +
                       TORCH_VERSION + " has none; use fp16CompressHook");
+  std::shared_ptr<PowerSGDState> powerSGD;
+  if (kind == "powerSGD") powerSGD = UnwrapPowerSGDState(info[4]);
   try {
-    if (builtin && kind != "bf16") {
+    if (powerSGD) {
+      r->register_comm_hook(std::make_unique<PowerSGDCommHook>(pg, powerSGD));
+    } else if (builtin && kind != "bf16") {
       r->register_builtin_comm_hook(kind == "fp16" ? c10d::BuiltinCommHookType::FP16_COMPRESS
                                                    : c10d::BuiltinCommHookType::ALLREDUCE);
     } else {
@@ -825,6 +1077,8 @@ void InitDistributed(Napi::Env env, Napi::Object exports) {
   Export<ReducerPrepareForward>(env, exports, "distReducerPrepareForward");
   Export<ReducerPrepareForBackward>(env, exports, "distReducerPrepareForBackward");
   Export<ReducerRegisterCommHook>(env, exports, "distReducerRegisterCommHook");
+  Export<PowerSGDStateNew>(env, exports, "distPowerSGDStateNew");
+  Export<PowerSGDStateInfo>(env, exports, "distPowerSGDStateInfo");
   Export<MarkExit>(env, exports, "distMarkExit");
   Export<ExitNoteJs>(env, exports, "distExitNote");
 #endif

@@ -446,4 +446,25 @@ export const CASES: BadCall[] = [
     "vt.distributed.launch('w.js', [], { nprocPerNode: 1, maxRestarts: '2' })",
     /launch\(\): maxRestarts must be .*got '2' \(string\)/,
   ],
+  // ---- distributed comm hooks (option checks need no process group) ----
+  [
+    'PowerSGDState early start',
+    'new vt.distributed.algorithms.ddpCommHooks.powerSGD.PowerSGDState(null, { startPowerSGDIter: 1 })',
+    /PowerSGDState\(\): startPowerSGDIter must be > 1 if useErrorFeedback or warmStart is enabled.*got 1/,
+  ],
+  [
+    'PowerSGDState rank 0',
+    'new vt.distributed.algorithms.ddpCommHooks.powerSGD.PowerSGDState(null, { matrixApproximationRank: 0 })',
+    /PowerSGDState\(\): matrixApproximationRank must be .*got 0/,
+  ],
+  [
+    'PowerSGDState misspelt option',
+    'new vt.distributed.algorithms.ddpCommHooks.powerSGD.PowerSGDState(null, { warmstart: false })',
+    /PowerSGDState\(\): unknown option 'warmstart' \(did you mean 'warmStart'\?\)/,
+  ],
+  [
+    'PowerSGDState big seed',
+    'new vt.distributed.algorithms.ddpCommHooks.powerSGD.PowerSGDState(null, { randomSeed: 2 ** 32 })',
+    /PowerSGDState\(\): randomSeed must be between 0 and 2\*\*32 - 1/,
+  ],
 ];

@@ -6,6 +6,7 @@
 import { isGradEnabled, noGrad } from '../../autograd.js';
 import { ProcessGroup, resolveGroup } from '../../distributed/distributedC10d.js';
 import { CommHook } from '../../distributed/algorithms/ddpCommHooks/defaultHooks.js';
+import { PowerSGDState } from '../../distributed/algorithms/ddpCommHooks/powerSGD.js';
 import { native, type Handle } from '../../native.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { checkBoolean, checkOptions, describe } from '../../utils/args.js';
@@ -149,26 +150,36 @@ export class DistributedDataParallel<A extends unknown[] = [Tensor], R = Tensor>
    * `register_comm_hook(state, hook)`: how each gradient bucket is communicated, instead of the
    * default sum divided by the world size. `hook` is one of
    * `distributed.algorithms.ddpCommHooks.defaultHooks` (`allreduceHook`, `fp16CompressHook`,
-   * `bf16CompressHook`); `state` the process group it communicates over (`null`: the world), as
-   * PyTorch's default hooks take. Once per DDP, before its first forward. Inside {@link noSync}
-   * no hook runs: gradients accumulate locally.
+   * `bf16CompressHook`), with `state` the process group it communicates over (`null`: the
+   * world), as PyTorch's default hooks take; or `ddpCommHooks.powerSGD.powerSGDHook` with a
+   * `PowerSGDState`. Once per DDP, before its first forward. Inside {@link noSync} no hook runs:
+   * gradients accumulate locally.
    */
-  registerCommHook(state: ProcessGroup | null | undefined, hook: CommHook): void {
+  registerCommHook(state: ProcessGroup | PowerSGDState | null | undefined, hook: CommHook): void {
     const fn = 'DistributedDataParallel.registerCommHook()';
     if (!(hook instanceof CommHook)) {
       throw new TypeError(
         `${fn}: hook must be one of distributed.algorithms.ddpCommHooks.defaultHooks ` +
-          `(allreduceHook, fp16CompressHook, bf16CompressHook), got ${describe(hook)}` +
+          `(allreduceHook, fp16CompressHook, bf16CompressHook) or ddpCommHooks.powerSGD.powerSGDHook, got ${describe(hook)}` +
           (typeof hook === 'function' ? ': the Reducer runs hooks inside libtorch autograd, where no JS function can run' : ''),
       );
     }
-    if (state !== null && state !== undefined && !(state instanceof ProcessGroup))
+    const powerSGD = hook._kind === 'powerSGD';
+    if (powerSGD && !(state instanceof PowerSGDState)) throw new TypeError(`${fn}: powerSGDHook's state must be a PowerSGDState, got ${describe(state)}`);
+    if (!powerSGD && state !== null && state !== undefined && !(state instanceof ProcessGroup))
       throw new TypeError(`${fn}: state must be a ProcessGroup or null, got ${describe(state)}`);
     if (this._commHook !== null) throw new Error(`${fn}: a communication hook (${this._commHook}) is already registered; it can be registered only once`);
     if (this._forwardCalled) throw new Error(`${fn}: must be called before the first forward`);
-    const group = resolveGroup(fn, state ?? undefined);
+    const groupArg = state instanceof PowerSGDState ? state.processGroup : state;
+    const group = resolveGroup(fn, groupArg ?? undefined);
     // c10d's built-in hooks run on the Reducer's group; on another group the native hook does the same there.
-    native.distReducerRegisterCommHook(this.reducer(), hook._kind, group.id, group.id === this._group.id);
+    native.distReducerRegisterCommHook(
+      this.reducer(),
+      hook._kind,
+      group.id,
+      !powerSGD && group.id === this._group.id,
+      state instanceof PowerSGDState ? state._h : undefined,
+    );
     this._commHook = hook.name;
   }
 

@@ -3,12 +3,13 @@
 // threads where no JS can run, so a hook cannot be a JS function.
 
 /** Which native hook a {@link CommHook} stands for. */
-export type CommHookKind = 'allreduce' | 'fp16' | 'bf16';
+export type CommHookKind = 'allreduce' | 'fp16' | 'bf16' | 'powerSGD';
 
 /**
  * A DDP communication hook for `DistributedDataParallel.registerCommHook(state, hook)`: one of
- * {@link allreduceHook}, {@link fp16CompressHook}, {@link bf16CompressHook}. Its state is the
- * process group to communicate over (`null`: the world), as PyTorch's default hooks take.
+ * {@link allreduceHook}, {@link fp16CompressHook}, {@link bf16CompressHook}, whose state is the
+ * process group to communicate over (`null`: the world), as PyTorch's default hooks take; or
+ * `powerSGD.powerSGDHook`, whose state is a `powerSGD.PowerSGDState`.
  */
 export class CommHook {
   /** @internal */
