@@ -9,13 +9,43 @@
 // Prints the ratios: N × T/N over 1 × T (target >= 0.95) for each, and vgg-torch over PyTorch, from
 // the whole timed run and from the median step (steps vary by ±30 % on a 2-core machine).
 //
-// Run: npm run bench:ddp
+// LINK=1gbit: instead, two hosts in network namespaces joined by a veth pair shaped to that rate
+// (test/netns.ts: tbf, plus netem's delay where the kernel has it; needs root), one rank on each, and
+// for each comm hook (plain allreduce, fp16 and bf16 compression, PowerSGD rank POWERSGD_RANK) the
+// median step time and the bytes each host sent per step (its interface's counters), vgg-torch and
+// PyTorch side by side; then (ACCURACY=1, the default) the accuracy cost of each hook on the main
+// job's recipe (examples/fashion-mnist.ts: tutorial VGG with BN, Fashion-MNIST) trained by 2 ranks on
+// loopback. A hook this libtorch cannot run (bf16 on Gloo before 2.2) is reported, not measured.
+//
+// Run: npm run bench:ddp            LINK=1gbit npm run bench:ddp   (as root)
 // Env: THREADS (default: all usable cores), NPROC (2), BATCH (global, 64), STEPS (8), WARMUP (3),
-//      PYTHON (/usr/bin/python3; 'none' skips the PyTorch side).
+//      PYTHON (/usr/bin/python3; 'none' skips the PyTorch side); with LINK: HOOKS
+//      (allreduce,fp16,bf16,powersgd), POWERSGD_RANK (4), ACCURACY (1), EPOCHS (2), TRAIN_IMAGES (3072).
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type Tensor, distributed, getNumThreads, manualSeed, nn, optim, randint, randn, setNumThreads, tidy, vggTutorial, zeros } from '../lib/index.js';
+import {
+  DataLoader,
+  DistributedSampler,
+  FashionMNIST,
+  Subset,
+  type Tensor,
+  distributed,
+  getNumThreads,
+  manualSeed,
+  nn,
+  optim,
+  randint,
+  randn,
+  setNumThreads,
+  tidy,
+  train,
+  transforms,
+  version,
+  vggTutorial,
+  zeros,
+} from '../lib/index.js';
+import { type Host, makeHosts, netnsUnavailable } from '../test/netns.js';
 import { machine } from './machine.js';
 
 const THREADS = Number(process.env.THREADS ?? getNumThreads());
@@ -32,6 +62,27 @@ interface WorkerResult {
   allreduceMs: number | null;
   params: number;
   stepMs: number[];
+  /** Bytes this rank's host sent over the timed steps (on the shaped link), else null. */
+  txBytes: number | null;
+}
+
+type Hook = 'allreduce' | 'fp16' | 'bf16' | 'powersgd';
+
+/** Bytes this host has sent on its interface (inside its namespace), or null off the shaped link. */
+function txBytes(): number | null {
+  const iface = process.env.GLOO_SOCKET_IFNAME;
+  return iface ? Number(readFileSync(`/sys/class/net/${iface}/statistics/tx_bytes`, 'utf8')) : null;
+}
+
+/** Registers HOOK on a DDP model, as bench/ddp.py registers PyTorch's own. */
+function registerHook(model: nn.parallel.DistributedDataParallel, hook: Hook): void {
+  const hooks = distributed.algorithms.ddpCommHooks;
+  if (hook === 'fp16') model.registerCommHook(null, hooks.defaultHooks.fp16CompressHook);
+  else if (hook === 'bf16') model.registerCommHook(null, hooks.defaultHooks.bf16CompressHook);
+  else if (hook === 'powersgd') {
+    const state = new hooks.powerSGD.PowerSGDState(null, { matrixApproximationRank: Number(process.env.POWERSGD_RANK), startPowerSGDIter: 2 });
+    model.registerCommHook(state, hooks.powerSGD.powerSGDHook);
+  } else if (hook !== 'allreduce') throw new Error(`unknown HOOK ${hook}`);
 }
 
 /** One rank (or the single process): prints a WorkerResult. */
@@ -44,6 +95,7 @@ function worker(): void {
   const net = vggTutorial();
   const params = [...net.parameters()].reduce((n, p) => n + p.numel(), 0);
   const model = world > 1 ? new nn.parallel.DistributedDataParallel(net) : net;
+  if (model instanceof nn.parallel.DistributedDataParallel) registerHook(model, (process.env.HOOK ?? 'allreduce') as Hook);
   const criterion = new nn.CrossEntropyLoss();
   const optimizer = new optim.SGD(model.parameters(), { lr: 0.005, momentum: 0.9 });
   const batch = BATCH / world;
@@ -59,6 +111,7 @@ function worker(): void {
     });
   for (let i = 0; i < WARMUP; i++) step(data[i]);
   if (world > 1) distributed.barrier();
+  const sent = txBytes();
   const t0 = performance.now();
   const stepMs: number[] = [];
   for (let i = WARMUP; i < data.length; i++) {
@@ -68,6 +121,7 @@ function worker(): void {
   }
   if (world > 1) distributed.barrier();
   const seconds = (performance.now() - t0) / 1000;
+  const after = txBytes();
   let allreduceMs: number | null = null;
   if (world > 1) {
     const flat = zeros([params]);
@@ -81,12 +135,30 @@ function worker(): void {
     allreduceMs = times.sort((a, b) => a - b)[1];
     distributed.destroyProcessGroup();
   }
-  const out: WorkerResult = { rank, seconds, images: batch * STEPS, allreduceMs, params, stepMs };
+  const out: WorkerResult = {
+    rank,
+    seconds,
+    images: batch * STEPS,
+    allreduceMs,
+    params,
+    stepMs,
+    txBytes: sent === null || after === null ? null : after - sent,
+  };
   console.log(JSON.stringify(out));
 }
 
-/** `world` ranks of vgg-torch (this file) or of PyTorch (bench/ddp.py). */
-function run(side: 'vgg-torch' | 'pytorch', world: number, threads: number, port: number): Promise<WorkerResult[]> {
+/**
+ * `world` ranks of vgg-torch (this file) or of PyTorch (bench/ddp.py); on `hosts` (one rank each,
+ * rendezvous at the first host's address) when given, else on 127.0.0.1.
+ */
+function run(
+  side: 'vgg-torch' | 'pytorch',
+  world: number,
+  threads: number,
+  port: number,
+  hosts: Host[] | null = null,
+  extra: Record<string, string> = {},
+): Promise<WorkerResult[]> {
   const self = fileURLToPath(import.meta.url);
   const [cmd, args] = side === 'vgg-torch' ? [process.execPath, ['--import', 'tsx', self]] : [PYTHON, [fileURLToPath(new URL('ddp.py', import.meta.url))]];
   return Promise.all(
@@ -100,17 +172,19 @@ function run(side: 'vgg-torch' | 'pytorch', world: number, threads: number, port
             RANK: String(rank),
             LOCAL_RANK: String(rank),
             WORLD_SIZE: String(world),
-            MASTER_ADDR: '127.0.0.1',
+            MASTER_ADDR: hosts ? hosts[0].addr : '127.0.0.1',
             MASTER_PORT: String(port),
             BENCH_THREADS: String(threads),
             OMP_NUM_THREADS: String(threads),
             BATCH: String(BATCH),
             STEPS: String(STEPS),
             WARMUP: String(WARMUP),
+            ...extra,
           };
-          const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+          const opts = { env, stdio: ['ignore', 'pipe', 'inherit'] as ('ignore' | 'pipe' | 'inherit')[] };
+          const child = hosts ? hosts[rank].spawn(cmd, args, opts) : spawn(cmd, args, opts);
           let out = '';
-          child.stdout.on('data', (d) => (out += d));
+          child.stdout!.on('data', (d) => (out += d));
           child.on('close', (code) =>
             code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rank ${rank} exited with ${code}`)),
           );
@@ -127,7 +201,6 @@ async function measure(side: 'vgg-torch' | 'pytorch', port: number) {
   const ips1 = single.images / single.seconds;
   const ipsN = ranks.reduce((n, r) => n + r.images, 0) / Math.max(...ranks.map((r) => r.seconds));
   // From the median step: the slowest rank's median sets the pace.
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const med1 = (1000 * BATCH) / median(single.stepMs);
   const medN = (1000 * BATCH) / Math.max(...ranks.map((r) => median(r.stepMs)));
   return {
@@ -171,5 +244,155 @@ async function main(): Promise<void> {
   );
 }
 
+const LINK = process.env.LINK;
+const HOOKS = (process.env.HOOKS ?? 'allreduce,fp16,bf16,powersgd').split(',') as Hook[];
+const POWERSGD_RANK = process.env.POWERSGD_RANK ?? '4';
+
+/** Why this libtorch cannot run `hook` over Gloo, or null. */
+function cannotRun(hook: Hook): string | null {
+  const [major, minor] = version.torch.split('.').map(Number);
+  return hook === 'bf16' && major * 100 + minor < 202 ? `Gloo reduces bfloat16 from libtorch 2.2; this is ${version.torch}` : null;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Each hook on the shaped link: the slowest rank's median step and the bytes both hosts sent per step. */
+async function linkBench(port: number) {
+  const why = netnsUnavailable();
+  if (why) throw new Error(`LINK=${LINK} needs network namespaces: ${why}`);
+  const net = makeHosts(2, { rate: LINK });
+  const per = Math.max(1, Math.floor(THREADS / 2));
+  const python = PYTHON !== 'none' && existsSync(PYTHON);
+  const rows: Record<string, unknown>[] = [];
+  const summary = (ranks: WorkerResult[]) => ({
+    step_ms: Math.round(Math.max(...ranks.map((r) => median(r.stepMs)))),
+    mb_sent_per_step: +(ranks.reduce((n, r) => n + (r.txBytes ?? 0), 0) / STEPS / 1e6).toFixed(2),
+  });
+  try {
+    for (const hook of HOOKS) {
+      const why = cannotRun(hook);
+      if (why) {
+        rows.push({ hook, skipped: why });
+        continue;
+      }
+      const extra = { HOOK: hook, POWERSGD_RANK };
+      const ours = summary(await run('vgg-torch', 2, per, port++, net.hosts, extra));
+      const theirs = python ? summary(await run('pytorch', 2, per, port++, net.hosts, extra)) : null;
+      rows.push({ hook: hook === 'powersgd' ? `powersgd rank ${POWERSGD_RANK}` : hook, 'vgg-torch': ours, pytorch: theirs });
+      console.error(`bench:ddp link: ${JSON.stringify(rows.at(-1))}`);
+    }
+  } finally {
+    net.destroy();
+  }
+  // Ratios against plain allreduce (bytes, step time) and against PyTorch with the same hook.
+  const plain = rows.find((r) => r.hook === 'allreduce')?.['vgg-torch'] as ReturnType<typeof summary> | undefined;
+  for (const r of rows) {
+    const ours = r['vgg-torch'] as ReturnType<typeof summary> | undefined;
+    const theirs = r.pytorch as ReturnType<typeof summary> | null | undefined;
+    if (!ours) continue;
+    if (plain) {
+      r.bytes_vs_allreduce = +(ours.mb_sent_per_step / plain.mb_sent_per_step).toFixed(3);
+      r.step_vs_allreduce = +(ours.step_ms / plain.step_ms).toFixed(3);
+    }
+    if (theirs) r['step_vgg-torch_over_pytorch'] = +(ours.step_ms / theirs.step_ms).toFixed(3);
+  }
+  return { link: `${net.shaping}, one rank per host, ${per} thread${per > 1 ? 's' : ''} each`, rows };
+}
+
+/** One rank of the main job's recipe under DDP with HOOK (loopback); rank 0 prints the test accuracy. */
+async function accuracyWorker(): Promise<void> {
+  const rank = Number(process.env.RANK);
+  setNumThreads(Number(process.env.BENCH_THREADS));
+  distributed.initProcessGroup({ timeout: 300_000 });
+  const images = Number(process.env.TRAIN_IMAGES ?? 3072);
+  manualSeed(777);
+  const transform = new transforms.Compose([new transforms.ToTensor(), new transforms.Normalize([0.5], [0.5])]);
+  const first = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const trainSet = new Subset(new FashionMNIST({ train: true, transform }), first(images));
+  const testSet = new Subset(new FashionMNIST({ train: false, transform }), first(1000));
+  const net = vggTutorial({ batchNorm: true, inChannels: 1, inputSize: [28, 28] });
+  const model = new nn.parallel.DistributedDataParallel(net);
+  registerHook(model, process.env.HOOK as Hook);
+  const optimizer = new optim.SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+  const result = await train.fit({
+    model,
+    optimizer,
+    scheduler: new optim.StepLR(optimizer, { stepSize: 1, gamma: 0.5 }),
+    trainLoader: new DataLoader(trainSet, { batchSize: 32, sampler: new DistributedSampler(trainSet, { seed: 777 }) }),
+    testLoader: new DataLoader(testSet, { batchSize: 250 }),
+    epochs: Number(process.env.EPOCHS ?? 2),
+    stream: { write: () => true } as unknown as NodeJS.WritableStream,
+    handleSignals: false,
+  });
+  if (rank === 0) console.log(JSON.stringify({ accuracy: result.evaluation!.accuracy }));
+  distributed.destroyProcessGroup();
+}
+
+/** The main job's test accuracy after training with each hook (2 ranks, loopback, fp32). */
+async function accuracyBench(port: number) {
+  const self = fileURLToPath(import.meta.url);
+  const out: Record<string, number | string> = {};
+  for (const hook of HOOKS) {
+    const why = cannotRun(hook);
+    if (why) {
+      out[hook] = `skipped: ${why}`;
+      continue;
+    }
+    const started = performance.now();
+    const outputs = await Promise.all(
+      [0, 1].map(
+        (rank) =>
+          new Promise<string>((resolve, reject) => {
+            const env = {
+              ...process.env,
+              DDP_ACCURACY_WORKER: '1',
+              HOOK: hook,
+              POWERSGD_RANK,
+              RANK: String(rank),
+              WORLD_SIZE: '2',
+              MASTER_ADDR: '127.0.0.1',
+              MASTER_PORT: String(port),
+              BENCH_THREADS: String(Math.max(1, Math.floor(THREADS / 2))),
+            };
+            const child = spawn(process.execPath, ['--import', 'tsx', self], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+            let text = '';
+            child.stdout.on('data', (d) => (text += d));
+            child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`accuracy rank ${rank} (${hook}) exited with ${code}`))));
+          }),
+      ),
+    );
+    port++;
+    const { accuracy } = JSON.parse(outputs[0].trim().split('\n').pop()!) as { accuracy: number };
+    out[hook === 'powersgd' ? `powersgd rank ${POWERSGD_RANK}` : hook] = +accuracy.toFixed(1);
+    console.error(`bench:ddp accuracy: ${hook} ${accuracy.toFixed(1)} % (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
+  return out;
+}
+
+async function mainLink(): Promise<void> {
+  const port = 29000 + Math.floor(Math.random() * 1000);
+  const link = await linkBench(port);
+  const accuracy = process.env.ACCURACY === '0' ? null : await accuracyBench(port + 100);
+  console.log(
+    JSON.stringify(
+      {
+        machine: machine(),
+        model: 'vggTutorial',
+        per_rank_batch: BATCH / 2,
+        steps: STEPS,
+        ...link,
+        main_job_accuracy_percent: accuracy && {
+          recipe: `examples/fashion-mnist.ts (tutorial VGG with BN, ${process.env.TRAIN_IMAGES ?? 3072} images, ${process.env.EPOCHS ?? 2} epochs, global batch 64, fp32), 2 ranks on loopback, 1000 test images`,
+          ...accuracy,
+        },
+      },
+      null,
+      2,
+    ),
+  );
+}
+
 if (process.env.DDP_BENCH_WORKER) worker();
+else if (process.env.DDP_ACCURACY_WORKER) await accuracyWorker();
+else if (LINK) await mainLink();
 else await main();
