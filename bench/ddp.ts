@@ -276,8 +276,17 @@ async function linkBench(port: number) {
         continue;
       }
       const extra = { HOOK: hook, POWERSGD_RANK };
-      const ours = summary(await run('vgg-torch', 2, per, port++, net.hosts, extra));
-      const theirs = python ? summary(await run('pytorch', 2, per, port++, net.hosts, extra)) : null;
+      // A side that fails (PyTorch's powerSGD_hook issues its allreduces from future callbacks, and
+      // Gloo needs every rank to issue collectives in one order) is reported with its error.
+      const side = async (which: 'vgg-torch' | 'pytorch') => {
+        try {
+          return summary(await run(which, 2, per, port++, net.hosts, extra));
+        } catch (e) {
+          return { failed: (e as Error).message };
+        }
+      };
+      const ours = await side('vgg-torch');
+      const theirs = python ? await side('pytorch') : null;
       rows.push({ hook: hook === 'powersgd' ? `powersgd rank ${POWERSGD_RANK}` : hook, 'vgg-torch': ours, pytorch: theirs });
       console.error(`bench:ddp link: ${JSON.stringify(rows.at(-1))}`);
     }
@@ -285,16 +294,17 @@ async function linkBench(port: number) {
     net.destroy();
   }
   // Ratios against plain allreduce (bytes, step time) and against PyTorch with the same hook.
-  const plain = rows.find((r) => r.hook === 'allreduce')?.['vgg-torch'] as ReturnType<typeof summary> | undefined;
+  type Summary = ReturnType<typeof summary>;
+  const measured = (x: unknown): x is Summary => typeof x === 'object' && x !== null && 'step_ms' in x;
+  const plain = rows.find((r) => r.hook === 'allreduce')?.['vgg-torch'];
   for (const r of rows) {
-    const ours = r['vgg-torch'] as ReturnType<typeof summary> | undefined;
-    const theirs = r.pytorch as ReturnType<typeof summary> | null | undefined;
-    if (!ours) continue;
-    if (plain) {
+    const [ours, theirs] = [r['vgg-torch'], r.pytorch];
+    if (!measured(ours)) continue;
+    if (measured(plain)) {
       r.bytes_vs_allreduce = +(ours.mb_sent_per_step / plain.mb_sent_per_step).toFixed(3);
       r.step_vs_allreduce = +(ours.step_ms / plain.step_ms).toFixed(3);
     }
-    if (theirs) r['step_vgg-torch_over_pytorch'] = +(ours.step_ms / theirs.step_ms).toFixed(3);
+    if (measured(theirs)) r['step_vgg-torch_over_pytorch'] = +(ours.step_ms / theirs.step_ms).toFixed(3);
   }
   return { link: `${net.shaping}, one rank per host, ${per} thread${per > 1 ? 's' : ''} each`, rows };
 }
