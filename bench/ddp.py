@@ -43,7 +43,13 @@ def register_hook(model, hook):
     elif hook == 'powersgd':
         state = ps.PowerSGDState(process_group=None, matrix_approximation_rank=int(os.environ['POWERSGD_RANK']),
                                  start_powerSGD_iter=2)
-        model.register_comm_hook(state, ps.powerSGD_hook)
+        def waited(state, bucket):
+            # powerSGD_hook itself, waited for: its chained allreduces, issued from future callbacks,
+            # can reach Gloo in another order on each rank (a size mismatch abort); vgg-torch's waits too.
+            fut = ps.powerSGD_hook(state, bucket)
+            fut.wait()
+            return fut
+        model.register_comm_hook(state, waited)
     else:
         raise ValueError(f'unknown HOOK {hook}')
 
