@@ -2,12 +2,13 @@
 // endpoint (POST /explanations/<model>, lib/serve/explain.ts): the endpoint
 // against the library's gradCam() on the same preprocessed image, its bad
 // input answered as /predictions answers it, and the page in headless Chromium.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium, runBrowser } from './browser.js';
 import {
   F,
   type Tensor,
@@ -33,8 +34,6 @@ const CLASSES = ['tabby cat', 'golden retriever', 'barn owl', 'red fox', 'goldfi
 
 // Chromium as test/train-chart.test.ts runs it: skipped where it is missing (lane 2's
 // chroot may have none), except in CI on this machine, where a missing browser fails.
-const CHROMIUM = '/usr/bin/chromium';
-const runBrowser = existsSync(CHROMIUM) || process.env.CI === 'true';
 if (!runBrowser) console.warn(`test/serve-page.test.ts: the Chromium tests are skipped: ${CHROMIUM} is missing`);
 
 /** Where the screenshot goes: $VGG_TORCH_ARTIFACTS, or tmp/artifacts in the repository (git ignores /tmp/). */
@@ -215,18 +214,7 @@ describe.skipIf(!runBrowser)('the page in headless Chromium', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

@@ -7,8 +7,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CHROMIUM, launchChromium, runBrowser } from './browser.js';
 import { renderChartHtml, writeChartHtml } from '../lib/train/chart.js';
 import { startLiveServer } from '../lib/train/live.js';
 import { MetricsLog, type BatchRecord, type EpochRecord, type EvalRecord, type MetricsRecord } from '../lib/train/metricsLog.js';
@@ -308,8 +309,6 @@ describe('startLiveServer over HTTP', () => {
 });
 
 // Chromium: skipped where it is missing, except in CI, where a missing browser fails.
-const CHROMIUM = '/usr/bin/chromium';
-const runBrowser = existsSync(CHROMIUM) || process.env.CI === 'true';
 
 // A failed beforeAll fails the file but counts no failed test; this names the cause.
 it.runIf(process.env.CI === 'true')('Chromium is installed (CI)', () => {
@@ -362,18 +361,7 @@ describe.skipIf(!runBrowser)('chart pages in headless Chromium', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
