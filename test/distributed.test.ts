@@ -255,7 +255,7 @@ describe.skipIf(!available)('distributed: failures end with a clear error within
     );
     expect(r0.status).toBe(4);
     expect(result<string>(r1)).toMatch(
-      /^collective failed on rank 1: .+(\(rank 0 exited with code 4\)|\(the store on rank 0 at 127\.0\.0\.1 cannot be reached: rank 0 has probably exited\))$/,
+      /^collective failed on rank 1: .+(\(rank 0 exited with code 4\)|\(the store on rank 0 at 127\.0\.0\.1 cannot be reached either: rank 0 has exited or its host is unreachable; check node 0's log and the network\))$/,
     );
   }, 30_000);
 });
